@@ -1,0 +1,45 @@
+"""Errors raised by the `loyalty` package: one flat list, each a subclass of LoyaltyError."""
+
+
+class LoyaltyError(Exception):
+    """Base class of every error raised on purpose by the `loyalty` package."""
+
+
+class ProgramConfigError(LoyaltyError):
+    """The programme rules file is missing, malformed or invalid; the message names the file and the field."""
+
+
+class UnknownCurrencyError(LoyaltyError):
+    """An order is in a currency the programme has no earning rate for."""
+
+
+class UnknownTierError(LoyaltyError, ValueError):
+    """A tier name that the programme does not define."""
+
+
+class UnknownMemberError(LoyaltyError):
+    """No member with this id is enrolled."""
+
+
+class InvalidAmountError(LoyaltyError, ValueError):
+    """A points amount that is zero, negative where it must be positive, or not an integer."""
+
+
+class InsufficientPointsError(LoyaltyError):
+    """A redemption or deduction larger than the member's available points; nothing was written."""
+
+
+class UnknownOrderError(LoyaltyError):
+    """The order is not in the ledger (for release) or a refund names a line the order does not have."""
+
+
+class RefundExceedsOrderError(LoyaltyError):
+    """A refund asks to reverse more than is left of the order; nothing was written."""
+
+
+class ConcurrentUpdateError(LoyaltyError):
+    """Other writers kept changing the member while this operation retried; safe to retry later."""
+
+
+class NotDueError(LoyaltyError):
+    """A scheduled step (expiry of a lot) was asked for before its date."""
