@@ -1,0 +1,783 @@
+"""The points ledger on DynamoDB: every operation is one atomic, idempotent transaction.
+
+See loyalty/ledger.py for the invariants and the lot stream. Each write is a TransactWriteItems whose
+first item is the immutable entry, put with ``attribute_not_exists``; the entry's key derives from the
+source event, so a redelivery fails that condition and returns the original entry. Counters change by
+``ADD`` or under a condition on the value read (optimistic concurrency), never by writing back a balance
+read earlier; a lost race is retried with jittered backoff.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from loyalty.adapters.dynamodb_models import (
+    ENTRY_PREFIX,
+    MEMBER_SK,
+    ORDER_SK,
+    EntryItem,
+    LoyaltyItem,
+    MemberItem,
+    OrderItem,
+    member_pk,
+    order_pk,
+)
+from loyalty.earning import Order, earn_for_order
+from loyalty.errors import (
+    ConcurrentUpdateError,
+    InsufficientPointsError,
+    InvalidAmountError,
+    NotDueError,
+    RefundExceedsOrderError,
+    UnknownMemberError,
+    UnknownOrderError,
+)
+from loyalty.ledger import (
+    Entry,
+    EntryKind,
+    HistoryPage,
+    LedgerResult,
+    Lot,
+    MemberSummary,
+    ParkedRefund,
+    expirable,
+    month_key,
+    months_back,
+    points_kept,
+)
+from loyalty.program import ProgramRules
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 25
+_CONDITION_FAILED = "ConditionalCheckFailed"
+_CONFLICT = "TransactionConflict"
+BONUS_KINDS = ("signup", "birthday", "referral", "review")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Retry(Exception):
+    """Internal: a concurrent writer changed what this attempt read; try again."""
+
+
+def order_key_of(shop: str, order_id: str) -> str:
+    return f"{shop}#{order_id}"
+
+
+class Ledger:
+    """The points ledger of one programme. Clients are created once and reused."""
+
+    def __init__(self, rules: ProgramRules, clock: Callable[[], datetime] = utc_now) -> None:
+        self.rules = rules
+        self.clock = clock
+        meta = LoyaltyItem.Meta
+        self._connection = Connection(region=meta.region, host=meta.host)
+
+    # ---------------------------------------------------------------- members
+
+    def enrol(self, member_id: str, email: str | None = None) -> bool:
+        """Enrol a member; True if new, False if already enrolled (nothing changes)."""
+        now = self.clock()
+        member = MemberItem(
+            member_pk(member_id),
+            MEMBER_SK,
+            member_id=member_id,
+            email=email,
+            email_key=email.strip().lower() if email else None,
+            enrolled_at=now,
+            last_activity=now,
+            qualifying={},
+        )
+        try:
+            member.save(condition=MemberItem.pk.does_not_exist())
+        except PutError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def erase_personal_data(self, member_id: str) -> None:
+        """GDPR erasure: the member's personal data goes, the amounts stay (entries hold none)."""
+        member = MemberItem(member_pk(member_id), MEMBER_SK)
+        member.update(
+            actions=[MemberItem.email.remove(), MemberItem.email_key.remove()],
+            condition=MemberItem.pk.exists(),
+        )
+
+    # ---------------------------------------------------------------- orders
+
+    def accrue(self, member_id: str, order: Order) -> LedgerResult:
+        """Earn pending points for a paid order, then apply any refund that arrived before it."""
+        key = order_key_of(order.shop, order.order_id)
+        result = self._retrying(lambda: self._accrue_once(member_id, order, key))
+        self._apply_parked_refunds(key)
+        return result
+
+    def _accrue_once(self, member_id: str, order: Order, key: str) -> LedgerResult:
+        member, existing = self._get_member_and_order(member_id, key)
+        if existing is not None and existing.member_id is not None:
+            return self._original(existing.member_id, f"accrual#{key}")
+        now = self.clock()
+        today = self.rules.local_date(now)
+        tier = self.rules.tier_for(_qualifying_in_window(member, today, self.rules.qualification.window_months))
+        earning = earn_for_order(self.rules, order, tier.name)
+        line_points = {line.line_id: line.points for line in earning.lines}
+        lines = {
+            line.line_id: {"q": line.quantity, "ql": line.quantity, "p": line_points.get(line.line_id, 0)}
+            for line in order.lines
+        }
+        for state in lines.values():
+            state["pl"] = state["p"]
+        earned_on = self.rules.local_date(order.placed_at)
+        release_on = self.rules.release_date(earned_on)
+        qualifying_month = month_key(earned_on)
+        source_key = f"accrual#{key}"
+        campaigns = f", campaigns {', '.join(earning.campaigns)}" if earning.campaigns else ""
+        entry = self._entry_item(
+            member_id,
+            source_key,
+            EntryKind.ACCRUAL,
+            now,
+            pending=earning.points,
+            lifetime=earning.points,
+            qualifying=earning.qualifying_points,
+            reason=(
+                f"Order {order.order_id} ({order.shop}): {earning.points} points pending until {release_on}, "
+                f"tier {tier.name}{campaigns}"
+            ),
+            source=order.shop,
+            order_key=key,
+            campaigns=list(earning.campaigns) or None,
+            lines={line_id: state["p"] for line_id, state in lines.items()},
+        )
+        order_item = OrderItem(order_pk(key), ORDER_SK)
+        parked_seen = existing.parked_count if existing is not None else 0
+        order_actions: list[Action] = [
+            OrderItem.type.set(OrderItem),  # the update may create the item: it needs its discriminator
+            OrderItem.member_id.set(member_id),
+            OrderItem.status.set("pending"),
+            OrderItem.earned.set(earning.points),
+            OrderItem.left.set(earning.points),
+            OrderItem.qualifying_earned.set(earning.qualifying_points),
+            OrderItem.qualifying_left.set(earning.qualifying_points),
+            OrderItem.qualifying_month.set(qualifying_month),
+            OrderItem.earned_on.set(earned_on.isoformat()),
+            OrderItem.lines.set(lines),
+            OrderItem.due_pk.set(f"RELEASE#{release_on.isoformat()}"),
+            OrderItem.due_sk.set(order_pk(key)),
+        ]
+        order_condition = OrderItem.member_id.does_not_exist() & (
+            OrderItem.parked_count.does_not_exist() | (OrderItem.parked_count == parked_seen)
+        )
+        member_actions = [
+            MemberItem.pending.add(earning.points),
+            MemberItem.lifetime.add(earning.points),
+            MemberItem.qualifying[qualifying_month].set(
+                (MemberItem.qualifying[qualifying_month] | 0) + earning.qualifying_points
+            ),
+            MemberItem.last_activity.set(now),
+        ]
+        reasons = self._commit(
+            entry,
+            [
+                (order_item, order_actions, order_condition),
+                (MemberItem(member_pk(member_id), MEMBER_SK), member_actions, MemberItem.pk.exists()),
+            ],
+        )
+        if reasons is None:
+            return LedgerResult(entry=_entry_from_item(entry))
+        if reasons[0] == _CONDITION_FAILED:
+            return self._original(member_id, source_key)
+        if reasons[2] == _CONDITION_FAILED:
+            raise UnknownMemberError(member_id)
+        raise _Retry  # the order changed under us (a refund was parked) or a transaction conflict
+
+    def reverse(
+        self, shop: str, order_id: str, refund_id: str, lines: Mapping[str, int] | None = None
+    ) -> LedgerResult | ParkedRefund:
+        """Reverse what an order earned for a refund: ``lines`` maps line id to refunded quantity (None: all).
+
+        A refund for an order not yet in the ledger is parked on the order and applied when it is earned.
+        """
+        if lines is not None:
+            for line_id, quantity in lines.items():
+                if not isinstance(quantity, int) or quantity <= 0:
+                    raise InvalidAmountError(f"refund quantity for line {line_id} must be a positive integer")
+        key = order_key_of(shop, order_id)
+        return self._retrying(lambda: self._reverse_once(key, refund_id, lines))
+
+    def _reverse_once(self, key: str, refund_id: str, lines: Mapping[str, int] | None) -> LedgerResult | ParkedRefund:
+        order = _get(OrderItem, order_pk(key), ORDER_SK)
+        if order is None or order.member_id is None:
+            return self._park_refund(key, refund_id, lines, order)
+        member_id = order.member_id
+        source_key = f"reversal#{key}#{refund_id}"
+        if refund_id in (order.refunds or set()):
+            return self._original(member_id, source_key)
+        state: dict[str, dict[str, int]] = {
+            k: {f: int(v) for f, v in s.items()} for k, s in order.lines.as_dict().items()
+        }
+        wanted = dict(lines) if lines is not None else {k: s["ql"] for k, s in state.items() if s["ql"] > 0}
+        if not wanted:
+            raise RefundExceedsOrderError(f"order {key} has nothing left to refund")
+        reversed_lines: dict[str, int] = {}
+        order_actions: list[Action] = []
+        order_condition: Condition = OrderItem.status == order.status
+        for line_id, quantity in wanted.items():
+            if line_id not in state:
+                raise UnknownOrderError(f"order {key} has no line {line_id}")
+            line = state[line_id]
+            if quantity > line["ql"]:
+                raise RefundExceedsOrderError(
+                    f"refund {refund_id} asks for {quantity} of line {line_id} of order {key}; {line['ql']} left"
+                )
+            quantity_left = line["ql"] - quantity
+            kept = points_kept(line["p"], line["q"], quantity_left)
+            reversed_lines[line_id] = line["pl"] - kept
+            order_actions += [
+                OrderItem.lines[line_id]["ql"].set(quantity_left),
+                OrderItem.lines[line_id]["pl"].set(kept),
+            ]
+            order_condition &= OrderItem.lines[line_id]["ql"] == line["ql"]
+        points = sum(reversed_lines.values())
+        left = int(order.left or 0) - points
+        earned = int(order.earned or 0)
+        qualifying_kept = points_kept(int(order.qualifying_earned or 0), earned, left)
+        qualifying = int(order.qualifying_left or 0) - qualifying_kept
+        order_actions += [
+            OrderItem.left.set(left),
+            OrderItem.qualifying_left.set(qualifying_kept),
+            OrderItem.refunds.add({refund_id}),
+        ]
+        now = self.clock()
+        month = order.qualifying_month or month_key(self.rules.local_date(now))
+        member_actions: list[Action] = [
+            MemberItem.lifetime.add(-points),
+            MemberItem.qualifying[month].set((MemberItem.qualifying[month] | 0) - qualifying),
+            MemberItem.last_activity.set(now),
+        ]
+        member_condition: Condition = MemberItem.pk.exists()
+        take = unrecovered = 0
+        if order.status == "released":
+            member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+            if member is None:
+                raise UnknownMemberError(member_id)
+            take = min(points, int(member.available))
+            unrecovered = points - take
+            member_actions += [MemberItem.available.add(-take), MemberItem.consumed.add(take)]
+            member_condition &= MemberItem.available >= take
+            reason = f"Refund {refund_id} of order {key}: {take} available points reversed"
+            if unrecovered:
+                reason += f" ({unrecovered} already spent, not recovered)"
+        else:
+            member_actions.append(MemberItem.pending.add(-points))
+            reason = f"Refund {refund_id} of order {key}: {points} pending points cancelled"
+            if left == 0:
+                order_actions += [OrderItem.status.set("cancelled"), OrderItem.due_pk.remove()]
+        entry = self._entry_item(
+            member_id,
+            source_key,
+            EntryKind.REVERSAL,
+            now,
+            points=-take,
+            pending=-points if order.status != "released" else 0,
+            lifetime=-points,
+            qualifying=-qualifying,
+            reason=reason,
+            source=key.split("#", 1)[0],
+            order_key=key,
+            lines=reversed_lines,
+            unrecovered=unrecovered,
+        )
+        reasons = self._commit(
+            entry,
+            [
+                (OrderItem(order_pk(key), ORDER_SK), order_actions, order_condition),
+                (MemberItem(member_pk(member_id), MEMBER_SK), member_actions, member_condition),
+            ],
+        )
+        if reasons is None:
+            return LedgerResult(entry=_entry_from_item(entry))
+        if reasons[0] == _CONDITION_FAILED:
+            return self._original(member_id, source_key)
+        raise _Retry
+
+    def _park_refund(
+        self, key: str, refund_id: str, lines: Mapping[str, int] | None, order: OrderItem | None
+    ) -> ParkedRefund:
+        if order is not None and order.parked is not None and refund_id in order.parked.as_dict():
+            return ParkedRefund(order_key=key, refund_id=refund_id, duplicate=True)
+        item = OrderItem(order_pk(key), ORDER_SK)
+        actions: list[Action] = [OrderItem.type.set(OrderItem), OrderItem.parked_count.add(1)]
+        if order is None or order.parked is None:
+            actions.append(OrderItem.parked.set({refund_id: dict(lines or {})}))
+            condition = OrderItem.pk.does_not_exist()
+        else:
+            actions.append(OrderItem.parked[refund_id].set(dict(lines or {})))
+            condition = OrderItem.member_id.does_not_exist() & (OrderItem.parked_count == order.parked_count)
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as error:
+            if _is_condition_failure(error):
+                raise _Retry from error  # the order arrived or another refund was parked meanwhile
+            raise
+        return ParkedRefund(order_key=key, refund_id=refund_id)
+
+    def _apply_parked_refunds(self, key: str) -> None:
+        order = _get(OrderItem, order_pk(key), ORDER_SK)
+        if order is None or order.parked is None:
+            return
+        shop, order_id = key.split("#", 1)
+        for refund_id, lines in order.parked.as_dict().items():
+            quantities = {line_id: int(quantity) for line_id, quantity in lines.items()} or None
+            self.reverse(shop, order_id, refund_id, quantities)
+
+    def release(self, shop: str, order_id: str) -> LedgerResult | None:
+        """Make an order's pending points available (a new lot). None if nothing was pending."""
+        key = order_key_of(shop, order_id)
+        return self._retrying(lambda: self._release_once(key))
+
+    def _release_once(self, key: str) -> LedgerResult | None:
+        order = _get(OrderItem, order_pk(key), ORDER_SK)
+        if order is None or order.member_id is None:
+            raise UnknownOrderError(f"order {key} is not in the ledger")
+        member_id = order.member_id
+        source_key = f"release#{key}"
+        if order.status == "released":
+            return self._original(member_id, source_key)
+        if order.status != "pending":
+            return None
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
+        points = int(order.left or 0)
+        now = self.clock()
+        earned_on = date.fromisoformat(order.earned_on) if order.earned_on else self.rules.local_date(now)
+        entry, member_actions, member_condition = self._new_lot(
+            member,
+            source_key,
+            EntryKind.RELEASE,
+            now,
+            points,
+            earned_on,
+            reason=f"Order {key}: return window passed, {points} points available",
+            source=key.split("#", 1)[0],
+            order_key=key,
+        )
+        entry.pending = -points
+        member_actions.append(MemberItem.pending.add(-points))
+        reasons = self._commit(
+            entry,
+            [
+                (
+                    OrderItem(order_pk(key), ORDER_SK),
+                    [OrderItem.status.set("released"), OrderItem.due_pk.remove()],
+                    (OrderItem.status == "pending") & (OrderItem.left == points),
+                ),
+                (MemberItem(member_pk(member_id), MEMBER_SK), member_actions, member_condition),
+            ],
+        )
+        if reasons is None:
+            return LedgerResult(entry=_entry_from_item(entry))
+        if reasons[0] == _CONDITION_FAILED:
+            return self._original(member_id, source_key)
+        raise _Retry
+
+    def release_due(self, on: date) -> int:
+        """Release every order whose return window ended on or before ``on`` and is due that day."""
+        released = 0
+        for item in LoyaltyItem.due.query(f"RELEASE#{on.isoformat()}"):
+            shop, order_id = item.pk.removeprefix("ORDER#").split("#", 1)
+            if self.release(shop, order_id) is not None:
+                released += 1
+        return released
+
+    # ---------------------------------------------------------------- points outside orders
+
+    def redeem(self, member_id: str, points: int, redemption_id: str, reason: str) -> LedgerResult:
+        """Spend available points, oldest first. Beyond the balance: InsufficientPointsError, nothing written."""
+        _require_positive(points)
+        return self._retrying(
+            lambda: self._consume(member_id, points, f"redemption#{redemption_id}", EntryKind.REDEMPTION, reason)
+        )
+
+    def adjust(self, member_id: str, points: int, actor: str, reason: str, adjustment_id: str) -> LedgerResult:
+        """Goodwill credit (positive) or deduction (negative, never below zero) by a named actor."""
+        if not isinstance(points, int) or points == 0:
+            raise InvalidAmountError("an adjustment must be a non-zero integer number of points")
+        if not actor or not reason:
+            raise InvalidAmountError("an adjustment needs the actor who made it and a reason")
+        source_key = f"adjustment#{adjustment_id}"
+        text = f"Goodwill by {actor}: {reason}"
+        if points < 0:
+            return self._retrying(
+                lambda: self._consume(member_id, -points, source_key, EntryKind.ADJUSTMENT, text, actor=actor)
+            )
+        return self._retrying(
+            lambda: self._credit(member_id, points, source_key, EntryKind.ADJUSTMENT, text, actor=actor)
+        )
+
+    def bonus(self, member_id: str, kind: str, source_id: str, points: int | None = None) -> LedgerResult:
+        """Bonus for an action (signup, birthday, referral, review); by default the programme's amount."""
+        if kind not in BONUS_KINDS:
+            raise InvalidAmountError(f"unknown bonus kind {kind!r}; expected one of {', '.join(BONUS_KINDS)}")
+        amount = int(getattr(self.rules.bonuses, kind)) if points is None else points
+        _require_positive(amount)
+        return self._retrying(
+            lambda: self._credit(member_id, amount, f"bonus#{kind}#{source_id}", EntryKind.BONUS, f"{kind} bonus")
+        )
+
+    def expire(self, member_id: str, lot_source_key: str) -> LedgerResult | None:
+        """Expire what is left of a due lot (an explicit entry). None if nothing was left to expire."""
+        return self._retrying(lambda: self._expire_once(member_id, lot_source_key))
+
+    def _expire_once(self, member_id: str, lot_source_key: str) -> LedgerResult | None:
+        pk = member_pk(member_id)
+        items = {item.sk: item for item in _batch_get([(pk, MEMBER_SK), (pk, ENTRY_PREFIX + lot_source_key)])}
+        member, lot = items.get(MEMBER_SK), items.get(ENTRY_PREFIX + lot_source_key)
+        if not isinstance(member, MemberItem):
+            raise UnknownMemberError(member_id)
+        if not isinstance(lot, EntryItem) or lot.lot_end is None or lot.expires_on is None:
+            raise UnknownOrderError(f"member {member_id} has no lot {lot_source_key}")
+        now = self.clock()
+        if date.fromisoformat(lot.expires_on) >= self.rules.local_date(now):
+            raise NotDueError(f"lot {lot_source_key} is valid until {lot.expires_on}; it expires the day after")
+        source_key = f"expiry#{lot_source_key}"
+        consumed = int(member.consumed)
+        points = expirable(int(lot.lot_end), consumed)
+        if points == 0:
+            return None
+        entry = self._entry_item(
+            member_id,
+            source_key,
+            EntryKind.EXPIRY,
+            now,
+            points=-points,
+            reason=f"{points} points from {lot_source_key} expired (valid until {lot.expires_on})",
+        )
+        member_actions: list[Action] = [
+            MemberItem.consumed.set(int(lot.lot_end)),
+            MemberItem.available.add(-points),
+            MemberItem.expired.add(points),
+        ]
+        reasons = self._commit(entry, [(MemberItem(pk, MEMBER_SK), member_actions, MemberItem.consumed == consumed)])
+        if reasons is None:
+            return LedgerResult(entry=_entry_from_item(entry))
+        if reasons[0] == _CONDITION_FAILED:
+            return self._original(member_id, source_key)
+        raise _Retry
+
+    def expire_due(self, on: date) -> int:
+        """Expire every lot whose last valid day was the day before ``on``; found through the due-date index."""
+        expired = 0
+        for item in LoyaltyItem.due.query(f"EXPIRE#{on.isoformat()}"):
+            if isinstance(item, EntryItem) and self.expire(item.member_id, item.source_key) is not None:
+                expired += 1
+        return expired
+
+    def _consume(
+        self, member_id: str, points: int, source_key: str, kind: EntryKind, reason: str, actor: str | None = None
+    ) -> LedgerResult:
+        entry = self._entry_item(member_id, source_key, kind, self.clock(), points=-points, reason=reason, actor=actor)
+        actions: list[Action] = [MemberItem.available.add(-points), MemberItem.consumed.add(points)]
+        if kind is EntryKind.REDEMPTION:
+            actions.append(MemberItem.redeemed.add(points))
+        reasons = self._commit(
+            entry,
+            [
+                (
+                    MemberItem(member_pk(member_id), MEMBER_SK),
+                    actions,
+                    MemberItem.pk.exists() & (MemberItem.available >= points),
+                )
+            ],
+        )
+        if reasons is None:
+            return LedgerResult(entry=_entry_from_item(entry))
+        if reasons[0] == _CONDITION_FAILED:
+            return self._original(member_id, source_key)
+        if reasons[1] == _CONDITION_FAILED:
+            member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+            if member is None:
+                raise UnknownMemberError(member_id)
+            raise InsufficientPointsError(
+                f"member {member_id} has {int(member.available)} points available; {points} asked"
+            )
+        raise _Retry
+
+    def _credit(
+        self, member_id: str, points: int, source_key: str, kind: EntryKind, reason: str, actor: str | None = None
+    ) -> LedgerResult:
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
+        now = self.clock()
+        entry, actions, condition = self._new_lot(
+            member, source_key, kind, now, points, self.rules.local_date(now), reason=reason, actor=actor
+        )
+        entry.lifetime = points
+        actions += [MemberItem.lifetime.add(points), MemberItem.last_activity.set(now)]
+        reasons = self._commit(entry, [(MemberItem(member_pk(member_id), MEMBER_SK), actions, condition)])
+        if reasons is None:
+            return LedgerResult(entry=_entry_from_item(entry))
+        if reasons[0] == _CONDITION_FAILED:
+            return self._original(member_id, source_key)
+        raise _Retry
+
+    def _new_lot(
+        self,
+        member: MemberItem,
+        source_key: str,
+        kind: EntryKind,
+        now: datetime,
+        points: int,
+        earned_on: date,
+        **fields: Any,
+    ) -> tuple[EntryItem, list[Action], Condition]:
+        """An entry adding ``points`` at the end of the member's lot stream, with the member update it needs."""
+        start = int(member.released)
+        expires_on = self.rules.expiry_date(earned_on)
+        if member.lot_expiry_max and date.fromisoformat(member.lot_expiry_max) > expires_on:
+            expires_on = date.fromisoformat(member.lot_expiry_max)  # never before an older lot: FIFO stays true
+        entry = self._entry_item(member.member_id, source_key, kind, now, points=points, **fields)
+        if points > 0:
+            entry.lot_start = start
+            entry.lot_end = start + points
+            entry.expires_on = expires_on.isoformat()
+            entry.due_pk = f"EXPIRE#{(expires_on + timedelta(days=1)).isoformat()}"  # valid through expires_on
+            entry.due_sk = f"{entry.pk}#{entry.sk}"
+        actions: list[Action] = [
+            MemberItem.available.add(points),
+            MemberItem.released.add(points),
+            MemberItem.lot_expiry_max.set(expires_on.isoformat()),
+        ]
+        return entry, actions, MemberItem.released == start
+
+    # ---------------------------------------------------------------- queries
+
+    def summary(self, member_id: str) -> MemberSummary:
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
+        today = self.rules.local_date(self.clock())
+        qualifying = _qualifying_in_window(member, today, self.rules.qualification.window_months)
+        next_on: date | None = None
+        next_points = 0
+        for lot in self._open_lots(member):
+            if next_on is not None and lot.expires_on != next_on:
+                break
+            next_on = lot.expires_on
+            next_points += lot.remaining
+        return MemberSummary(
+            member_id=member_id,
+            available=int(member.available),
+            pending=int(member.pending),
+            lifetime=int(member.lifetime),
+            qualifying=qualifying,
+            tier=self.rules.tier_for(qualifying).name,
+            next_expiry_on=next_on,
+            next_expiry_points=next_points,
+            enrolled_at=member.enrolled_at,
+            last_activity=member.last_activity,
+        )
+
+    def open_lots(self, member_id: str) -> list[Lot]:
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
+        return list(self._open_lots(member))
+
+    def _open_lots(self, member: MemberItem) -> Iterator[Lot]:
+        consumed = int(member.consumed)
+        for item in LoyaltyItem.open_lots.query(
+            member.pk, LoyaltyItem.lot_end > consumed, consistent_read=True, page_size=25
+        ):
+            assert isinstance(item, EntryItem) and item.lot_start is not None and item.expires_on is not None
+            end = int(item.lot_end or 0)
+            yield Lot(
+                source_key=item.source_key,
+                earned_at=item.created_at,
+                expires_on=date.fromisoformat(item.expires_on),
+                points=end - int(item.lot_start),
+                remaining=end - max(consumed, int(item.lot_start)),
+            )
+
+    def history(self, member_id: str, limit: int = 20, cursor: str | None = None) -> HistoryPage:
+        """Entries newest first, ``limit`` a page; each says why it was written."""
+        if not 1 <= limit <= 100:
+            raise InvalidAmountError("history page size must be between 1 and 100")
+        start_key = json.loads(base64.urlsafe_b64decode(cursor)) if cursor else None
+        results = LoyaltyItem.by_time.query(
+            member_pk(member_id), scan_index_forward=False, limit=limit, last_evaluated_key=start_key
+        )
+        entries = tuple(_entry_from_item(item) for item in results if isinstance(item, EntryItem))
+        last_key = results.last_evaluated_key
+        next_cursor = base64.urlsafe_b64encode(json.dumps(last_key).encode()).decode() if last_key else None
+        return HistoryPage(entries=entries, cursor=next_cursor)
+
+    def entries(self, member_id: str) -> Iterator[Entry]:
+        """Every entry of a member, in key order (for audits and invariant checks)."""
+        for item in LoyaltyItem.query(
+            member_pk(member_id), LoyaltyItem.sk.startswith(ENTRY_PREFIX), consistent_read=True
+        ):
+            if isinstance(item, EntryItem):
+                yield _entry_from_item(item)
+
+    def check_invariants(self, member_id: str) -> list[str]:
+        """The ledger invariants for one member; returns what is violated (empty when all hold)."""
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
+        entries = list(self.entries(member_id))
+        problems = []
+        sums = {
+            "available": sum(e.points for e in entries),
+            "pending": sum(e.pending for e in entries),
+            "lifetime": sum(e.lifetime for e in entries),
+            "released": sum((e.lot_end or 0) - (e.lot_start or 0) for e in entries),
+            "expired": -sum(e.points for e in entries if e.kind is EntryKind.EXPIRY),
+            "redeemed": -sum(e.points for e in entries if e.kind is EntryKind.REDEMPTION),
+        }
+        for name, total in sums.items():
+            if int(getattr(member, name)) != total:
+                problems.append(f"{name} is {int(getattr(member, name))} but its entries sum to {total}")
+        qualifying = sum(int(v) for v in member.qualifying.as_dict().values())
+        if qualifying != sum(e.qualifying for e in entries):
+            problems.append(f"qualifying is {qualifying} but entries sum to {sum(e.qualifying for e in entries)}")
+        if int(member.available) < 0 or int(member.pending) < 0:
+            problems.append(f"negative balance: available {member.available}, pending {member.pending}")
+        if int(member.released) - int(member.consumed) != int(member.available):
+            problems.append("available differs from released minus consumed")
+        lots = sorted((e for e in entries if e.lot_end is not None), key=lambda e: e.lot_start or 0)
+        for older, newer in itertools.pairwise(lots):
+            if older.lot_end != newer.lot_start:
+                problems.append(f"lot stream has a gap or overlap at {older.source_key}")
+            if older.expires_on and newer.expires_on and older.expires_on > newer.expires_on:
+                problems.append(f"lot {newer.source_key} expires before the older {older.source_key}")
+        return problems
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _get_member_and_order(self, member_id: str, key: str) -> tuple[MemberItem, OrderItem | None]:
+        member = order = None
+        for item in _batch_get([(member_pk(member_id), MEMBER_SK), (order_pk(key), ORDER_SK)]):
+            if isinstance(item, MemberItem):
+                member = item
+            elif isinstance(item, OrderItem):
+                order = item
+        if member is None:
+            raise UnknownMemberError(member_id)
+        return member, order
+
+    def _entry_item(self, member_id: str, source_key: str, kind: EntryKind, now: datetime, **fields: Any) -> EntryItem:
+        pk = member_pk(member_id)
+        return EntryItem(
+            pk,
+            ENTRY_PREFIX + source_key,
+            member_id=member_id,
+            source_key=source_key,
+            kind=kind.value,
+            created_at=now,
+            hist_sk=f"{now.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{source_key}",
+            **fields,
+        )
+
+    def _original(self, member_id: str, source_key: str) -> LedgerResult:
+        item = _get(EntryItem, member_pk(member_id), ENTRY_PREFIX + source_key)
+        if item is None:
+            raise _Retry  # the transaction that wrote it is not visible yet
+        return LedgerResult(entry=_entry_from_item(item), duplicate=True)
+
+    def _commit(
+        self, entry: EntryItem, updates: list[tuple[LoyaltyItem, list[Action], Condition]]
+    ) -> list[str | None] | None:
+        """Write the entry (only if new) and the updates in one transaction.
+
+        Returns None on success, else the cancellation reason of each item in order (entry first).
+        """
+        try:
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.save(entry, condition=EntryItem.pk.does_not_exist())
+                for model, actions, condition in updates:
+                    transaction.update(model, actions, condition=condition, add_version_condition=False)
+        except TransactWriteError as error:
+            reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+            if not reasons:
+                raise
+            if _CONFLICT in reasons:
+                raise _Retry from error
+            return reasons
+        return None
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        for number in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except _Retry:
+                time.sleep(random.uniform(0, min(0.2, 0.005 * 2**number)))
+        raise ConcurrentUpdateError("the member kept changing; the operation was not applied, retry it")
+
+
+def _qualifying_in_window(member: MemberItem, today: date, window_months: int) -> int:
+    buckets = member.qualifying.as_dict() if member.qualifying is not None else {}
+    return sum(int(buckets.get(month, 0)) for month in months_back(today, window_months))
+
+
+def _require_positive(points: int) -> None:
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+        raise InvalidAmountError(f"points must be a positive integer, got {points!r}")
+
+
+def _get(model: type[T], pk: str, sk: str) -> T | None:
+    try:
+        return model.get(pk, sk, consistent_read=True)  # type: ignore[attr-defined]
+    except model.DoesNotExist:  # type: ignore[attr-defined]
+        return None
+
+
+def _batch_get(keys: list[tuple[str, str]]) -> list[LoyaltyItem]:
+    return list(LoyaltyItem.batch_get(keys, consistent_read=True))
+
+
+def _is_condition_failure(error: Exception) -> bool:
+    cause = getattr(error, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"
+
+
+def _entry_from_item(item: EntryItem) -> Entry:
+    return Entry(
+        member_id=item.member_id,
+        source_key=item.source_key,
+        kind=EntryKind(item.kind),
+        created_at=item.created_at,
+        points=int(item.points),
+        pending=int(item.pending),
+        lifetime=int(item.lifetime),
+        qualifying=int(item.qualifying),
+        reason=item.reason,
+        source=item.source,
+        order_key=item.order_key,
+        actor=item.actor,
+        campaigns=tuple(item.campaigns or ()),
+        lines={k: int(v) for k, v in item.lines.as_dict().items()} if item.lines is not None else None,
+        lot_start=int(item.lot_start) if item.lot_start is not None else None,
+        lot_end=int(item.lot_end) if item.lot_end is not None else None,
+        expires_on=date.fromisoformat(item.expires_on) if item.expires_on else None,
+        unrecovered=int(item.unrecovered),
+    )

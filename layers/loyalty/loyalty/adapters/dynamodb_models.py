@@ -1,0 +1,154 @@
+"""The loyalty table as pynamodb models: the only place that knows its keys and attribute names.
+
+template.yaml declares the same table; tests/integration/test_table_schema.py proves they agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    DiscriminatorAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection, LocalSecondaryIndex
+from pynamodb.models import Model
+
+
+class ByTimeIndex(LocalSecondaryIndex["LoyaltyItem"]):
+    class Meta:
+        index_name = "by_time"
+        projection = AllProjection()
+
+    pk = UnicodeAttribute(hash_key=True)
+    hist_sk = UnicodeAttribute(range_key=True)
+
+
+class OpenLotsIndex(LocalSecondaryIndex["LoyaltyItem"]):
+    class Meta:
+        index_name = "open_lots"
+        projection = AllProjection()
+
+    pk = UnicodeAttribute(hash_key=True)
+    lot_end = NumberAttribute(range_key=True)
+
+
+class DueIndex(GlobalSecondaryIndex["LoyaltyItem"]):
+    class Meta:
+        index_name = "due"
+        projection = AllProjection()
+
+    due_pk = UnicodeAttribute(hash_key=True)
+    due_sk = UnicodeAttribute(range_key=True)
+
+
+class ByEmailIndex(GlobalSecondaryIndex["LoyaltyItem"]):
+    class Meta:
+        index_name = "by_email"
+        projection = KeysOnlyProjection()
+
+    email_key = UnicodeAttribute(hash_key=True)
+
+
+class LoyaltyItem(Model):
+    class Meta:
+        table_name = "loyalty"
+        region: str | None = None
+        host: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    type = DiscriminatorAttribute()
+    hist_sk = UnicodeAttribute(null=True)
+    lot_end = NumberAttribute(null=True)
+    due_pk = UnicodeAttribute(null=True)
+    due_sk = UnicodeAttribute(null=True)
+    email_key = UnicodeAttribute(null=True)
+
+    by_time = ByTimeIndex()
+    open_lots = OpenLotsIndex()
+    due = DueIndex()
+    by_email = ByEmailIndex()
+
+
+class MemberItem(LoyaltyItem, discriminator="member"):
+    member_id = UnicodeAttribute()
+    email = UnicodeAttribute(null=True)
+    enrolled_at = UTCDateTimeAttribute()
+    last_activity = UTCDateTimeAttribute(null=True)
+    available = NumberAttribute(default=0)
+    pending = NumberAttribute(default=0)
+    lifetime = NumberAttribute(default=0)
+    released = NumberAttribute(default=0)  # length of the lot stream
+    consumed = NumberAttribute(default=0)  # taken from the front of the stream
+    redeemed = NumberAttribute(default=0)
+    expired = NumberAttribute(default=0)
+    lot_expiry_max = UnicodeAttribute(null=True)  # ISO date of the newest lot's expiry
+    qualifying: MapAttribute[str, Any] = MapAttribute(default=dict)  # month "YYYY-MM" -> qualifying points
+
+
+class EntryItem(LoyaltyItem, discriminator="entry"):
+    member_id = UnicodeAttribute()
+    source_key = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    points = NumberAttribute(default=0)
+    pending = NumberAttribute(default=0)
+    lifetime = NumberAttribute(default=0)
+    qualifying = NumberAttribute(default=0)
+    reason = UnicodeAttribute()
+    source = UnicodeAttribute(null=True)
+    order_key = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(null=True)
+    campaigns = ListAttribute(of=UnicodeAttribute, null=True)
+    lines: MapAttribute[str, Any] = MapAttribute(null=True)
+    lot_start = NumberAttribute(null=True)
+    expires_on = UnicodeAttribute(null=True)
+    unrecovered = NumberAttribute(default=0)
+
+
+class OrderItem(LoyaltyItem, discriminator="order"):
+    """An order's earning state. Created by the accrual, or first by a refund that arrived before its order."""
+
+    member_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)  # pending | released | cancelled
+    earned = NumberAttribute(null=True)
+    left = NumberAttribute(null=True)
+    qualifying_earned = NumberAttribute(null=True)
+    qualifying_left = NumberAttribute(null=True)
+    qualifying_month = UnicodeAttribute(null=True)
+    earned_on = UnicodeAttribute(null=True)
+    lines: MapAttribute[str, Any] = MapAttribute(null=True)  # line id -> {q, ql, p, pl}
+    refunds = UnicodeSetAttribute(null=True)  # refund ids applied
+    parked: MapAttribute[str, Any] = MapAttribute(null=True)  # refund id -> {line id: quantity} or {} for all
+    parked_count = NumberAttribute(default=0)
+
+
+ALL_MODELS: tuple[type[LoyaltyItem], ...] = (LoyaltyItem, MemberItem, EntryItem, OrderItem)
+
+
+def bind_table(table_name: str, region: str | None = None, host: str | None = None) -> None:
+    """Point the models at a table. ``host`` None lets botocore use AWS_ENDPOINT_URL(_DYNAMODB) if set."""
+    LoyaltyItem.Meta.table_name = table_name
+    LoyaltyItem.Meta.region = region
+    LoyaltyItem.Meta.host = host
+    for model in ALL_MODELS:
+        model._connection = None  # indexes use their model's connection
+
+
+def member_pk(member_id: str) -> str:
+    return f"MEMBER#{member_id}"
+
+
+def order_pk(order_key: str) -> str:
+    return f"ORDER#{order_key}"
+
+
+MEMBER_SK = "MEMBER"
+ORDER_SK = "ORDER"
+ENTRY_PREFIX = "ENTRY#"

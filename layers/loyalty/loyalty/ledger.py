@@ -1,0 +1,141 @@
+"""The points ledger's vocabulary and its pure arithmetic.
+
+How the ledger keeps its invariants (DESIGN.md, "Ledger invariants"):
+
+* Every operation is one DynamoDB transaction of at most three items: the immutable entry, keyed by its
+  source (put with ``attribute_not_exists``), the member's counters (updated with ``ADD`` or guarded by a
+  condition on the value read) and, for orders, the order's earning state. A failed condition on the entry
+  means "already applied": the original entry is returned and nothing changes.
+* Available points form one *lot stream* per member. A lot (released order points, a bonus, a goodwill
+  credit) occupies ``[lot_start, lot_end)`` of the stream; ``released`` is the stream's length and
+  ``consumed`` how much of it redemptions, expiry and deductions have taken, always from the front, so the
+  oldest points go first and ``available == released - consumed``. A lot is open while
+  ``lot_end > consumed``; expiring it takes only ``lot_end - consumed``, never points already redeemed or
+  expired. A lot's expiry date is never earlier than an older lot's, so stream order is expiry order.
+* A refund reverses what the order stored per line when it was earned: after a refund, a line keeps
+  ``round_half_up(points * quantity_left / quantity)``, so a full refund reverses exactly what is left.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class EntryKind(StrEnum):
+    ACCRUAL = "accrual"  # order points, pending until the return window has passed
+    RELEASE = "release"  # pending order points become available (a lot)
+    REVERSAL = "reversal"  # a refund takes back what the order earned
+    REDEMPTION = "redemption"
+    EXPIRY = "expiry"
+    ADJUSTMENT = "adjustment"  # goodwill credit or deduction by a named actor
+    BONUS = "bonus"  # signup, birthday, referral, review
+
+
+class Entry(BaseModel):
+    """One immutable ledger entry. Deltas say what it did to each of the member's counters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    member_id: str
+    source_key: str
+    kind: EntryKind
+    created_at: datetime
+    points: int  # change to available points
+    pending: int = 0  # change to pending points
+    lifetime: int = 0  # change to lifetime (net earned) points
+    qualifying: int = 0  # change to qualifying points
+    reason: str
+    source: str | None = None
+    order_key: str | None = None
+    actor: str | None = None
+    campaigns: tuple[str, ...] = ()
+    lines: dict[str, int] | None = None  # points per order line, for accruals and reversals
+    lot_start: int | None = None
+    lot_end: int | None = None
+    expires_on: date | None = None
+    unrecovered: int = 0  # reversal points the member had already spent
+
+
+class LedgerResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    entry: Entry
+    duplicate: bool = False
+
+
+class ParkedRefund(BaseModel):
+    """A refund that arrived before its order: kept on the order and applied when the order is earned."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_key: str
+    refund_id: str
+    duplicate: bool = False
+
+
+class Lot(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    source_key: str
+    earned_at: datetime
+    expires_on: date
+    points: int  # the lot's size
+    remaining: int  # what is still open (not redeemed, expired or deducted)
+
+
+class MemberSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    member_id: str
+    available: int
+    pending: int
+    lifetime: int
+    qualifying: int  # qualifying points in the programme's window
+    tier: str
+    next_expiry_on: date | None
+    next_expiry_points: int
+    enrolled_at: datetime
+    last_activity: datetime | None
+
+
+class HistoryPage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    entries: tuple[Entry, ...]
+    cursor: str | None  # pass back to get the next (older) page; None at the end
+
+
+def round_half_up(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def points_kept(points: int, quantity: int, quantity_left: int) -> int:
+    """What a line keeps of the points it earned when only ``quantity_left`` of its ``quantity`` units remain."""
+    if quantity_left <= 0 or points == 0:
+        return 0
+    return round_half_up(Decimal(points) * quantity_left / quantity)
+
+
+def expirable(lot_end: int, consumed: int) -> int:
+    """Points an expiring lot still holds: the part of the stream up to its end not yet consumed."""
+    return max(0, lot_end - consumed)
+
+
+def month_key(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def months_back(today: date, count: int) -> list[str]:
+    """The month keys of the ``count`` months ending with today's month."""
+    keys = []
+    year, month = today.year, today.month
+    for _ in range(count):
+        keys.append(f"{year:04d}-{month:02d}")
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    return keys

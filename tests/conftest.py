@@ -1,0 +1,102 @@
+"""Shared fixtures: a fake clock, the programme rules, and the table on moto or the official DynamoDB Local."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.local.dynamodb_local import DynamoDBLocal
+from infra.local.template import create_table_kwargs
+from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.adapters.dynamodb_models import bind_table
+from loyalty.program import ProgramRules, load_program
+
+REGION = "eu-north-1"
+_table_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_test_environment() -> Iterator[None]:
+    """Fake credentials and no endpoint overrides: tests never reach a real AWS account."""
+    saved = dict(os.environ)
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+        del os.environ[name]
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+    )
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+class FakeClock:
+    """A clock the test moves by hand; each reading is one microsecond after the last, so times stay ordered."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(microseconds=1)
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def rules() -> ProgramRules:
+    return load_program()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[str]:
+    """The official DynamoDB Local, started once for the session and stopped afterwards."""
+    with DynamoDBLocal() as local:
+        yield local.url
+
+
+def create_table(endpoint_url: str | None = None) -> str:
+    name = f"loyalty-test-{os.getpid()}-{next(_table_numbers)}"
+    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url)
+    client.create_table(**create_table_kwargs(name))
+    client.get_waiter("table_exists").wait(TableName=name)
+    bind_table(name, region=REGION, host=endpoint_url)
+    return name
+
+
+@pytest.fixture
+def moto_table() -> Iterator[str]:
+    with mock_aws():
+        yield create_table()
+
+
+@pytest.fixture
+def local_table(dynamodb_local: str) -> str:
+    return create_table(dynamodb_local)
+
+
+@pytest.fixture(params=["moto", "dynamodb_local"])
+def table(request: pytest.FixtureRequest) -> str:
+    """The loyalty table on moto and on DynamoDB Local: ledger tests run against both."""
+    fixture = "moto_table" if request.param == "moto" else "local_table"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def ledger(table: str, rules: ProgramRules, clock: FakeClock) -> Ledger:
+    return Ledger(rules, clock=clock)
