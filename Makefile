@@ -40,7 +40,7 @@ demo: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(PY) -m infra.local.demo
 
 bench: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
-	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest tests/bench -s -q -p no:randomly
+	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest tests/bench -s -q 
 
 clean:
 	rm -rf $(VENV) $(CACHE) .bench .pytest_cache .mypy_cache .ruff_cache .hypothesis

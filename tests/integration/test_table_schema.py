@@ -13,9 +13,7 @@ def _keys(key_schema: list[dict[str, str]]) -> set[tuple[str, str]]:
 
 
 def _indexes(indexes: list[dict[str, Any]], name_key: str, keys_key: str, projection_key: str) -> dict[str, Any]:
-    return {
-        index[name_key]: (_keys(index[keys_key]), index[projection_key]["ProjectionType"]) for index in indexes
-    }
+    return {index[name_key]: (_keys(index[keys_key]), index[projection_key]["ProjectionType"]) for index in indexes}
 
 
 def test_template_table_matches_the_models() -> None:

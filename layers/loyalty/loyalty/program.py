@@ -244,7 +244,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
 
 
 def default_program_file() -> Path:
-    """$LOYALTY_PROGRAM_FILE, else infra/program.yaml in a source checkout, else /opt/python/program.yaml (the layer)."""
+    """$LOYALTY_PROGRAM_FILE, else infra/program.yaml in a checkout, else /opt/python/program.yaml (the layer)."""
     if from_env := os.environ.get(PROGRAM_FILE_ENV):
         return Path(from_env)
     return REPO_PROGRAM_FILE if REPO_PROGRAM_FILE.is_file() else LAYER_PROGRAM_FILE

@@ -125,14 +125,17 @@ class Ledger:
     def accrue(self, member_id: str, order: Order) -> LedgerResult:
         """Earn pending points for a paid order, then apply any refund that arrived before it."""
         key = order_key_of(order.shop, order.order_id)
-        result = self._retrying(lambda: self._accrue_once(member_id, order, key))
-        self._apply_parked_refunds(key)
+        result, parked = self._retrying(lambda: self._accrue_once(member_id, order, key))
+        for refund_id, lines in parked.items():  # the transaction proved these are all that were parked
+            quantities = {line_id: int(quantity) for line_id, quantity in lines.items()} or None
+            self.reverse(order.shop, order.order_id, refund_id, quantities)
         return result
 
-    def _accrue_once(self, member_id: str, order: Order, key: str) -> LedgerResult:
+    def _accrue_once(self, member_id: str, order: Order, key: str) -> tuple[LedgerResult, dict[str, Any]]:
         member, existing = self._get_member_and_order(member_id, key)
+        parked = existing.parked.as_dict() if existing is not None and existing.parked is not None else {}
         if existing is not None and existing.member_id is not None:
-            return self._original(existing.member_id, f"accrual#{key}")
+            return self._original(existing.member_id, f"accrual#{key}"), parked
         now = self.clock()
         today = self.rules.local_date(now)
         tier = self.rules.tier_for(_qualifying_in_window(member, today, self.rules.qualification.window_months))
@@ -201,9 +204,9 @@ class Ledger:
             ],
         )
         if reasons is None:
-            return LedgerResult(entry=_entry_from_item(entry))
+            return LedgerResult(entry=_entry_from_item(entry)), parked
         if reasons[0] == _CONDITION_FAILED:
-            return self._original(member_id, source_key)
+            return self._original(member_id, source_key), parked
         if reasons[2] == _CONDITION_FAILED:
             raise UnknownMemberError(member_id)
         raise _Retry  # the order changed under us (a refund was parked) or a transaction conflict
@@ -338,15 +341,6 @@ class Ledger:
                 raise _Retry from error  # the order arrived or another refund was parked meanwhile
             raise
         return ParkedRefund(order_key=key, refund_id=refund_id)
-
-    def _apply_parked_refunds(self, key: str) -> None:
-        order = _get(OrderItem, order_pk(key), ORDER_SK)
-        if order is None or order.parked is None:
-            return
-        shop, order_id = key.split("#", 1)
-        for refund_id, lines in order.parked.as_dict().items():
-            quantities = {line_id: int(quantity) for line_id, quantity in lines.items()} or None
-            self.reverse(shop, order_id, refund_id, quantities)
 
     def release(self, shop: str, order_id: str) -> LedgerResult | None:
         """Make an order's pending points available (a new lot). None if nothing was pending."""
