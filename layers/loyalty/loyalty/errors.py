@@ -43,3 +43,7 @@ class ConcurrentUpdateError(LoyaltyError):
 
 class NotDueError(LoyaltyError):
     """A scheduled step (expiry of a lot) was asked for before its date."""
+
+
+class MalformedPayloadError(LoyaltyError, ValueError):
+    """A webhook body that is not valid JSON or lacks a required field; the message names the field, never its value."""
