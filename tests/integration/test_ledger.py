@@ -257,3 +257,16 @@ def test_erasure_removes_personal_data_and_keeps_amounts(ledger: Ledger, clock: 
     from loyalty.adapters.dynamodb_models import MEMBER_SK, MemberItem, member_pk
 
     assert MemberItem.get(member_pk(member), MEMBER_SK).email is None
+    assert ledger.member_for_email(f"{member}@example.com") is None
+
+
+def test_one_member_per_email_address(ledger: Ledger) -> None:
+    # Given a member enrolled from one shop
+    first = ledger.enrol("m-shop-a", email="Anna.Berg@example.com", first_name="Anna")
+    # When the same person (address in another case) is enrolled from a second shop
+    second = ledger.enrol("m-shop-b", email=" anna.berg@EXAMPLE.com")
+    # Then both shops' enrolments give the same member, and no second member exists
+    assert first == second == "m-shop-a"
+    assert ledger.member_for_email("anna.berg@example.com") == "m-shop-a"
+    with pytest.raises(UnknownMemberError):
+        ledger.summary("m-shop-b")

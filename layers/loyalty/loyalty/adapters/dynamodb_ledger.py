@@ -19,20 +19,24 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from loyalty.adapters.dynamodb_models import (
+    EMAIL_SK,
     ENTRY_PREFIX,
     MEMBER_SK,
     ORDER_SK,
+    EmailItem,
     EntryItem,
     LoyaltyItem,
     MemberItem,
     OrderItem,
+    email_pk,
     member_pk,
+    normalise_email,
     order_pk,
 )
 from loyalty.earning import Order, earn_for_order
@@ -91,34 +95,66 @@ class Ledger:
 
     # ---------------------------------------------------------------- members
 
-    def enrol(self, member_id: str, email: str | None = None) -> bool:
-        """Enrol a member; True if new, False if already enrolled (nothing changes)."""
+    def enrol(self, member_id: str, email: str | None = None, **profile: Any) -> str:
+        """Enrol a member and return their id: an existing member's when the e-mail is already enrolled.
+
+        ``profile`` takes the member's first_name, last_name, phone, locale, email_consent, sms_consent.
+        The member and their e-mail's guard item are written in one transaction, so two shops enrolling
+        the same person at once end with one member.
+        """
+        return self._retrying(lambda: self._enrol_once(member_id, email, profile))
+
+    def _enrol_once(self, member_id: str, email: str | None, profile: dict[str, Any]) -> str:
+        if email:
+            guard = _get(EmailItem, email_pk(email), EMAIL_SK)
+            if guard is not None:
+                return guard.member_id
         now = self.clock()
         member = MemberItem(
             member_pk(member_id),
             MEMBER_SK,
             member_id=member_id,
-            email=email,
-            email_key=email.strip().lower() if email else None,
+            email=normalise_email(email) if email else None,
             enrolled_at=now,
             last_activity=now,
+            profile_updated_at=now,
             qualifying={},
+            **profile,
         )
         try:
-            member.save(condition=MemberItem.pk.does_not_exist())
-        except PutError as error:
-            if _is_condition_failure(error):
-                return False
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.save(member, condition=MemberItem.pk.does_not_exist())
+                if email:
+                    guard_item = EmailItem(email_pk(email), EMAIL_SK, member_id=member_id)
+                    transaction.save(guard_item, condition=EmailItem.pk.does_not_exist())
+        except TransactWriteError as error:
+            reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+            if reasons and reasons[0] == _CONDITION_FAILED:
+                return member_id  # already enrolled
+            if reasons:
+                raise _Retry from error  # the e-mail was enrolled meanwhile: find its member
             raise
-        return True
+        return member_id
+
+    def member_for_email(self, email: str) -> str | None:
+        guard = _get(EmailItem, email_pk(email), EMAIL_SK)
+        return guard.member_id if guard is not None else None
 
     def erase_personal_data(self, member_id: str) -> None:
         """GDPR erasure: the member's personal data goes, the amounts stay (entries hold none)."""
-        member = MemberItem(member_pk(member_id), MEMBER_SK)
-        member.update(
-            actions=[MemberItem.email.remove(), MemberItem.email_key.remove()],
-            condition=MemberItem.pk.exists(),
-        )
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
+        with TransactWrite(connection=self._connection) as transaction:
+            if member.email:
+                transaction.delete(EmailItem(email_pk(member.email), EMAIL_SK))
+            personal = [MemberItem.email, MemberItem.first_name, MemberItem.last_name, MemberItem.phone]
+            transaction.update(
+                MemberItem(member_pk(member_id), MEMBER_SK),
+                [attribute.remove() for attribute in personal],
+                condition=MemberItem.pk.exists(),
+                add_version_condition=False,
+            )
 
     # ---------------------------------------------------------------- orders
 

@@ -5,9 +5,11 @@ template.yaml declares the same table; tests/integration/test_table_schema.py pr
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     DiscriminatorAttribute,
     ListAttribute,
     MapAttribute,
@@ -16,7 +18,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection, LocalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
 
@@ -47,14 +49,6 @@ class DueIndex(GlobalSecondaryIndex["LoyaltyItem"]):
     due_sk = UnicodeAttribute(range_key=True)
 
 
-class ByEmailIndex(GlobalSecondaryIndex["LoyaltyItem"]):
-    class Meta:
-        index_name = "by_email"
-        projection = KeysOnlyProjection()
-
-    email_key = UnicodeAttribute(hash_key=True)
-
-
 class LoyaltyItem(Model):
     class Meta:
         table_name = "loyalty"
@@ -68,17 +62,24 @@ class LoyaltyItem(Model):
     lot_end = NumberAttribute(null=True)
     due_pk = UnicodeAttribute(null=True)
     due_sk = UnicodeAttribute(null=True)
-    email_key = UnicodeAttribute(null=True)
+    ttl = NumberAttribute(null=True)  # epoch seconds; only on temporary items (guest order holds)
 
     by_time = ByTimeIndex()
     open_lots = OpenLotsIndex()
     due = DueIndex()
-    by_email = ByEmailIndex()
 
 
 class MemberItem(LoyaltyItem, discriminator="member"):
     member_id = UnicodeAttribute()
     email = UnicodeAttribute(null=True)
+    first_name = UnicodeAttribute(null=True)
+    last_name = UnicodeAttribute(null=True)
+    phone = UnicodeAttribute(null=True)
+    locale = UnicodeAttribute(null=True)
+    email_consent = BooleanAttribute(null=True)
+    sms_consent = BooleanAttribute(null=True)
+    crm_contact_id = UnicodeAttribute(null=True)
+    profile_updated_at = UTCDateTimeAttribute(null=True)  # time of the newest profile change applied
     enrolled_at = UTCDateTimeAttribute()
     last_activity = UTCDateTimeAttribute(null=True)
     available = NumberAttribute(default=0)
@@ -129,7 +130,43 @@ class OrderItem(LoyaltyItem, discriminator="order"):
     parked_count = NumberAttribute(default=0)
 
 
-ALL_MODELS: tuple[type[LoyaltyItem], ...] = (LoyaltyItem, MemberItem, EntryItem, OrderItem)
+class EmailItem(LoyaltyItem, discriminator="email"):
+    """One per e-mail address (keyed by its hash): the same person in two shops is one member."""
+
+    member_id = UnicodeAttribute()
+
+
+class CustomerItem(LoyaltyItem, discriminator="customer"):
+    """A shop's customer id linked to the member."""
+
+    member_id = UnicodeAttribute()
+
+
+class ProductItem(LoyaltyItem, discriminator="product"):
+    """The product catalogue: order lines carry no product type, so categories come from here."""
+
+    title = UnicodeAttribute()
+    categories = ListAttribute(of=UnicodeAttribute, default=list)
+    updated_at = UTCDateTimeAttribute()
+
+
+class HeldOrderItem(LoyaltyItem, discriminator="held_order"):
+    """A guest order with an e-mail, held until ``hold_until`` so its points can be claimed on enrolment."""
+
+    order = UnicodeAttribute()  # the Order as JSON
+    hold_until = UTCDateTimeAttribute()
+
+
+ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
+    LoyaltyItem,
+    MemberItem,
+    EntryItem,
+    OrderItem,
+    EmailItem,
+    CustomerItem,
+    ProductItem,
+    HeldOrderItem,
+)
 
 
 def bind_table(table_name: str, region: str | None = None, host: str | None = None) -> None:
@@ -149,6 +186,16 @@ def order_pk(order_key: str) -> str:
     return f"ORDER#{order_key}"
 
 
+def email_pk(email: str) -> str:
+    """The e-mail's key: a hash of the normalised address, so no key holds the address itself."""
+    return "EMAIL#" + hashlib.sha256(normalise_email(email).encode()).hexdigest()
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
 MEMBER_SK = "MEMBER"
+EMAIL_SK = "EMAIL"
 ORDER_SK = "ORDER"
 ENTRY_PREFIX = "ENTRY#"
