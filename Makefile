@@ -39,6 +39,9 @@ test: lint check-java $(DDB_LOCAL_STAMP)
 demo: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(PY) -m infra.local.demo
 
+serve: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
+	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(PY) -m infra.local.serve
+
 bench: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest tests/bench -s -q 
 

@@ -47,3 +47,15 @@ class NotDueError(LoyaltyError):
 
 class MalformedPayloadError(LoyaltyError, ValueError):
     """A webhook body that is not valid JSON or lacks a required field; the message names the field, never its value."""
+
+
+class SettingsError(LoyaltyError):
+    """A function's environment variable is missing or invalid; the message names it."""
+
+
+class InvalidSignatureError(LoyaltyError):
+    """A webhook or callout whose signature is missing or does not match; nothing was stored."""
+
+
+class PayloadTooLargeError(LoyaltyError):
+    """A request body over the configured limit; nothing was stored."""

@@ -87,6 +87,17 @@ class Lot(BaseModel):
     remaining: int  # what is still open (not redeemed, expired or deducted)
 
 
+class MemberProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    email: str | None = None
+    first_name: str | None = None
+    locale: str | None = None
+    email_consent: bool | None = None
+    sms_consent: bool | None = None
+    crm_contact_id: str | None = None
+
+
 class MemberSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -100,6 +111,7 @@ class MemberSummary(BaseModel):
     next_expiry_points: int
     enrolled_at: datetime
     last_activity: datetime | None
+    profile: MemberProfile = MemberProfile()
 
 
 class HistoryPage(BaseModel):

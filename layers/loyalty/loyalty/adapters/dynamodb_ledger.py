@@ -55,6 +55,7 @@ from loyalty.ledger import (
     HistoryPage,
     LedgerResult,
     Lot,
+    MemberProfile,
     MemberSummary,
     ParkedRefund,
     expirable,
@@ -625,6 +626,14 @@ class Ledger:
             next_expiry_points=next_points,
             enrolled_at=member.enrolled_at,
             last_activity=member.last_activity,
+            profile=MemberProfile(
+                email=member.email,
+                first_name=member.first_name,
+                locale=member.locale,
+                email_consent=member.email_consent,
+                sms_consent=member.sms_consent,
+                crm_contact_id=member.crm_contact_id,
+            ),
         )
 
     def open_lots(self, member_id: str) -> list[Lot]:

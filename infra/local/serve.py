@@ -1,0 +1,37 @@
+"""`make serve`: the embedded stack in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from infra.local.stack import DEV_SECRETS, Stack
+
+
+def main() -> int:
+    for name, default in DEV_SECRETS.items():
+        if name not in os.environ:
+            print(f"{name} not set: using the development default {default!r}")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stack = Stack(quiet=False)
+    try:
+        stack.start()
+        routes = "\n".join(f"    {route.route_key}" for route in stack.routes)
+        print(
+            f"ready: gateway {stack.gateway_url}  dynamodb {stack.dynamodb_url}  moto {stack.moto_url}\n"
+            f"  routes:\n{routes}\n  Ctrl-C stops it.",
+            flush=True,
+        )
+        stopped.wait()
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

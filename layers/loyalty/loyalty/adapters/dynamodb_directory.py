@@ -1,0 +1,137 @@
+"""Who is who and what is what: shop customers linked to members, member profiles, the product catalogue,
+and guest orders held until their e-mail enrols."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pynamodb.exceptions import PutError, UpdateError
+
+from loyalty.adapters.dynamodb_models import (
+    MEMBER_SK,
+    CustomerItem,
+    HeldOrderItem,
+    LoyaltyItem,
+    MemberItem,
+    ProductItem,
+    email_pk,
+    member_pk,
+)
+from loyalty.earning import Order
+from loyalty.program import casefold_categories
+
+CUSTOMER_SK = "CUSTOMER"
+PRODUCT_SK = "PRODUCT"
+PROFILE_FIELDS = ("first_name", "last_name", "phone", "locale", "email_consent", "sms_consent", "crm_contact_id")
+
+
+def _customer_pk(shop: str, customer_id: str) -> str:
+    return f"CUSTOMER#{shop}#{customer_id}"
+
+
+def _product_pk(shop: str, product_id: str) -> str:
+    return f"PRODUCT#{shop}#{product_id}"
+
+
+def _held_pk(email: str) -> str:
+    return "HELD#" + email_pk(email).removeprefix("EMAIL#")
+
+
+class Directory:
+    # ------------------------------------------------------------ customers and profiles
+
+    def member_for_customer(self, shop: str, customer_id: str) -> str | None:
+        try:
+            return str(CustomerItem.get(_customer_pk(shop, customer_id), CUSTOMER_SK).member_id)
+        except CustomerItem.DoesNotExist:
+            return None
+
+    def link_customer(self, shop: str, customer_id: str, member_id: str) -> None:
+        CustomerItem(_customer_pk(shop, customer_id), CUSTOMER_SK, member_id=member_id).save()
+
+    def update_profile(self, member_id: str, changes: Mapping[str, Any], at: datetime) -> bool:
+        """Apply profile changes made at ``at``, unless a newer change was applied already (out-of-order delivery)."""
+        actions = [getattr(MemberItem, name).set(value) for name, value in changes.items() if name in PROFILE_FIELDS]
+        if not actions:
+            return False
+        newer_or_first = MemberItem.profile_updated_at.does_not_exist() | (MemberItem.profile_updated_at <= at)
+        try:
+            MemberItem(member_pk(member_id), MEMBER_SK).update(
+                actions=[*actions, MemberItem.profile_updated_at.set(at)],
+                condition=MemberItem.pk.exists() & newer_or_first,
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------ catalogue
+
+    def save_product(self, shop: str, product_id: str, title: str, categories: Iterable[str], at: datetime) -> bool:
+        """Keep the product's categories, unless a newer version of it is stored already."""
+        item = ProductItem(
+            _product_pk(shop, product_id), PRODUCT_SK, title=title, categories=list(categories), updated_at=at
+        )
+        try:
+            item.save(condition=ProductItem.pk.does_not_exist() | (ProductItem.updated_at <= at))
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def categories_for(self, shop: str, product_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """Categories of the catalogue's products (one batch read); unknown products are absent."""
+        keys = [(_product_pk(shop, pid), PRODUCT_SK) for pid in sorted(set(product_ids))]
+        found: dict[str, tuple[str, ...]] = {}
+        for item in LoyaltyItem.batch_get(keys) if keys else []:
+            if isinstance(item, ProductItem):
+                found[item.pk.rsplit("#", 1)[1]] = tuple(str(name) for name in item.categories)
+        return found
+
+    def seed_catalogue(self, shop: str, csv_path: Path, at: datetime) -> int:
+        """Seed the catalogue from a product CSV export. Columns (case-insensitive): ``ID`` or ``product_id``;
+        ``Name`` or ``Title``; ``Categories`` (WooCommerce: comma-separated, ``A > B`` paths) and/or ``Type``;
+        ``Tags``. Returns the number of products saved."""
+        saved = 0
+        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+            for row in csv.DictReader(handle):
+                fields = {key.strip().lower(): (value or "").strip() for key, value in row.items() if key}
+                product_id = fields.get("id") or fields.get("product_id")
+                if not product_id:
+                    continue
+                names: list[str] = []
+                for column in ("categories", "type", "tags"):
+                    for part in fields.get(column, "").split(","):
+                        names += [segment for segment in part.split(">") if segment.strip()]
+                categories = tuple(dict.fromkeys(casefold_categories(tuple(names))))
+                title = fields.get("name") or fields.get("title") or product_id
+                saved += self.save_product(shop, product_id, title, categories, at)
+        return saved
+
+    # ------------------------------------------------------------ guest orders
+
+    def hold_guest_order(self, email: str, order: Order, until: datetime) -> None:
+        HeldOrderItem(
+            _held_pk(email),
+            f"ORDER#{order.shop}#{order.order_id}",
+            order=order.model_dump_json(),
+            hold_until=until,
+            ttl=int(until.timestamp()),
+        ).save()
+
+    def held_orders(self, email: str, now: datetime) -> list[Order]:
+        """Guest orders of this e-mail still within their hold (TTL removes the rest eventually)."""
+        return [
+            Order.model_validate_json(item.order)
+            for item in LoyaltyItem.query(_held_pk(email), consistent_read=True)
+            if isinstance(item, HeldOrderItem) and item.hold_until >= now
+        ]
+
+    def drop_held_order(self, email: str, order: Order) -> None:
+        HeldOrderItem(_held_pk(email), f"ORDER#{order.shop}#{order.order_id}").delete()

@@ -1,0 +1,53 @@
+"""Each function's settings, read from the environment on first use and validated.
+
+A missing or invalid variable fails at start with a message that names it. Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loyalty.errors import SettingsError
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+
+class TableSettings(_Settings):
+    table: str = Field(alias="LOYALTY_TABLE", min_length=3)
+
+
+class WebhookSettings(_Settings):
+    queue_url: str = Field(alias="LEDGER_QUEUE_URL", min_length=1)
+    shopify_secret_name: str = Field(alias="SHOPIFY_SECRET_NAME", min_length=1)
+    woocommerce_secret_name: str = Field(alias="WOOCOMMERCE_SECRET_NAME", min_length=1)
+    max_body_bytes: int = Field(alias="MAX_BODY_BYTES", default=1_048_576, gt=0)
+    secret_max_age_seconds: int = Field(alias="SECRET_MAX_AGE_SECONDS", default=300, ge=0)
+
+
+class LedgerWriterSettings(TableSettings):
+    idempotency_table: str = Field(alias="LOYALTY_IDEMPOTENCY_TABLE", min_length=3)
+    guest_hold_days: int = Field(alias="GUEST_HOLD_DAYS", default=30, ge=0)
+
+
+class MemberApiSettings(TableSettings):
+    pass
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+@cache
+def load_settings(kind: type[S]) -> S:
+    """The settings of ``kind`` from the environment, validated once and cached for the container's life."""
+    names = {field.alias for field in kind.model_fields.values() if field.alias}
+    try:
+        return kind.model_validate({name: os.environ[name] for name in names if name in os.environ})
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise SettingsError(f"invalid or missing environment variables: {problems}") from error

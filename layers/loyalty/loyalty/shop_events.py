@@ -1,0 +1,123 @@
+"""Apply a shop's events to the programme: catalogue, members, and the points ledger."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from loyalty.adapters.dynamodb_directory import Directory
+from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.earning import Order
+from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
+from loyalty.observability import logger, mask_email
+
+
+def new_member_id() -> str:
+    return "mbr_" + uuid.uuid4().hex[:20]
+
+
+class ShopEventApplier:
+    def __init__(
+        self,
+        ledger: Ledger,
+        directory: Directory,
+        guest_hold_days: int,
+        member_ids: Callable[[], str] = new_member_id,
+    ) -> None:
+        self.ledger = ledger
+        self.directory = directory
+        self.guest_hold = timedelta(days=guest_hold_days)
+        self.member_ids = member_ids
+
+    def apply(self, event: ShopEvent) -> str:
+        """Apply one event; returns a short outcome for the log."""
+        if isinstance(event, ProductEvent):
+            saved = self.directory.save_product(
+                event.shop, event.product_id, event.title, event.categories, event.occurred_at
+            )
+            return "product saved" if saved else "product ignored: a newer version is stored"
+        if isinstance(event, CustomerEvent):
+            return self._customer(event)
+        if isinstance(event, OrderPaidEvent):
+            return self._order(event)
+        return self._refund(event)
+
+    def _customer(self, event: CustomerEvent) -> str:
+        profile = {
+            "first_name": event.first_name,
+            "last_name": event.last_name,
+            "phone": event.phone,
+            "locale": event.locale,
+            "email_consent": event.email_consent,
+            "sms_consent": event.sms_consent,
+        }
+        known = {name: value for name, value in profile.items() if value is not None}
+        member_id = self._find_member(event.shop, event.customer_id, event.email)
+        if member_id is None:
+            if not event.email:
+                return "customer ignored: no e-mail to enrol with"
+            self._enrol(event.shop, event.customer_id, event.email, known)
+            return "member enrolled"
+        self.directory.update_profile(member_id, known, event.occurred_at)
+        return "member profile updated"
+
+    def _order(self, event: OrderPaidEvent) -> str:
+        order = self._with_categories(event.order)
+        member_id = self._find_member(event.shop, event.customer_id, event.email)
+        if member_id is None:
+            if event.customer_id:
+                profile = {"first_name": event.first_name} if event.first_name else {}
+                member_id = self._enrol(event.shop, event.customer_id, event.email, profile)
+            elif event.email:
+                until = self.ledger.clock() + self.guest_hold
+                self.directory.hold_guest_order(event.email, order, until)
+                logger.info("guest order held", order_id=order.order_id, email=mask_email(event.email))
+                return "guest order held for claiming"
+            else:
+                return "guest order ignored: no e-mail to claim it with"
+        result = self.ledger.accrue(member_id, order)
+        return "order redelivered: nothing changed" if result.duplicate else "order accrued"
+
+    def _refund(self, event: RefundEvent) -> str:
+        if event.lines == {}:
+            return "refund ignored: no merchandise lines"
+        result = self.ledger.reverse(event.shop, event.order_id, event.refund_id, event.lines)
+        return "refund applied" if not getattr(result, "duplicate", False) else "refund redelivered"
+
+    def _find_member(self, shop: str, customer_id: str | None, email: str | None) -> str | None:
+        if customer_id:
+            member_id = self.directory.member_for_customer(shop, customer_id)
+            if member_id is not None:
+                return member_id
+        member_id = self.ledger.member_for_email(email) if email else None
+        if member_id is not None and customer_id:
+            self.directory.link_customer(shop, customer_id, member_id)
+        return member_id
+
+    def _enrol(self, shop: str, customer_id: str | None, email: str | None, profile: dict[str, Any]) -> str:
+        """Enrol (or find, by e-mail) the member, give the signup bonus, and claim held guest orders."""
+        member_id = self.ledger.enrol(self.member_ids(), email, **profile)
+        if customer_id:
+            self.directory.link_customer(shop, customer_id, member_id)
+        if self.ledger.rules.bonuses.signup:
+            self.ledger.bonus(member_id, "signup", member_id)
+        if email:
+            for order in self.directory.held_orders(email, self.ledger.clock()):
+                self.ledger.accrue(member_id, order)
+                self.directory.drop_held_order(email, order)
+                logger.info("guest order claimed", order_id=order.order_id, member_id=member_id)
+        return member_id
+
+    def _with_categories(self, order: Order) -> Order:
+        product_ids = [line.product_id for line in order.lines if line.product_id]
+        known = self.directory.categories_for(order.shop, product_ids)
+        unknown = sorted(set(product_ids) - set(known))
+        if unknown:
+            logger.info("unknown products earn the base rate", shop=order.shop, product_ids=unknown)
+        lines = tuple(
+            line.model_copy(update={"categories": known.get(line.product_id or "", line.categories)})
+            for line in order.lines
+        )
+        return order.model_copy(update={"lines": lines})
