@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from loyalty.earning import Order, OrderLine
+from loyalty.orders import Order, OrderLine
 
 
 def simple_order(

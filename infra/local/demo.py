@@ -1,48 +1,40 @@
-"""`make demo`: a year of a small shop through the points ledger on the official DynamoDB Local.
+"""`make demo`: a year of a small shop through the embedded stack, as signed Shopify webhooks over HTTP.
 
-Prints a progress bar while the year runs, then a summary: members by tier, points outstanding and
-pending, entries written, and the ledger invariants checked for every member.
+The catalogue, customers, orders, partial refunds, refunds that overtake their orders and redeliveries go
+to the webhook gateway; the real handlers queue them and apply them to the ledger on DynamoDB Local. The
+programme's clock follows the simulated year, and each simulated day ends with the jobs that release
+pending points and expire due lots. Then a summary: members by tier, points outstanding and pending,
+entries written, and the ledger invariants checked for every member.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 
 import boto3
 from tqdm import tqdm
 
-from infra.local.dynamodb_local import DynamoDBLocal
-from infra.local.simulation import (
-    PRODUCTS,
-    SHOP,
-    DayEnds,
-    Enrol,
-    Happening,
-    OrderPaid,
-    Redeem,
-    Refund,
-    in_time_order,
-    simulate_year,
-)
-from infra.local.template import create_table_kwargs
+from infra.local.dynamodb_local import free_port
+from infra.local.shop_emulator import ShopifyStore, customer_payload, order_payload, product_payload, refund_payload
+from infra.local.simulation import PRODUCTS, DayEnds, Enrol, OrderPaid, Redeem, Refund, in_time_order, simulate_year
+from infra.local.stack import Ports, Stack
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
-from loyalty.earning import Order, OrderLine
+from loyalty.clock import use_clock
 from loyalty.errors import InsufficientPointsError
 from loyalty.program import load_program
 
-REGION = "eu-north-1"
-TABLE = "loyalty-demo"
-
 
 class SimulatedClock:
-    """The ledger's clock during the demo: set to each happening's time, a microsecond apart."""
+    """The programme's clock during the demo: set to each happening's time, a microsecond apart."""
 
     def __init__(self) -> None:
         self.now = datetime(2025, 1, 1, tzinfo=UTC)
@@ -55,51 +47,77 @@ class SimulatedClock:
         return self.now
 
 
-def order_of(happening: OrderPaid) -> Order:
-    """The order as the ledger sees it; categories come from the shop's catalogue."""
-    return Order(
-        shop=SHOP,
-        order_id=happening.order_id,
-        currency="SEK",
-        placed_at=happening.at,
-        prices_include_tax=True,
-        lines=tuple(
-            OrderLine(
-                line_id=line_id,
-                product_id=product,
-                categories=PRODUCTS[product][2],
-                quantity=quantity,
-                unit_price=Decimal(PRODUCTS[product][1]),
-                tax=Decimal(PRODUCTS[product][1] * quantity) * Decimal("0.2"),  # 25 % Swedish VAT in the price
-            )
-            for line_id, product, quantity in happening.lines
-        ),
-    )
+class Demo:
+    def __init__(self, stack: Stack, clock: SimulatedClock) -> None:
+        self.stack = stack
+        self.clock = clock
+        self.store = ShopifyStore(stack.gateway_url, stack.secrets["SHOPIFY_WEBHOOK_SECRET"])
+        bind_table(stack.names["LoyaltyTable"])
+        self.ledger = Ledger(load_program(), clock=clock)
+        self.counts: Counter[str] = Counter()
+        self.emails: dict[str, str] = {}
+        self.pool = ThreadPoolExecutor(max_workers=4)
+        self.sent: list[Future[int]] = []
+        self.redemptions: list[Redeem] = []
+        self.day: date | None = None
+
+    def send(self, topic: str, payload: dict[str, object], webhook_id: str | None = None) -> None:
+        self.counts[f"webhooks sent: {topic}"] += 1
+        self.sent.append(self.pool.submit(self.store.send, topic, payload, webhook_id))
+
+    def settle(self) -> None:
+        """Wait for every webhook to be answered and every queued event to be applied, then redeem."""
+        if not self.sent and not self.redemptions:
+            return
+        for future in self.sent:
+            if future.result() != 200:
+                self.counts["webhooks refused"] += 1
+        self.sent.clear()
+        self.stack.wait_idle(timeout=300)
+        for redemption in self.redemptions:
+            member_id = self.ledger.member_for_email(self.emails[redemption.member_id])
+            try:
+                if member_id is None:
+                    raise InsufficientPointsError("not enrolled yet")
+                self.ledger.redeem(member_id, redemption.points, redemption.redemption_id, "reward voucher")
+                self.counts["redemptions"] += 1
+            except InsufficientPointsError:
+                self.counts["redemptions refused (not enough points)"] += 1
+        self.redemptions.clear()
+
+    def happen(self, happening: Enrol | OrderPaid | Refund | Redeem | DayEnds) -> None:
+        if self.day is not None and happening.at.date() != self.day:
+            self.settle()  # the programme's clock moves on only when the previous day's events are in
+        self.day = happening.at.date()
+        self.clock.set(happening.at)
+        if isinstance(happening, Enrol):
+            self.emails[happening.member_id] = happening.email
+            self.send("customers/create", customer_payload(happening))
+        elif isinstance(happening, OrderPaid):
+            email = self.emails[happening.member_id]
+            self.send("orders/paid", order_payload(happening, email), webhook_id=f"order-{happening.order_id}")
+            if happening.redelivered:
+                self.counts["redeliveries"] += 1
+        elif isinstance(happening, Refund):
+            self.send("refunds/create", refund_payload(happening))
+            self.counts["refunds that overtook their order"] += happening.before_order
+        elif isinstance(happening, Redeem):
+            self.redemptions.append(happening)
+        else:
+            self.settle()
+            self.counts["orders released"] += self.ledger.release_due(happening.day)
+            self.counts["lots expired"] += self.ledger.expire_due(happening.day)
+
+    def dead_letters(self) -> int:
+        attributes = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=self.stack.queue_url("LedgerDeadLetterQueue"), AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
-def apply(ledger: Ledger, happening: Happening, counts: Counter[str]) -> None:
-    if isinstance(happening, Enrol):
-        ledger.enrol(happening.member_id, happening.email)
-        ledger.bonus(happening.member_id, "signup", happening.member_id)
-        counts["members enrolled"] += 1
-    elif isinstance(happening, OrderPaid):
-        result = ledger.accrue(happening.member_id, order_of(happening))
-        counts["redeliveries ignored" if result.duplicate else "orders"] += 1
-    elif isinstance(happening, Refund):
-        ledger.reverse(SHOP, happening.order_id, happening.refund_id, dict(happening.lines))
-        counts["refunds before their order" if happening.before_order else "partial refunds"] += 1
-    elif isinstance(happening, Redeem):
-        try:
-            ledger.redeem(happening.member_id, happening.points, happening.redemption_id, "reward voucher")
-            counts["redemptions"] += 1
-        except InsufficientPointsError:
-            counts["redemptions refused (not enough points)"] += 1
-    elif isinstance(happening, DayEnds):
-        counts["orders released"] += ledger.release_due(happening.day)
-        counts["lots expired"] += ledger.expire_due(happening.day)
-
-
-def print_summary(ledger: Ledger, member_ids: Sequence[str], counts: Counter[str]) -> bool:
+def print_summary(demo: Demo) -> bool:
+    ledger = demo.ledger
+    member_ids = sorted({m for m in (ledger.member_for_email(e) for e in demo.emails.values()) if m})
     tiers: Counter[str] = Counter()
     available = pending = entries = 0
     broken: list[str] = []
@@ -111,18 +129,21 @@ def print_summary(ledger: Ledger, member_ids: Sequence[str], counts: Counter[str
         entries += sum(1 for _ in ledger.entries(member_id))
         broken += [f"{member_id}: {problem}" for problem in ledger.check_invariants(member_id)]
     print("\nThe year in numbers")
-    for name, count in sorted(counts.items()):
-        print(f"  {name:<42} {count:>8,}")
+    for name, count in sorted(demo.counts.items()):
+        print(f"  {name:<46} {count:>8,}")
+    print(f"  {'events in the dead-letter queue':<46} {demo.dead_letters():>8,}")
     print("\nMembers by tier")
     for tier in ledger.rules.tiers:
-        print(f"  {tier.display_name:<42} {tiers[tier.name]:>8,}")
+        print(f"  {tier.display_name:<46} {tiers[tier.name]:>8,}")
     print("\nPoints")
-    print(f"  {'outstanding (available)':<42} {available:>8,}")
-    print(f"  {'pending (inside the return window)':<42} {pending:>8,}")
-    print(f"  {'ledger entries written':<42} {entries:>8,}")
+    print(f"  {'outstanding (available)':<46} {available:>8,}")
+    print(f"  {'pending (inside the return window)':<46} {pending:>8,}")
+    print(f"  {'ledger entries written':<46} {entries:>8,}")
     print("\nInvariants")
+    if len(member_ids) != len(demo.emails):
+        broken.append(f"{len(demo.emails) - len(member_ids)} customers were not enrolled")
     if broken:
-        print(f"  VIOLATED for {len(broken)} checks:")
+        print(f"  VIOLATED ({len(broken)}):")
         for line in broken[:20]:
             print(f"    {line}")
         return False
@@ -130,32 +151,35 @@ def print_summary(ledger: Ledger, member_ids: Sequence[str], counts: Counter[str
     return True
 
 
-def run(members: int, endpoint: str) -> bool:
-    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
-    if TABLE in client.list_tables()["TableNames"]:
-        client.delete_table(TableName=TABLE)
-    client.create_table(**create_table_kwargs(TABLE))
-    bind_table(TABLE, region=REGION, host=endpoint)
+def run(members: int) -> bool:
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # the handlers' metrics would drown the progress bar
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     clock = SimulatedClock()
-    ledger = Ledger(load_program(), clock=clock)
-    happenings = in_time_order(simulate_year(members=members))
-    counts: Counter[str] = Counter()
-    print(f"Simulating a year of {SHOP} with {members:,} members ({len(happenings):,} events) on {endpoint}")
-    for happening in tqdm(happenings, desc="simulating the year", unit="event", file=sys.stdout):
-        clock.set(happening.at)
-        apply(ledger, happening, counts)
-    member_ids = sorted(h.member_id for h in happenings if isinstance(h, Enrol))
-    return print_summary(ledger, member_ids, counts)
+    use_clock(clock)
+    ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port())
+    with Stack(ports=ports) as stack:
+        logging.getLogger("loyalty").setLevel(logging.WARNING)  # the handlers' logs would drown the progress bar
+        demo = Demo(stack, clock)
+        happenings = in_time_order(simulate_year(members=members))
+        print(
+            f"Embedded stack: gateway {stack.gateway_url}, DynamoDB Local {stack.dynamodb_url}, moto {stack.moto_url}"
+        )
+        print(f"A year of a Shopify store, {members:,} members, as signed webhooks ({len(happenings):,} events)")
+        first = happenings[0].at
+        for product_id in PRODUCTS:
+            demo.send("products/create", product_payload(product_id, first))
+        for happening in tqdm(happenings, desc="simulating the year", unit="event", file=sys.stdout):
+            demo.happen(happening)
+        demo.settle()
+        demo.pool.shutdown()
+        return print_summary(demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--members", type=int, default=1000)
     args = parser.parse_args(argv)
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    with DynamoDBLocal() as dynamodb:
-        return 0 if run(args.members, dynamodb.url) else 1
+    return 0 if run(args.members) else 1
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ class Stack:
         self.routes: list[Route] = []
         self.queue_sources: list[QueueSource] = []
         self._stopping = threading.Event()
+        self._sent = threading.Event()  # set when an in-process handler sends to SQS: wakes the pollers
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -140,6 +141,9 @@ class Stack:
             AWS_ENDPOINT_URL_DYNAMODB=self.dynamodb_url,
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
+        session = boto3._get_default_session()  # the handlers' clients come from it, so they carry this hook
+        for operation in ("SendMessage", "SendMessageBatch"):
+            session.events.register(f"after-call.sqs.{operation}", lambda **_: self._sent.set())
         self._create_resources()
         self._load_functions()
         self._start_gateway()
@@ -151,6 +155,7 @@ class Stack:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._sent.set()
         if self._gateway is not None:
             self._gateway.shutdown()
             self._gateway.server_close()
@@ -331,15 +336,17 @@ class Stack:
     def _poll(self, source: QueueSource) -> None:
         sqs = boto3.client("sqs")
         while not self._stopping.is_set():
+            self._sent.clear()
             response = sqs.receive_message(
                 QueueUrl=source.queue_url,
                 MaxNumberOfMessages=source.batch_size,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
-                WaitTimeSeconds=1,
+                WaitTimeSeconds=0,  # moto's long poll spins: wait for a send (or redelivery time) instead
             )
             messages = response.get("Messages", [])
             if not messages:
+                self._sent.wait(REDELIVERY_SECONDS / 2)
                 continue
             with self._busy_lock:
                 self._busy += 1
@@ -402,7 +409,7 @@ class Stack:
             quiet_checks = quiet_checks + 1 if pending == 0 else 0
             if quiet_checks >= 2:
                 return
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise TimeoutError(f"queues still busy after {timeout:.0f}s")
 
     def queue_url(self, logical_id: str) -> str:

@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from loyalty.earning import Earning, LinePoints, Order, OrderLine, earn_for_order
+from loyalty.earning import Earning, LinePoints, earn_for_order
 from loyalty.errors import UnknownCurrencyError, UnknownTierError
 from loyalty.money import largest_remainder, split_proportionally, to_decimal
+from loyalty.orders import Order, OrderLine
 from loyalty.program import ProgramRules
 
 STOCKHOLM_WINTER = timezone(timedelta(hours=1))

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from loyalty.adapters.shopify import parse_shopify_webhook, verify_shopify_signature
-from loyalty.earning import Order, OrderLine
 from loyalty.errors import MalformedPayloadError
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEventAdapter
+from loyalty.orders import Order, OrderLine
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "shopify"
 SECRET = "4f9c2b7e1a3d5f6081b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"

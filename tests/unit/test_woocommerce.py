@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from loyalty.adapters.woocommerce import is_woocommerce_ping, parse_woocommerce_webhook, verify_woocommerce_signature
-from loyalty.earning import Order, OrderLine
 from loyalty.errors import MalformedPayloadError
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEventAdapter
+from loyalty.orders import Order, OrderLine
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "woocommerce"
 SECRET = "wc-Zq8#r2Lk!pV6tY1mN4sX9b"

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from loyalty.earning import Order
+from loyalty.orders import Order
 
 ShopName = Annotated[str, Field(pattern=r"^(shopify|woocommerce):\S+$")]
 NonEmpty = Annotated[str, Field(min_length=1)]

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from loyalty.errors import ProgramConfigError, UnknownTierError
 from loyalty.money import ExactDecimal
+from loyalty.orders import casefold_categories
 
 PROGRAM_FILE_ENV = "LOYALTY_PROGRAM_FILE"
 REPO_PROGRAM_FILE = Path(__file__).resolve().parents[3] / "infra" / "program.yaml"
@@ -47,11 +48,6 @@ PositiveDecimal = Annotated[ExactDecimal, Field(gt=0)]
 
 class _Rules(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def casefold_categories(categories: tuple[str, ...]) -> tuple[str, ...]:
-    """Category names match case-insensitively: rules and order lines keep them stripped and case-folded."""
-    return tuple(c.strip().casefold() for c in categories)
 
 
 class CurrencyRule(_Rules):

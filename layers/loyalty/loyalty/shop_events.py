@@ -9,9 +9,9 @@ from typing import Any
 
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.earning import Order
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.observability import logger, mask_email
+from loyalty.orders import Order
 
 
 def new_member_id() -> str:

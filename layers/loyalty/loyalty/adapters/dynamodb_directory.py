@@ -21,8 +21,7 @@ from loyalty.adapters.dynamodb_models import (
     email_pk,
     member_pk,
 )
-from loyalty.earning import Order
-from loyalty.program import casefold_categories
+from loyalty.orders import Order, casefold_categories
 
 CUSTOMER_SK = "CUSTOMER"
 PRODUCT_SK = "PRODUCT"

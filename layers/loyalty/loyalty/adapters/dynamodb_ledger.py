@@ -39,7 +39,8 @@ from loyalty.adapters.dynamodb_models import (
     normalise_email,
     order_pk,
 )
-from loyalty.earning import Order, earn_for_order
+from loyalty.clock import now as clock_now
+from loyalty.earning import earn_for_order
 from loyalty.errors import (
     ConcurrentUpdateError,
     InsufficientPointsError,
@@ -63,6 +64,7 @@ from loyalty.ledger import (
     months_back,
     points_kept,
 )
+from loyalty.orders import Order
 from loyalty.program import ProgramRules
 
 T = TypeVar("T")
@@ -71,10 +73,6 @@ MAX_ATTEMPTS = 25
 _CONDITION_FAILED = "ConditionalCheckFailed"
 _CONFLICT = "TransactionConflict"
 BONUS_KINDS = ("signup", "birthday", "referral", "review")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Retry(Exception):
@@ -88,7 +86,7 @@ def order_key_of(shop: str, order_id: str) -> str:
 class Ledger:
     """The points ledger of one programme. Clients are created once and reused."""
 
-    def __init__(self, rules: ProgramRules, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, rules: ProgramRules, clock: Callable[[], datetime] = clock_now) -> None:
         self.rules = rules
         self.clock = clock
         meta = LoyaltyItem.Meta

@@ -34,10 +34,10 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from loyalty.earning import Order, OrderLine
 from loyalty.errors import MalformedPayloadError
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.money import Money
+from loyalty.orders import Order, OrderLine
 
 
 def verify_shopify_signature(raw_body: bytes, header_value: str | None, secret: str) -> bool:

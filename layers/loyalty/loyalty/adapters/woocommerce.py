@@ -45,10 +45,10 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from loyalty.earning import Order, OrderLine
 from loyalty.errors import MalformedPayloadError
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.money import Money
+from loyalty.orders import Order, OrderLine
 
 _PING_BODY = re.compile(rb"webhook_id=[0-9]{1,20}")
 _FORM = "application/x-www-form-urlencoded"
