@@ -18,7 +18,8 @@ from infra.local.simulation import PRODUCTS, Enrol, OrderPaid, Refund
 VAT = Decimal("0.25")  # Swedish VAT, included in the prices
 
 
-def sign_shopify(body: bytes, secret: str) -> str:
+def sign_webhook(body: bytes, secret: str) -> str:
+    """Shopify and WooCommerce sign alike: base64 HMAC-SHA256 of the body with the shared secret."""
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
@@ -124,7 +125,7 @@ class ShopifyStore:
                 "X-Shopify-Topic": topic,
                 "X-Shopify-Shop-Domain": self.domain,
                 "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
-                "X-Shopify-Hmac-Sha256": sign_shopify(body, self.secret),
+                "X-Shopify-Hmac-Sha256": sign_webhook(body, self.secret),
             },
         )
         try:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import urllib.error
@@ -17,6 +14,7 @@ from typing import Any
 import pytest
 
 from infra.local.dynamodb_local import free_port
+from infra.local.shop_emulator import sign_webhook
 from infra.local.stack import Ports, Stack
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -69,13 +67,11 @@ class Shop:
             "X-Shopify-API-Version": "2025-07",
         }
         if sign:
-            digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-            headers["X-Shopify-Hmac-Sha256"] = base64.b64encode(digest).decode()
+            headers["X-Shopify-Hmac-Sha256"] = sign_webhook(body, secret)
         return self.post("/webhooks/shopify", body, headers)
 
     def woocommerce(self, topic: str, body: bytes, secret: str = WOOCOMMERCE_SECRET) -> tuple[int, dict[str, Any]]:
         resource, event = topic.split(".", 1)
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
         headers = {
             "Content-Type": "application/json",
             "X-WC-Webhook-Topic": topic,
@@ -84,7 +80,7 @@ class Shop:
             "X-WC-Webhook-Source": "https://kahvila.example.fi/",
             "X-WC-Webhook-ID": "12",
             "X-WC-Webhook-Delivery-ID": str(uuid.uuid4()),
-            "X-WC-Webhook-Signature": base64.b64encode(digest).decode(),
+            "X-WC-Webhook-Signature": sign_webhook(body, secret),
         }
         return self.post("/webhooks/woocommerce", body, headers)
 

@@ -95,7 +95,7 @@ class Directory:
 
     def seed_catalogue(self, shop: str, csv_path: Path, at: datetime) -> int:
         """Seed the catalogue from a product CSV export. Columns (case-insensitive): ``ID`` or ``product_id``;
-        ``Name`` or ``Title``; ``Categories`` (WooCommerce: comma-separated, ``A > B`` paths) and/or ``Type``;
+        ``Name`` or ``Title``; ``Categories`` (comma-separated, ``A > B`` paths), or where there is none ``Type``;
         ``Tags``. Returns the number of products saved."""
         saved = 0
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
@@ -105,7 +105,9 @@ class Directory:
                 if not product_id:
                     continue
                 names: list[str] = []
-                for column in ("categories", "type", "tags"):
+                # WooCommerce's Type is simple/variable, not a category; Shopify-style exports have only Type
+                columns = ("categories", "tags") if "categories" in fields else ("type", "tags")
+                for column in columns:
                     for part in fields.get(column, "").split(","):
                         names += [segment for segment in part.split(">") if segment.strip()]
                 categories = tuple(dict.fromkeys(casefold_categories(tuple(names))))
