@@ -1,0 +1,409 @@
+"""infra/salesforce agrees with the code: Contact fields, picklists, permission set, metadata well-formed.
+
+loyalty.crm_fields is the one place the code names Contact fields; these tests prove the SFDX metadata
+deployed to the org has exactly those fields with those types, so a field renamed on one side only
+fails here and not in a customer's org.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from infra.local.salesforce_schema import (
+    DEFAULT_ROOT,
+    METADATA_NS,
+    SalesforceMetadataError,
+    SchemaField,
+    contact_fields,
+    read_field,
+    task_fields,
+)
+from loyalty.crm_fields import LOYALTY_FIELDS, MEMBER_ID, SEGMENTS, STANDARD_FIELDS, FieldType
+from loyalty.program import load_program
+
+PACKAGE = DEFAULT_ROOT / "force-app" / "main" / "default"
+CONTACT_FIELDS_DIR = PACKAGE / "objects" / "Contact" / "fields"
+PERMISSION_SET = PACKAGE / "permissionsets" / "Loyalty_Integration.permissionset-meta.xml"
+SIGNER_TEST = PACKAGE / "classes" / "LoyaltyCalloutSignerTest.cls"
+NS = {"md": METADATA_NS}
+
+# Contact fields that exist only as metadata and are not (yet) in loyalty.crm_fields. Loyalty_Locale__c is the
+# member's language, sent by the Outbound Message; the programme never writes it. Anything else is a mistake.
+METADATA_ONLY_CONTACT_FIELDS = frozenset({"Loyalty_Locale__c"})
+
+# How a real org types the standard fields that crm_fields calls Text.
+COMPATIBLE_TYPES = {FieldType.TEXT: {"Text", "Email", "Phone"}}
+
+
+def all_metadata_files() -> list[Path]:
+    return sorted(DEFAULT_ROOT.rglob("*-meta.xml"))
+
+
+def all_field_files() -> list[Path]:
+    return sorted(DEFAULT_ROOT.rglob("*.field-meta.xml"))
+
+
+def md_text(element: ET.Element, tag: str) -> str | None:
+    child = element.find(f"md:{tag}", NS)
+    return child.text if child is not None else None
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, SchemaField]:
+    return contact_fields()
+
+
+@pytest.fixture(scope="module")
+def permission_set() -> ET.Element:
+    return ET.parse(PERMISSION_SET).getroot()
+
+
+def field_permissions(permission_set: ET.Element) -> dict[str, tuple[bool, bool]]:
+    """field -> (readable, editable) as granted by the permission set."""
+    return {
+        md_text(grant, "field") or "": (md_text(grant, "readable") == "true", md_text(grant, "editable") == "true")
+        for grant in permission_set.findall("md:fieldPermissions", NS)
+    }
+
+
+# --- Contact fields against crm_fields ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(LOYALTY_FIELDS))
+def test_every_loyalty_field_exists_in_the_metadata_with_its_type(name: str, schema: dict[str, SchemaField]) -> None:
+    # Given the field and its type as the code names them
+    expected_type = LOYALTY_FIELDS[name]
+
+    # When the schema is read from infra/salesforce
+    field = schema.get(name)
+
+    # Then the org would have that field with that type
+    assert field is not None, f"{name} is in crm_fields.LOYALTY_FIELDS but has no {name}.field-meta.xml"
+    assert field.type == expected_type.value
+
+
+def test_member_id_is_a_unique_case_insensitive_external_id(schema: dict[str, SchemaField]) -> None:
+    # Given the field members are linked by
+    # When its metadata is read
+    field = schema[MEMBER_ID]
+    raw = ET.parse(CONTACT_FIELDS_DIR / f"{MEMBER_ID}.field-meta.xml").getroot()
+
+    # Then Contacts can be upserted by it and two Contacts can never share one
+    assert field.external_id
+    assert field.unique
+    assert md_text(raw, "caseSensitive") == "false"
+    assert field.length == 40
+
+
+@pytest.mark.parametrize(("name", "length"), [("Loyalty_Segment_Reason__c", 255), ("Loyalty_Next_Tier__c", 255)])
+def test_text_fields_have_their_lengths(name: str, length: int, schema: dict[str, SchemaField]) -> None:
+    # Given / When the schema is read / Then the text field holds what the programme writes
+    assert schema[name].length == length
+
+
+def test_tier_picklist_is_the_programme_tiers_display_names_in_order(schema: dict[str, SchemaField]) -> None:
+    # Given the tiers of the programme rules, lowest first
+    expected = [tier.display_name for tier in load_program().tiers]
+
+    # When the picklist is read from the metadata
+    values = list(schema["Loyalty_Tier__c"].picklist_values)
+
+    # Then it offers exactly those names, in that order
+    assert values == expected
+
+
+def test_segment_picklist_is_the_segment_labels_in_order(schema: dict[str, SchemaField]) -> None:
+    # Given the segments the code knows
+    # When the picklist is read from the metadata
+    values = list(schema["Loyalty_Segment__c"].picklist_values)
+
+    # Then it offers exactly their labels, in that order
+    assert values == list(SEGMENTS.values())
+
+
+@pytest.mark.parametrize("name", ["Loyalty_Tier__c", "Loyalty_Segment__c"])
+def test_picklists_are_restricted(name: str) -> None:
+    # Given a picklist the programme writes
+    # When its metadata is read
+    raw = ET.parse(CONTACT_FIELDS_DIR / f"{name}.field-meta.xml").getroot()
+
+    # Then the org refuses values outside the list, so a drifted value fails loudly instead of piling up
+    assert raw.findtext("md:valueSet/md:restricted", namespaces=NS) == "true"
+
+
+@pytest.mark.parametrize("name", sorted(STANDARD_FIELDS))
+def test_every_standard_field_exists_in_the_schema(name: str, schema: dict[str, SchemaField]) -> None:
+    # Given a standard Contact field the code reads
+    expected = STANDARD_FIELDS[name]
+
+    # When the schema is built
+    field = schema.get(name)
+
+    # Then the emulated org has it, with a type compatible with the code's
+    assert field is not None, f"{name} is missing from the standard Contact fields"
+    assert field.type in COMPATIBLE_TYPES.get(expected, {expected.value})
+
+
+def test_no_contact_field_in_the_metadata_is_unknown_to_crm_fields(schema: dict[str, SchemaField]) -> None:
+    # Given the custom fields the metadata defines
+    custom = {name for name in schema if name.endswith("__c")}
+
+    # When compared with the fields the code knows, plus the declared metadata-only ones
+    known = set(LOYALTY_FIELDS) | METADATA_ONLY_CONTACT_FIELDS
+
+    # Then nothing is deployed that the code does not know about, and nothing is missing
+    assert custom - known == set(), "fields in infra/salesforce but not in crm_fields"
+    assert known - custom == set(), "fields in crm_fields (or METADATA_ONLY) without metadata"
+
+
+def test_metadata_only_fields_are_not_also_in_crm_fields() -> None:
+    # Given / When / Then a field moved into crm_fields must leave the exception list, so the list stays honest
+    assert METADATA_ONLY_CONTACT_FIELDS.isdisjoint(LOYALTY_FIELDS)
+
+
+def test_locale_field_is_a_short_text(schema: dict[str, SchemaField]) -> None:
+    # Given / When the schema is read / Then the locale (sv_SE, en_GB) fits and is not an identifier
+    field = schema["Loyalty_Locale__c"]
+    assert (field.type, field.length, field.external_id) == ("Text", 10, False)
+
+
+def test_system_fields_are_not_updateable(schema: dict[str, SchemaField]) -> None:
+    # Given / When the schema is read / Then the emulator refuses writes to fields the org computes
+    assert {name for name, field in schema.items() if not field.updateable} == {"Id", "CreatedDate", "LastModifiedDate"}
+
+
+def test_task_fields_are_the_standard_ones_the_programme_writes() -> None:
+    # Given / When
+    fields = task_fields()
+
+    # Then sent offers can be recorded on a Contact as a Task
+    assert set(fields) == {"Id", "WhoId", "Subject", "Status", "Priority", "ActivityDate", "Description", "Type"}
+    assert fields["WhoId"].type == "Reference"
+    assert fields["Status"].picklist_values == ("Not Started", "In Progress", "Completed")
+    assert "SMS" in fields["Type"].picklist_values
+    assert not fields["Id"].updateable
+
+
+# --- The permission set ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(LOYALTY_FIELDS))
+def test_permission_set_grants_read_and_edit_on_every_loyalty_field(name: str, permission_set: ET.Element) -> None:
+    # Given the integration user's permission set
+    grants = field_permissions(permission_set)
+
+    # When the grant for the field is looked up
+    grant = grants.get(f"Contact.{name}")
+
+    # Then the integration user can read and write it
+    assert grant == (True, True), f"Contact.{name}: {grant}"
+
+
+@pytest.mark.parametrize("name", ["Email", "MobilePhone", "Birthdate", "HasOptedOutOfEmail"])
+def test_permission_set_grants_read_and_edit_on_the_consent_and_contact_fields(
+    name: str, permission_set: ET.Element
+) -> None:
+    # Given / When / Then the programme can read the contact's details and write consent back
+    assert field_permissions(permission_set).get(f"Contact.{name}") == (True, True)
+
+
+def test_permission_set_only_names_fields_that_exist_and_can_be_granted(
+    permission_set: ET.Element, schema: dict[str, SchemaField]
+) -> None:
+    # Given every field the permission set grants
+    granted = set(field_permissions(permission_set))
+
+    # When checked against the schema
+    unknown = {field for field in granted if field.removeprefix("Contact.") not in schema}
+
+    # Then each exists (a typo fails the deploy), and no required or name field is listed: the Metadata API
+    # refuses field permissions on required fields (LastName), and names are readable with Contact read
+    assert unknown == set()
+    assert granted.isdisjoint({"Contact.LastName", "Contact.FirstName", "Contact.Name", "Contact.Id"})
+
+
+def test_permission_set_grants_contact_access_api_and_tasks(permission_set: ET.Element) -> None:
+    # Given the permission set
+    # When its object and user permissions are read
+    objects = {
+        md_text(grant, "object"): {
+            flag: md_text(grant, flag) == "true"
+            for flag in ("allowCreate", "allowRead", "allowEdit", "allowDelete", "modifyAllRecords")
+        }
+        for grant in permission_set.findall("md:objectPermissions", NS)
+    }
+    users = {
+        md_text(grant, "name")
+        for grant in permission_set.findall("md:userPermissions", NS)
+        if md_text(grant, "enabled") == "true"
+    }
+
+    # Then it reads, edits and creates Contacts (Contact access depends on Account read) but never deletes,
+    # creates Tasks (Edit Tasks; activities have no object permissions), and may use the API
+    assert objects["Contact"] == {
+        "allowCreate": True,
+        "allowRead": True,
+        "allowEdit": True,
+        "allowDelete": False,
+        "modifyAllRecords": False,
+    }
+    assert objects["Account"]["allowRead"]
+    assert not any(flags["allowDelete"] or flags["modifyAllRecords"] for flags in objects.values())
+    assert {"ApiEnabled", "EditTask"} <= users
+    assert md_text(permission_set, "label") == "Loyalty Integration"
+    assert len(md_text(permission_set, "description") or "") <= 255
+
+
+# --- Well-formed metadata ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", all_metadata_files(), ids=lambda p: p.name)
+def test_every_metadata_file_is_well_formed_in_the_metadata_namespace(path: Path) -> None:
+    # Given a metadata file
+    # When it is parsed
+    root = ET.parse(path).getroot()
+
+    # Then it is Metadata API XML
+    assert root.tag.startswith(f"{{{METADATA_NS}}}"), root.tag
+
+
+@pytest.mark.parametrize("path", all_field_files(), ids=lambda p: p.name)
+def test_every_field_file_names_itself_and_fits_the_org_limits(path: Path) -> None:
+    # Given a field file
+    root = ET.parse(path).getroot()
+
+    # When its names and texts are read
+    full_name = md_text(root, "fullName")
+    label = md_text(root, "label") or ""
+
+    # Then the fullName is the file name, and label, help text and description fit what Salesforce accepts
+    assert full_name == path.name.removesuffix(".field-meta.xml")
+    assert 0 < len(label) <= 40
+    assert len(md_text(root, "inlineHelpText") or "") <= 510
+    assert len(md_text(root, "description") or "") <= 1000
+
+
+def test_the_metadata_has_field_files() -> None:
+    # Given / When the metadata is listed / Then the parametrised tests above had something to check
+    assert len(all_field_files()) >= len(LOYALTY_FIELDS)
+
+
+@pytest.mark.parametrize("path", sorted(CONTACT_FIELDS_DIR.glob("*.field-meta.xml")), ids=lambda p: p.name)
+def test_contact_fields_have_help_text_and_are_not_required(path: Path) -> None:
+    # Given a loyalty Contact field
+    root = ET.parse(path).getroot()
+
+    # When / Then CRM users get help text and saving a Contact never needs a loyalty value
+    assert md_text(root, "inlineHelpText")
+    assert md_text(root, "required") in (None, "false")
+
+
+def test_apex_api_version_matches_the_project() -> None:
+    # Given the project's source API version
+    project = json.loads((DEFAULT_ROOT / "sfdx-project.json").read_text())
+
+    # When each Apex class's version is read
+    versions = {
+        md_text(ET.parse(path).getroot(), "apiVersion") for path in sorted(PACKAGE.glob("classes/*.cls-meta.xml"))
+    }
+
+    # Then they agree
+    assert versions == {project["sourceApiVersion"]}
+
+
+# --- The Apex signer agrees with the programme's HMAC ------------------------------------------------------------
+
+
+def apex_constant(source: str, name: str) -> str:
+    match = re.search(rf"static final (?:String|Long) {name} = '?(.*?)'?L?;", source)
+    assert match, f"{name} not found in {SIGNER_TEST.name}"
+    return match.group(1)
+
+
+def test_apex_known_answer_is_the_hmac_the_programme_computes() -> None:
+    # Given the secret, clock, body and expected header of the Apex known-answer test
+    source = SIGNER_TEST.read_text(encoding="utf-8")
+    secret, now, body = (apex_constant(source, name) for name in ("SECRET", "NOW", "BODY"))
+    expected = apex_constant(source, "EXPECTED_SIGNATURE")
+
+    # When the header is computed here as the programme verifies it: HMAC-SHA256 of "<t>.<raw body>" in UTF-8
+    mac = hmac.new(secret.encode(), f"{now}.{body}".encode(), hashlib.sha256).hexdigest()
+
+    # Then Apex and Python agree, so a signature from the org verifies in AWS
+    assert expected == f"t={now},v1={mac}"
+
+
+# --- The reader fails as a deploy would ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    shutil.copytree(DEFAULT_ROOT, tmp_path / "salesforce", ignore=shutil.ignore_patterns("*.md"))
+    return tmp_path / "salesforce"
+
+
+def write_field(project: Path, file_name: str, body: str) -> Path:
+    path = project / "force-app/main/default/objects/Contact/fields" / file_name
+    path.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<CustomField xmlns="{METADATA_NS}">{body}</CustomField>\n'
+    )
+    return path
+
+
+def test_a_copy_of_the_metadata_reads_the_same(project_copy: Path, schema: dict[str, SchemaField]) -> None:
+    # Given / When the copy is read / Then it is the real schema (the failure cases below start from it)
+    assert contact_fields(project_copy) == schema
+
+
+def test_a_new_field_file_is_a_new_field(project_copy: Path) -> None:
+    # Given a field added to the metadata only
+    write_field(
+        project_copy, "Loyalty_Extra__c.field-meta.xml", "<fullName>Loyalty_Extra__c</fullName><type>Date</type>"
+    )
+
+    # When the schema is read
+    fields = contact_fields(project_copy)
+
+    # Then it shows up, so the unknown-field test above would catch it
+    assert fields["Loyalty_Extra__c"].type == "Date"
+
+
+@pytest.mark.parametrize(
+    ("file_name", "body", "message"),
+    [
+        ("Loyalty_A__c.field-meta.xml", "<fullName>Loyalty_B__c</fullName><type>Date</type>", "does not match"),
+        ("Loyalty_A__c.field-meta.xml", "<fullName>Loyalty_A__c</fullName><type>Currency</type>", "type"),
+        ("Loyalty_A__c.field-meta.xml", "<fullName>Loyalty_A__c</fullName><type>Text</type>", "length"),
+        ("Loyalty_A__c.field-meta.xml", "<fullName>Loyalty_A__c</fullName><type>Picklist</type>", "at least one"),
+        ("Loyalty_A.field-meta.xml", "<fullName>Loyalty_A</fullName><type>Date</type>", "__c"),
+        ("Loyalty_A__c.field-meta.xml", "<fullName>Loyalty_A__c</fullName><type>Date</type", "well-formed"),
+    ],
+)
+def test_a_broken_field_file_is_refused_naming_the_file(
+    project_copy: Path, file_name: str, body: str, message: str
+) -> None:
+    # Given a field file a deploy would refuse
+    path = write_field(project_copy, file_name, body)
+
+    # When the schema is read / Then the error names the file and the problem
+    with pytest.raises(SalesforceMetadataError, match=message) as error:
+        contact_fields(project_copy)
+    assert str(path) in str(error.value)
+
+
+def test_a_file_outside_the_metadata_namespace_is_refused(tmp_path: Path) -> None:
+    # Given a CustomField without the Metadata API namespace
+    path = tmp_path / "Loyalty_A__c.field-meta.xml"
+    path.write_text("<CustomField><fullName>Loyalty_A__c</fullName><type>Date</type></CustomField>")
+
+    # When / Then it is refused
+    with pytest.raises(SalesforceMetadataError, match="root element"):
+        read_field(path)
