@@ -1,0 +1,201 @@
+"""Flow HTTP callouts from Salesforce: authenticate them, parse their JSON into frozen models, shape the answer.
+
+Authentication (verify over the exact bytes received, before parsing), either of:
+- `x-loyalty-secret: <secret>`, set in a Salesforce External Credential;
+- `x-loyalty-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, from the Apex action we ship;
+  several v1= entries may be sent (secret rotation): any match will do. The timestamp must be within
+  `tolerance_seconds` of now, either way.
+
+Body: `schemaVersion` (1), `type`, `requestId` (the idempotency key: Flow may call twice), `orgId`,
+`requestedAt`, `source`, `contact`, then what the type needs. Unknown fields are ignored; values must be the
+JSON types Flow sends (strings, integers, booleans, dates, lists): a float or an object where a string or an
+integer is expected is refused. Errors name the field path, never a value (they may be personal data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from loyalty.errors import InvalidSignatureError, MalformedPayloadError
+
+SECRET_HEADER = "x-loyalty-secret"
+SIGNATURE_HEADER = "x-loyalty-signature"
+
+# --- authentication ---------------------------------------------------------------------------------------
+
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+def verify_callout(
+    raw_body: bytes, headers: Mapping[str, str], secret: str, now: datetime, tolerance_seconds: int = 300
+) -> None:
+    """Return if the callout carries the shared secret or a fresh, valid signature; else InvalidSignatureError.
+
+    `headers` has lower-cased names. An empty secret refuses everything. `now` must be timezone-aware.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if not secret:
+        raise InvalidSignatureError("flow callout: no secret is configured")
+    key = secret.encode()
+    presented = headers.get(SECRET_HEADER)
+    if presented is not None and hmac.compare_digest(presented.encode(), key):
+        return
+    signature = headers.get(SIGNATURE_HEADER)
+    if signature is not None and _signature_matches(raw_body, signature, key, now, tolerance_seconds):
+        return
+    raise InvalidSignatureError("flow callout: missing or invalid secret or signature")
+
+
+def _signature_matches(raw_body: bytes, header: str, key: bytes, now: datetime, tolerance_seconds: int) -> bool:
+    timestamps: list[str] = []
+    candidates: list[bytes] = []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t":
+            timestamps.append(value)
+        elif name == "v1":
+            try:
+                candidates.append(bytes.fromhex(value))
+            except ValueError:
+                continue  # a garbled entry never matches; another may
+    if len(timestamps) != 1 or not _TIMESTAMP.fullmatch(timestamps[0]) or not candidates:
+        return False
+    if abs(now.timestamp() - int(timestamps[0])) > tolerance_seconds:
+        return False
+    expected = hmac.new(key, timestamps[0].encode() + b"." + raw_body, hashlib.sha256).digest()
+    return any(hmac.compare_digest(candidate, expected) for candidate in candidates)
+
+
+# --- the callouts -----------------------------------------------------------------------------------------
+
+
+def _blank_to_none(value: Any) -> Any:
+    """Flow sends an empty text variable as ""; for an optional identifier that means "not given"."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+OptionalText = Annotated[StrictStr | None, BeforeValidator(_blank_to_none)]
+Text = Annotated[StrictStr, Field(min_length=1)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True, populate_by_name=True)
+
+
+class CalloutSource(_Wire):
+    flow_api_name: Text = Field(alias="flowApiName")
+    requested_by_user_id: Text = Field(alias="requestedByUserId")
+
+
+class CalloutContact(_Wire):
+    id: OptionalText = None  # the Contact id
+    loyalty_member_id: OptionalText = Field(default=None, alias="loyaltyMemberId")
+    email: OptionalText = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> CalloutContact:
+        if self.id is None and self.loyalty_member_id is None and self.email is None:
+            raise ValueError("one of id, loyaltyMemberId or email is required")
+        return self
+
+
+class Adjustment(_Wire):
+    points: StrictInt  # positive to credit, negative to debit; never zero
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+
+    @field_validator("points")
+    @classmethod
+    def _non_zero(cls, points: int) -> int:
+        if points == 0:
+            raise ValueError("must not be zero")
+        return points
+
+
+class _Callout(_Wire):
+    schema_version: StrictInt = Field(alias="schemaVersion")
+    request_id: Annotated[StrictStr, Field(min_length=1, max_length=100)] = Field(alias="requestId")
+    org_id: Text = Field(alias="orgId")
+    requested_at: AwareDatetime = Field(alias="requestedAt")
+    source: CalloutSource
+    contact: CalloutContact
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version_1(cls, version: int) -> int:
+        if version != 1:
+            raise ValueError("only schema version 1 is supported")
+        return version
+
+
+class PointsAdjustmentCallout(_Callout):
+    """A goodwill credit or a correction by a CRM user."""
+
+    type: Literal["points.adjustment"]
+    adjustment: Adjustment
+
+
+class MemberEnrolCallout(_Callout):
+    """Enrol the Contact; the member gets the e-mail address, so it is required."""
+
+    type: Literal["member.enrol"]
+
+    @field_validator("contact")
+    @classmethod
+    def _has_email(cls, contact: CalloutContact) -> CalloutContact:
+        if contact.email is None:
+            raise ValueError("email is required to enrol")
+        return contact
+
+
+# Add new callout types to this union.
+FlowCallout = Annotated[PointsAdjustmentCallout | MemberEnrolCallout, Field(discriminator="type")]
+_CALLOUT: TypeAdapter[FlowCallout] = TypeAdapter(FlowCallout)
+
+
+def parse_callout(raw_body: bytes) -> FlowCallout:
+    """The callout a verified body stands for; MalformedPayloadError names the fields that are wrong."""
+    try:
+        return _CALLOUT.validate_json(raw_body)
+    except ValidationError as error:
+        raise MalformedPayloadError(f"flow callout: {_describe(error)}") from None
+
+
+def accepted_response(request_id: str, duplicate: bool) -> dict[str, Any]:
+    """The JSON answer to an accepted callout; `duplicate` says the requestId had been seen before."""
+    return {"status": "accepted", "requestId": request_id, "duplicate": duplicate}
+
+
+def _describe(error: ValidationError) -> str:
+    """The field paths and what is wrong with them, never the values (pydantic's union messages quote them)."""
+    parts = []
+    for detail in error.errors(include_input=False, include_url=False, include_context=False):
+        if detail["type"] == "union_tag_invalid":
+            parts.append("type: unknown callout type")
+            continue
+        if detail["type"] == "union_tag_not_found":
+            parts.append("type: required")
+            continue
+        # loc starts with the union tag (one of our literals) when the type is known
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"][1:]).lstrip(".")
+        parts.append(f"{path or 'body'}: {detail['msg']}")
+    return "; ".join(parts)
