@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from functools import cache
 from typing import Any
 
@@ -14,8 +13,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from loyalty.adapters.shopify import parse_shopify_webhook, verify_shopify_signature
 from loyalty.adapters.woocommerce import is_woocommerce_ping, parse_woocommerce_webhook, verify_woocommerce_signature
-from loyalty.errors import InvalidSignatureError, PayloadTooLargeError
+from loyalty.errors import InvalidSignatureError
 from loyalty.events import ShopEvent
+from loyalty.http_body import raw_body
 from loyalty.http_errors import register_error_handlers
 from loyalty.observability import logger, metrics
 from loyalty.settings import WebhookSettings, load_settings
@@ -27,16 +27,6 @@ register_error_handlers(app)
 @cache
 def _sqs() -> Any:
     return boto3.client("sqs")
-
-
-def _raw_body(settings: WebhookSettings) -> bytes:
-    """The body exactly as the shop sent it (API Gateway base64-encodes bodies it deems binary)."""
-    event = app.current_event
-    body = event.get("body") or ""
-    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
-    if len(raw) > settings.max_body_bytes:
-        raise PayloadTooLargeError(f"body of {len(raw)} bytes is over the limit of {settings.max_body_bytes}")
-    return raw
 
 
 def _secret(name: str, settings: WebhookSettings) -> str:
@@ -58,7 +48,7 @@ def _accepted(event: ShopEvent | None, topic: str) -> Response:
 @app.post("/webhooks/shopify")
 def shopify_webhook() -> Response:
     settings = load_settings(WebhookSettings)
-    raw = _raw_body(settings)
+    raw = raw_body(app.current_event, settings.max_body_bytes)
     headers = app.current_event.headers
     secret = _secret(settings.shopify_secret_name, settings)
     if not verify_shopify_signature(raw, headers.get("x-shopify-hmac-sha256"), secret):
@@ -73,7 +63,7 @@ def shopify_webhook() -> Response:
 @app.post("/webhooks/woocommerce")
 def woocommerce_webhook() -> Response:
     settings = load_settings(WebhookSettings)
-    raw = _raw_body(settings)
+    raw = raw_body(app.current_event, settings.max_body_bytes)
     headers = app.current_event.headers
     if is_woocommerce_ping(raw, headers.get("content-type")):
         logger.info("woocommerce webhook saved (ping)")

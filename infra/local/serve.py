@@ -22,7 +22,8 @@ def main() -> int:
         stack.start()
         routes = "\n".join(f"    {route.route_key}" for route in stack.routes)
         print(
-            f"ready: gateway {stack.gateway_url}  dynamodb {stack.dynamodb_url}  moto {stack.moto_url}\n"
+            f"ready: gateway {stack.gateway_url}  dynamodb {stack.dynamodb_url}  moto {stack.moto_url}  "
+            f"salesforce {stack.salesforce_url} (org {stack.salesforce.organization_id})\n"
             f"  routes:\n{routes}\n  Ctrl-C stops it.",
             flush=True,
         )

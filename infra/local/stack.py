@@ -15,20 +15,26 @@ import json
 import logging
 import os
 import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
-from moto.server import ThreadedMotoServer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from infra.local.dynamodb_local import DynamoDBLocal
+from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
 
 REGION = "eu-north-1"
@@ -36,11 +42,24 @@ ACCOUNT = "123456789012"
 DEV_SECRETS = {  # development defaults; override with the environment variables of the same name
     "SHOPIFY_WEBHOOK_SECRET": "dev-shopify-webhook-secret",
     "WOOCOMMERCE_WEBHOOK_SECRET": "dev-woocommerce-webhook-secret",
+    "SALESFORCE_CALLOUT_SECRET": "dev-salesforce-callout-secret",
 }
 SECRET_ENV = {
     "ShopifyWebhookSecret": "SHOPIFY_WEBHOOK_SECRET",
     "WooCommerceWebhookSecret": "WOOCOMMERCE_WEBHOOK_SECRET",
+    "SalesforceCalloutSecret": "SALESFORCE_CALLOUT_SECRET",
 }
+OUTBOUND_FIELDS = (  # what the org's Outbound Message on Contact sends (infra/salesforce/README.md)
+    "Email",
+    "MobilePhone",
+    "Birthdate",
+    "HasOptedOutOfEmail",
+    "FirstName",
+    "LastName",
+    "Loyalty_Member_Id__c",
+    "Loyalty_SMS_Opt_In__c",
+    "Loyalty_Locale__c",
+)
 TEXT_TYPES = ("json", "text/", "xml", "x-www-form-urlencoded")
 REDELIVERY_SECONDS = 1  # a failed message stays invisible this long here (AWS: the visibility timeout)
 
@@ -64,10 +83,59 @@ class QueueSource:
 
 
 @dataclass
+class StreamSource:
+    function: str
+    table: str  # logical id
+    batch_size: int
+    window_seconds: float
+    max_retries: int
+    pattern: dict[str, Any] | None
+    on_failure_queue: str | None  # logical id
+
+
+@dataclass
 class Ports:
     gateway: int = int(os.environ.get("LOYALTY_GATEWAY_PORT", "3000"))
     dynamodb: int = int(os.environ.get("LOYALTY_DYNAMODB_PORT", "8000"))
     moto: int = int(os.environ.get("LOYALTY_MOTO_PORT", "5000"))
+    salesforce: int = int(os.environ.get("LOYALTY_SALESFORCE_PORT", "8600"))
+
+
+class MotoServer:
+    """moto in server mode, in its own process (so it does not share the handlers' interpreter lock)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {self._process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto server did not listen on port {self.port} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
 
 
 def lambda_context(function_name: str, timeout_seconds: int = 30) -> SimpleNamespace:
@@ -99,14 +167,18 @@ class Stack:
         self.timeouts: dict[str, int] = {}
         self.routes: list[Route] = []
         self.queue_sources: list[QueueSource] = []
+        self.stream_sources: list[StreamSource] = []
+        self._stream_quiet: dict[str, float] = {}  # function -> start of its latest poll that found nothing
         self._stopping = threading.Event()
         self._sent = threading.Event()  # set when an in-process handler sends to SQS: wakes the pollers
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._dynamodb: DynamoDBLocal | None = None
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: MotoServer | None = None
         self._gateway: ThreadingHTTPServer | None = None
+        self.salesforce = SalesforceEmulator(port=self.ports.salesforce)
+        self.parameters: dict[str, str] = {"SalesforceOrgId": self.salesforce.organization_id}
 
     # ------------------------------------------------------------ URLs
 
@@ -122,6 +194,10 @@ class Stack:
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.moto}"
 
+    @property
+    def salesforce_url(self) -> str:
+        return self.salesforce.url
+
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> Stack:
@@ -130,8 +206,9 @@ class Stack:
             self.secrets.setdefault(name, os.environ.get(name, default))
         self._dynamodb = DynamoDBLocal(port=self.ports.dynamodb)
         self._dynamodb.start()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.ports.moto, verbose=False)
+        self._moto = MotoServer(self.ports.moto)
         self._moto.start()
+        self.salesforce.start()
         os.environ.update(
             AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
             AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
@@ -139,6 +216,7 @@ class Stack:
             AWS_REGION=REGION,
             AWS_ENDPOINT_URL=self.moto_url,
             AWS_ENDPOINT_URL_DYNAMODB=self.dynamodb_url,
+            AWS_ENDPOINT_URL_DYNAMODB_STREAMS=self.dynamodb_url,
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         session = boto3._get_default_session()  # the handlers' clients come from it, so they carry this hook
@@ -147,8 +225,17 @@ class Stack:
         self._create_resources()
         self._load_functions()
         self._start_gateway()
+        self.salesforce.configure_outbound(
+            f"{self.gateway_url}/webhooks/salesforce/outbound", OUTBOUND_FIELDS, self.salesforce.integration_user_id
+        )
         for source in self.queue_sources:
             thread = threading.Thread(target=self._poll, args=(source,), name=f"sqs-{source.function}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        for stream in self.stream_sources:
+            thread = threading.Thread(
+                target=self._poll_stream, args=(stream,), name=f"stream-{stream.function}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         return self
@@ -161,6 +248,7 @@ class Stack:
             self._gateway.server_close()
         for thread in self._threads:
             thread.join(timeout=10)
+        self.salesforce.stop()
         if self._moto is not None:
             self._moto.stop()
         if self._dynamodb is not None:
@@ -206,14 +294,34 @@ class Stack:
             ]
         secrets = boto3.client("secretsmanager")
         for logical_id in self._of_type("AWS::SecretsManager::Secret"):
-            value = self.secrets[SECRET_ENV[logical_id]] if logical_id in SECRET_ENV else uuid.uuid4().hex
+            if logical_id == "SalesforceJwtSecret":
+                value = self._salesforce_login()
+            else:
+                value = self.secrets[SECRET_ENV[logical_id]] if logical_id in SECRET_ENV else uuid.uuid4().hex
             self.names[logical_id] = secrets.create_secret(Name=logical_id, SecretString=value)["ARN"]
+
+    def _salesforce_login(self) -> str:
+        """The JWT bearer login for the local org: a fresh key pair (the emulator accepts any signed assertion)."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        return json.dumps(
+            {
+                "consumer_key": "local-external-client-app",
+                "private_key": pem,
+                "username": "integration@loyalty.local",
+                "login_url": self.salesforce.url,
+            }
+        )
 
     def _resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and "Ref" in value:
             ref = value["Ref"]
             if ref in self.names:
                 return self.names[ref]
+            if ref in self.parameters:
+                return self.parameters[ref]
             return self.template.get("Parameters", {})[ref]["Default"]
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
@@ -236,6 +344,8 @@ class Stack:
                     pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
                     method = event["Properties"]["Method"].upper()
                     self.routes.append(Route(method, pattern, f"{method} {path}", logical_id))
+                elif event["Type"] == "DynamoDB":
+                    self.stream_sources.append(self._stream_source(logical_id, event["Properties"]))
                 elif event["Type"] == "SQS":
                     queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
                     self.queue_sources.append(
@@ -244,6 +354,20 @@ class Stack:
                         )
                     )
         os.environ.update({key: str(self._resolve(value)) for key, value in environment.items()})
+
+    @staticmethod
+    def _stream_source(function: str, props: dict[str, Any]) -> StreamSource:
+        filters = props.get("FilterCriteria", {}).get("Filters", [])
+        failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        return StreamSource(
+            function=function,
+            table=props["Stream"]["Fn::GetAtt"][0],
+            batch_size=int(props.get("BatchSize", 100)),
+            window_seconds=min(1.0, float(props.get("MaximumBatchingWindowInSeconds", 0))),  # short here
+            max_retries=int(props.get("MaximumRetryAttempts", 3)),
+            pattern=json.loads(filters[0]["Pattern"]) if filters else None,
+            on_failure_queue=failure["Fn::GetAtt"][0] if failure else None,
+        )
 
     # ------------------------------------------------------------ HTTP API gateway
 
@@ -391,12 +515,103 @@ class Stack:
             else:
                 sqs.delete_message(QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
+    # ------------------------------------------------------------ DynamoDB stream event sources
+
+    def _poll_stream(self, source: StreamSource) -> None:
+        reader = _StreamReader(self.dynamodb_url, self.names[source.table])
+        buffered: list[dict[str, Any]] = []
+        first_buffered = 0.0
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                fetched = reader.read()
+            except Exception:  # the poller must outlive a bad read, as Lambda's does
+                logging.getLogger(__name__).exception("reading the stream of %s failed", source.table)
+                self._stopping.wait(1.0)
+                continue
+            if fetched and not buffered:
+                first_buffered = started
+            buffered += [self._stream_record(record, reader.arn) for record in fetched]
+            due = buffered and (
+                len(buffered) >= source.batch_size or time.monotonic() - first_buffered >= source.window_seconds
+            )
+            if due:
+                batch, buffered = buffered[: source.batch_size], buffered[source.batch_size :]
+                first_buffered = time.monotonic()
+                self._deliver_stream(source, batch)
+            elif not buffered:
+                self._stream_quiet[source.function] = started
+                self._stopping.wait(0.1)
+            else:
+                self._stopping.wait(0.05)
+
+    @staticmethod
+    def _stream_record(record: dict[str, Any], arn: str) -> dict[str, Any]:
+        change = dict(record["dynamodb"])
+        for image in ("Keys", "NewImage", "OldImage"):
+            if image in change:
+                change[image] = {name: _attribute_value(value) for name, value in change[image].items()}
+        created = change.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):  # boto3 parsed it; Lambda sends epoch seconds
+            change["ApproximateCreationDateTime"] = int(created.timestamp())
+        return {
+            "eventID": record["eventID"],
+            "eventName": record["eventName"],
+            "eventVersion": record.get("eventVersion", "1.1"),
+            "eventSource": "aws:dynamodb",
+            "awsRegion": REGION,
+            "dynamodb": change,
+            "eventSourceARN": arn,
+        }
+
+    def _deliver_stream(self, source: StreamSource, batch: list[dict[str, Any]]) -> None:
+        """Filter as the event source mapping does, invoke, retry a failed batch, then report it as AWS does."""
+        records = [record for record in batch if source.pattern is None or _matches(source.pattern, record)]
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            for attempt in range(source.max_retries + 1):
+                if not records:
+                    return
+                try:
+                    response = self.handlers[source.function](
+                        {"Records": records}, lambda_context(source.function, self.timeouts[source.function])
+                    )
+                except Exception:
+                    logging.getLogger(__name__).exception("%s failed on attempt %d", source.function, attempt + 1)
+                    self._stopping.wait(min(5.0, 0.5 * 2**attempt))
+                    continue
+                failures = [item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])]
+                if not failures:
+                    return
+                sequence = [record["dynamodb"]["SequenceNumber"] for record in records]
+                records = records[sequence.index(min(failures, key=int)) :]  # retried from the first failure
+            if source.on_failure_queue:
+                boto3.client("sqs").send_message(
+                    QueueUrl=self.names[source.on_failure_queue],
+                    MessageBody=json.dumps(
+                        {
+                            "requestContext": {"functionArn": source.function, "condition": "RetryAttemptsExhausted"},
+                            "DDBStreamBatchInfo": {
+                                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+                                "batchSize": len(records),
+                                "streamArn": records[0]["eventSourceARN"],
+                            },
+                        }
+                    ),
+                )
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+
     def wait_idle(self, timeout: float = 120.0) -> None:
-        """Wait until every event-source queue is empty and no batch is being handled."""
+        """Wait until every event-source queue is empty, every stream is read to its end, and nothing runs."""
         sqs = boto3.client("sqs")
         deadline = time.monotonic() + timeout
         quiet_checks = 0
         while time.monotonic() < deadline:
+            checked_at = time.monotonic()
             pending = 0
             for source in self.queue_sources:
                 attributes = sqs.get_queue_attributes(
@@ -406,6 +621,14 @@ class Stack:
                 pending += sum(int(value) for value in attributes.values())
             with self._busy_lock:
                 pending += self._busy
+            if pending == 0 and self.stream_sources:
+                # the stream must have been read to its end after the queues were seen empty
+                while any(self._stream_quiet.get(s.function, 0.0) < checked_at for s in self.stream_sources):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"streams still busy after {timeout:.0f}s")
+                    time.sleep(0.02)
+                with self._busy_lock:
+                    pending += self._busy
             quiet_checks = quiet_checks + 1 if pending == 0 else 0
             if quiet_checks >= 2:
                 return
@@ -414,3 +637,83 @@ class Stack:
 
     def queue_url(self, logical_id: str) -> str:
         return self.names[logical_id]
+
+
+class _StreamReader:
+    """Reads a table's stream shard by shard, resuming after the last record read when an iterator goes stale."""
+
+    def __init__(self, endpoint_url: str, table_name: str) -> None:
+        self.client = boto3.client("dynamodbstreams", endpoint_url=endpoint_url)
+        table = boto3.client("dynamodb", endpoint_url=endpoint_url).describe_table(TableName=table_name)
+        self.arn: str = table["Table"]["LatestStreamArn"]
+        self.iterators: dict[str, str] = {}
+        self.last_sequence: dict[str, str] = {}
+        self.finished: set[str] = set()
+        self.next_discovery = 0.0
+
+    def _iterator(self, shard_id: str) -> str:
+        if shard_id in self.last_sequence:
+            try:
+                return str(
+                    self.client.get_shard_iterator(
+                        StreamArn=self.arn,
+                        ShardId=shard_id,
+                        ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                        SequenceNumber=self.last_sequence[shard_id],
+                    )["ShardIterator"]
+                )
+            except self.client.exceptions.TrimmedDataAccessException:
+                pass
+        return str(
+            self.client.get_shard_iterator(StreamArn=self.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
+                "ShardIterator"
+            ]
+        )
+
+    def read(self) -> list[dict[str, Any]]:
+        if time.monotonic() >= self.next_discovery:
+            for shard in self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]:
+                shard_id = shard["ShardId"]
+                if shard_id not in self.iterators and shard_id not in self.finished:
+                    self.iterators[shard_id] = self._iterator(shard_id)
+            self.next_discovery = time.monotonic() + 2.0
+        fetched: list[dict[str, Any]] = []
+        for shard_id, iterator in list(self.iterators.items()):
+            try:
+                response = self.client.get_records(ShardIterator=iterator, Limit=1000)
+            except (
+                self.client.exceptions.TrimmedDataAccessException,
+                self.client.exceptions.ExpiredIteratorException,
+            ):
+                self.iterators[shard_id] = self._iterator(shard_id)
+                continue
+            records = response.get("Records", [])
+            if records:
+                self.last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+            fetched += records
+            if response.get("NextShardIterator"):
+                self.iterators[shard_id] = response["NextShardIterator"]
+            else:
+                del self.iterators[shard_id]
+                self.finished.add(shard_id)
+        return fetched
+
+
+def _attribute_value(value: dict[str, Any]) -> dict[str, Any]:
+    """botocore reads an empty map {"M": {}} as {}; Lambda sends the map."""
+    if not value:
+        return {"M": {}}
+    if "M" in value:
+        return {"M": {name: _attribute_value(item) for name, item in value["M"].items()}}
+    if "L" in value:
+        return {"L": [_attribute_value(item) for item in value["L"]]}
+    return value
+
+
+def _matches(pattern: Any, value: Any) -> bool:
+    """The subset of Lambda event filtering the template uses: nested keys, each a list of allowed values."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and _matches(v, value[k]) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        return value in pattern
+    return bool(pattern == value)

@@ -59,3 +59,19 @@ class InvalidSignatureError(LoyaltyError):
 
 class PayloadTooLargeError(LoyaltyError):
     """A request body over the configured limit; nothing was stored."""
+
+
+class CrmRetryableError(LoyaltyError):
+    """Salesforce kept failing in a way that may pass (locks, limits, 5xx, timeouts); retry the batch later."""
+
+
+class CrmAuthError(LoyaltyError):
+    """Salesforce refused the integration user's login, or the credentials are incomplete."""
+
+
+class CrmRequestError(LoyaltyError):
+    """Salesforce refused a request as malformed (for example an unknown field); retrying will not help."""
+
+
+class ForeignOrgError(LoyaltyError):
+    """A Salesforce message or callout from an organisation other than the programme's; nothing was applied."""

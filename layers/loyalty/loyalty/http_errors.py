@@ -7,6 +7,8 @@ from http import HTTPStatus
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 
 from loyalty.errors import (
+    ForeignOrgError,
+    InsufficientPointsError,
     InvalidAmountError,
     InvalidSignatureError,
     MalformedPayloadError,
@@ -21,6 +23,8 @@ STATUS_OF: dict[type[Exception], HTTPStatus] = {
     MalformedPayloadError: HTTPStatus.BAD_REQUEST,
     InvalidAmountError: HTTPStatus.BAD_REQUEST,
     UnknownMemberError: HTTPStatus.NOT_FOUND,
+    ForeignOrgError: HTTPStatus.FORBIDDEN,
+    InsufficientPointsError: HTTPStatus.CONFLICT,
 }
 
 

@@ -96,6 +96,7 @@ class MemberProfile(BaseModel):
     email_consent: bool | None = None
     sms_consent: bool | None = None
     crm_contact_id: str | None = None
+    birthdate: date | None = None
 
 
 class MemberSummary(BaseModel):

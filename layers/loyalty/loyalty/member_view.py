@@ -34,6 +34,7 @@ def member_view(ledger: Ledger, member_id: str) -> dict[str, Any]:
         "profile": {
             "email": summary.profile.email,
             "firstName": summary.profile.first_name,
+            "birthdate": summary.profile.birthdate.isoformat() if summary.profile.birthdate else None,
             "locale": summary.profile.locale,
             "consent": {"email": summary.profile.email_consent, "sms": summary.profile.sms_consent},
             "crmContactId": summary.profile.crm_contact_id,

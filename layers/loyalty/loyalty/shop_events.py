@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.enrolment import enrol_member, new_member_id
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.observability import logger, mask_email
 from loyalty.orders import Order
-
-
-def new_member_id() -> str:
-    return "mbr_" + uuid.uuid4().hex[:20]
 
 
 class ShopEventApplier:
@@ -97,17 +93,9 @@ class ShopEventApplier:
         return member_id
 
     def _enrol(self, shop: str, customer_id: str | None, email: str | None, profile: dict[str, Any]) -> str:
-        """Enrol (or find, by e-mail) the member, give the signup bonus, and claim held guest orders."""
-        member_id = self.ledger.enrol(self.member_ids(), email, **profile)
+        member_id = enrol_member(self.ledger, self.directory, email, profile, self.member_ids)
         if customer_id:
             self.directory.link_customer(shop, customer_id, member_id)
-        if self.ledger.rules.bonuses.signup:
-            self.ledger.bonus(member_id, "signup", member_id)
-        if email:
-            for order in self.directory.held_orders(email, self.ledger.clock()):
-                self.ledger.accrue(member_id, order)
-                self.directory.drop_held_order(email, order)
-                logger.info("guest order claimed", order_id=order.order_id, member_id=member_id)
         return member_id
 
     def _with_categories(self, order: Order) -> Order:

@@ -18,6 +18,7 @@ from loyalty.adapters.dynamodb_models import (
     LoyaltyItem,
     MemberItem,
     ProductItem,
+    RequestItem,
     email_pk,
     member_pk,
 )
@@ -25,7 +26,16 @@ from loyalty.orders import Order, casefold_categories
 
 CUSTOMER_SK = "CUSTOMER"
 PRODUCT_SK = "PRODUCT"
-PROFILE_FIELDS = ("first_name", "last_name", "phone", "locale", "email_consent", "sms_consent", "crm_contact_id")
+PROFILE_FIELDS = (
+    "first_name",
+    "last_name",
+    "phone",
+    "locale",
+    "email_consent",
+    "sms_consent",
+    "crm_contact_id",
+    "birthdate",
+)
 
 
 def _customer_pk(shop: str, customer_id: str) -> str:
@@ -64,6 +74,21 @@ class Directory:
                 condition=MemberItem.pk.exists() & newer_or_first,
             )
         except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def link_contact(self, member_id: str, contact_id: str | None) -> None:
+        """Link the member to their CRM Contact (or drop a stale link)."""
+        action = MemberItem.crm_contact_id.set(contact_id) if contact_id else MemberItem.crm_contact_id.remove()
+        MemberItem(member_pk(member_id), MEMBER_SK).update(actions=[action], condition=MemberItem.pk.exists())
+
+    def record_request(self, request_id: str) -> bool:
+        """Note a CRM request id; False if it was noted before (a repeat)."""
+        try:
+            RequestItem(f"REQUEST#{request_id}", "REQUEST").save(condition=RequestItem.pk.does_not_exist())
+        except PutError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False
             raise

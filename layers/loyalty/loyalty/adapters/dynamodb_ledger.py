@@ -147,7 +147,13 @@ class Ledger:
         with TransactWrite(connection=self._connection) as transaction:
             if member.email:
                 transaction.delete(EmailItem(email_pk(member.email), EMAIL_SK))
-            personal = [MemberItem.email, MemberItem.first_name, MemberItem.last_name, MemberItem.phone]
+            personal = [
+                MemberItem.email,
+                MemberItem.first_name,
+                MemberItem.last_name,
+                MemberItem.phone,
+                MemberItem.birthdate,
+            ]
             transaction.update(
                 MemberItem(member_pk(member_id), MEMBER_SK),
                 [attribute.remove() for attribute in personal],
@@ -631,6 +637,7 @@ class Ledger:
                 email_consent=member.email_consent,
                 sms_consent=member.sms_consent,
                 crm_contact_id=member.crm_contact_id,
+                birthdate=date.fromisoformat(member.birthdate) if member.birthdate else None,
             ),
         )
 

@@ -79,6 +79,7 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     email_consent = BooleanAttribute(null=True)
     sms_consent = BooleanAttribute(null=True)
     crm_contact_id = UnicodeAttribute(null=True)
+    birthdate = UnicodeAttribute(null=True)  # ISO date
     profile_updated_at = UTCDateTimeAttribute(null=True)  # time of the newest profile change applied
     enrolled_at = UTCDateTimeAttribute()
     last_activity = UTCDateTimeAttribute(null=True)
@@ -157,6 +158,22 @@ class HeldOrderItem(LoyaltyItem, discriminator="held_order"):
     hold_until = UTCDateTimeAttribute()
 
 
+class RequestItem(LoyaltyItem, discriminator="request"):
+    """A CRM request id already applied (Flow callouts answer "duplicate" on a repeat)."""
+
+
+class CrmStateItem(LoyaltyItem, discriminator="crm_state"):
+    """What was last pushed to the member's Contact, and why a member is not in sync (parked or unlinked).
+
+    Parked and unlinked members carry due_pk CRM#parked / CRM#unlinked, so they can be listed, never lost."""
+
+    member_id = UnicodeAttribute()
+    pushed: MapAttribute[str, Any] = MapAttribute(default=dict)  # field API name -> value as last sent
+    status = UnicodeAttribute()  # synced | parked | unlinked
+    reason = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute()
+
+
 ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     LoyaltyItem,
     MemberItem,
@@ -166,6 +183,8 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     CustomerItem,
     ProductItem,
     HeldOrderItem,
+    CrmStateItem,
+    RequestItem,
 )
 
 
@@ -196,6 +215,7 @@ def normalise_email(email: str) -> str:
 
 
 MEMBER_SK = "MEMBER"
+CRM_STATE_SK = "CRM"
 EMAIL_SK = "EMAIL"
 ORDER_SK = "ORDER"
 ENTRY_PREFIX = "ENTRY#"

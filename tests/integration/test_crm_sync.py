@@ -1,0 +1,198 @@
+"""Pushing loyalty fields to Contacts, against DynamoDB Local and the local org emulator (its schema is
+read from infra/salesforce, so a wrong field name fails here as in a real org)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from infra.local.dynamodb_local import free_port
+from infra.local.salesforce_emulator import SalesforceEmulator
+from infra.local.salesforce_schema import contact_fields as schema_fields
+from loyalty.adapters.dynamodb_crm_state import CrmStateStore
+from loyalty.adapters.dynamodb_directory import Directory
+from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
+from loyalty.crm_sync import CrmSync, contact_fields
+from loyalty.errors import CrmRetryableError
+from loyalty.program import ProgramRules
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.dynamodb_local
+
+
+@pytest.fixture(scope="module")
+def private_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.fixture
+def org() -> Iterator[SalesforceEmulator]:
+    with SalesforceEmulator(port=free_port()) as emulator:
+        yield emulator
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def sync(
+    local_table: str, rules: ProgramRules, clock: FakeClock, org: SalesforceEmulator, private_key: str, sleeps: Sleeps
+) -> CrmSync:
+    credentials = JwtCredentials("local-app", private_key, "integration@loyalty.local", org.url)
+    client = SalesforceClient(credentials=lambda: credentials, timeout_seconds=1.0, backoff_seconds=0.01, sleep=sleeps)
+    return CrmSync(Ledger(rules, clock=clock), client, CrmStateStore(), Directory(), sleep=sleeps)
+
+
+def members_with_contacts(sync: CrmSync, org: SalesforceEmulator, count: int, linked: bool = True) -> list[str]:
+    ids = []
+    for number in range(count):
+        email = f"member{number}@example.com"
+        member_id = sync.ledger.enrol(f"m{number:04d}", email=email)
+        contact = org.create_contact_as_user({"LastName": f"Member {number}", "Email": email})
+        if linked:
+            sync.directory.link_contact(member_id, contact)
+        ids.append(member_id)
+    return ids
+
+
+def test_every_field_the_code_writes_exists_in_the_org_metadata(sync: CrmSync) -> None:
+    member = sync.ledger.enrol("m1", email="m1@example.com")
+    sync.ledger.bonus(member, "signup", member, points=50)
+    written = set(contact_fields(sync.ledger.summary(member), sync.ledger.rules))
+    assert written <= set(schema_fields())
+
+
+def test_a_thousand_changed_members_in_at_most_five_calls(sync: CrmSync, org: SalesforceEmulator) -> None:
+    # Given 1,000 linked members, each changed ten times
+    members = members_with_contacts(sync, org, 1000)
+    for member in members:
+        for change in range(10):
+            sync.ledger.bonus(member, "review", f"{member}-{change}", points=change + 1)
+    org.reset_counts()
+    # When one batch holding all those changes is pushed
+    report = sync.push([member for member in members for _ in range(10)])
+    # Then 5 calls of 200 records carry the latest values
+    assert org.api_calls <= 5
+    assert report.pushed == 1000
+    contacts = {c["Loyalty_Member_Id__c"]: c for c in org.contacts()}
+    assert {contacts[m]["Loyalty_Points__c"] for m in members} == {55}
+    assert contacts[members[0]]["Loyalty_Tier__c"] == "Bronze"
+
+
+def test_only_fields_changed_since_the_last_push_are_sent(sync: CrmSync, org: SalesforceEmulator) -> None:
+    (member,) = members_with_contacts(sync, org, 1)
+    sync.ledger.bonus(member, "signup", member, points=10)
+    sync.push([member])
+    contact_id = sync.ledger.summary(member).profile.crm_contact_id
+    assert contact_id is not None
+    # A CRM user overwrites the tier; nothing about the member changes: no call at all
+    org.update_contact_as_user(contact_id, {"Loyalty_Tier__c": "Gold"})
+    org.reset_counts()
+    assert sync.push([member]).unchanged == 1 and org.api_calls == 0
+    # The points change: only the changed fields go, so the user's tier stays as it is
+    sync.ledger.bonus(member, "review", "r1", points=5)
+    sync.push([member])
+    assert org.contact(contact_id)["Loyalty_Points__c"] == 15
+    assert org.contact(contact_id)["Loyalty_Tier__c"] == "Gold"
+
+
+def test_linking_by_email_writes_the_member_id_and_unlinked_members_are_parked(
+    sync: CrmSync, org: SalesforceEmulator
+) -> None:
+    # Given a member whose Contact exists (e-mail in another case) and one with no Contact
+    found = sync.ledger.enrol("m-found", email="Found.Person@example.com")
+    contact = org.create_contact_as_user({"LastName": "Person", "Email": "found.person@EXAMPLE.com"})
+    missing = sync.ledger.enrol("m-missing", email="missing@example.com")
+    org.reset_counts()
+    # When both are pushed
+    report = sync.push([found, missing])
+    # Then the first is linked (one query for the batch) and the Contact carries the member id
+    assert (report.linked, report.unlinked) == (1, 1)
+    assert org.contact(contact)["Loyalty_Member_Id__c"] == found
+    assert sync.ledger.summary(found).profile.crm_contact_id == contact
+    # And the second is parked as unlinked, visible, with no Contact created
+    assert sync.store.not_in_sync("unlinked") == [(missing, "no Contact with the member's e-mail yet")]
+    assert len(org.contacts()) == 1
+    # When its Contact appears, the next push links it
+    org.create_contact_as_user({"LastName": "Missing", "Email": "missing@example.com"})
+    assert sync.push([missing]).linked == 1
+    assert sync.store.not_in_sync("unlinked") == []
+
+
+def test_two_contacts_with_one_email_are_not_guessed_between(sync: CrmSync, org: SalesforceEmulator) -> None:
+    member = sync.ledger.enrol("m1", email="twin@example.com")
+    for name in ("A", "B"):
+        org.create_contact_as_user({"LastName": name, "Email": "twin@example.com"})
+    sync.push([member])
+    assert sync.store.not_in_sync("parked") == [(member, "2 Contacts share the member's e-mail")]
+    assert all("Loyalty_Member_Id__c" not in c or not c["Loyalty_Member_Id__c"] for c in org.contacts())
+
+
+@pytest.mark.parametrize(
+    ("kind", "times"),
+    [
+        ("UNABLE_TO_LOCK_ROW", 2),
+        ("REQUEST_LIMIT_EXCEEDED", 2),
+        ("SERVER_ERROR", 2),
+        ("INVALID_SESSION_ID", 1),
+        ("TIMEOUT", 1),
+    ],
+)
+def test_every_transient_error_ends_with_all_updates_landed(
+    sync: CrmSync, org: SalesforceEmulator, sleeps: Sleeps, kind: str, times: int
+) -> None:
+    members = members_with_contacts(sync, org, 3)
+    for member in members:
+        sync.ledger.bonus(member, "signup", member, points=20)
+    org.reset_counts()
+    org.inject(kind, times=times, seconds=1.5 if kind == "TIMEOUT" else 0)
+    report = sync.push(members)
+    assert report.pushed == 3
+    assert {c["Loyalty_Points__c"] for c in org.contacts()} == {20}
+    assert org.api_calls <= 1 + times  # bounded: the failed tries and one that succeeds
+    if kind != "INVALID_SESSION_ID":
+        assert sleeps  # it backed off before retrying
+
+
+def test_validation_errors_are_parked_with_their_reason(sync: CrmSync, org: SalesforceEmulator) -> None:
+    members = members_with_contacts(sync, org, 3)
+    org.inject("VALIDATION", record_positions=(1,))
+    report = sync.push(members)
+    assert (report.pushed, report.parked) == (2, 1)
+    ((parked, reason),) = sync.store.not_in_sync("parked")
+    assert parked == members[1] and reason is not None and "FIELD_CUSTOM_VALIDATION_EXCEPTION" in reason
+    # Once the org accepts it, the next push sends it (parked members are retried, not forgotten)
+    org.clear_faults()
+    assert sync.push([members[1]]).pushed == 1
+    assert sync.store.not_in_sync("parked") == []
+
+
+def test_a_failure_that_does_not_pass_stops_after_bounded_retries(sync: CrmSync, org: SalesforceEmulator) -> None:
+    members = members_with_contacts(sync, org, 1)
+    org.inject("SERVER_ERROR", times=100)
+    with pytest.raises(CrmRetryableError):
+        sync.push(members)
+    assert org.api_calls <= sync.client.max_attempts + 2
+
+
+def test_pushes_slow_down_near_the_daily_limit(sync: CrmSync, org: SalesforceEmulator, sleeps: Sleeps) -> None:
+    members = members_with_contacts(sync, org, 1)
+    org.set_api_usage(14_700)  # 98 % of 15,000
+    sync.push(members)
+    assert sync.client.api_usage is not None and sync.client.api_usage[0] >= 14_700
+    assert any(seconds >= 4 for seconds in sleeps)
