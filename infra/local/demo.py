@@ -156,7 +156,7 @@ def run(members: int) -> bool:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     clock = SimulatedClock()
     use_clock(clock)
-    ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port())
+    ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port(), salesforce=free_port())
     with Stack(ports=ports) as stack:
         logging.getLogger("loyalty").setLevel(logging.WARNING)  # the handlers' logs would drown the progress bar
         demo = Demo(stack, clock)

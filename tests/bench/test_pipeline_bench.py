@@ -48,7 +48,7 @@ def test_cold_import_ratio_webshop_webhook(figures: Figures) -> None:
 def test_webhook_to_ledger_events_per_second(figures: Figures) -> None:
     saved = dict(os.environ)
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port())
+    ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port(), salesforce=free_port())
     try:
         with Stack(ports=ports) as stack:
             store = ShopifyStore(stack.gateway_url, stack.secrets["SHOPIFY_WEBHOOK_SECRET"])

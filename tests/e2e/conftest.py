@@ -25,7 +25,7 @@ WOOCOMMERCE_SECRET = "e2e-woocommerce-secret"
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     saved = dict(os.environ)
-    ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port())
+    ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port(), salesforce=free_port())
     secrets = {"SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET, "WOOCOMMERCE_WEBHOOK_SECRET": WOOCOMMERCE_SECRET}
     with Stack(ports=ports, secrets=secrets) as running:
         Shop(running).shopify("products/create", payload("shopify/products_create.json"))  # the catalogue

@@ -46,7 +46,7 @@ class PushReport:
     parked: int = 0
     unlinked: int = 0
     linked: int = 0
-    created: int = 0
+    contacts_created: int = 0
 
 
 def contact_fields(summary: MemberSummary, rules: ProgramRules) -> dict[str, Any]:
@@ -176,7 +176,7 @@ class CrmSync:
             if result.success and result.record_id:
                 contacts[member_id] = result.record_id
                 linked.add(member_id)
-                report.created += 1
+                report.contacts_created += 1
             else:
                 self._park(member_id, states, "parked", _describe(result), report)
 

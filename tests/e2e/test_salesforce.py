@@ -1,0 +1,105 @@
+"""Salesforce both ways through the embedded stack: the org emulator plays the org, over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+from infra.local.stack import Stack
+from tests.e2e.conftest import EVENTS, Shop
+from tests.e2e.test_webshop_pipeline import shopify_order
+
+CALLOUT_SECRET = "dev-salesforce-callout-secret"
+
+
+def unique_email() -> str:
+    return f"crm-{uuid.uuid4().hex[:10]}@example.se"
+
+
+def contact_for(stack: Stack, shop: Shop, email: str) -> tuple[str, str]:
+    """A Contact a CRM user created, and the shopper's first order: returns (contact id, member id)."""
+    contact_id = stack.salesforce.create_contact_as_user({"LastName": "Shopper", "Email": email})
+    shop.shopify("orders/paid", shopify_order(email, customer_id=int(time.time() * 1000)))
+    stack.wait_idle()
+    status, member = shop.get(f"/members?email={email}")
+    assert status == 200
+    return contact_id, member["memberId"]
+
+
+def callout(stack: Stack, kind: str, **changes: Any) -> dict[str, Any]:
+    name = "flow_points_adjustment.json" if kind == "points.adjustment" else "flow_member_enrol.json"
+    body: dict[str, Any] = json.loads((EVENTS / "salesforce" / name).read_text())
+    body.update(orgId=stack.salesforce.organization_id, requestId=str(uuid.uuid4()), **changes)
+    return body
+
+
+def test_an_order_shows_on_the_shoppers_contact(stack: Stack, shop: Shop) -> None:
+    # Given a Contact created in the CRM with a shopper's e-mail, when the shopper's order arrives
+    email = unique_email()
+    contact_id, member_id = contact_for(stack, shop, email)
+    stack.wait_idle()
+    # Then the Contact is linked and shows the member's points and tier
+    contact = stack.salesforce.contact(contact_id)
+    _, member = shop.get(f"/members/{member_id}")
+    assert contact["Loyalty_Member_Id__c"] == member_id
+    assert contact["Loyalty_Points__c"] == member["points"]["available"]
+    assert contact["Loyalty_Pending_Points__c"] == member["points"]["pending"] > 0
+    assert contact["Loyalty_Tier__c"] == "Bronze" and contact["Loyalty_Next_Tier__c"] == "Silver"
+
+
+def test_consent_and_birthday_changed_in_the_crm_show_on_the_member(stack: Stack, shop: Shop) -> None:
+    email = unique_email()
+    contact_id, member_id = contact_for(stack, shop, email)
+    # When a CRM user opts the contact out of e-mail, into SMS, and enters a birthday
+    stack.salesforce.update_contact_as_user(
+        contact_id, {"HasOptedOutOfEmail": True, "Loyalty_SMS_Opt_In__c": True, "Birthdate": "1990-05-17"}
+    )
+    assert stack.salesforce.wait_for_outbound(timeout=30)
+    stack.wait_idle()
+    # Then the member API shows it (the Outbound Message was acknowledged)
+    _, member = shop.get(f"/members/{member_id}")
+    assert member["profile"]["consent"] == {"email": False, "sms": True}
+    assert member["profile"]["birthdate"] == "1990-05-17"
+    assert member["profile"]["crmContactId"] == contact_id
+    assert stack.salesforce.outbound_deliveries[-1].acked
+
+
+def test_an_outbound_message_from_another_org_changes_nothing(stack: Stack, shop: Shop) -> None:
+    body = (EVENTS / "salesforce" / "outbound_contact.xml").read_bytes()  # org 00D5g000004abcdEAA: not ours
+    status, _ = shop.post("/webhooks/salesforce/outbound", body, {"Content-Type": "text/xml; charset=utf-8"})
+    assert status == 403
+
+
+def test_a_repeated_flow_adjustment_adds_points_once(stack: Stack, shop: Shop) -> None:
+    email = unique_email()
+    _, member_id = contact_for(stack, shop, email)
+    _, before = shop.get(f"/members/{member_id}")
+    body = callout(stack, "points.adjustment", contact={"id": None, "loyaltyMemberId": member_id, "email": None})
+    url = f"{stack.gateway_url}/webhooks/salesforce/flow"
+    first = stack.salesforce.send_flow_callout(url, body, CALLOUT_SECRET)
+    again = stack.salesforce.send_flow_callout(url, body, CALLOUT_SECRET)
+    assert first == (202, {"status": "accepted", "requestId": body["requestId"], "duplicate": False})
+    assert again == (202, {"status": "accepted", "requestId": body["requestId"], "duplicate": True})
+    _, after = shop.get(f"/members/{member_id}")
+    assert after["points"]["available"] == before["points"]["available"] + 250
+    adjustments = [e for e in after["entries"] if e["kind"] == "adjustment"]
+    assert len(adjustments) == 1 and "0055g00000B2rQsAAJ" in adjustments[0]["reason"]  # audited
+
+
+def test_a_signed_flow_callout_enrols_a_contact_and_a_wrong_secret_is_refused(stack: Stack, shop: Shop) -> None:
+    email = unique_email()
+    body = callout(stack, "member.enrol", contact={"id": "0035g00000LbW9eAAF", "loyaltyMemberId": None, "email": email})
+    raw = json.dumps(body).encode()
+    timestamp = str(int(time.time()))
+    signature = hmac.new(CALLOUT_SECRET.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Loyalty-Signature": f"t={timestamp},v1={signature}"}
+    status, answer = shop.post("/webhooks/salesforce/flow", raw, headers)
+    assert (status, answer["duplicate"]) == (202, False)
+    status, member = shop.get(f"/members?email={email}")
+    assert status == 200 and member["profile"]["crmContactId"] == "0035g00000LbW9eAAF"
+    wrong = {"Content-Type": "application/json", "X-Loyalty-Secret": "not-the-secret"}
+    assert shop.post("/webhooks/salesforce/flow", raw, wrong)[0] == 401
