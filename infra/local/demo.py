@@ -2,8 +2,9 @@
 
 The catalogue, customers, orders, partial refunds, refunds that overtake their orders and redeliveries go
 to the webhook gateway; the real handlers queue them and apply them to the ledger on DynamoDB Local. The
-programme's clock follows the simulated year, and each simulated day ends with the jobs that release
-pending points and expire due lots. Then a summary: members by tier, points outstanding and pending,
+programme's clock follows the simulated year (the shop's events are applied week by week), and each
+simulated day ends with the jobs that release pending points and expire due lots. The emulated org knows a
+quarter of the customers as Contacts; the demo ends with a few of them as a CRM user sees them. Then a summary: members by tier, points outstanding and pending,
 entries written, and the ledger invariants checked for every member.
 """
 
@@ -17,7 +18,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import boto3
 from tqdm import tqdm
@@ -59,7 +60,7 @@ class Demo:
         self.pool = ThreadPoolExecutor(max_workers=4)
         self.sent: list[Future[int]] = []
         self.redemptions: list[Redeem] = []
-        self.day: date | None = None
+        self.week: tuple[int, int] | None = None
 
     def send(self, topic: str, payload: dict[str, object], webhook_id: str | None = None) -> None:
         self.counts[f"webhooks sent: {topic}"] += 1
@@ -86,12 +87,18 @@ class Demo:
         self.redemptions.clear()
 
     def happen(self, happening: Enrol | OrderPaid | Refund | Redeem | DayEnds) -> None:
-        if self.day is not None and happening.at.date() != self.day:
-            self.settle()  # the programme's clock moves on only when the previous day's events are in
-        self.day = happening.at.date()
+        week = happening.at.isocalendar()[:2]
+        if self.week is not None and week != self.week:
+            self.settle()  # the programme's clock moves on to a new week only when last week's events are in
+        self.week = week
         self.clock.set(happening.at)
         if isinstance(happening, Enrol):
             self.emails[happening.member_id] = happening.email
+            if int(happening.member_id.rsplit("-", 1)[1]) % 4 == 0:  # the CRM already knows a quarter of them
+                self.stack.salesforce.create_contact_as_user(
+                    {"FirstName": "Member", "LastName": happening.member_id, "Email": happening.email}
+                )
+                self.counts["contacts already in the CRM"] += 1
             self.send("customers/create", customer_payload(happening))
         elif isinstance(happening, OrderPaid):
             email = self.emails[happening.member_id]
@@ -104,7 +111,6 @@ class Demo:
         elif isinstance(happening, Redeem):
             self.redemptions.append(happening)
         else:
-            self.settle()
             self.counts["orders released"] += self.ledger.release_due(happening.day)
             self.counts["lots expired"] += self.ledger.expire_due(happening.day)
 
@@ -148,6 +154,44 @@ def print_summary(demo: Demo) -> bool:
             print(f"    {line}")
         return False
     print(f"  balance = sum of entries, no negative balance, lot stream intact: OK for all {len(member_ids):,} members")
+    return print_contacts(demo)
+
+
+CONTACT_COLUMNS = (
+    ("LastName", "Contact"),
+    ("Loyalty_Points__c", "Points"),
+    ("Loyalty_Pending_Points__c", "Pending"),
+    ("Loyalty_Tier__c", "Tier"),
+    ("Loyalty_Points_To_Next_Tier__c", "To next"),
+    ("Loyalty_Expiring_Points__c", "Expiring"),
+    ("Loyalty_Points_Expire_On__c", "On"),
+)
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    return str(value)
+
+
+def print_contacts(demo: Demo) -> bool:
+    """A few Contacts as a CRM user sees them, and whether every linked Contact agrees with the ledger."""
+    contacts = [c for c in demo.stack.salesforce.contacts() if c.get("Loyalty_Member_Id__c")]
+    disagreeing = [
+        c["LastName"]
+        for c in contacts
+        if c["Loyalty_Points__c"] != demo.ledger.summary(c["Loyalty_Member_Id__c"]).available
+    ]
+    print(f"\nSalesforce ({demo.stack.salesforce.url}): {len(contacts):,} Contacts linked to members")
+    print("  " + "".join(f"{title:<14}" for _, title in CONTACT_COLUMNS))
+    for contact in sorted(contacts, key=lambda c: -(c["Loyalty_Points__c"] or 0))[:5]:
+        print("  " + "".join(f"{_shown(contact.get(field)):<14}" for field, _ in CONTACT_COLUMNS))
+    if disagreeing:
+        print(f"  {len(disagreeing)} Contacts disagree with the ledger: {', '.join(disagreeing[:5])}")
+        return False
+    print("  every linked Contact shows the ledger's available points")
     return True
 
 

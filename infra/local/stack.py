@@ -363,7 +363,7 @@ class Stack:
             function=function,
             table=props["Stream"]["Fn::GetAtt"][0],
             batch_size=int(props.get("BatchSize", 100)),
-            window_seconds=min(1.0, float(props.get("MaximumBatchingWindowInSeconds", 0))),  # short here
+            window_seconds=min(0.2, float(props.get("MaximumBatchingWindowInSeconds", 0))),  # kept short here
             max_retries=int(props.get("MaximumRetryAttempts", 3)),
             pattern=json.loads(filters[0]["Pattern"]) if filters else None,
             on_failure_queue=failure["Fn::GetAtt"][0] if failure else None,
