@@ -4,8 +4,8 @@ The catalogue, customers, orders, partial refunds, refunds that overtake their o
 to the webhook gateway; the real handlers queue them and apply them to the ledger on DynamoDB Local. The
 programme's clock follows the simulated year (the shop's events are applied week by week), and each
 simulated day ends with the jobs that release pending points and expire due lots. The emulated org knows a
-quarter of the customers as Contacts; the demo ends with a few of them as a CRM user sees them. Then a summary: members by tier, points outstanding and pending,
-entries written, and the ledger invariants checked for every member.
+quarter of the customers as Contacts. Then a summary: members by tier, points outstanding and pending,
+entries written, the ledger invariants checked for every member, and a few Contacts as a CRM user sees them.
 """
 
 from __future__ import annotations
