@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from infra.local.processes import stop_process
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO_ROOT / ".cache" / "dynamodb-local"
 
@@ -80,13 +82,7 @@ class DynamoDBLocal:
         raise DynamoDBLocalError(f"DynamoDB Local did not answer on {self.url} within {timeout:.0f}s")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def __enter__(self) -> DynamoDBLocal:

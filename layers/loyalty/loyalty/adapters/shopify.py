@@ -26,7 +26,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -34,6 +33,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from loyalty.adapters.wire_json import describe, load_json
 from loyalty.errors import MalformedPayloadError
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.money import Money
@@ -179,11 +179,11 @@ def parse_shopify_webhook(topic: str, shop_domain: str, webhook_id: str, raw_bod
     shop_domain, webhook_id = shop_domain.strip().lower(), webhook_id.strip()
     if not shop_domain or not webhook_id:
         raise MalformedPayloadError(f"shopify {topic}: the shop domain and the webhook id are required")
-    body = _load_json(raw_body, topic)
+    body = load_json(raw_body, f"shopify {topic}")
     try:
         return build(topic, body, f"shopify:{shop_domain}", f"shopify:{webhook_id}")
     except ValidationError as error:
-        raise MalformedPayloadError(f"shopify {topic}: {_describe(error)}") from None
+        raise MalformedPayloadError(f"shopify {topic}: {describe(error)}") from None
 
 
 def _order_paid(topic: str, body: Any, shop: str, dedup_key: str) -> OrderPaidEvent:
@@ -281,27 +281,3 @@ def _product(topic: str, body: Any, shop: str, dedup_key: str) -> ProductEvent:
 
 def _consent(consent: _Consent | None) -> bool | None:
     return _CONSENT_STATES.get(consent.state) if consent and consent.state else None
-
-
-def _load_json(raw_body: bytes, topic: str) -> Any:
-    """The body as JSON, numbers with a decimal point as Decimal; NaN and Infinity are refused."""
-    try:
-        return json.loads(raw_body, parse_float=Decimal, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as error:
-        raise MalformedPayloadError(f"shopify {topic}: body is not valid JSON ({error.msg} at {error.pos})") from None
-    except ValueError:  # not UTF-8, or NaN/Infinity
-        raise MalformedPayloadError(f"shopify {topic}: body is not valid UTF-8 JSON") from None
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
-
-
-def _describe(error: ValidationError) -> str:
-    """The fields a ValidationError names and what is wrong with them, without the values (they may be PII)."""
-    parts = []
-    for detail in error.errors(include_input=False, include_url=False):
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
-        where = path or ("body" if error.title.startswith("_") else error.title)  # _Wire models are the body
-        parts.append(f"{where}: {detail['msg']}")
-    return "; ".join(parts)

@@ -35,7 +35,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -45,6 +44,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from loyalty.adapters.wire_json import describe, load_json
 from loyalty.errors import MalformedPayloadError
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.money import Money
@@ -179,11 +179,11 @@ def parse_woocommerce_webhook(topic: str, source: str, raw_body: bytes) -> ShopE
     host = _source_host(source)
     if not host:
         raise MalformedPayloadError(f"woocommerce {topic}: the webhook source is required")
-    body = _load_json(raw_body, topic)
+    body = load_json(raw_body, f"woocommerce {topic}")
     try:
         return build(topic, body, host)
     except ValidationError as error:
-        raise MalformedPayloadError(f"woocommerce {topic}: {_describe(error)}") from None
+        raise MalformedPayloadError(f"woocommerce {topic}: {describe(error)}") from None
 
 
 def _order(topic: str, body: Any, host: str) -> OrderPaidEvent | RefundEvent | None:
@@ -296,29 +296,3 @@ def _source_host(source: str) -> str:
     except ValueError:  # a port that is not a number
         return ""
     return f"{host}:{port}" if host and port else host
-
-
-def _load_json(raw_body: bytes, topic: str) -> Any:
-    """The body as JSON, numbers with a decimal point as Decimal; NaN and Infinity are refused."""
-    try:
-        return json.loads(raw_body, parse_float=Decimal, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as error:
-        raise MalformedPayloadError(
-            f"woocommerce {topic}: body is not valid JSON ({error.msg} at {error.pos})"
-        ) from None
-    except ValueError:  # not UTF-8, or NaN/Infinity
-        raise MalformedPayloadError(f"woocommerce {topic}: body is not valid UTF-8 JSON") from None
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
-
-
-def _describe(error: ValidationError) -> str:
-    """The fields a ValidationError names and what is wrong with them, without the values (they may be PII)."""
-    parts = []
-    for detail in error.errors(include_input=False, include_url=False):
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
-        where = path or ("body" if error.title.startswith("_") else error.title)  # _Wire models are the body
-        parts.append(f"{where}: {detail['msg']}")
-    return "; ".join(parts)

@@ -1,0 +1,35 @@
+"""Reading shop webhook bodies: exact JSON, and validation errors described without the values they hold."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from loyalty.errors import MalformedPayloadError
+
+
+def load_json(raw_body: bytes, what: str) -> Any:
+    """The body as JSON, numbers with a decimal point as Decimal; NaN and Infinity are refused."""
+    try:
+        return json.loads(raw_body, parse_float=Decimal, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as error:
+        raise MalformedPayloadError(f"{what}: body is not valid JSON ({error.msg} at {error.pos})") from None
+    except ValueError:  # not UTF-8, or NaN/Infinity
+        raise MalformedPayloadError(f"{what}: body is not valid UTF-8 JSON") from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")
+
+
+def describe(error: ValidationError) -> str:
+    """The fields a ValidationError names and what is wrong with them, without the values (they may be PII)."""
+    parts = []
+    for detail in error.errors(include_input=False, include_url=False):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in detail["loc"]).lstrip(".")
+        where = path or ("body" if error.title.startswith("_") else error.title)  # _Wire models are the body
+        parts.append(f"{where}: {detail['msg']}")
+    return "; ".join(parts)
