@@ -196,3 +196,20 @@ def test_pushes_slow_down_near_the_daily_limit(sync: CrmSync, org: SalesforceEmu
     sync.push(members)
     assert sync.client.api_usage is not None and sync.client.api_usage[0] >= 14_700
     assert any(seconds >= 4 for seconds in sleeps)
+
+
+def test_creating_contacts_is_an_option_and_never_duplicates(sync: CrmSync, org: SalesforceEmulator) -> None:
+    # Given the option switched on, a member with no Contact and one whose Contact exists
+    sync.create_contacts = True
+    new = sync.ledger.enrol("m-new", email="new@example.com", first_name="Nora")
+    known = sync.ledger.enrol("m-known", email="known@example.com")
+    org.create_contact_as_user({"LastName": "Known", "Email": "known@example.com"})
+    # When both are pushed twice
+    first = sync.push([new, known])
+    sync.push([new, known])
+    # Then one Contact is created for the new member, none for the known one, and nothing twice
+    assert (first.contacts_created, first.linked) == (1, 2)
+    emails = sorted(c["Email"] for c in org.contacts())
+    assert emails == ["known@example.com", "new@example.com"]
+    created = next(c for c in org.contacts() if c["Email"] == "new@example.com")
+    assert created["Loyalty_Member_Id__c"] == new
