@@ -143,6 +143,7 @@ def test_orders_paid_becomes_an_order_paid_event_with_exact_amounts() -> None:
                 ),
             ),
             shipping=Decimal("59.00"),
+            discount_codes=("SPRING10",),
         ),
         customer_id="7212345678901",
         email="astrid.lindqvist@example.se",

@@ -175,6 +175,7 @@ def test_completed_order_becomes_an_order_paid_event_with_exact_amounts() -> Non
                 ),
             ),
             shipping=Decimal("5.50"),
+            discount_codes=("kahvi10",),
         ),
         customer_id="57",
         email="aino.virtanen@example.fi",

@@ -52,6 +52,7 @@ class Order(_Frozen):
     prices_include_tax: bool
     lines: tuple[OrderLine, ...]
     shipping: Money = Decimal(0)  # never earns; kept for completeness
+    discount_codes: tuple[str, ...] = ()  # codes the customer entered (segments tell price-driven buyers)
 
     @field_validator("currency", mode="before")
     @classmethod

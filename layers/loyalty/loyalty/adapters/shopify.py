@@ -111,6 +111,10 @@ class _Address(_Wire):
     first_name: str | None = None
 
 
+class _DiscountCode(_Wire):
+    code: str
+
+
 class _OrderPayload(_Wire):
     id: Id
     currency: str | None = None
@@ -124,6 +128,7 @@ class _OrderPayload(_Wire):
     billing_address: _Address | None = None
     line_items: list[_LineItem]
     shipping_lines: list[_ShippingLine] = []
+    discount_codes: list[_DiscountCode] = []
 
 
 class _RefundLineItem(_Wire):
@@ -214,6 +219,7 @@ def _order_paid(topic: str, body: Any, shop: str, dedup_key: str) -> OrderPaidEv
         prices_include_tax=payload.taxes_included,
         lines=lines,
         shipping=sum((s.price for s in payload.shipping_lines), Decimal(0)),
+        discount_codes=tuple(d.code for d in payload.discount_codes if d.code),
     )
     customer = payload.customer
     first_name = (customer and customer.first_name) or (payload.billing_address and payload.billing_address.first_name)

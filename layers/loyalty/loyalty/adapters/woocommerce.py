@@ -116,6 +116,10 @@ class _ShippingLine(_Wire):
     total: Money
 
 
+class _CouponLine(_Wire):
+    code: str
+
+
 class _OrderState(_Wire):
     id: Id
     status: str
@@ -131,6 +135,7 @@ class _Order(_OrderState):
     billing: _Billing = _Billing()
     line_items: list[_LineItem]
     shipping_lines: list[_ShippingLine] = []
+    coupon_lines: list[_CouponLine] = []
 
 
 class _Customer(_Wire):
@@ -210,6 +215,7 @@ def _order(topic: str, body: Any, host: str) -> OrderPaidEvent | RefundEvent | N
         prices_include_tax=False,  # WooCommerce line amounts never include tax
         lines=tuple(_order_line(item) for item in payload.line_items if item.quantity > 0),
         shipping=sum((s.total for s in payload.shipping_lines), Decimal(0)),
+        discount_codes=tuple(c.code for c in payload.coupon_lines if c.code),
     )
     return OrderPaidEvent(
         shop=shop,
