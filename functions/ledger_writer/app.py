@@ -20,6 +20,7 @@ from pydantic import Json
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
+from loyalty.adapters.dynamodb_reviews import Reviews
 from loyalty.events import ShopEvent
 from loyalty.observability import logger, metrics
 from loyalty.program import load_program
@@ -40,7 +41,7 @@ def _apply_once() -> Callable[..., str]:
     """The applier, wrapped so each shop event (by its dedup key) is applied once; built on first use."""
     settings = load_settings(LedgerWriterSettings)
     bind_table(settings.table)
-    applier = ShopEventApplier(Ledger(load_program()), Directory(), settings.guest_hold_days)
+    applier = ShopEventApplier(Ledger(load_program()), Directory(), Reviews(), settings.guest_hold_days)
     store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
     @idempotent_function(data_keyword_argument="event", config=idempotency, persistence_store=store)

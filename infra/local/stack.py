@@ -61,6 +61,7 @@ OUTBOUND_FIELDS = (  # what the org's Outbound Message on Contact sends (infra/s
     "Loyalty_SMS_Opt_In__c",
     "Loyalty_Locale__c",
 )
+LOCAL_JOBS_PATH = "/_local/jobs/"  # not in AWS: schedules run jobs there; here they run on demand
 TEXT_TYPES = ("json", "text/", "xml", "x-www-form-urlencoded")
 REDELIVERY_SECONDS = 1  # a failed message stays invisible this long here (AWS: the visibility timeout)
 
@@ -92,6 +93,14 @@ class StreamSource:
     max_retries: int
     pattern: dict[str, Any] | None
     on_failure_queue: str | None  # logical id
+
+
+@dataclass
+class Schedule:
+    name: str  # the event's name in template.yaml
+    function: str
+    expression: str
+    input: dict[str, Any]
 
 
 @dataclass
@@ -163,6 +172,7 @@ class Stack:
         self.routes: list[Route] = []
         self.queue_sources: list[QueueSource] = []
         self.stream_sources: list[StreamSource] = []
+        self.schedules: list[Schedule] = []
         self._stream_quiet: dict[str, float] = {}  # function -> start of its latest poll that found nothing
         self._stopping = threading.Event()
         self._sent = threading.Event()  # set when an in-process handler sends to SQS: wakes the pollers
@@ -333,8 +343,13 @@ class Stack:
             module = importlib.import_module(module_name)
             self.handlers[logical_id] = getattr(module, props["Handler"].rsplit(".", 1)[1])
             self.timeouts[logical_id] = int(props.get("Timeout", globals_.get("Timeout", 30)))
-            for event in props.get("Events", {}).values():
-                if event["Type"] == "HttpApi":
+            for event_name, event in props.get("Events", {}).items():
+                if event["Type"] == "Schedule":
+                    schedule = event["Properties"]
+                    self.schedules.append(
+                        Schedule(event_name, logical_id, schedule["Schedule"], json.loads(schedule.get("Input", "{}")))
+                    )
+                elif event["Type"] == "HttpApi":
                     path = event["Properties"]["Path"]
                     pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
                     method = event["Properties"]["Method"].upper()
@@ -364,12 +379,27 @@ class Stack:
             on_failure_queue=failure["Fn::GetAtt"][0] if failure else None,
         )
 
+    # ------------------------------------------------------------ schedules
+
+    def run_job(self, job: str, **extra: Any) -> dict[str, Any]:
+        """Invoke the scheduled function as its schedule does (its Input, plus ``extra`` such as a ``day``)."""
+        for schedule in self.schedules:
+            if schedule.input.get("job") == job:
+                event = {**schedule.input, **extra}
+                result = self.handlers[schedule.function](
+                    event, lambda_context(schedule.function, self.timeouts[schedule.function])
+                )
+                return dict(result)
+        raise KeyError(f"no schedule runs job {job!r}; template.yaml has {[s.input for s in self.schedules]}")
+
     # ------------------------------------------------------------ HTTP API gateway
 
     def invoke_http(
         self, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str = "127.0.0.1"
     ) -> tuple[int, dict[str, str], bytes]:
         split = urlsplit(target)
+        if method == "POST" and split.path.startswith(LOCAL_JOBS_PATH):
+            return self._job_request(split.path.removeprefix(LOCAL_JOBS_PATH), dict(parse_qsl(split.query)))
         for route in self.routes:
             match = route.pattern.match(split.path)
             if match and route.method == method:
@@ -418,6 +448,14 @@ class Stack:
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
         return int(response["statusCode"]), dict(response.get("headers") or {}), data
+
+    def _job_request(self, job: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """Local only: POST /_local/jobs/<job>[?day=YYYY-MM-DD] runs a scheduled job now, as its schedule would."""
+        try:
+            result = self.run_job(job, **({"day": query["day"]} if "day" in query else {}))
+        except KeyError as error:
+            return 404, {"content-type": "application/json"}, json.dumps({"message": str(error)}).encode()
+        return 200, {"content-type": "application/json"}, json.dumps(result).encode()
 
     def _start_gateway(self) -> None:
         stack = self

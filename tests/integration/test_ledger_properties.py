@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -24,7 +25,7 @@ from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.errors import InsufficientPointsError, RefundExceedsOrderError
 from loyalty.ledger import ParkedRefund
 from loyalty.program import Expiry, ProgramRules
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, create_table
 from tests.orders import simple_order
 
 pytestmark = pytest.mark.dynamodb_local
@@ -50,13 +51,15 @@ class ModelOrder:
 
 
 class LedgerHistories(RuleBasedStateMachine):
-    """One member per example; the table and DynamoDB Local are shared across examples."""
+    """One member in a table of its own per example (the due index's dates must not fill up across examples)."""
 
     rules_under_test: ProgramRules
+    endpoint_url: str
     member_numbers = itertools.count()
 
     @initialize()
     def start(self) -> None:
+        self.table = create_table(self.endpoint_url)
         self.clock = FakeClock(datetime(2026, 1, 5, 10, tzinfo=UTC))
         self.ledger = Ledger(self.rules_under_test, clock=self.clock)
         self.member = f"prop-{os.getpid()}-{next(self.member_numbers)}"
@@ -199,6 +202,10 @@ class LedgerHistories(RuleBasedStateMachine):
             self.available -= due
             self.lots = [lot for lot in self.lots if lot[1] >= today]  # type: ignore[operator]
 
+    def teardown(self) -> None:
+        if hasattr(self, "table"):
+            boto3.client("dynamodb", endpoint_url=self.endpoint_url).delete_table(TableName=self.table)
+
     @invariant()
     def ledger_agrees_with_the_model(self) -> None:
         if not hasattr(self, "ledger"):
@@ -209,9 +216,10 @@ class LedgerHistories(RuleBasedStateMachine):
         assert [lot.remaining for lot in self.ledger.open_lots(self.member)] == [lot[0] for lot in self.lots]
 
 
-def test_random_histories_keep_every_invariant(local_table: str, rules: ProgramRules) -> None:
+def test_random_histories_keep_every_invariant(dynamodb_local: str, rules: ProgramRules) -> None:
     # Given short windows so that a history of a few dozen steps sees releases and expiry
     LedgerHistories.rules_under_test = rules.model_copy(update={"pending_days": 3, "expiry": Expiry(months=1)})
+    LedgerHistories.endpoint_url = dynamodb_local
     machine = settings(
         max_examples=EXAMPLES,
         stateful_step_count=20,

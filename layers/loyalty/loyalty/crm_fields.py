@@ -30,6 +30,8 @@ LOYALTY_FIELDS: dict[str, FieldType] = {
     "Loyalty_Points_To_Next_Tier__c": FieldType.NUMBER,
     "Loyalty_Points_To_Keep_Tier__c": FieldType.NUMBER,
     "Loyalty_Tier_Expires_On__c": FieldType.DATE,
+    "Loyalty_Tier_Override_Until__c": FieldType.DATE,  # a CRM user's tier override: its last day
+    "Loyalty_Tier_Override_Reason__c": FieldType.TEXT,
     "Loyalty_Segment__c": FieldType.PICKLIST,
     "Loyalty_Segment_Reason__c": FieldType.TEXT,
     "Loyalty_Expiring_Points__c": FieldType.NUMBER,

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from loyalty.crm_fields import MEMBER_ID
+from loyalty.crm_fields import MEMBER_ID, SEGMENTS
 from loyalty.errors import CrmRetryableError, UnknownMemberError
 from loyalty.ledger import MemberSummary
 from loyalty.observability import logger, metrics
@@ -50,26 +50,39 @@ class PushReport:
 
 
 def contact_fields(summary: MemberSummary, rules: ProgramRules) -> dict[str, Any]:
-    """The member's loyalty fields as Salesforce stores them. Values not known yet are left out, not blanked."""
-    tier = rules.tier(summary.tier)
-    next_tier = rules.next_tier(summary.tier)
+    """The member's loyalty fields as Salesforce stores them.
+
+    A value that is not known yet (the segment before the first review) is left out, not blanked; a value
+    that no longer applies (tier expiry after falling to the lowest tier, an override that ended) is blanked."""
+    next_tier = rules.tier(summary.next_tier) if summary.next_tier else None
     fields: dict[str, Any] = {
         MEMBER_ID: summary.member_id,
         "Loyalty_Points__c": summary.available,
         "Loyalty_Pending_Points__c": summary.pending,
         "Loyalty_Lifetime_Points__c": summary.lifetime,
-        "Loyalty_Tier__c": tier.display_name,
+        "Loyalty_Tier__c": rules.tier(summary.tier).display_name,
         "Loyalty_Next_Tier__c": next_tier.display_name if next_tier else None,
-        "Loyalty_Points_To_Next_Tier__c": max(0, next_tier.threshold - summary.qualifying) if next_tier else None,
+        "Loyalty_Points_To_Next_Tier__c": summary.points_to_next_tier,
+        "Loyalty_Points_To_Keep_Tier__c": summary.points_to_keep_tier,
+        "Loyalty_Tier_Expires_On__c": _date(summary.tier_expires_on),
+        "Loyalty_Tier_Override_Until__c": _date(summary.tier_override_until),
+        "Loyalty_Tier_Override_Reason__c": summary.tier_override_reason,
         "Loyalty_Expiring_Points__c": summary.next_expiry_points,
-        "Loyalty_Points_Expire_On__c": summary.next_expiry_on.isoformat() if summary.next_expiry_on else None,
+        "Loyalty_Points_Expire_On__c": _date(summary.next_expiry_on),
         "Loyalty_Enrolled_On__c": summary.enrolled_at.astimezone(UTC).date().isoformat(),
     }
+    if summary.segment is not None:
+        fields["Loyalty_Segment__c"] = SEGMENTS[summary.segment]
+        fields["Loyalty_Segment_Reason__c"] = summary.segment_reason
     if summary.last_activity is not None:
         fields["Loyalty_Last_Activity__c"] = summary.last_activity.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     if summary.profile.sms_consent is not None:
         fields["Loyalty_SMS_Opt_In__c"] = summary.profile.sms_consent
     return fields
+
+
+def _date(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 @dataclass

@@ -33,6 +33,8 @@ class EntryKind(StrEnum):
     EXPIRY = "expiry"
     ADJUSTMENT = "adjustment"  # goodwill credit or deduction by a named actor
     BONUS = "bonus"  # signup, birthday, referral, review
+    TIER = "tier"  # a qualification period ended: the tier kept or lost (no points)
+    TIER_OVERRIDE = "tier_override"  # a CRM user set the tier for a while (no points)
 
 
 class Entry(BaseModel):
@@ -58,6 +60,15 @@ class Entry(BaseModel):
     lot_end: int | None = None
     expires_on: date | None = None
     unrecovered: int = 0  # reversal points the member had already spent
+    month: str | None = None  # "YYYY-MM" whose qualifying points it changes
+    tier: str | None = None  # accrual: the tier it earned at; tier entries: the tier decided or set
+    tier_reached: str | None = None  # accrual: the tier the order reached at once
+    tier_period_end: date | None = None
+    valid_until: date | None = None  # tier override: its last day
+    placed_on: date | None = None  # accrual: the order's date
+    base_points: int | None = None  # accrual: the order's spend in base points (x1)
+    discounted: bool | None = None  # accrual: a discount code was used
+    categories: tuple[str, ...] = ()  # accrual: the order's product categories
 
 
 class LedgerResult(BaseModel):
@@ -106,8 +117,19 @@ class MemberSummary(BaseModel):
     available: int
     pending: int
     lifetime: int
-    qualifying: int  # qualifying points in the programme's window
-    tier: str
+    qualifying: int  # qualifying points counting toward a tier today (the running total)
+    tier: str  # the tier in force: a CRM user's override while it lasts, else the earned tier
+    earned_tier: str
+    next_tier: str | None = None
+    points_to_next_tier: int | None = None
+    points_to_keep_tier: int | None = None  # still needed this period to keep the earned tier
+    tier_expires_on: date | None = None  # last day of the tier unless kept (or of the override)
+    tier_period_end: date | None = None
+    tier_override_until: date | None = None  # set while a CRM user's override is in force
+    tier_override_reason: str | None = None
+    segment: str | None = None
+    segment_reason: str | None = None
+    segment_rfm: str | None = None
     next_expiry_on: date | None
     next_expiry_points: int
     enrolled_at: datetime

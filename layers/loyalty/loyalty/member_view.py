@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from loyalty.adapters.dynamodb_ledger import Ledger
@@ -9,10 +10,13 @@ from loyalty.adapters.dynamodb_ledger import Ledger
 RECENT_ENTRIES = 20
 
 
+def _date(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def member_view(ledger: Ledger, member_id: str) -> dict[str, Any]:
     summary = ledger.summary(member_id)
     history = ledger.history(member_id, limit=RECENT_ENTRIES)
-    next_tier = ledger.rules.next_tier(summary.tier)
     return {
         "memberId": summary.member_id,
         "points": {
@@ -23,9 +27,23 @@ def member_view(ledger: Ledger, member_id: str) -> dict[str, Any]:
         },
         "tier": {
             "name": summary.tier,
-            "next": next_tier.name if next_tier else None,
-            "pointsToNext": max(0, next_tier.threshold - summary.qualifying) if next_tier else None,
+            "earned": summary.earned_tier,
+            "next": summary.next_tier,
+            "pointsToNext": summary.points_to_next_tier,
+            "pointsToKeep": summary.points_to_keep_tier,
+            "expiresOn": _date(summary.tier_expires_on),
+            "periodEnd": _date(summary.tier_period_end),
+            "override": (
+                {"until": _date(summary.tier_override_until), "reason": summary.tier_override_reason}
+                if summary.tier_override_until
+                else None
+            ),
         },
+        "segment": (
+            {"name": summary.segment, "reason": summary.segment_reason, "rfm": summary.segment_rfm}
+            if summary.segment
+            else None
+        ),
         "nextExpiry": (
             {"date": summary.next_expiry_on.isoformat(), "points": summary.next_expiry_points}
             if summary.next_expiry_on

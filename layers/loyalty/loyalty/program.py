@@ -22,6 +22,7 @@ Dates: campaign windows and weekdays are judged on the order's date in the progr
 """
 
 import calendar
+import itertools
 import os
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -117,7 +118,94 @@ class Expiry(_Rules):
 
 
 class Qualification(_Rules):
-    window_months: Annotated[int, Field(ge=1)] = 12  # qualifying points counted over this many months
+    """How tiers are earned and kept; see loyalty.tiers for the whole life of a tier."""
+
+    period: Literal["rolling", "calendar_year"] = "rolling"
+    window_months: Annotated[int, Field(ge=1)] = 12  # rolling: qualifying points counted over this many months
+    downgrade_grace_days: Annotated[int, Field(ge=0)] = 0  # a tier not kept is lost this many days after its period
+
+    @model_validator(mode="after")
+    def _calendar_is_a_year(self) -> Self:
+        if self.period == "calendar_year" and self.window_months != 12:
+            raise ValueError("window_months must be 12 (or left out) when period is calendar_year")
+        return self
+
+
+Score = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)]
+
+
+def _ascending(name: str, values: list[int]) -> list[int]:
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise ValueError(f"{name} must be strictly increasing")
+    return values
+
+
+class RfmScores(_Rules):
+    """Four boundaries per score, giving scores 1 to 5 (see loyalty.segments)."""
+
+    recency_days: Score = [30, 90, 180, 365]  # ordered within this many days: R5, R4, R3, R2; else R1
+    frequency_orders: Score = [1, 2, 4, 8]  # at least this many orders in the window: F2, F3, F4, F5
+    monetary_points: Score = [100, 300, 1000, 3000]  # at least this much spent, in base points: M2 .. M5
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Self:
+        _ascending("recency_days", self.recency_days)
+        _ascending("frequency_orders", self.frequency_orders)
+        _ascending("monetary_points", self.monetary_points)
+        return self
+
+
+Share = Annotated[ExactDecimal, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class LoyalAmbassadorRule(_Rules):
+    min_orders: Count = 6
+    min_categories: Count = 3
+    min_referrals: Count = 1
+
+
+class PriceDrivenRule(_Rules):
+    min_orders: Count = 2
+    min_discount_share: Share = Decimal("0.5")
+
+
+class OpportunisticRule(_Rules):
+    min_orders: Count = 2
+    min_campaign_share: Share = Decimal("0.75")
+
+
+class ConvenienceDrivenRule(_Rules):
+    min_orders: Count = 6
+    max_average_basket_points: Count = 60
+    max_categories: Count = 2
+
+
+class SegmentRules(_Rules):
+    """Segments, judged from the member's purchases in the window; see loyalty.segments for the precedence."""
+
+    window_months: Annotated[int, Field(ge=1)] = 12
+    review_days: Annotated[int, Field(ge=1)] = 30  # every member's segment is recomputed at least this often
+    new_member_days: Annotated[int, Field(ge=0)] = 60
+    at_risk_days: Annotated[int, Field(ge=1)] = 120  # no order for this many days: at risk
+    lapsed_days: Annotated[int, Field(ge=1)] = 365  # no order for this many days: lapsed
+    rfm: RfmScores = RfmScores()
+    loyal_ambassador: LoyalAmbassadorRule = LoyalAmbassadorRule()
+    price_driven: PriceDrivenRule = PriceDrivenRule()
+    opportunistic: OpportunisticRule = OpportunisticRule()
+    convenience_driven: ConvenienceDrivenRule = ConvenienceDrivenRule()
+
+    @model_validator(mode="after")
+    def _risk_before_lapse(self) -> Self:
+        if self.lapsed_days <= self.at_risk_days:
+            raise ValueError(f"lapsed_days ({self.lapsed_days}) must be more than at_risk_days ({self.at_risk_days})")
+        return self
+
+
+class Schedules(_Rules):
+    expiry_warning_days: Annotated[int, Field(ge=1)] = 30  # members hear of expiring points this many days ahead
+    birthday_notice_days: Annotated[int, Field(ge=0)] = 30  # a birthday entered closer to the day pays next year
+    catch_up_days: Annotated[int, Field(ge=0)] = 7  # a missed run date is done late, up to this many days back
 
 
 class Bonuses(_Rules):
@@ -139,6 +227,8 @@ class ProgramRules(_Rules):
     expiry: Expiry
     qualification: Qualification = Qualification()
     bonuses: Bonuses = Bonuses()
+    segments: SegmentRules = SegmentRules()
+    schedules: Schedules = Schedules()
 
     @field_validator("timezone")
     @classmethod
@@ -183,6 +273,10 @@ class ProgramRules(_Rules):
             if tier.name == name:
                 return tier
         raise UnknownTierError(f"unknown tier {name!r}; the programme has {[t.name for t in self.tiers]}")
+
+    def rank(self, name: str) -> int:
+        """The tier's position, lowest 0."""
+        return self.tiers.index(self.tier(name))
 
     def tier_for(self, qualifying_points: int) -> Tier:
         """The highest tier whose threshold is at most `qualifying_points` (the first tier below 0)."""

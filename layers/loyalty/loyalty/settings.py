@@ -49,8 +49,13 @@ class CrmWebhookSettings(TableSettings):
     idempotency_table: str = Field(alias="LOYALTY_IDEMPOTENCY_TABLE", min_length=3)
     org_id: str = Field(alias="SALESFORCE_ORG_ID", min_length=15, max_length=18)
     callout_secret_name: str = Field(alias="SALESFORCE_CALLOUT_SECRET_NAME", min_length=1)
+    offer_queue_url: str = Field(alias="OFFER_QUEUE_URL", min_length=1)
     max_body_bytes: int = Field(alias="MAX_BODY_BYTES", default=1_048_576, gt=0)
     secret_max_age_seconds: int = Field(alias="SECRET_MAX_AGE_SECONDS", default=300, ge=0)
+
+
+class ScheduledJobsSettings(TableSettings):
+    offer_queue_url: str = Field(alias="OFFER_QUEUE_URL", min_length=1)
 
 
 S = TypeVar("S", bound=_Settings)

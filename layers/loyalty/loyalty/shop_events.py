@@ -8,8 +8,10 @@ from typing import Any
 
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.adapters.dynamodb_reviews import Reviews
 from loyalty.enrolment import enrol_member, new_member_id
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
+from loyalty.ledger import LedgerResult
 from loyalty.observability import logger, mask_email
 from loyalty.orders import Order
 
@@ -19,11 +21,13 @@ class ShopEventApplier:
         self,
         ledger: Ledger,
         directory: Directory,
+        reviews: Reviews,
         guest_hold_days: int,
         member_ids: Callable[[], str] = new_member_id,
     ) -> None:
         self.ledger = ledger
         self.directory = directory
+        self.reviews = reviews
         self.guest_hold = timedelta(days=guest_hold_days)
         self.member_ids = member_ids
 
@@ -74,13 +78,24 @@ class ShopEventApplier:
             else:
                 return "guest order ignored: no e-mail to claim it with"
         result = self.ledger.accrue(member_id, order)
+        self._review_soon(member_id)
         return "order redelivered: nothing changed" if result.duplicate else "order accrued"
 
     def _refund(self, event: RefundEvent) -> str:
         if event.lines == {}:
             return "refund ignored: no merchandise lines"
         result = self.ledger.reverse(event.shop, event.order_id, event.refund_id, event.lines)
-        return "refund applied" if not getattr(result, "duplicate", False) else "refund redelivered"
+        if isinstance(result, LedgerResult):
+            self._review_soon(result.entry.member_id)
+            return "refund redelivered" if result.duplicate else "refund applied"
+        return "refund kept until its order arrives"
+
+    def _review_soon(self, member_id: str) -> None:
+        """A purchase or a refund may change the member's segment: look at it on the next daily review.
+
+        Not part of the ledger write: if this is lost, the regular review comes at most `review_days` later."""
+        tomorrow = self.ledger.rules.local_date(self.ledger.clock()) + timedelta(days=1)
+        self.reviews.schedule(member_id, tomorrow)
 
     def _find_member(self, shop: str, customer_id: str | None, email: str | None) -> str | None:
         if customer_id:

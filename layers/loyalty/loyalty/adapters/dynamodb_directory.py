@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from loyalty.adapters.dynamodb_models import (
+    BIRTHDAY_SK,
     MEMBER_SK,
+    BirthdayItem,
     CustomerItem,
     HeldOrderItem,
     LoyaltyItem,
@@ -21,6 +24,7 @@ from loyalty.adapters.dynamodb_models import (
     RequestItem,
     email_pk,
     member_pk,
+    table_connection,
 )
 from loyalty.orders import Order, casefold_categories
 
@@ -68,16 +72,50 @@ class Directory:
         if not actions:
             return False
         newer_or_first = MemberItem.profile_updated_at.does_not_exist() | (MemberItem.profile_updated_at <= at)
+        member = MemberItem(member_pk(member_id), MEMBER_SK)
+        birthdate = changes.get("birthdate")
         try:
-            MemberItem(member_pk(member_id), MEMBER_SK).update(
-                actions=[*actions, MemberItem.profile_updated_at.set(at)],
-                condition=MemberItem.pk.exists() & newer_or_first,
-            )
+            if birthdate is None or self._birthdate(member_id) == birthdate:
+                member.update(
+                    actions=[*actions, MemberItem.profile_updated_at.set(at)],
+                    condition=MemberItem.pk.exists() & newer_or_first,
+                )
+                return True
+            # a new or changed birthday goes on the due index, dated from when it was entered
+            with TransactWrite(connection=table_connection()) as transaction:
+                transaction.update(
+                    member,
+                    [*actions, MemberItem.profile_updated_at.set(at)],
+                    condition=MemberItem.pk.exists() & newer_or_first,
+                    add_version_condition=False,
+                )
+                transaction.save(
+                    BirthdayItem(
+                        member_pk(member_id),
+                        BIRTHDAY_SK,
+                        member_id=member_id,
+                        birthdate=birthdate,
+                        entered_on=at.astimezone(UTC).date().isoformat(),
+                        due_pk=f"BIRTHDAY#{birthdate[5:10]}",
+                        due_sk=member_id,
+                    )
+                )
         except UpdateError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False
             raise
+        except TransactWriteError as error:
+            if any(reason and reason.code == "ConditionalCheckFailed" for reason in error.cancellation_reasons or []):
+                return False
+            raise
         return True
+
+    @staticmethod
+    def _birthdate(member_id: str) -> str | None:
+        try:
+            return BirthdayItem.get(member_pk(member_id), BIRTHDAY_SK, consistent_read=True).birthdate
+        except BirthdayItem.DoesNotExist:
+            return None
 
     def link_contact(self, member_id: str, contact_id: str | None) -> None:
         """Link the member to their CRM Contact (or drop a stale link)."""

@@ -16,31 +16,37 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from loyalty.adapters.dynamodb_models import (
+    BIRTHDAY_SK,
     EMAIL_SK,
     ENTRY_PREFIX,
     MEMBER_SK,
     ORDER_SK,
+    REVIEW_SK,
+    BirthdayItem,
     EmailItem,
     EntryItem,
     LoyaltyItem,
     MemberItem,
     OrderItem,
+    ReviewItem,
     email_pk,
     member_pk,
     normalise_email,
     order_pk,
+    review_due,
+    table_connection,
 )
 from loyalty.clock import now as clock_now
-from loyalty.earning import earn_for_order
+from loyalty.earning import Earning, earn_for_order
 from loyalty.errors import (
     ConcurrentUpdateError,
     InsufficientPointsError,
@@ -61,11 +67,13 @@ from loyalty.ledger import (
     ParkedRefund,
     expirable,
     month_key,
-    months_back,
     points_kept,
 )
+from loyalty.money import floor_points
 from loyalty.orders import Order
 from loyalty.program import ProgramRules
+from loyalty.segments import assign_segment, purchases_from, segment_window_start
+from loyalty.tiers import TierOverride, assess, assessment_due, replay_tier, tier_status, upgrade
 
 T = TypeVar("T")
 
@@ -89,8 +97,7 @@ class Ledger:
     def __init__(self, rules: ProgramRules, clock: Callable[[], datetime] = clock_now) -> None:
         self.rules = rules
         self.clock = clock
-        meta = LoyaltyItem.Meta
-        self._connection = Connection(region=meta.region, host=meta.host)
+        self._connection = table_connection()
 
     # ---------------------------------------------------------------- members
 
@@ -121,8 +128,20 @@ class Ledger:
             **profile,
         )
         try:
+            first_review = self.rules.local_date(now) + timedelta(days=1)
+            review_pk, review_sk = review_due(member_id, first_review)
             with TransactWrite(connection=self._connection) as transaction:
                 transaction.save(member, condition=MemberItem.pk.does_not_exist())
+                transaction.save(  # every member is in the review cycle (tier and segment) from the start
+                    ReviewItem(
+                        member_pk(member_id),
+                        REVIEW_SK,
+                        member_id=member_id,
+                        review_on=first_review.isoformat(),
+                        due_pk=review_pk,
+                        due_sk=review_sk,
+                    )
+                )
                 if email:
                     guard_item = EmailItem(email_pk(email), EMAIL_SK, member_id=member_id)
                     transaction.save(guard_item, condition=EmailItem.pk.does_not_exist())
@@ -147,6 +166,7 @@ class Ledger:
         with TransactWrite(connection=self._connection) as transaction:
             if member.email:
                 transaction.delete(EmailItem(email_pk(member.email), EMAIL_SK))
+            transaction.delete(BirthdayItem(member_pk(member_id), BIRTHDAY_SK))
             personal = [
                 MemberItem.email,
                 MemberItem.first_name,
@@ -179,8 +199,8 @@ class Ledger:
             return self._original(existing.member_id, f"accrual#{key}"), parked
         now = self.clock()
         today = self.rules.local_date(now)
-        tier = self.rules.tier_for(_qualifying_in_window(member, today, self.rules.qualification.window_months))
-        earning = earn_for_order(self.rules, order, tier.name)
+        earning_tier = self._tier_in_force(member, today)
+        earning = earn_for_order(self.rules, order, earning_tier)
         line_points = {line.line_id: line.points for line in earning.lines}
         lines = {
             line.line_id: {"q": line.quantity, "ql": line.quantity, "p": line_points.get(line.line_id, 0)}
@@ -191,8 +211,12 @@ class Ledger:
         earned_on = self.rules.local_date(order.placed_at)
         release_on = self.rules.release_date(earned_on)
         qualifying_month = month_key(earned_on)
+        buckets = _buckets(member)
+        buckets[qualifying_month] = buckets.get(qualifying_month, 0) + earning.qualifying_points
+        reached = upgrade(self.rules, member.tier, buckets, today)
         source_key = f"accrual#{key}"
         campaigns = f", campaigns {', '.join(earning.campaigns)}" if earning.campaigns else ""
+        upgraded = f"; reached {reached[0].display_name}" if reached else ""
         entry = self._entry_item(
             member_id,
             source_key,
@@ -203,12 +227,20 @@ class Ledger:
             qualifying=earning.qualifying_points,
             reason=(
                 f"Order {order.order_id} ({order.shop}): {earning.points} points pending until {release_on}, "
-                f"tier {tier.name}{campaigns}"
+                f"tier {earning_tier}{campaigns}{upgraded}"
             ),
             source=order.shop,
             order_key=key,
             campaigns=list(earning.campaigns) or None,
             lines={line_id: state["p"] for line_id, state in lines.items()},
+            month=qualifying_month,
+            tier=earning_tier,
+            tier_reached=reached[0].name if reached else None,
+            tier_period_end=reached[1].isoformat() if reached else None,
+            placed_on=earned_on.isoformat(),
+            base_points=_base_points(self.rules, order, earning),
+            discounted=bool(order.discount_codes),
+            categories=sorted({c for line in order.lines for c in line.categories}) or None,
         )
         order_item = OrderItem(order_pk(key), ORDER_SK)
         parked_seen = existing.parked_count if existing is not None else 0
@@ -235,22 +267,26 @@ class Ledger:
             MemberItem.qualifying[qualifying_month].set(
                 (MemberItem.qualifying[qualifying_month] | 0) + earning.qualifying_points
             ),
+            MemberItem.qualifying_version.add(1),
             MemberItem.last_activity.set(now),
         ]
+        if reached:
+            member_actions += [
+                MemberItem.tier.set(reached[0].name),
+                MemberItem.tier_period_end.set(reached[1].isoformat()),
+            ]
         reasons = self._commit(
             entry,
             [
                 (order_item, order_actions, order_condition),
-                (MemberItem(member_pk(member_id), MEMBER_SK), member_actions, MemberItem.pk.exists()),
+                (MemberItem(member_pk(member_id), MEMBER_SK), member_actions, _unchanged_qualifying(member)),
             ],
         )
         if reasons is None:
             return LedgerResult(entry=_entry_from_item(entry)), parked
         if reasons[0] == _CONDITION_FAILED:
             return self._original(member_id, source_key), parked
-        if reasons[2] == _CONDITION_FAILED:
-            raise UnknownMemberError(member_id)
-        raise _Retry  # the order changed under us (a refund was parked) or a transaction conflict
+        raise _Retry  # the order (a refund was parked) or the member's qualifying points changed under us
 
     def reverse(
         self, shop: str, order_id: str, refund_id: str, lines: Mapping[str, int] | None = None
@@ -311,17 +347,18 @@ class Ledger:
         ]
         now = self.clock()
         month = order.qualifying_month or month_key(self.rules.local_date(now))
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
         member_actions: list[Action] = [
             MemberItem.lifetime.add(-points),
             MemberItem.qualifying[month].set((MemberItem.qualifying[month] | 0) - qualifying),
+            MemberItem.qualifying_version.add(1),
             MemberItem.last_activity.set(now),
         ]
-        member_condition: Condition = MemberItem.pk.exists()
+        member_condition: Condition = _unchanged_qualifying(member)
         take = unrecovered = 0
         if order.status == "released":
-            member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
-            if member is None:
-                raise UnknownMemberError(member_id)
             take = min(points, int(member.available))
             unrecovered = points - take
             member_actions += [MemberItem.available.add(-take), MemberItem.consumed.add(take)]
@@ -348,6 +385,7 @@ class Ledger:
             order_key=key,
             lines=reversed_lines,
             unrecovered=unrecovered,
+            month=month,
         )
         reasons = self._commit(
             entry,
@@ -480,15 +518,25 @@ class Ledger:
 
     def expire(self, member_id: str, lot_source_key: str) -> LedgerResult | None:
         """Expire what is left of a due lot (an explicit entry). None if nothing was left to expire."""
-        return self._retrying(lambda: self._expire_once(member_id, lot_source_key))
+        return self._retrying(lambda: self._expire_once(member_id, lot_source_key, None))
 
-    def _expire_once(self, member_id: str, lot_source_key: str) -> LedgerResult | None:
+    def expire_lot(self, lot: object) -> LedgerResult | None:
+        """Expire a due lot as the due index gave it (lots are immutable, so only the member is read)."""
+        if not isinstance(lot, EntryItem):
+            raise UnknownOrderError(f"not a lot: {type(lot).__name__}")
+        return self._retrying(lambda: self._expire_once(lot.member_id, lot.source_key, lot))
+
+    def _expire_once(self, member_id: str, lot_source_key: str, lot: EntryItem | None) -> LedgerResult | None:
         pk = member_pk(member_id)
-        items = {item.sk: item for item in _batch_get([(pk, MEMBER_SK), (pk, ENTRY_PREFIX + lot_source_key)])}
-        member, lot = items.get(MEMBER_SK), items.get(ENTRY_PREFIX + lot_source_key)
+        if lot is None:
+            items = {item.sk: item for item in _batch_get([(pk, MEMBER_SK), (pk, ENTRY_PREFIX + lot_source_key)])}
+            member, found = items.get(MEMBER_SK), items.get(ENTRY_PREFIX + lot_source_key)
+            lot = found if isinstance(found, EntryItem) else None
+        else:
+            member = _get(MemberItem, pk, MEMBER_SK)
         if not isinstance(member, MemberItem):
             raise UnknownMemberError(member_id)
-        if not isinstance(lot, EntryItem) or lot.lot_end is None or lot.expires_on is None:
+        if lot is None or lot.lot_end is None or lot.expires_on is None:
             raise UnknownOrderError(f"member {member_id} has no lot {lot_source_key}")
         now = self.clock()
         if date.fromisoformat(lot.expires_on) >= self.rules.local_date(now):
@@ -522,7 +570,7 @@ class Ledger:
         """Expire every lot whose last valid day was the day before ``on``; found through the due-date index."""
         expired = 0
         for item in LoyaltyItem.due.query(f"EXPIRE#{on.isoformat()}"):
-            if isinstance(item, EntryItem) and self.expire(item.member_id, item.source_key) is not None:
+            if isinstance(item, EntryItem) and self.expire_lot(item) is not None:
                 expired += 1
         return expired
 
@@ -604,6 +652,92 @@ class Ledger:
         ]
         return entry, actions, MemberItem.released == start
 
+    # ---------------------------------------------------------------- tiers over time
+
+    def _tier_in_force(self, member: MemberItem, today: date) -> str:
+        override = _override(member)
+        if override is not None and override.active_on(today):
+            return override.tier
+        return member.tier or self.rules.tiers[0].name
+
+    def assess_tier(self, member_id: str) -> list[LedgerResult]:
+        """Decide every qualification period of the member that has ended (kept or lost), oldest first.
+
+        Each decision is an entry keyed by the period's end, so a rerun decides nothing twice."""
+        results: list[LedgerResult] = []
+        while (result := self._retrying(lambda: self._assess_once(member_id))) is not None:
+            results.append(result)
+        return results
+
+    def _assess_once(self, member_id: str) -> LedgerResult | None:
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
+        now = self.clock()
+        today = self.rules.local_date(now)
+        period_end = _period_end(member)
+        due = assessment_due(self.rules, member.tier, period_end)
+        if due is None or due > today or period_end is None or member.tier is None:
+            return None
+        decided = assess(self.rules, member.tier, period_end, _buckets(member), today)
+        entry = self._entry_item(
+            member_id,
+            f"tier#{period_end.isoformat()}",
+            EntryKind.TIER,
+            now,
+            reason=decided.reason,
+            tier=decided.tier,
+            tier_period_end=decided.period_end.isoformat() if decided.period_end else None,
+        )
+        actions: list[Action] = [MemberItem.tier.set(decided.tier), MemberItem.qualifying_version.add(1)]
+        if decided.period_end is not None:
+            actions.append(MemberItem.tier_period_end.set(decided.period_end.isoformat()))
+        else:
+            actions.append(MemberItem.tier_period_end.remove())
+        reasons = self._commit(entry, [(MemberItem(member.pk, MEMBER_SK), actions, _unchanged_qualifying(member))])
+        if reasons is None:
+            return LedgerResult(entry=_entry_from_item(entry))
+        raise _Retry  # decided already (the entry exists) or the member changed: look again
+
+    def override_tier(
+        self, member_id: str, tier: str, valid_until: date, reason: str, actor: str, override_id: str
+    ) -> LedgerResult:
+        """A tier set by a named actor until ``valid_until`` (inclusive), shown instead of the earned tier."""
+        chosen = self.rules.tier(tier)
+        if not actor or not reason:
+            raise InvalidAmountError("a tier override needs the actor who set it and a reason")
+        return self._retrying(
+            lambda: self._override_once(member_id, chosen.name, valid_until, reason, actor, override_id)
+        )
+
+    def _override_once(
+        self, member_id: str, tier: str, valid_until: date, reason: str, actor: str, override_id: str
+    ) -> LedgerResult:
+        now = self.clock()
+        if valid_until < self.rules.local_date(now):
+            raise InvalidAmountError(f"the override's last day {valid_until} has passed")
+        source_key = f"tier_override#{override_id}"
+        entry = self._entry_item(
+            member_id,
+            source_key,
+            EntryKind.TIER_OVERRIDE,
+            now,
+            reason=f"Tier set to {self.rules.tier(tier).display_name} until {valid_until} by {actor}: {reason}",
+            actor=actor,
+            tier=tier,
+            valid_until=valid_until.isoformat(),
+        )
+        override = {"tier": tier, "valid_until": valid_until.isoformat(), "reason": reason, "actor": actor}
+        actions: list[Action] = [MemberItem.tier_override.set(override), MemberItem.last_activity.set(now)]
+        reasons = self._commit(entry, [(MemberItem(member_pk(member_id), MEMBER_SK), actions, MemberItem.pk.exists())])
+        if reasons is None:
+            return LedgerResult(entry=_entry_from_item(entry))
+        if reasons[0] == _CONDITION_FAILED:
+            return self._original(member_id, source_key)
+        if reasons[1] == _CONDITION_FAILED:
+            raise UnknownMemberError(member_id)
+        raise _Retry
+
     # ---------------------------------------------------------------- queries
 
     def summary(self, member_id: str) -> MemberSummary:
@@ -611,7 +745,7 @@ class Ledger:
         if member is None:
             raise UnknownMemberError(member_id)
         today = self.rules.local_date(self.clock())
-        qualifying = _qualifying_in_window(member, today, self.rules.qualification.window_months)
+        status = tier_status(self.rules, member.tier, _period_end(member), _override(member), _buckets(member), today)
         next_on: date | None = None
         next_points = 0
         for lot in self._open_lots(member):
@@ -624,8 +758,19 @@ class Ledger:
             available=int(member.available),
             pending=int(member.pending),
             lifetime=int(member.lifetime),
-            qualifying=qualifying,
-            tier=self.rules.tier_for(qualifying).name,
+            qualifying=status.running_total,
+            tier=status.tier,
+            earned_tier=status.earned_tier,
+            next_tier=status.next_tier,
+            points_to_next_tier=status.points_to_next,
+            points_to_keep_tier=status.points_to_keep,
+            tier_expires_on=status.expires_on,
+            tier_period_end=status.period_end,
+            tier_override_until=status.override.valid_until if status.override else None,
+            tier_override_reason=status.override.reason if status.override else None,
+            segment=member.segment,
+            segment_reason=member.segment_reason,
+            segment_rfm=member.segment_rfm,
             next_expiry_on=next_on,
             next_expiry_points=next_points,
             enrolled_at=member.enrolled_at,
@@ -675,6 +820,16 @@ class Ledger:
         next_cursor = base64.urlsafe_b64encode(json.dumps(last_key).encode()).decode() if last_key else None
         return HistoryPage(entries=entries, cursor=next_cursor)
 
+    def entries_since(self, member_id: str, since: datetime) -> list[Entry]:
+        """The member's entries written at or after ``since``, oldest first (one query on the history index)."""
+        return [
+            _entry_from_item(item)
+            for item in LoyaltyItem.by_time.query(
+                member_pk(member_id), LoyaltyItem.hist_sk >= _history_key(since), consistent_read=True
+            )
+            if isinstance(item, EntryItem)
+        ]
+
     def entries(self, member_id: str) -> Iterator[Entry]:
         """Every entry of a member, in key order (for audits and invariant checks)."""
         for item in LoyaltyItem.query(
@@ -708,6 +863,22 @@ class Ledger:
             problems.append(f"negative balance: available {member.available}, pending {member.pending}")
         if int(member.released) - int(member.consumed) != int(member.available):
             problems.append("available differs from released minus consumed")
+        if member.segment and member.segment_at and member.segment_on:
+            judged_on = date.fromisoformat(member.segment_on)
+            since = segment_window_start(self.rules.segments, judged_on)
+            recorded = [e for e in entries if since <= e.created_at <= member.segment_at]
+            purchases, referrals = purchases_from(recorded)
+            segment = assign_segment(
+                self.rules.segments, purchases, referrals, self.rules.local_date(member.enrolled_at), judged_on
+            )
+            if (segment.name, segment.reason) != (member.segment, member.segment_reason):
+                problems.append(f"segment is {member.segment}, but the entries give {segment.name}: {segment.reason}")
+        tier, period_end, tier_problems = replay_tier(self.rules, entries)
+        problems += tier_problems
+        if (tier, period_end) != (member.tier, _period_end(member)):
+            problems.append(
+                f"tier is {member.tier} until {member.tier_period_end}, but the entries give {tier} until {period_end}"
+            )
         lots = sorted((e for e in entries if e.lot_end is not None), key=lambda e: e.lot_start or 0)
         for older, newer in itertools.pairwise(lots):
             if older.lot_end != newer.lot_start:
@@ -738,7 +909,7 @@ class Ledger:
             source_key=source_key,
             kind=kind.value,
             created_at=now,
-            hist_sk=f"{now.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{source_key}",
+            hist_sk=f"{_history_key(now)}#{source_key}",
             **fields,
         )
 
@@ -778,9 +949,47 @@ class Ledger:
         raise ConcurrentUpdateError("the member kept changing; the operation was not applied, retry it")
 
 
-def _qualifying_in_window(member: MemberItem, today: date, window_months: int) -> int:
-    buckets = member.qualifying.as_dict() if member.qualifying is not None else {}
-    return sum(int(buckets.get(month, 0)) for month in months_back(today, window_months))
+def _history_key(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _buckets(member: MemberItem) -> dict[str, int]:
+    """The member's qualifying points per month."""
+    return {month: int(points) for month, points in (member.qualifying.as_dict() if member.qualifying else {}).items()}
+
+
+def _unchanged_qualifying(member: MemberItem) -> Condition:
+    """The member exists and no qualifying points or tier changed since ``member`` was read.
+
+    Every change of qualifying points or tier is made under this condition, so they are applied one at a
+    time, each seeing the one before: an upgrade is never missed because two orders raced."""
+    version = int(member.qualifying_version or 0)
+    unchanged = MemberItem.qualifying_version == version
+    if version == 0:
+        unchanged |= MemberItem.qualifying_version.does_not_exist()
+    return MemberItem.pk.exists() & unchanged
+
+
+def _override(member: MemberItem) -> TierOverride | None:
+    if member.tier_override is None:
+        return None
+    raw = member.tier_override.as_dict()
+    return TierOverride(
+        tier=str(raw["tier"]),
+        valid_until=date.fromisoformat(str(raw["valid_until"])),
+        reason=str(raw["reason"]),
+        actor=str(raw["actor"]),
+    )
+
+
+def _period_end(member: MemberItem) -> date | None:
+    return date.fromisoformat(member.tier_period_end) if member.tier_period_end else None
+
+
+def _base_points(rules: ProgramRules, order: Order, earning: Earning) -> int:
+    """What the order would earn at x1: its spend in points, comparable across currencies."""
+    rate = rules.currencies[order.currency].points_per_unit
+    return floor_points(sum((line.base for line in earning.lines), Decimal(0)) * rate)
 
 
 def _require_positive(points: int) -> None:
@@ -824,4 +1033,13 @@ def _entry_from_item(item: EntryItem) -> Entry:
         lot_end=int(item.lot_end) if item.lot_end is not None else None,
         expires_on=date.fromisoformat(item.expires_on) if item.expires_on else None,
         unrecovered=int(item.unrecovered),
+        month=item.month,
+        tier=item.tier,
+        tier_reached=item.tier_reached,
+        tier_period_end=date.fromisoformat(item.tier_period_end) if item.tier_period_end else None,
+        valid_until=date.fromisoformat(item.valid_until) if item.valid_until else None,
+        placed_on=date.fromisoformat(item.placed_on) if item.placed_on else None,
+        base_points=int(item.base_points) if item.base_points is not None else None,
+        discounted=item.discounted,
+        categories=tuple(item.categories or ()),
     )

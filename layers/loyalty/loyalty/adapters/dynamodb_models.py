@@ -6,6 +6,8 @@ template.yaml declares the same table; tests/integration/test_table_schema.py pr
 from __future__ import annotations
 
 import hashlib
+from datetime import date
+from functools import cache
 from typing import Any
 
 from pynamodb.attributes import (
@@ -18,6 +20,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
@@ -92,6 +95,15 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     expired = NumberAttribute(default=0)
     lot_expiry_max = UnicodeAttribute(null=True)  # ISO date of the newest lot's expiry
     qualifying: MapAttribute[str, Any] = MapAttribute(default=dict)  # month "YYYY-MM" -> qualifying points
+    qualifying_version = NumberAttribute(default=0)  # +1 on every change of `qualifying` or the tier
+    tier = UnicodeAttribute(null=True)  # the earned tier; absent: the lowest
+    tier_period_end = UnicodeAttribute(null=True)  # ISO date; the tier is assessed after it (loyalty.tiers)
+    tier_override: MapAttribute[str, Any] = MapAttribute(null=True)  # {tier, valid_until, reason, actor}
+    segment = UnicodeAttribute(null=True)
+    segment_reason = UnicodeAttribute(null=True)
+    segment_rfm = UnicodeAttribute(null=True)
+    segment_on = UnicodeAttribute(null=True)  # ISO date the segment was judged for
+    segment_at = UTCDateTimeAttribute(null=True)  # when it was computed (from the entries written up to then)
 
 
 class EntryItem(LoyaltyItem, discriminator="entry"):
@@ -112,6 +124,15 @@ class EntryItem(LoyaltyItem, discriminator="entry"):
     lot_start = NumberAttribute(null=True)
     expires_on = UnicodeAttribute(null=True)
     unrecovered = NumberAttribute(default=0)
+    month = UnicodeAttribute(null=True)  # "YYYY-MM" whose qualifying points this entry changes
+    tier = UnicodeAttribute(null=True)  # accrual: the tier it earned at; tier entries: the tier decided
+    tier_reached = UnicodeAttribute(null=True)  # accrual: the tier this order reached at once
+    tier_period_end = UnicodeAttribute(null=True)  # ISO date: period end the entry set
+    valid_until = UnicodeAttribute(null=True)  # tier override: last day
+    placed_on = UnicodeAttribute(null=True)  # accrual: the order's date
+    base_points = NumberAttribute(null=True)  # accrual: what the order earns at x1 (its spend, for segments)
+    discounted = BooleanAttribute(null=True)  # accrual: a discount code was used
+    categories = ListAttribute(of=UnicodeAttribute, null=True)  # accrual: the order's product categories
 
 
 class OrderItem(LoyaltyItem, discriminator="order"):
@@ -174,6 +195,31 @@ class CrmStateItem(LoyaltyItem, discriminator="crm_state"):
     updated_at = UTCDateTimeAttribute()
 
 
+class ReviewItem(LoyaltyItem, discriminator="review"):
+    """When the member's tier and segment are next looked at: due_pk REVIEW#<date>."""
+
+    member_id = UnicodeAttribute()
+    review_on = UnicodeAttribute()  # ISO date
+
+
+class BirthdayItem(LoyaltyItem, discriminator="birthday"):
+    """The member's birthday on the due index (BIRTHDAY#<MM-DD>), and when it was entered."""
+
+    member_id = UnicodeAttribute()
+    birthdate = UnicodeAttribute()  # ISO date
+    entered_on = UnicodeAttribute()  # ISO date the programme learnt this birthday
+
+
+class JobRunItem(LoyaltyItem, discriminator="job_run"):
+    """One scheduled job's run for one date: done, or where it got to (so a rerun resumes there)."""
+
+    status = UnicodeAttribute()  # running | done
+    cursor = UnicodeAttribute(null=True)  # the due index's LastEvaluatedKey, as JSON
+    processed = NumberAttribute(default=0)
+    changed = NumberAttribute(default=0)
+    updated_at = UTCDateTimeAttribute()
+
+
 ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     LoyaltyItem,
     MemberItem,
@@ -185,6 +231,9 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     HeldOrderItem,
     CrmStateItem,
     RequestItem,
+    ReviewItem,
+    BirthdayItem,
+    JobRunItem,
 )
 
 
@@ -195,6 +244,26 @@ def bind_table(table_name: str, region: str | None = None, host: str | None = No
     LoyaltyItem.Meta.host = host
     for model in ALL_MODELS:
         model._connection = None  # indexes use their model's connection
+
+
+@cache
+def _connection(region: str | None, host: str | None) -> Connection:
+    return Connection(region=region, host=host)
+
+
+def table_connection() -> Connection:
+    """The connection transactions use: one botocore client per endpoint for the process (slow to create)."""
+    return _connection(LoyaltyItem.Meta.region, LoyaltyItem.Meta.host)
+
+
+REVIEW_SHARDS = 8
+
+
+def review_due(member_id: str, on: date) -> tuple[str, str]:
+    """The due-index key of a member's next review: sharded partitions sorted by date, so one query per shard
+    finds every review due up to a day, however long ago it fell due."""
+    shard = int(hashlib.sha256(member_id.encode()).hexdigest()[:8], 16) % REVIEW_SHARDS
+    return f"REVIEW#{shard}", f"{on.isoformat()}#{member_id}"
 
 
 def member_pk(member_id: str) -> str:
@@ -219,3 +288,5 @@ CRM_STATE_SK = "CRM"
 EMAIL_SK = "EMAIL"
 ORDER_SK = "ORDER"
 ENTRY_PREFIX = "ENTRY#"
+REVIEW_SK = "REVIEW"
+BIRTHDAY_SK = "BIRTHDAY"

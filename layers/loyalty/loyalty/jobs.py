@@ -1,0 +1,233 @@
+"""The programme's scheduled jobs: each finds its work through the due index for a run date, never a scan.
+
+- `release`: orders whose return window has passed (RELEASE#<date>) become spendable points.
+- `expire`: lots whose last valid day was the day before (EXPIRE#<date>) expire, oldest first, as entries.
+- `expiry_warning`: members whose points expire `expiry_warning_days` ahead hear of it (an offer request).
+- `birthday`: the birthday bonus once a year (BIRTHDAY#<MM-DD>; 29 February is paid on the 28th in other
+  years); a birthday entered less than `birthday_notice_days` before the day pays from next year.
+- `review`: members due a review (REVIEW#<date>): qualification periods that ended are decided, the
+  segment is recomputed, and the next review is set.
+
+Every step is idempotent (ledger entries are keyed by their source, offer requests by member, offer and
+date), so a job is idempotent per run date. Each run date's progress is saved after every page: a job
+that dies midway resumes at its last page when it runs again, and a date missed altogether is done late,
+up to `schedules.catch_up_days` back. A run that is close to its time limit stops after a page and says
+so; the next invocation goes on.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from loyalty.errors import NotDueError, UnknownMemberError
+from loyalty.ledger import MemberSummary
+from loyalty.observability import logger
+from loyalty.offer_requests import OfferRequest, Trigger
+from loyalty.segments import Segment, assign_segment, purchases_from, segment_window_start
+from loyalty.tiers import assessment_due
+
+if TYPE_CHECKING:
+    from loyalty.adapters.dynamodb_job_runs import JobRuns
+    from loyalty.adapters.dynamodb_ledger import Ledger
+    from loyalty.adapters.dynamodb_reviews import Reviews
+    from loyalty.program import ProgramRules
+
+JobName = Literal["release", "expire", "expiry_warning", "birthday", "review"]
+JOBS: tuple[JobName, ...] = ("release", "expire", "expiry_warning", "birthday", "review")
+PAGE_SIZE = 100
+STOP_WITH_SECONDS_LEFT = 60.0
+
+
+@dataclass(frozen=True)
+class DueWork:
+    """One item of a job's work, as the due index holds it."""
+
+    kind: Literal["order", "lot", "birthday", "review", "other"]
+    member_id: str | None = None
+    shop: str | None = None  # orders
+    order_id: str | None = None
+    expires_on: date | None = None  # lots: their last valid day
+    entered_on: date | None = None  # birthdays: when the programme learnt it
+    item: object = None  # the stored item, handed back to the ledger (a lot is expired without reading it again)
+
+
+@dataclass
+class JobReport:
+    job: str
+    dates_done: list[date] = field(default_factory=list)
+    processed: int = 0  # due items looked at
+    changed: int = 0  # of which something was written (released, expired, paid, reviewed, warned)
+    complete: bool = True  # False: stopped for time; the next run goes on
+
+
+@dataclass
+class ScheduledJobs:
+    ledger: Ledger
+    reviews: Reviews
+    runs: JobRuns
+    send_offers: Callable[[list[OfferRequest]], None]
+    page_size: int = PAGE_SIZE
+
+    @property
+    def rules(self) -> ProgramRules:
+        return self.ledger.rules
+
+    def run(self, job: JobName, today: date, seconds_left: Callable[[], float] = lambda: float("inf")) -> JobReport:
+        """Run ``job`` for ``today`` and for any earlier date within the catch-up window it has not finished."""
+        report = JobReport(job)
+        window = [today - timedelta(days=n) for n in range(self.rules.schedules.catch_up_days, -1, -1)]
+        for day, cursor in sorted(self.runs.progress(job, window).items()):
+            if not self._run_date(job, day, cursor, seconds_left, report):
+                report.complete = False
+                break
+            report.dates_done.append(day)
+        return report
+
+    def _run_date(
+        self, job: JobName, day: date, cursor: str | None, seconds_left: Callable[[], float], report: JobReport
+    ) -> bool:
+        processed = changed = 0
+        first, _, page_cursor = cursor.partition("|") if cursor else ("0", "", "")
+        for index, (partition, up_to) in enumerate(self._partitions(job, day)):
+            if index < int(first):
+                continue
+            for work, next_page in self.runs.due_pages(partition, page_cursor or None, self.page_size, up_to):
+                results = [self._do(job, day, item) for item in work]
+                processed += len(results)
+                changed += sum(results)
+                report.processed += len(results)
+                report.changed += sum(results)
+                if next_page is None:
+                    break
+                now = self.ledger.clock()
+                cursor = f"{index}|{next_page}"  # the partition, and the page in it, to resume at
+                self.runs.save(job, day, done=False, cursor=cursor, processed=processed, changed=changed, at=now)
+                if seconds_left() < STOP_WITH_SECONDS_LEFT:
+                    logger.info("job stopped for time; the next run goes on", job=job, day=day.isoformat())
+                    return False
+            page_cursor = ""
+        self.runs.save(job, day, done=True, cursor=None, processed=processed, changed=changed, at=self.ledger.clock())
+        logger.info("job done", job=job, day=day.isoformat(), processed=processed, changed=changed)
+        return True
+
+    def _partitions(self, job: JobName, day: date) -> list[tuple[str, str | None]]:
+        if job == "release":
+            return self.runs.releases(day)
+        if job == "expire":
+            return self.runs.lots_expiring_after(day - timedelta(days=1))
+        if job == "expiry_warning":
+            return self.runs.lots_expiring_after(day + timedelta(days=self.rules.schedules.expiry_warning_days))
+        if job == "birthday":
+            partitions = self.runs.birthdays(day.month, day.day)
+            if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year):
+                partitions += self.runs.birthdays(2, 29)
+            return partitions
+        return self.runs.reviews_due_by(day)  # every review due by this day, however long ago
+
+    def _do(self, job: JobName, day: date, work: DueWork) -> bool:
+        if job == "release" and work.kind == "order" and work.shop and work.order_id:
+            result = self.ledger.release(work.shop, work.order_id)
+            return result is not None and not result.duplicate
+        if job == "expire" and work.kind == "lot":
+            try:
+                expired = self.ledger.expire_lot(work.item)
+            except NotDueError:
+                return False
+            return expired is not None and not expired.duplicate
+        if job == "expiry_warning" and work.kind == "lot" and work.member_id and work.expires_on:
+            return self._warn(work.member_id, work.expires_on)
+        if job == "birthday" and work.kind == "birthday" and work.member_id and work.entered_on:
+            return self._birthday(work.member_id, work.entered_on, day)
+        if job == "review" and work.kind == "review" and work.member_id:
+            return self.review(work.member_id, day)
+        return False
+
+    # ------------------------------------------------------------ the steps
+
+    def _warn(self, member_id: str, expires_on: date) -> bool:
+        points = sum(lot.remaining for lot in self.ledger.open_lots(member_id) if lot.expires_on == expires_on)
+        if points <= 0:
+            return False
+        self.send_offers(
+            [
+                OfferRequest(
+                    request_id=f"expiry_warning#{member_id}#{expires_on.isoformat()}",
+                    member_id=member_id,
+                    trigger=Trigger.EXPIRY_WARNING,
+                    template_key="expiry_warning",
+                    requested_at=self.ledger.clock(),
+                    details={"points": points, "expires_on": expires_on.isoformat()},
+                )
+            ]
+        )
+        return True
+
+    def _birthday(self, member_id: str, entered: date, day: date) -> bool:
+        if entered > day - timedelta(days=self.rules.schedules.birthday_notice_days):
+            return False  # entered too close to the day: pays from next year
+        if not self.rules.bonuses.birthday:
+            return False
+        try:
+            result = self.ledger.bonus(member_id, "birthday", str(day.year))
+        except UnknownMemberError:
+            return False
+        if not result.duplicate:
+            self.send_offers(
+                [
+                    OfferRequest(
+                        request_id=f"birthday#{member_id}#{day.year}",
+                        member_id=member_id,
+                        trigger=Trigger.BIRTHDAY,
+                        template_key="birthday",
+                        requested_at=self.ledger.clock(),
+                        details={"points": result.entry.points},
+                    )
+                ]
+            )
+        return not result.duplicate
+
+    def review(self, member_id: str, today: date) -> bool:
+        """Decide ended qualification periods, recompute the segment and set the next review."""
+        try:
+            self.ledger.assess_tier(member_id)
+            summary = self.ledger.summary(member_id)
+        except UnknownMemberError:
+            return False
+        since = segment_window_start(self.rules.segments, today)
+        entries = self.ledger.entries_since(member_id, since)
+        at = self.ledger.clock()
+        purchases, referrals = purchases_from(e for e in entries if e.created_at <= at)
+        segment = assign_segment(
+            self.rules.segments, purchases, referrals, self.rules.local_date(summary.enrolled_at), today
+        )
+        self.reviews.record(member_id, segment, today, at, self._next_review(summary, segment, today))
+        if segment.name == "at_risk" and summary.segment != "at_risk":
+            self._win_back(member_id, segment, max((p.placed_on for p in purchases), default=None))
+        return True
+
+    def _next_review(self, summary: MemberSummary, segment: Segment, today: date) -> date:
+        candidates = [segment.next_review]
+        tier_due = assessment_due(self.rules, summary.earned_tier, summary.tier_period_end)
+        if tier_due is not None:
+            candidates.append(tier_due)
+        if summary.tier_override_until is not None:
+            candidates.append(summary.tier_override_until + timedelta(days=1))
+        return max(today + timedelta(days=1), min(candidates))
+
+    def _win_back(self, member_id: str, segment: Segment, last_order: date | None) -> None:
+        self.send_offers(
+            [
+                OfferRequest(
+                    request_id=f"win_back#{member_id}#{last_order.isoformat() if last_order else 'none'}",
+                    member_id=member_id,
+                    trigger=Trigger.WIN_BACK,
+                    template_key="win_back",
+                    requested_at=self.ledger.clock(),
+                    details={"reason": segment.reason},
+                )
+            ]
+        )

@@ -1,0 +1,109 @@
+"""A year of a small shop, day by day, for a few hundred members: orders, refunds, redemptions and every
+scheduled job on its date, on the official DynamoDB Local. At the end every ledger invariant holds for every
+member, including the tier and the segment recomputed from the ledger."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from infra.local.simulation import (
+    PRODUCTS,
+    SHOP,
+    DayEnds,
+    Enrol,
+    OrderPaid,
+    Redeem,
+    Refund,
+    in_time_order,
+    simulate_year,
+)
+from loyalty.adapters.dynamodb_job_runs import JobRuns
+from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.adapters.dynamodb_reviews import Reviews
+from loyalty.errors import InsufficientPointsError
+from loyalty.jobs import JOBS, ScheduledJobs
+from loyalty.ledger import EntryKind
+from loyalty.offer_requests import OfferRequest
+from loyalty.orders import Order, OrderLine
+from loyalty.program import ProgramRules
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.dynamodb_local
+
+MEMBERS = int(os.environ.get("LOYALTY_YEAR_MEMBERS", "200"))
+
+
+def order_of(happening: OrderPaid) -> Order:
+    return Order(
+        shop=SHOP,
+        order_id=happening.order_id,
+        currency="SEK",
+        placed_at=happening.at,
+        prices_include_tax=True,
+        lines=tuple(
+            OrderLine(
+                line_id=line_id,
+                product_id=product,
+                categories=PRODUCTS[product][2],
+                quantity=quantity,
+                unit_price=Decimal(PRODUCTS[product][1]),
+                tax=Decimal(PRODUCTS[product][1]) * quantity / 5,
+            )
+            for line_id, product, quantity in happening.lines
+        ),
+        discount_codes=("SPRING10",) if int(happening.order_id) % 3 == 0 else (),
+    )
+
+
+def test_a_year_day_by_day_keeps_every_invariant(local_table: str, rules: ProgramRules, clock: FakeClock) -> None:
+    # Given the programme's rules, its jobs and a simulated year of a small shop
+    ledger = Ledger(rules, clock=clock)
+    reviews = Reviews()
+    requests: list[OfferRequest] = []
+    jobs = ScheduledJobs(ledger, reviews, JobRuns(), requests.extend)
+    members: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    tiers_seen: dict[str, set[str]] = {}
+    # When every happening is applied at its time and the jobs run at the end of each day
+    happenings = in_time_order(simulate_year(members=MEMBERS))
+    clock.now = happenings[0].at
+    for happening in happenings:
+        clock.now = max(clock.now, happening.at)
+        if isinstance(happening, Enrol):
+            members[happening.member_id] = ledger.enrol(happening.member_id, email=happening.email)
+            ledger.bonus(happening.member_id, "signup", happening.member_id)
+        elif isinstance(happening, OrderPaid):
+            ledger.accrue(happening.member_id, order_of(happening))
+            reviews.schedule(happening.member_id, ledger.rules.local_date(clock.now) + timedelta(days=1))
+            counts["orders"] += 1
+        elif isinstance(happening, Refund):
+            ledger.reverse(SHOP, happening.order_id, happening.refund_id, dict(happening.lines))
+        elif isinstance(happening, Redeem):
+            try:
+                ledger.redeem(happening.member_id, happening.points, happening.redemption_id, "voucher")
+                counts["redemptions"] += 1
+            except InsufficientPointsError:
+                counts["refused redemptions"] += 1
+        elif isinstance(happening, DayEnds):
+            for job in JOBS:
+                counts[f"{job} changed"] += jobs.run(job, happening.day).changed
+            if happening.day.day == 1:
+                for member in members:
+                    tiers_seen.setdefault(member, set()).add(ledger.summary(member).tier)
+    # Then every member's ledger explains their balance, lots, tier and segment
+    problems = {member: ledger.check_invariants(member) for member in members}
+    assert {member: found for member, found in problems.items() if found} == {}
+    summaries = [ledger.summary(member) for member in members]
+    assert all(summary.segment is not None for summary in summaries)
+    # And the year did what a year does: releases, expiry, reviews, members moving between tiers
+    assert counts["release changed"] > counts["orders"] * 0.8
+    assert counts["expire changed"] > 0
+    assert counts["review changed"] >= MEMBERS
+    assert sum(1 for seen in tiers_seen.values() if len(seen) > 1) > MEMBERS // 10
+    assert len({summary.segment for summary in summaries}) >= 4
+    assert any(e.kind is EntryKind.EXPIRY for e in ledger.entries(next(iter(members))))
