@@ -25,6 +25,7 @@ from loyalty.adapters.salesforce_outbound import (
     org_id_matches,
     parse_outbound_message,
 )
+from loyalty.adapters.sqs_offer_queue import OfferQueue
 from loyalty.clock import now
 from loyalty.crm_inbound import CrmInbound
 from loyalty.errors import ForeignOrgError
@@ -44,7 +45,7 @@ notifications = IdempotencyConfig(event_key_jmespath="notification_id", expires_
 def _inbound() -> tuple[CrmInbound, Callable[..., str]]:
     settings = load_settings(CrmWebhookSettings)
     bind_table(settings.table)
-    inbound = CrmInbound(Ledger(load_program()), Directory())
+    inbound = CrmInbound(Ledger(load_program()), Directory(), OfferQueue(settings.offer_queue_url).send)
     store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
     @idempotent_function(data_keyword_argument="notification", config=notifications, persistence_store=store)

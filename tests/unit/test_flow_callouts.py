@@ -3,7 +3,7 @@
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,9 @@ from loyalty.flow_callouts import (
     CalloutContact,
     CalloutSource,
     MemberEnrolCallout,
+    OfferRequestedCallout,
     PointsAdjustmentCallout,
+    TierOverrideCallout,
     accepted_response,
     parse_callout,
     verify_callout,
@@ -348,3 +350,78 @@ def test_accepted_response(duplicate: bool) -> None:
         "requestId": "0Fo5g00000aZ3kQ-8d1c2e4f",
         "duplicate": duplicate,
     }
+
+
+# --- tier overrides and offer requests ---------------------------------------------------------------------
+
+
+def test_tier_override_is_parsed_with_its_date() -> None:
+    callout = parse_callout(raw("flow_tier_override.json"))
+    assert isinstance(callout, TierOverrideCallout)
+    assert (callout.override.tier, callout.override.valid_until) == ("Gold", date(2027, 3, 31))
+    assert callout.override.reason == "Ambassador for the spring campaign"
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"validUntil": "31/03/2027"}, "override.validUntil"),
+        ({"reason": ""}, "override.reason"),
+        ({"tier": 3}, "override.tier"),
+    ],
+)
+def test_bad_tier_override_is_refused_naming_the_field(change: dict[str, Any], path: str) -> None:
+    body = payload("flow_tier_override.json")
+    body["override"].update(change)
+    assert path in refused(body)
+
+
+def test_offer_request_is_parsed_with_contact_offer_and_consent() -> None:
+    # Given a Flow's offer request (with a field we do not know, ignored)
+    callout = parse_callout(raw("flow_offer_requested.json"))
+    # Then every field arrives as the model says
+    assert isinstance(callout, OfferRequestedCallout)
+    assert (callout.contact.first_name, callout.contact.mobile_phone, callout.contact.locale) == (
+        "Anna",
+        "+46701234567",
+        "sv_SE",
+    )
+    offer = callout.offer
+    assert (offer.code, offer.kind, offer.multiplier, offer.bonus_points) == (
+        "BDAY-DOUBLE",
+        "points_multiplier",
+        "2",
+        None,
+    )
+    assert (offer.valid_from, offer.valid_until, offer.channels, offer.template_key) == (
+        date(2026, 11, 20),
+        date(2026, 12, 20),
+        ["email", "sms"],
+        "birthday",
+    )
+    assert (callout.consent.email, callout.consent.sms) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "points_multiplier", "multiplier": None}, "multiplier above 1"),
+        ({"kind": "points_multiplier", "multiplier": "1"}, "multiplier above 1"),
+        ({"kind": "points_multiplier", "multiplier": 2.5}, "offer.multiplier"),
+        ({"kind": "bonus_points", "bonusPoints": None, "multiplier": None}, "needs bonusPoints"),
+        ({"kind": "cashback"}, "offer.kind"),
+        ({"validUntil": "2026-11-01"}, "validUntil is before validFrom"),
+        ({"channels": ["email", "fax"]}, "offer.channels[1]"),
+        ({"templateKey": "Birthday Mail"}, "offer.templateKey"),
+    ],
+)
+def test_bad_offer_request_is_refused_naming_the_problem(change: dict[str, Any], message: str) -> None:
+    body = payload("flow_offer_requested.json")
+    body["offer"].update(change)
+    assert message in refused(body)
+
+
+def test_an_integer_multiplier_is_read_as_exact_text() -> None:
+    body = payload("flow_offer_requested.json")
+    body["offer"]["multiplier"] = 3
+    assert parse(body).offer.multiplier == "3"

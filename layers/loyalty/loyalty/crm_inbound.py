@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from loyalty.adapters.dynamodb_directory import Directory
@@ -9,14 +10,23 @@ from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.salesforce_outbound import ContactNotification
 from loyalty.enrolment import enrol_member
 from loyalty.errors import UnknownMemberError
-from loyalty.flow_callouts import CalloutContact, FlowCallout, MemberEnrolCallout, PointsAdjustmentCallout
+from loyalty.flow_callouts import (
+    CalloutContact,
+    FlowCallout,
+    MemberEnrolCallout,
+    OfferRequestedCallout,
+    PointsAdjustmentCallout,
+    TierOverrideCallout,
+)
 from loyalty.observability import logger
+from loyalty.offer_requests import ContactSnapshot, CrmConsent, Offer, OfferKind, OfferRequest, Trigger
 
 
 class CrmInbound:
-    def __init__(self, ledger: Ledger, directory: Directory) -> None:
+    def __init__(self, ledger: Ledger, directory: Directory, send_offers: Callable[[list[OfferRequest]], None]) -> None:
         self.ledger = ledger
         self.directory = directory
+        self.send_offers = send_offers
 
     def apply_contact_change(self, change: ContactNotification) -> str:
         """Apply a Contact's consent, birthday, language, phone and names, unless a later change was applied."""
@@ -58,7 +68,33 @@ class CrmInbound:
                 self.directory.link_contact(member_id, callout.contact.id)
             logger.info("member enrolled from the CRM", member_id=member_id)
             return not self.directory.record_request(callout.request_id)
+        if isinstance(callout, TierOverrideCallout):
+            member_id = self._member_of(callout.contact)
+            tier = self._tier_named(callout.override.tier)
+            result = self.ledger.override_tier(
+                member_id,
+                tier,
+                callout.override.valid_until,
+                reason=callout.override.reason,
+                actor=f"salesforce-user:{callout.source.requested_by_user_id}",
+                override_id=f"salesforce:{callout.request_id}",
+            )
+            first = self.directory.record_request(callout.request_id)
+            return result.duplicate or not first
+        if isinstance(callout, OfferRequestedCallout):
+            member_id = self._member_of(callout.contact)
+            # queued before the request is noted: a crash in between sends a repeat, which the sender drops
+            self.send_offers([offer_request(callout, member_id)])
+            return not self.directory.record_request(callout.request_id)
         raise AssertionError(f"unhandled callout {type(callout).__name__}")  # the union is exhaustive
+
+    def _tier_named(self, name: str) -> str:
+        """The tier a CRM user named, by its machine name or its label, in any case."""
+        wanted = name.strip().casefold()
+        for tier in self.ledger.rules.tiers:
+            if wanted in (tier.name.casefold(), tier.display_name.casefold()):
+                return tier.name
+        return self.ledger.rules.tier(name).name  # UnknownTierError, naming the tiers there are
 
     def _member_of(self, contact: CalloutContact) -> str:
         member_id = self._member(contact.loyalty_member_id, contact.email)
@@ -74,3 +110,34 @@ class CrmInbound:
             except UnknownMemberError:
                 pass
         return self.ledger.member_for_email(email) if email else None
+
+
+def offer_request(callout: OfferRequestedCallout, member_id: str) -> OfferRequest:
+    """The offer a CRM Flow asked for, as the offer sender takes it."""
+    wanted = callout.offer
+    contact = callout.contact
+    return OfferRequest(
+        request_id=f"salesforce:{callout.request_id}",
+        member_id=member_id,
+        trigger=Trigger.CRM,
+        template_key=wanted.template_key,
+        requested_at=callout.requested_at,
+        offer=Offer(
+            code=wanted.code,
+            kind=OfferKind(wanted.kind),
+            multiplier=wanted.multiplier,
+            bonus_points=wanted.bonus_points,
+            valid_from=wanted.valid_from,
+            valid_until=wanted.valid_until,
+        ),
+        channels=tuple(dict.fromkeys(wanted.channels)),
+        crm_consent=CrmConsent(email=callout.consent.email, sms=callout.consent.sms),
+        contact=ContactSnapshot(
+            contact_id=contact.id,
+            first_name=contact.first_name,
+            email=contact.email,
+            mobile_phone=contact.mobile_phone,
+            locale=contact.locale,
+        ),
+        requested_by=f"salesforce-user:{callout.source.requested_by_user_id} (Flow {callout.source.flow_api_name})",
+    )

@@ -18,7 +18,8 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -167,8 +168,74 @@ class MemberEnrolCallout(_Callout):
         return contact
 
 
+class TierOverride(_Wire):
+    tier: Annotated[StrictStr, Field(min_length=1, max_length=40)]  # the programme's tier name or label
+    valid_until: date = Field(alias="validUntil")  # last day the override applies
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+
+
+class TierOverrideCallout(_Callout):
+    """A CRM user sets the member's tier for a limited time (audited with their user id)."""
+
+    type: Literal["tier.override"]
+    override: TierOverride
+
+
+class OfferContact(CalloutContact):
+    first_name: OptionalText = Field(default=None, alias="firstName")
+    mobile_phone: OptionalText = Field(default=None, alias="mobilePhone")
+    locale: OptionalText = None  # like sv_SE
+
+
+def _decimal_text(value: Any) -> Any:
+    """Flow has no decimals in JSON here: a multiplier comes as an integer or as text ("1.5")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+class CalloutOffer(_Wire):
+    code: Annotated[StrictStr, Field(min_length=1, max_length=80)]
+    kind: Literal["points_multiplier", "bonus_points", "voucher", "free_shipping"]
+    multiplier: (
+        Annotated[StrictStr, BeforeValidator(_decimal_text), Field(pattern=r"^[0-9]{1,2}(\.[0-9]{1,2})?$")] | None
+    ) = None
+    bonus_points: Annotated[StrictInt, Field(gt=0, le=1_000_000)] | None = Field(default=None, alias="bonusPoints")
+    valid_from: date = Field(alias="validFrom")
+    valid_until: date = Field(alias="validUntil")
+    channels: Annotated[list[Literal["email", "sms"]], Field(max_length=2)] = []
+    template_key: Annotated[StrictStr, Field(pattern=r"^[a-z0-9_]{1,60}$")] = Field(alias="templateKey")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalloutOffer:
+        if self.valid_until < self.valid_from:
+            raise ValueError("validUntil is before validFrom")
+        if self.kind == "points_multiplier" and (self.multiplier is None or Decimal(self.multiplier) <= 1):
+            raise ValueError("a points_multiplier offer needs a multiplier above 1")
+        if self.kind == "bonus_points" and self.bonus_points is None:
+            raise ValueError("a bonus_points offer needs bonusPoints")
+        return self
+
+
+class CalloutConsent(_Wire):
+    email: bool | None = None
+    sms: bool | None = None
+
+
+class OfferRequestedCallout(_Callout):
+    """Marketing automation in the CRM asks for a personalised offer to be sent to the member."""
+
+    type: Literal["offer.requested"]
+    contact: OfferContact
+    offer: CalloutOffer
+    consent: CalloutConsent = CalloutConsent()
+
+
 # Add new callout types to this union.
-FlowCallout = Annotated[PointsAdjustmentCallout | MemberEnrolCallout, Field(discriminator="type")]
+FlowCallout = Annotated[
+    PointsAdjustmentCallout | MemberEnrolCallout | TierOverrideCallout | OfferRequestedCallout,
+    Field(discriminator="type"),
+]
 _CALLOUT: TypeAdapter[FlowCallout] = TypeAdapter(FlowCallout)
 
 

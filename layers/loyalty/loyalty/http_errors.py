@@ -14,6 +14,7 @@ from loyalty.errors import (
     MalformedPayloadError,
     PayloadTooLargeError,
     UnknownMemberError,
+    UnknownTierError,
 )
 from loyalty.observability import logger
 
@@ -25,6 +26,7 @@ STATUS_OF: dict[type[Exception], HTTPStatus] = {
     UnknownMemberError: HTTPStatus.NOT_FOUND,
     ForeignOrgError: HTTPStatus.FORBIDDEN,
     InsufficientPointsError: HTTPStatus.CONFLICT,
+    UnknownTierError: HTTPStatus.BAD_REQUEST,
 }
 
 
