@@ -3,9 +3,12 @@
 The catalogue, customers, orders, partial refunds, refunds that overtake their orders and redeliveries go
 to the webhook gateway; the real handlers queue them and apply them to the ledger on DynamoDB Local. The
 programme's clock follows the simulated year (the shop's events are applied week by week), and each
-simulated day ends with the jobs that release pending points and expire due lots. The emulated org knows a
-quarter of the customers as Contacts. Then a summary: members by tier, points outstanding and pending,
-entries written, the ledger invariants checked for every member, and a few Contacts as a CRM user sees them.
+simulated day ends with the scheduled jobs, run through their function as their schedules run them: release
+pending points, expire due lots, warn of expiring points, pay birthday bonuses, and review tiers and
+segments. The emulated org knows a quarter of the customers as Contacts, and its users enter their birthdays.
+At each quarter's end the demo shows members by tier and by segment; then a summary: points outstanding and
+pending, entries written, what the jobs did, the ledger invariants checked for every member (tier and
+segment recomputed from the ledger included), and Contacts as a CRM user sees them, checked against the ledger.
 """
 
 from __future__ import annotations
@@ -25,12 +28,26 @@ from tqdm import tqdm
 
 from infra.local.dynamodb_local import free_port
 from infra.local.shop_emulator import ShopifyStore, customer_payload, order_payload, product_payload, refund_payload
-from infra.local.simulation import PRODUCTS, DayEnds, Enrol, OrderPaid, Redeem, Refund, in_time_order, simulate_year
+from infra.local.simulation import (
+    PRODUCTS,
+    Enrol,
+    Happening,
+    OrderPaid,
+    Redeem,
+    Refer,
+    Refund,
+    in_time_order,
+    simulate_year,
+)
 from infra.local.stack import Ports, Stack
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
 from loyalty.clock import use_clock
+from loyalty.crm_fields import SEGMENTS
 from loyalty.errors import InsufficientPointsError
+from loyalty.jobs import JOBS
+from loyalty.ledger import EntryKind, MemberSummary
+from loyalty.observability import metrics
 from loyalty.program import load_program
 
 
@@ -59,7 +76,10 @@ class Demo:
         self.emails: dict[str, str] = {}
         self.pool = ThreadPoolExecutor(max_workers=4)
         self.sent: list[Future[int]] = []
-        self.redemptions: list[Redeem] = []
+        self.redemptions: list[Redeem | Refer] = []  # straight into the ledger, as a rewards page or app would
+        self.birthdays: list[tuple[str, str]] = []  # (Contact id, birthdate) a CRM user enters once the member exists
+        self.contacts: dict[str, str] = {}  # simulated member -> Contact id
+        self.quarters: list[tuple[str, Counter[str], Counter[str]]] = []  # (quarter end, tiers, segments)
         self.week: tuple[int, int] | None = None
 
     def send(self, topic: str, payload: dict[str, object], webhook_id: str | None = None) -> None:
@@ -75,8 +95,21 @@ class Demo:
                 self.counts["webhooks refused"] += 1
         self.sent.clear()
         self.stack.wait_idle(timeout=300)
+        if self.birthdays:  # CRM users enter birthdays; the org's Outbound Messages carry them to the programme
+            self.clock.set(self.clock.now + timedelta(minutes=5))  # a little later (the org keeps milliseconds)
+            for contact_id, birthdate in self.birthdays:
+                self.stack.salesforce.update_contact_as_user(contact_id, {"Birthdate": birthdate})
+            self.counts["birthdays entered in the CRM"] += len(self.birthdays)
+            self.birthdays.clear()
+            self.stack.salesforce.wait_for_outbound(timeout=60)
+            self.stack.wait_idle(timeout=300)
         for redemption in self.redemptions:
             member_id = self.ledger.member_for_email(self.emails[redemption.member_id])
+            if isinstance(redemption, Refer):
+                if member_id is not None:
+                    self.ledger.bonus(member_id, "referral", redemption.referral_id)
+                    self.counts["referral bonuses"] += 1
+                continue
             try:
                 if member_id is None:
                     raise InsufficientPointsError("not enrolled yet")
@@ -86,7 +119,7 @@ class Demo:
                 self.counts["redemptions refused (not enough points)"] += 1
         self.redemptions.clear()
 
-    def happen(self, happening: Enrol | OrderPaid | Refund | Redeem | DayEnds) -> None:
+    def happen(self, happening: Happening) -> None:
         week = happening.at.isocalendar()[:2]
         if self.week is not None and week != self.week:
             self.settle()  # the programme's clock moves on to a new week only when last week's events are in
@@ -94,10 +127,13 @@ class Demo:
         self.clock.set(happening.at)
         if isinstance(happening, Enrol):
             self.emails[happening.member_id] = happening.email
-            if int(happening.member_id.rsplit("-", 1)[1]) % 4 == 0:  # the CRM already knows a quarter of them
-                self.stack.salesforce.create_contact_as_user(
+            number = int(happening.member_id.rsplit("-", 1)[1])
+            if number % 4 == 0:  # the CRM already knows a quarter of them
+                contact_id = self.stack.salesforce.create_contact_as_user(
                     {"FirstName": "Member", "LastName": happening.member_id, "Email": happening.email}
                 )
+                self.contacts[happening.member_id] = contact_id
+                self.birthdays.append((contact_id, f"{1960 + number % 40}-{1 + number % 12:02d}-{1 + number % 28:02d}"))
                 self.counts["contacts already in the CRM"] += 1
             self.send("customers/create", customer_payload(happening))
         elif isinstance(happening, OrderPaid):
@@ -108,11 +144,31 @@ class Demo:
         elif isinstance(happening, Refund):
             self.send("refunds/create", refund_payload(happening))
             self.counts["refunds that overtook their order"] += happening.before_order
-        elif isinstance(happening, Redeem):
+        elif isinstance(happening, Redeem | Refer):
             self.redemptions.append(happening)
         else:
-            self.counts["orders released"] += self.ledger.release_due(happening.day)
-            self.counts["lots expired"] += self.ledger.expire_due(happening.day)
+            day = happening.day.isoformat()
+            metrics.clear_metrics()  # disabled metrics are never flushed; Powertools would print them at 100
+            for job in JOBS:  # as the hourly schedules run them, for the simulated day
+                self.counts[f"job {job}: items changed"] += self.stack.run_job(job, day=day)["changed"]
+            if (happening.day + timedelta(days=1)).day == 1 and happening.day.month % 3 == 0:
+                self.settle()
+                self.snapshot(day)
+
+    def summaries(self) -> list[MemberSummary]:
+        member_ids = sorted({m for m in (self.ledger.member_for_email(e) for e in self.emails.values()) if m})
+        return list(self.pool.map(self.ledger.summary, member_ids))
+
+    def snapshot(self, day: str) -> None:
+        """Members by tier and by segment at a quarter's end."""
+        summaries = self.summaries()
+        self.quarters.append(
+            (
+                day,
+                Counter(summary.tier for summary in summaries),
+                Counter(summary.segment or "(not reviewed yet)" for summary in summaries),
+            )
+        )
 
     def dead_letters(self) -> int:
         attributes = boto3.client("sqs").get_queue_attributes(
@@ -121,26 +177,48 @@ class Demo:
         return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
+def print_quarters(demo: Demo) -> None:
+    """Members by tier and by segment at each quarter's end: how the programme moved over the year."""
+    if not demo.quarters:
+        return
+    header = "".join(f"{day:>12}" for day, _, _ in demo.quarters)
+    print(f"\nMembers by tier at each quarter's end\n  {'':<28}{header}")
+    for tier in demo.ledger.rules.tiers:
+        print(f"  {tier.display_name:<28}" + "".join(f"{tiers[tier.name]:>12,}" for _, tiers, _ in demo.quarters))
+    print(f"\nMembers by segment at each quarter's end\n  {'':<28}{header}")
+    names = [*SEGMENTS, "(not reviewed yet)"]
+    for name in names:
+        row = [segments[name] for _, _, segments in demo.quarters]
+        if any(row):
+            print(f"  {SEGMENTS.get(name, name):<28}" + "".join(f"{count:>12,}" for count in row))
+
+
 def print_summary(demo: Demo) -> bool:
     ledger = demo.ledger
     member_ids = sorted({m for m in (ledger.member_for_email(e) for e in demo.emails.values()) if m})
-    tiers: Counter[str] = Counter()
     available = pending = entries = 0
+    kinds: Counter[str] = Counter()
     broken: list[str] = []
     for member_id in tqdm(member_ids, desc="checking invariants", unit="member", file=sys.stdout):
         summary = ledger.summary(member_id)
-        tiers[summary.tier] += 1
         available += summary.available
         pending += summary.pending
-        entries += sum(1 for _ in ledger.entries(member_id))
+        for entry in ledger.entries(member_id):
+            entries += 1
+            if entry.tier_reached:
+                kinds["tiers reached at once (upgrades)"] += 1
+            elif entry.kind is EntryKind.TIER:
+                kinds["qualification periods decided"] += 1
+            elif entry.kind is EntryKind.EXPIRY:
+                kinds["expiry entries"] += 1
+            elif entry.source_key.startswith("bonus#birthday#"):
+                kinds["birthday bonuses"] += 1
         broken += [f"{member_id}: {problem}" for problem in ledger.check_invariants(member_id)]
     print("\nThe year in numbers")
-    for name, count in sorted(demo.counts.items()):
+    for name, count in sorted({**demo.counts, **kinds}.items()):
         print(f"  {name:<46} {count:>8,}")
     print(f"  {'events in the dead-letter queue':<46} {demo.dead_letters():>8,}")
-    print("\nMembers by tier")
-    for tier in ledger.rules.tiers:
-        print(f"  {tier.display_name:<46} {tiers[tier.name]:>8,}")
+    print_quarters(demo)
     print("\nPoints")
     print(f"  {'outstanding (available)':<46} {available:>8,}")
     print(f"  {'pending (inside the return window)':<46} {pending:>8,}")
@@ -153,7 +231,10 @@ def print_summary(demo: Demo) -> bool:
         for line in broken[:20]:
             print(f"    {line}")
         return False
-    print(f"  balance = sum of entries, no negative balance, lot stream intact: OK for all {len(member_ids):,} members")
+    print(
+        "  balance = sum of entries, no negative balance, lot stream intact, tier and segment recomputed from the "
+        f"ledger: OK for all {len(member_ids):,} members"
+    )
     return print_contacts(demo)
 
 
@@ -163,6 +244,8 @@ CONTACT_COLUMNS = (
     ("Loyalty_Pending_Points__c", "Pending"),
     ("Loyalty_Tier__c", "Tier"),
     ("Loyalty_Points_To_Next_Tier__c", "To next"),
+    ("Loyalty_Tier_Expires_On__c", "Tier until"),
+    ("Loyalty_Segment__c", "Segment"),
     ("Loyalty_Expiring_Points__c", "Expiring"),
     ("Loyalty_Points_Expire_On__c", "On"),
 )
@@ -177,21 +260,28 @@ def _shown(value: object) -> str:
 
 
 def print_contacts(demo: Demo) -> bool:
-    """A few Contacts as a CRM user sees them, and whether every linked Contact agrees with the ledger."""
+    """Contacts as a CRM user sees them, and whether every linked Contact agrees with the ledger."""
     contacts = [c for c in demo.stack.salesforce.contacts() if c.get("Loyalty_Member_Id__c")]
-    disagreeing = [
-        c["LastName"]
-        for c in contacts
-        if c["Loyalty_Points__c"] != demo.ledger.summary(c["Loyalty_Member_Id__c"]).available
-    ]
+    rules = demo.ledger.rules
+    disagreeing = []
+    for contact in contacts:
+        summary = demo.ledger.summary(contact["Loyalty_Member_Id__c"])
+        shown = (contact["Loyalty_Points__c"], contact["Loyalty_Tier__c"], contact.get("Loyalty_Segment__c"))
+        expected = (summary.available, rules.tier(summary.tier).display_name, SEGMENTS.get(summary.segment or ""))
+        if shown != expected:
+            disagreeing.append(f"{contact['LastName']} shows {shown}, the ledger {expected}")
     print(f"\nSalesforce ({demo.stack.salesforce.url}): {len(contacts):,} Contacts linked to members")
-    print("  " + "".join(f"{title:<14}" for _, title in CONTACT_COLUMNS))
-    for contact in sorted(contacts, key=lambda c: -(c["Loyalty_Points__c"] or 0))[:5]:
-        print("  " + "".join(f"{_shown(contact.get(field)):<14}" for field, _ in CONTACT_COLUMNS))
+    widths = [14, 9, 9, 10, 9, 12, 22, 10, 12]
+    print("  " + "".join(f"{title:<{w}}" for (_, title), w in zip(CONTACT_COLUMNS, widths, strict=True)))
+    for contact in sorted(contacts, key=lambda c: -(c["Loyalty_Points__c"] or 0))[:8]:
+        cells = [_shown(contact.get(field)) for field, _ in CONTACT_COLUMNS]
+        print("  " + "".join(f"{cell:<{w}}" for cell, w in zip(cells, widths, strict=True)))
     if disagreeing:
-        print(f"  {len(disagreeing)} Contacts disagree with the ledger: {', '.join(disagreeing[:5])}")
+        print(f"  {len(disagreeing)} Contacts disagree with the ledger:")
+        for line in disagreeing[:5]:
+            print(f"    {line}")
         return False
-    print("  every linked Contact shows the ledger's available points")
+    print("  every linked Contact shows the ledger's points, tier and segment")
     return True
 
 

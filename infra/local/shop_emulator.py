@@ -16,6 +16,7 @@ from typing import Any
 from infra.local.simulation import PRODUCTS, Enrol, OrderPaid, Refund
 
 VAT = Decimal("0.25")  # Swedish VAT, included in the prices
+DISCOUNT = Decimal("0.15")  # what a discount code takes off every line
 
 
 def sign_webhook(body: bytes, secret: str) -> str:
@@ -62,10 +63,12 @@ def product_payload(product_id: str, at: datetime) -> dict[str, Any]:
 
 def order_payload(happening: OrderPaid, email: str) -> dict[str, Any]:
     lines = []
+    codes = []
     for line_id, product_id, quantity in happening.lines:
         title, price, _ = PRODUCTS[product_id]
         gross = Decimal(price) * quantity
-        tax = (gross * VAT / (1 + VAT)).quantize(Decimal("0.01"))
+        discount = (gross * DISCOUNT).quantize(Decimal("0.01")) if happening.discount_code else Decimal(0)
+        tax = ((gross - discount) * VAT / (1 + VAT)).quantize(Decimal("0.01"))
         lines.append(
             {
                 "id": int(happening.order_id) * 10 + int(line_id),
@@ -73,12 +76,21 @@ def order_payload(happening: OrderPaid, email: str) -> dict[str, Any]:
                 "title": title,
                 "quantity": quantity,
                 "price": f"{price}.00",
-                "total_discount": "0.00",
-                "discount_allocations": [],
+                "total_discount": str(discount),
+                "discount_allocations": [{"amount": str(discount), "discount_application_index": 0}]
+                if discount
+                else [],
                 "tax_lines": [{"price": str(tax), "rate": 0.25, "title": "SE Moms"}],
                 "gift_card": False,
             }
         )
+        if discount:
+            codes.append(discount)
+    discount_codes = (
+        [{"code": happening.discount_code, "amount": str(sum(codes, Decimal(0))), "type": "percentage"}]
+        if happening.discount_code
+        else []
+    )
     return {
         "id": int(happening.order_id),
         "name": f"#{happening.order_id}",
@@ -92,7 +104,7 @@ def order_payload(happening: OrderPaid, email: str) -> dict[str, Any]:
         "customer": {"id": _customer_id(happening.member_id), "email": email},
         "line_items": lines,
         "shipping_lines": [{"price": "49.00", "title": "PostNord"}],
-        "discount_codes": [],
+        "discount_codes": discount_codes,
     }
 
 

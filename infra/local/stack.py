@@ -37,6 +37,7 @@ from infra.local.dynamodb_local import DynamoDBLocal
 from infra.local.processes import stop_process
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
+from loyalty.clock import now as programme_now
 
 REGION = "eu-north-1"
 ACCOUNT = "123456789012"
@@ -182,7 +183,8 @@ class Stack:
         self._dynamodb: DynamoDBLocal | None = None
         self._moto: MotoServer | None = None
         self._gateway: ThreadingHTTPServer | None = None
-        self.salesforce = SalesforceEmulator(port=self.ports.salesforce)
+        # the org's clock is the programme's: in the demo, CRM users' edits happen in the simulated year
+        self.salesforce = SalesforceEmulator(port=self.ports.salesforce, clock=programme_now)
         self.parameters: dict[str, str] = {"SalesforceOrgId": self.salesforce.organization_id}
 
     # ------------------------------------------------------------ URLs
