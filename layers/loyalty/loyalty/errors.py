@@ -75,3 +75,15 @@ class CrmRequestError(LoyaltyError):
 
 class ForeignOrgError(LoyaltyError):
     """A Salesforce message or callout from an organisation other than the programme's; nothing was applied."""
+
+
+class ChannelRetryableError(LoyaltyError):
+    """E-mail or SMS could not be sent for now (throttling, a service error); the send is retried later."""
+
+
+class ChannelRejectedError(LoyaltyError):
+    """The e-mail or SMS service refused the message for good (a rejected or malformed address, a paused account)."""
+
+
+class ChannelOptedOutError(ChannelRejectedError):
+    """The phone number opted out of SMS at the carrier or SNS; the programme records the opt-out."""
