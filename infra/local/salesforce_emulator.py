@@ -662,7 +662,10 @@ class SalesforceEmulator:
         self._daily_limit = daily_limit
         self._clock = clock or (lambda: datetime.now(UTC))
         contact = dict(contact_fields(schema_root) if schema_root is not None else contact_fields())
-        self._schemas: dict[str, dict[str, SchemaField]] = {"Contact": contact, "Task": dict(task_fields())}
+        self._schemas: dict[str, dict[str, SchemaField]] = {
+            "Contact": contact,
+            "Task": dict(task_fields(schema_root) if schema_root is not None else task_fields()),
+        }
         for fields in self._schemas.values():
             for name, kind in _SYSTEM_FIELDS.items():
                 if name not in fields:

@@ -1,10 +1,12 @@
 """The Contact and Task schema of a real org, as the local Salesforce emulator needs it.
 
-Custom Contact fields are read from the SFDX metadata in infra/salesforce (every
-`objects/Contact/fields/*.field-meta.xml` of every package directory in sfdx-project.json), so the
-emulator knows exactly the fields a deployed org would have and a wrong field name fails here as it
-would there. Standard fields the plugin touches are added from the list below, with the types and
-lengths a real org reports. Pure stdlib: no network, no Salesforce tooling.
+Custom fields are read from the SFDX metadata in infra/salesforce (every
+`objects/Contact/fields/*.field-meta.xml`, and for Task every `objects/Activity/fields/*.field-meta.xml`,
+of every package directory in sfdx-project.json), so the emulator knows exactly the fields a deployed org
+would have and a wrong field name fails here as it would there. Task and Event share their custom fields:
+Salesforce defines them once on Activity, and SFDX source keeps them under `objects/Activity/fields/`.
+Standard fields the plugin touches are added from the lists below, with the types and lengths a real org
+reports. Pure stdlib: no network, no Salesforce tooling.
 """
 
 from __future__ import annotations
@@ -72,8 +74,18 @@ _STANDARD_TASK_FIELDS: tuple[SchemaField, ...] = (
 def contact_fields(root: Path = DEFAULT_ROOT) -> dict[str, SchemaField]:
     """Every Contact field a deployed org has that the plugin may touch: the custom fields in the
     metadata under `root` (infra/salesforce) plus the standard fields, keyed by API name."""
-    fields = {field.name: field for field in _STANDARD_CONTACT_FIELDS}
-    for path in field_files(root, "Contact"):
+    return _with_custom_fields(_STANDARD_CONTACT_FIELDS, root, "Contact")
+
+
+def task_fields(root: Path = DEFAULT_ROOT) -> dict[str, SchemaField]:
+    """Every Task field the programme may touch when it records a sent offer: the standard fields plus
+    the Activity custom fields in the metadata under `root` (infra/salesforce), keyed by API name."""
+    return _with_custom_fields(_STANDARD_TASK_FIELDS, root, "Activity")
+
+
+def _with_custom_fields(standard: tuple[SchemaField, ...], root: Path, folder: str) -> dict[str, SchemaField]:
+    fields = {field.name: field for field in standard}
+    for path in field_files(root, folder):
         field = read_field(path)
         if not field.name.endswith("__c"):
             raise SalesforceMetadataError(f"{path}: custom field {field.name!r} must end with __c")
@@ -81,11 +93,6 @@ def contact_fields(root: Path = DEFAULT_ROOT) -> dict[str, SchemaField]:
             raise SalesforceMetadataError(f"{path}: field {field.name!r} is defined twice")
         fields[field.name] = field
     return fields
-
-
-def task_fields() -> dict[str, SchemaField]:
-    """The standard Task fields the programme writes when it records a sent offer, keyed by API name."""
-    return {field.name: field for field in _STANDARD_TASK_FIELDS}
 
 
 def package_dirs(root: Path = DEFAULT_ROOT) -> list[Path]:
@@ -99,7 +106,8 @@ def package_dirs(root: Path = DEFAULT_ROOT) -> list[Path]:
 
 
 def field_files(root: Path, sobject: str) -> list[Path]:
-    """The `.field-meta.xml` files of `sobject` in every package directory, sorted."""
+    """The `.field-meta.xml` files of `sobject` (the metadata folder: Activity for Task and Event) in every
+    package directory, sorted."""
     return sorted(
         path for package in package_dirs(root) for path in package.glob(f"**/objects/{sobject}/fields/*{FIELD_SUFFIX}")
     )

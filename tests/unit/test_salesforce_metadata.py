@@ -1,6 +1,6 @@
-"""infra/salesforce agrees with the code: Contact fields, picklists, permission set, metadata well-formed.
+"""infra/salesforce agrees with the code: Contact and Task fields, picklists, permission set, metadata well-formed.
 
-loyalty.crm_fields is the one place the code names Contact fields; these tests prove the SFDX metadata
+loyalty.crm_fields is the one place the code names Contact and Task fields; these tests prove the SFDX metadata
 deployed to the org has exactly those fields with those types, so a field renamed on one side only
 fails here and not in a customer's org.
 """
@@ -26,11 +26,20 @@ from infra.local.salesforce_schema import (
     read_field,
     task_fields,
 )
-from loyalty.crm_fields import LOYALTY_FIELDS, MEMBER_ID, SEGMENTS, STANDARD_FIELDS, FieldType
+from loyalty.crm_fields import (
+    LOYALTY_FIELDS,
+    MEMBER_ID,
+    SEGMENTS,
+    STANDARD_FIELDS,
+    TASK_FIELDS,
+    TASK_SEND_ID,
+    FieldType,
+)
 from loyalty.program import load_program
 
 PACKAGE = DEFAULT_ROOT / "force-app" / "main" / "default"
 CONTACT_FIELDS_DIR = PACKAGE / "objects" / "Contact" / "fields"
+ACTIVITY_FIELDS_DIR = PACKAGE / "objects" / "Activity" / "fields"  # Task and Event custom fields live on Activity
 PERMISSION_SET = PACKAGE / "permissionsets" / "Loyalty_Integration.permissionset-meta.xml"
 SIGNER_TEST = PACKAGE / "classes" / "LoyaltyCalloutSignerTest.cls"
 NS = {"md": METADATA_NS}
@@ -41,6 +50,7 @@ METADATA_ONLY_CONTACT_FIELDS = frozenset({"Loyalty_Locale__c"})
 
 # How a real org types the standard fields that crm_fields calls Text.
 COMPATIBLE_TYPES = {FieldType.TEXT: {"Text", "Email", "Phone"}}
+TASK_COMPATIBLE_TYPES = {FieldType.TEXT: {"Text", "Reference"}}  # WhoId is a reference the code writes as text
 
 
 def all_metadata_files() -> list[Path]:
@@ -59,6 +69,11 @@ def md_text(element: ET.Element, tag: str) -> str | None:
 @pytest.fixture(scope="module")
 def schema() -> dict[str, SchemaField]:
     return contact_fields()
+
+
+@pytest.fixture(scope="module")
+def task_schema() -> dict[str, SchemaField]:
+    return task_fields()
 
 
 @pytest.fixture(scope="module")
@@ -180,16 +195,60 @@ def test_system_fields_are_not_updateable(schema: dict[str, SchemaField]) -> Non
     assert {name for name, field in schema.items() if not field.updateable} == {"Id", "CreatedDate", "LastModifiedDate"}
 
 
-def test_task_fields_are_the_standard_ones_the_programme_writes() -> None:
+def test_task_fields_are_the_standard_ones_plus_the_activity_metadata() -> None:
     # Given / When
     fields = task_fields()
 
-    # Then sent offers can be recorded on a Contact as a Task
-    assert set(fields) == {"Id", "WhoId", "Subject", "Status", "Priority", "ActivityDate", "Description", "Type"}
+    # Then sent offers can be recorded on a Contact as a Task, keyed by the custom field from objects/Activity
+    standard = {"Id", "WhoId", "Subject", "Status", "Priority", "ActivityDate", "Description", "Type"}
+    assert set(fields) == standard | {
+        path.name.removesuffix(".field-meta.xml") for path in ACTIVITY_FIELDS_DIR.iterdir()
+    }
     assert fields["WhoId"].type == "Reference"
     assert fields["Status"].picklist_values == ("Not Started", "In Progress", "Completed")
     assert "SMS" in fields["Type"].picklist_values
     assert not fields["Id"].updateable
+
+
+# --- Task fields against crm_fields ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(TASK_FIELDS))
+def test_every_task_field_the_code_writes_exists_with_a_compatible_type(
+    name: str, task_schema: dict[str, SchemaField]
+) -> None:
+    # Given a Task field and its type as the code names them
+    expected = TASK_FIELDS[name]
+
+    # When the Task schema is read (standard fields plus objects/Activity metadata)
+    field = task_schema.get(name)
+
+    # Then the org would have that field, with a type compatible with the code's, and the programme may write it
+    assert field is not None, f"{name} is in crm_fields.TASK_FIELDS but not in the Task schema"
+    assert field.type in TASK_COMPATIBLE_TYPES.get(expected, {expected.value})
+    assert field.updateable
+
+
+def test_no_activity_field_in_the_metadata_is_unknown_to_crm_fields(task_schema: dict[str, SchemaField]) -> None:
+    # Given / When the custom Task fields the metadata defines are compared with those the code writes
+    custom = {name for name in task_schema if name.endswith("__c")}
+
+    # Then they are the same: nothing deployed that the code does not know, nothing the code writes missing
+    assert custom == {name for name in TASK_FIELDS if name.endswith("__c")}
+
+
+def test_send_id_is_a_unique_external_id_that_fits_the_programme_ids(task_schema: dict[str, SchemaField]) -> None:
+    # Given the field sent offers are upserted by
+    # When its metadata is read
+    field = task_schema[TASK_SEND_ID]
+    raw = ET.parse(ACTIVITY_FIELDS_DIR / f"{TASK_SEND_ID}.field-meta.xml").getroot()
+
+    # Then Tasks can be upserted by it (a retried push updates instead of creating a second Task) and no two
+    # Tasks share one
+    assert field.external_id
+    assert field.unique
+    assert md_text(raw, "caseSensitive") == "false"
+    assert (field.type, field.length) == ("Text", 100)
 
 
 # --- The permission set ------------------------------------------------------------------------------------------
@@ -207,6 +266,19 @@ def test_permission_set_grants_read_and_edit_on_every_loyalty_field(name: str, p
     assert grant == (True, True), f"Contact.{name}: {grant}"
 
 
+@pytest.mark.parametrize("sobject", ["Task", "Event"])
+def test_permission_set_grants_read_and_edit_on_the_send_id_for_task_and_event(
+    sobject: str, permission_set: ET.Element
+) -> None:
+    # Given the integration user's permission set
+    # When the grant on the Activity custom field is looked up under each object that shares it
+    grant = field_permissions(permission_set).get(f"{sobject}.{TASK_SEND_ID}")
+
+    # Then it can write the field on Tasks, and Event carries the same grant: Task and Event share field-level
+    # security, and a deploy that names one and not the other leaves the other's access disabled
+    assert grant == (True, True), f"{sobject}.{TASK_SEND_ID}: {grant}"
+
+
 @pytest.mark.parametrize("name", ["Email", "MobilePhone", "Birthdate", "HasOptedOutOfEmail"])
 def test_permission_set_grants_read_and_edit_on_the_consent_and_contact_fields(
     name: str, permission_set: ET.Element
@@ -216,13 +288,18 @@ def test_permission_set_grants_read_and_edit_on_the_consent_and_contact_fields(
 
 
 def test_permission_set_only_names_fields_that_exist_and_can_be_granted(
-    permission_set: ET.Element, schema: dict[str, SchemaField]
+    permission_set: ET.Element, schema: dict[str, SchemaField], task_schema: dict[str, SchemaField]
 ) -> None:
-    # Given every field the permission set grants
+    # Given every field the permission set grants, and the fields each object has (an Activity custom field is
+    # granted as Task.<field> and Event.<field>; the programme uses no standard Event field)
     granted = set(field_permissions(permission_set))
+    activity_custom = {name for name in task_schema if name.endswith("__c")}
+    fields_by_object = {"Contact": set(schema), "Task": set(task_schema), "Event": activity_custom}
 
     # When checked against the schema
-    unknown = {field for field in granted if field.removeprefix("Contact.") not in schema}
+    unknown = {
+        field for field in granted if field.partition(".")[2] not in fields_by_object.get(field.partition(".")[0], ())
+    }
 
     # Then each exists (a typo fails the deploy), and no required or name field is listed: the Metadata API
     # refuses field permissions on required fields (LastName), and names are readable with Contact read
@@ -296,9 +373,13 @@ def test_the_metadata_has_field_files() -> None:
     assert len(all_field_files()) >= len(LOYALTY_FIELDS)
 
 
-@pytest.mark.parametrize("path", sorted(CONTACT_FIELDS_DIR.glob("*.field-meta.xml")), ids=lambda p: p.name)
-def test_contact_fields_have_help_text_and_are_not_required(path: Path) -> None:
-    # Given a loyalty Contact field
+@pytest.mark.parametrize(
+    "path",
+    sorted(CONTACT_FIELDS_DIR.glob("*.field-meta.xml")) + sorted(ACTIVITY_FIELDS_DIR.glob("*.field-meta.xml")),
+    ids=lambda p: f"{p.parent.parent.name}.{p.name}",
+)
+def test_contact_and_activity_fields_have_help_text_and_are_not_required(path: Path) -> None:
+    # Given a loyalty Contact or Task field
     root = ET.parse(path).getroot()
 
     # When / Then CRM users get help text and saving a Contact never needs a loyalty value
@@ -358,9 +439,28 @@ def write_field(project: Path, file_name: str, body: str) -> Path:
     return path
 
 
-def test_a_copy_of_the_metadata_reads_the_same(project_copy: Path, schema: dict[str, SchemaField]) -> None:
+def test_a_copy_of_the_metadata_reads_the_same(
+    project_copy: Path, schema: dict[str, SchemaField], task_schema: dict[str, SchemaField]
+) -> None:
     # Given / When the copy is read / Then it is the real schema (the failure cases below start from it)
     assert contact_fields(project_copy) == schema
+    assert task_fields(project_copy) == task_schema
+
+
+def test_a_renamed_activity_field_is_renamed_in_the_task_schema(project_copy: Path) -> None:
+    # Given the send id field renamed in the metadata only
+    fields_dir = project_copy / "force-app/main/default/objects/Activity/fields"
+    source = fields_dir / f"{TASK_SEND_ID}.field-meta.xml"
+    text = source.read_text().replace(TASK_SEND_ID, "Loyalty_Send_Ref__c")
+    source.unlink()
+    (fields_dir / "Loyalty_Send_Ref__c.field-meta.xml").write_text(text)
+
+    # When the Task schema is read
+    fields = task_fields(project_copy)
+
+    # Then the old name is gone, so the emulator refuses it as a real org would (INVALID_FIELD)
+    assert TASK_SEND_ID not in fields
+    assert fields["Loyalty_Send_Ref__c"].external_id
 
 
 def test_a_new_field_file_is_a_new_field(project_copy: Path) -> None:

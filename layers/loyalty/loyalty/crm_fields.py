@@ -1,4 +1,4 @@
-"""The Salesforce Contact fields the programme reads and writes: the one place their API names live.
+"""The Salesforce Contact and Task fields the programme reads and writes: the one place their API names live.
 
 infra/salesforce holds the matching metadata; tests/unit/test_salesforce_metadata.py proves they agree.
 """
@@ -49,6 +49,20 @@ STANDARD_FIELDS: dict[str, FieldType] = {
     "HasOptedOutOfEmail": FieldType.CHECKBOX,
     "FirstName": FieldType.TEXT,
     "LastName": FieldType.TEXT,
+}
+
+TASK_SEND_ID = "Loyalty_Offer_Send_Id__c"  # text, external id, unique: one Task per sent offer, upserted by it
+
+# Task fields the programme writes when it records a sent offer (e-mail or SMS) as a completed Task on the
+# member's Contact. The custom field is defined on Activity (Task and Event share it) in infra/salesforce.
+TASK_FIELDS: dict[str, FieldType] = {
+    "WhoId": FieldType.TEXT,  # the Contact id
+    "Subject": FieldType.TEXT,
+    "Status": FieldType.PICKLIST,  # Completed
+    "ActivityDate": FieldType.DATE,
+    "Description": FieldType.TEXT,
+    "Type": FieldType.PICKLIST,  # Email or SMS (the org's admin adds SMS)
+    TASK_SEND_ID: FieldType.TEXT,
 }
 
 # The loyalty segments marketers use here, as machine names; the picklist shows their labels.

@@ -68,6 +68,7 @@ class RecordResult:
     record_id: str | None
     success: bool
     errors: tuple[tuple[str, str], ...] = ()  # (statusCode, message)
+    created: bool | None = None  # upsert only: True if the record was created, False if an existing one was updated
 
     @property
     def retryable(self) -> bool:
@@ -197,25 +198,34 @@ class SalesforceClient:
     def create_records(self, sobject: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
         return self._collections("POST", sobject, records)
 
-    def _collections(self, method: str, sobject: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
+    def upsert_records(
+        self, sobject: str, external_id_field: str, records: Sequence[dict[str, Any]]
+    ) -> list[RecordResult]:
+        """Create or update records matched by ``external_id_field`` (each record carries its value, never an
+        ``Id``) through sObject Collections upsert (API 46.0+), 200 a request, all-or-none off. A retried push
+        updates what the first one created; ``RecordResult.created`` says which happened."""
+        return self._collections("PATCH", sobject, records, f"composite/sobjects/{sobject}/{external_id_field}")
+
+    def _collections(
+        self, method: str, sobject: str, records: Sequence[dict[str, Any]], path: str = "composite/sobjects"
+    ) -> list[RecordResult]:
         results: list[RecordResult] = []
         for chunk in _chunks(list(records), COLLECTION_LIMIT):
             body = {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **r} for r in chunk]}
-            answer = self._call(
-                f"{method} composite/sobjects", partial(self._send_collection, method=method, body=body)
-            )
+            answer = self._call(f"{method} {path}", partial(self._send_collection, method=method, path=path, body=body))
             results += [
                 RecordResult(
                     record_id=item.get("id"),
                     success=bool(item.get("success")),
                     errors=tuple((e.get("statusCode", ""), e.get("message", "")) for e in item.get("errors") or ()),
+                    created=item.get("created"),
                 )
                 for item in answer or ()
             ]
         return results
 
-    def _send_collection(self, sf: Salesforce, method: str, body: dict[str, Any]) -> Any:
-        return sf.restful("composite/sobjects", method=method, json=body, timeout=self.timeout_seconds)
+    def _send_collection(self, sf: Salesforce, method: str, path: str, body: dict[str, Any]) -> Any:
+        return sf.restful(path, method=method, json=body, timeout=self.timeout_seconds)
 
 
 def _error_codes(content: Any) -> set[str]:
