@@ -8,7 +8,7 @@ DDB_LOCAL_VERSION := 11.1.0
 DDB_LOCAL_DIR := $(CACHE)/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-$(DDB_LOCAL_VERSION)
 
-.PHONY: test lint demo serve bench check-java clean
+.PHONY: test lint demo serve outbox bench check-java clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) is required (Python 3.11 or newer)"; exit 1; }
@@ -41,6 +41,10 @@ demo: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
 
 serve: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(PY) -m infra.local.serve
+
+# What the running stack (make serve) has sent: e-mails and SMS as moto holds them.
+outbox: $(VENV)/.installed
+	$(PY) -m infra.local.outbox
 
 bench: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest tests/bench -s -q 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -14,8 +15,9 @@ from loyalty.adapters.dynamodb_crm_state import CrmStateStore
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
+from loyalty.adapters.dynamodb_offers import OfferStore
 from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
-from loyalty.crm_sync import CrmSync
+from loyalty.crm_sync import CrmSync, SentOffer
 from loyalty.observability import logger, metrics
 from loyalty.program import load_program
 from loyalty.settings import CrmSyncSettings, load_settings
@@ -32,26 +34,51 @@ def _sync() -> CrmSync:
 
     client = SalesforceClient(credentials=credentials)
     return CrmSync(
-        Ledger(load_program()), client, CrmStateStore(), Directory(), create_contacts=settings.create_contacts
+        Ledger(load_program()),
+        client,
+        CrmStateStore(),
+        Directory(),
+        OfferStore(),
+        create_contacts=settings.create_contacts,
     )
 
 
-def changed_members(event: dict[str, Any]) -> set[str]:
-    """Member ids whose member item changed in this batch (the event source's filter sends only those)."""
+def changes(event: dict[str, Any]) -> tuple[set[str], list[SentOffer]]:
+    """Members whose member item changed, and offers sent whose Task is pending (the filter sends only those)."""
     stream = parse(event=event, model=DynamoDBStreamModel)
     members = set()
+    sends = []
     for record in stream.Records:
         image = record.dynamodb.NewImage if record.dynamodb else None
-        if isinstance(image, dict) and image.get("type") == "member":
+        if not isinstance(image, dict):
+            continue
+        if image.get("type") == "member":
             members.add(str(image["member_id"]))
-    return members
+        elif image.get("type") == "offer_send" and image.get("task_state") == "pending":
+            sends.append(
+                SentOffer(
+                    member_id=str(image["member_id"]),
+                    dedup=str(image["sk"]).removeprefix("SEND#").rsplit("#", 1)[0],
+                    channel=str(image["channel"]),
+                    template_key=str(image["template_key"]),
+                    offer_code=image.get("offer_code"),
+                    trigger=str(image["trigger"]),
+                    language=image.get("language"),
+                    subject=image.get("subject"),
+                    sent_at=datetime.fromisoformat(str(image["decided_at"]).replace("Z", "+00:00")),
+                )
+            )
+    return members, sends
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    members = changed_members(event)
-    report = _sync().push(members)
+    members, sends = changes(event)
+    sync = _sync()
+    report = sync.push(members)
+    tasks = sync.record_tasks(sends)
+    report.tasks, report.tasks_not_recorded = tasks.tasks, tasks.tasks_not_recorded
     logger.info("crm push done", records=len(event.get("Records", [])), members=len(members), **vars(report))
     metrics.add_metric(name="CrmContactsPushed", unit="Count", value=report.pushed)
     metrics.add_metric(name="CrmMembersUnlinked", unit="Count", value=report.unlinked)

@@ -21,8 +21,10 @@ from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
 from loyalty.adapters.dynamodb_reviews import Reviews
+from loyalty.adapters.sqs_offer_queue import OfferQueue
 from loyalty.events import ShopEvent
 from loyalty.observability import logger, metrics
+from loyalty.offer_rules import load_offer_rules
 from loyalty.program import load_program
 from loyalty.settings import LedgerWriterSettings, load_settings
 from loyalty.shop_events import ShopEventApplier
@@ -41,7 +43,14 @@ def _apply_once() -> Callable[..., str]:
     """The applier, wrapped so each shop event (by its dedup key) is applied once; built on first use."""
     settings = load_settings(LedgerWriterSettings)
     bind_table(settings.table)
-    applier = ShopEventApplier(Ledger(load_program()), Directory(), Reviews(), settings.guest_hold_days)
+    applier = ShopEventApplier(
+        Ledger(load_program()),
+        Directory(),
+        Reviews(),
+        settings.guest_hold_days,
+        load_offer_rules(),
+        OfferQueue(settings.offer_queue_url).send,
+    )
     store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
     @idempotent_function(data_keyword_argument="event", config=idempotency, persistence_store=store)

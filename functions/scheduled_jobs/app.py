@@ -1,4 +1,5 @@
-"""The programme's scheduled jobs (EventBridge schedules): release, expiry, expiry warnings, birthdays, reviews."""
+"""The programme's scheduled jobs (EventBridge schedules): release, expiry, expiry warnings, birthdays, reviews,
+and SMS held through quiet hours."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from pydantic import BaseModel, ConfigDict
 from loyalty.adapters.dynamodb_job_runs import JobRuns
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
+from loyalty.adapters.dynamodb_offers import OfferStore
 from loyalty.adapters.dynamodb_reviews import Reviews
 from loyalty.adapters.sqs_offer_queue import OfferQueue
 from loyalty.clock import now
 from loyalty.jobs import JobName, ScheduledJobs
 from loyalty.observability import logger, metrics
+from loyalty.offer_rules import load_offer_rules
 from loyalty.program import load_program
 from loyalty.settings import ScheduledJobsSettings, load_settings
 
@@ -35,7 +38,14 @@ class ScheduledRun(BaseModel):
 def _jobs() -> ScheduledJobs:
     settings = load_settings(ScheduledJobsSettings)
     bind_table(settings.table)
-    return ScheduledJobs(Ledger(load_program()), Reviews(), JobRuns(), OfferQueue(settings.offer_queue_url).send)
+    return ScheduledJobs(
+        Ledger(load_program()),
+        Reviews(),
+        JobRuns(),
+        OfferQueue(settings.offer_queue_url).send,
+        load_offer_rules(),
+        held_offers=OfferStore().held_due,
+    )
 
 
 @logger.inject_lambda_context

@@ -24,7 +24,9 @@ def main() -> int:
         print(
             f"ready: gateway {stack.gateway_url}  dynamodb {stack.dynamodb_url}  moto {stack.moto_url}  "
             f"salesforce {stack.salesforce_url} (org {stack.salesforce.organization_id})\n"
-            f"  routes:\n{routes}\n  Ctrl-C stops it.",
+            f"  routes:\n{routes}\n"
+            f"  scheduled jobs: POST {stack.gateway_url}/_local/jobs/<job>[?day=YYYY-MM-DD]\n"
+            f"  what was sent (e-mail, SMS): make outbox\n  Ctrl-C stops it.",
             flush=True,
         )
         stopped.wait()

@@ -92,7 +92,7 @@ class StreamSource:
     batch_size: int
     window_seconds: float
     max_retries: int
-    pattern: dict[str, Any] | None
+    patterns: list[dict[str, Any]]  # a record passes if it matches any (none: every record)
     on_failure_queue: str | None  # logical id
 
 
@@ -174,6 +174,7 @@ class Stack:
         self.queue_sources: list[QueueSource] = []
         self.stream_sources: list[StreamSource] = []
         self.schedules: list[Schedule] = []
+        self.sns_subscribers: dict[str, list[str]] = {}  # topic logical id -> functions subscribed
         self._stream_quiet: dict[str, float] = {}  # function -> start of its latest poll that found nothing
         self._stopping = threading.Event()
         self._sent = threading.Event()  # set when an in-process handler sends to SQS: wakes the pollers
@@ -299,6 +300,18 @@ class Stack:
             self.arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
+        sns = boto3.client("sns")
+        for logical_id in self._of_type("AWS::SNS::Topic"):
+            self.names[logical_id] = sns.create_topic(Name=logical_id)["TopicArn"]
+        sesv2 = boto3.client("sesv2")
+        for logical_id, resource in self._of_type("AWS::SES::ConfigurationSet").items():
+            name = resource["Properties"]["Name"]
+            sesv2.create_configuration_set(ConfigurationSetName=name)
+            self.names[logical_id] = name
+        for logical_id, resource in self._of_type("AWS::SES::EmailIdentity").items():
+            identity = self._resolve(resource["Properties"]["EmailIdentity"])
+            sesv2.create_email_identity(EmailIdentity=identity)  # moto: verified at once
+            self.names[logical_id] = identity
         secrets = boto3.client("secretsmanager")
         for logical_id in self._of_type("AWS::SecretsManager::Secret"):
             if logical_id == "SalesforceJwtSecret":
@@ -333,7 +346,22 @@ class Stack:
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             logical_id, attribute = value["Fn::GetAtt"]
             return self.arns[logical_id] if attribute == "Arn" else logical_id
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            return self._substitute(value["Fn::Sub"])
         return value
+
+    def _substitute(self, text: str) -> str:
+        """!Sub with what it means here: the HTTP API's URL is the local gateway's."""
+        for api in self._of_type("AWS::Serverless::HttpApi"):
+            deployed = f"https://${{{api}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}"
+            text = text.replace(deployed, self.gateway_url)
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(pseudo.get(m[1]) or self._resolve({"Ref": m[1]})), text)
 
     def _load_functions(self) -> None:
         globals_ = self.template.get("Globals", {}).get("Function", {})
@@ -356,6 +384,9 @@ class Stack:
                     pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
                     method = event["Properties"]["Method"].upper()
                     self.routes.append(Route(method, pattern, f"{method} {path}", logical_id))
+                elif event["Type"] == "SNS":
+                    topic = event["Properties"]["Topic"]["Ref"]
+                    self.sns_subscribers.setdefault(topic, []).append(logical_id)
                 elif event["Type"] == "DynamoDB":
                     self.stream_sources.append(self._stream_source(logical_id, event["Properties"]))
                 elif event["Type"] == "SQS":
@@ -377,7 +408,7 @@ class Stack:
             batch_size=int(props.get("BatchSize", 100)),
             window_seconds=min(0.2, float(props.get("MaximumBatchingWindowInSeconds", 0))),  # kept short here
             max_retries=int(props.get("MaximumRetryAttempts", 3)),
-            pattern=json.loads(filters[0]["Pattern"]) if filters else None,
+            patterns=[json.loads(f["Pattern"]) for f in filters],
             on_failure_queue=failure["Fn::GetAtt"][0] if failure else None,
         )
 
@@ -393,6 +424,36 @@ class Stack:
                 )
                 return dict(result)
         raise KeyError(f"no schedule runs job {job!r}; template.yaml has {[s.input for s in self.schedules]}")
+
+    def publish(self, topic: str, message: str) -> list[Any]:
+        """Deliver an SNS message to the functions subscribed to the topic, in the event shape SNS sends."""
+        arn = self.names[topic]
+        event = {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "EventSubscriptionArn": f"{arn}:{uuid.uuid4()}",
+                    "Sns": {
+                        "Type": "Notification",
+                        "MessageId": str(uuid.uuid4()),
+                        "TopicArn": arn,
+                        "Subject": None,
+                        "Message": message,
+                        "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                        "SignatureVersion": "1",
+                        "Signature": "local",
+                        "SigningCertUrl": "https://sns.local/cert.pem",
+                        "UnsubscribeUrl": "https://sns.local/unsubscribe",
+                        "MessageAttributes": {},
+                    },
+                }
+            ]
+        }
+        return [
+            self.handlers[function](event, lambda_context(function, self.timeouts[function]))
+            for function in self.sns_subscribers.get(topic, [])
+        ]
 
     # ------------------------------------------------------------ HTTP API gateway
 
@@ -601,7 +662,7 @@ class Stack:
 
     def _deliver_stream(self, source: StreamSource, batch: list[dict[str, Any]]) -> None:
         """Filter as the event source mapping does, invoke, retry a failed batch, then report it as AWS does."""
-        records = [record for record in batch if source.pattern is None or _matches(source.pattern, record)]
+        records = [r for r in batch if not source.patterns or any(_matches(p, r) for p in source.patterns)]
         with self._busy_lock:
             self._busy += 1
         try:

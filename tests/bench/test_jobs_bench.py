@@ -24,6 +24,7 @@ from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import ALL_MODELS
 from loyalty.adapters.dynamodb_reviews import Reviews
 from loyalty.jobs import ScheduledJobs
+from loyalty.offer_rules import load_offer_rules
 from loyalty.program import ProgramRules
 from tests.bench.conftest import Figures
 from tests.conftest import FakeClock
@@ -125,7 +126,7 @@ def test_expiry_reads_and_time_do_not_grow_with_members(
 ) -> None:
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     ledger = Ledger(rules, clock=clock)
-    jobs = ScheduledJobs(ledger, Reviews(), JobRuns(), lambda requests: None)
+    jobs = ScheduledJobs(ledger, Reviews(), JobRuns(), lambda requests: None, load_offer_rules())
     rules = ledger.rules.model_copy(update={"schedules": rules.schedules.model_copy(update={"catch_up_days": 0})})
     ledger.rules = rules
     # Given 10,000 members: real ones whose lots fall due, the rest filler

@@ -10,6 +10,7 @@ from infra.local.salesforce_emulator import SalesforceEmulator
 from loyalty.adapters.dynamodb_crm_state import CrmStateStore
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.adapters.dynamodb_offers import OfferStore
 from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
 from loyalty.crm_sync import CrmSync
 from loyalty.program import ProgramRules
@@ -22,7 +23,9 @@ def _sync(org: SalesforceEmulator, rules: ProgramRules) -> CrmSync:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     credentials = JwtCredentials("bench-app", pem.decode(), "integration@loyalty.local", org.url)
-    return CrmSync(Ledger(rules), SalesforceClient(credentials=lambda: credentials), CrmStateStore(), Directory())
+    return CrmSync(
+        Ledger(rules), SalesforceClient(credentials=lambda: credentials), CrmStateStore(), Directory(), OfferStore()
+    )
 
 
 def test_salesforce_calls_per_1000_members(local_table: str, rules: ProgramRules, figures: Figures) -> None:

@@ -11,7 +11,7 @@ import boto3
 
 from infra.local.stack import Stack
 from loyalty.adapters.shopify import parse_shopify_webhook
-from loyalty.earning import earn_for_order
+from loyalty.earning import GrantedOffer, earn_for_order
 from loyalty.events import OrderPaidEvent, ProductEvent
 from loyalty.program import load_program
 from tests.e2e.conftest import Shop, payload
@@ -34,9 +34,9 @@ def unique_email() -> str:
     return f"shopper-{uuid.uuid4().hex[:10]}@example.se"
 
 
-def expected_points(body: bytes) -> int:
+def expected_points(body: bytes, offers: tuple[GrantedOffer, ...] = ()) -> int:
     """What the rules give this order for a bronze member, with the catalogue's categories for its first product
-    (the rules themselves are unit-tested with hand-computed figures)."""
+    (the rules themselves are unit-tested with hand-computed figures), and the member's offers if any."""
     event = parse_shopify_webhook("orders/paid", "nordic-outdoor.myshopify.com", "x", body)
     product = parse_shopify_webhook("products/create", "x", "y", payload("shopify/products_create.json"))
     assert isinstance(event, OrderPaidEvent) and isinstance(product, ProductEvent)
@@ -44,7 +44,7 @@ def expected_points(body: bytes) -> int:
         line.model_copy(update={"categories": product.categories if line.product_id == product.product_id else ()})
         for line in event.order.lines
     )
-    return earn_for_order(load_program(), event.order.model_copy(update={"lines": lines}), "bronze").points
+    return earn_for_order(load_program(), event.order.model_copy(update={"lines": lines}), "bronze", offers).points
 
 
 def member_by_email(shop: Shop, email: str) -> dict[str, Any]:

@@ -1,9 +1,12 @@
-"""Pushing loyalty fields to Contacts, against DynamoDB Local and the local org emulator (its schema is
-read from infra/salesforce, so a wrong field name fails here as in a real org)."""
+"""Pushing loyalty fields to Contacts, and sent offers as Tasks, against DynamoDB Local and the local org emulator
+(its schema is read from infra/salesforce, so a wrong field name fails here as in a real org)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -13,9 +16,13 @@ from infra.local.salesforce_schema import contact_fields as schema_fields
 from loyalty.adapters.dynamodb_crm_state import CrmStateStore
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.adapters.dynamodb_models import OfferSendItem, member_pk
+from loyalty.adapters.dynamodb_offers import OfferStore
 from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
-from loyalty.crm_sync import CrmSync, contact_fields
-from loyalty.errors import CrmRetryableError
+from loyalty.crm_fields import TASK_SEND_ID
+from loyalty.crm_sync import CrmSync, SentOffer, contact_fields
+from loyalty.errors import CrmRequestError, CrmRetryableError
+from loyalty.offer_sending import SendRecord, Status
 from loyalty.program import ProgramRules
 from tests.conftest import FakeClock
 
@@ -56,12 +63,21 @@ def sync(
     return crm_sync(rules, clock, org, private_key, sleeps)
 
 
+@pytest.fixture
+def client(org: SalesforceEmulator, private_key: str, sleeps: Sleeps) -> SalesforceClient:
+    return salesforce_client(org, private_key, sleeps)
+
+
+def salesforce_client(org: SalesforceEmulator, private_key: str, sleeps: Sleeps) -> SalesforceClient:
+    credentials = JwtCredentials("local-app", private_key, "integration@loyalty.local", org.url)
+    return SalesforceClient(credentials=lambda: credentials, timeout_seconds=1.0, backoff_seconds=0.01, sleep=sleeps)
+
+
 def crm_sync(
     rules: ProgramRules, clock: FakeClock, org: SalesforceEmulator, private_key: str, sleeps: Sleeps
 ) -> CrmSync:
-    credentials = JwtCredentials("local-app", private_key, "integration@loyalty.local", org.url)
-    client = SalesforceClient(credentials=lambda: credentials, timeout_seconds=1.0, backoff_seconds=0.01, sleep=sleeps)
-    return CrmSync(Ledger(rules, clock=clock), client, CrmStateStore(), Directory(), sleep=sleeps)
+    client = salesforce_client(org, private_key, sleeps)
+    return CrmSync(Ledger(rules, clock=clock), client, CrmStateStore(), Directory(), offers=OfferStore(), sleep=sleeps)
 
 
 def members_with_contacts(sync: CrmSync, org: SalesforceEmulator, count: int, linked: bool = True) -> list[str]:
@@ -222,3 +238,143 @@ def test_creating_contacts_is_an_option_and_never_duplicates(sync: CrmSync, org:
     assert emails == ["known@example.com", "new@example.com"]
     created = next(c for c in org.contacts() if c["Email"] == "new@example.com")
     assert created["Loyalty_Member_Id__c"] == new
+
+
+# --- Sent offers as Tasks, upserted by their send id ---------------------------------------------------------------
+
+
+def offer_task(contact_id: str, send_id: str, channel: str = "Email") -> dict[str, Any]:
+    """A sent offer as the programme records it: a completed Task on the member's Contact."""
+    return {
+        TASK_SEND_ID: send_id,
+        "WhoId": contact_id,
+        "Subject": "Double points weekend",
+        "Status": "Completed",
+        "ActivityDate": "2026-03-14",
+        "Description": f"Loyalty offer sent by {channel}.",
+        "Type": channel,
+    }
+
+
+def tasks_by_send_id(org: SalesforceEmulator) -> dict[str, dict[str, Any]]:
+    return {task[TASK_SEND_ID]: task for task in org.tasks()}
+
+
+def test_upserting_sent_offers_creates_tasks_and_a_repeat_updates_them(
+    client: SalesforceClient, org: SalesforceEmulator
+) -> None:
+    # Given a member's Contact and two offers sent to it, one by e-mail and one by SMS
+    contact = org.create_contact_as_user({"LastName": "Member", "Email": "member@example.com"})
+    offers = [offer_task(contact, "send-1", "Email"), offer_task(contact, "send-2", "SMS")]
+
+    # When they are upserted by their send id
+    first = client.upsert_records("Task", TASK_SEND_ID, offers)
+
+    # Then two completed Tasks are on the Contact, created, in the order sent
+    assert [(r.success, r.created) for r in first] == [(True, True), (True, True)]
+    tasks = tasks_by_send_id(org)
+    assert [tasks[send_id]["Id"] for send_id in ("send-1", "send-2")] == [r.record_id for r in first]
+    assert {(t["WhoId"], t["Status"], t["Type"]) for t in tasks.values()} == {
+        (contact, "Completed", "Email"),
+        (contact, "Completed", "SMS"),
+    }
+
+    # When the same send ids are pushed again (a retry), with a changed subject
+    again = client.upsert_records("Task", TASK_SEND_ID, [{**offer, "Subject": "Updated"} for offer in offers])
+
+    # Then the same Tasks are updated and nothing new is created
+    assert [(r.success, r.created, r.record_id) for r in again] == [(True, False, r.record_id) for r in first]
+    assert len(org.tasks()) == 2
+    assert {t["Subject"] for t in org.tasks()} == {"Updated"}
+
+
+def test_a_task_with_an_unknown_field_is_refused_as_invalid_field(
+    client: SalesforceClient, org: SalesforceEmulator
+) -> None:
+    # Given a Task naming a field the org does not have (the send id under another name)
+    contact = org.create_contact_as_user({"LastName": "Member"})
+    record = {**offer_task(contact, "send-1"), "Loyalty_Offer_Send_Ref__c": "send-1"}
+
+    # When it is upserted / Then the whole request is refused, not retried, and nothing is written
+    with pytest.raises(CrmRequestError, match="INVALID_FIELD"):
+        client.upsert_records("Task", TASK_SEND_ID, [record])
+    assert org.api_calls == 1
+    assert org.tasks() == []
+
+
+def test_250_tasks_are_upserted_in_two_requests_with_results_by_position(
+    client: SalesforceClient, org: SalesforceEmulator
+) -> None:
+    # Given 250 sent offers
+    contact = org.create_contact_as_user({"LastName": "Member"})
+    offers = [offer_task(contact, f"send-{number:03d}") for number in range(250)]
+    org.reset_counts()
+
+    # When they are upserted
+    results = client.upsert_records("Task", TASK_SEND_ID, offers)
+
+    # Then two requests (200 + 50) carry them, and each result belongs to the record in its position
+    assert org.api_calls == 2
+    assert len(results) == 250 and all(r.success and r.created for r in results)
+    tasks = tasks_by_send_id(org)
+    assert [tasks[offer[TASK_SEND_ID]]["Id"] for offer in offers] == [r.record_id for r in results]
+
+
+def test_an_upsert_retried_after_a_timeout_creates_no_second_task(
+    client: SalesforceClient, org: SalesforceEmulator, sleeps: Sleeps
+) -> None:
+    # Given an org whose answer arrives after the client has given up (the write still happens)
+    contact = org.create_contact_as_user({"LastName": "Member"})
+    org.inject("TIMEOUT", seconds=1.5)
+
+    # When a sent offer is upserted, and the timed-out request has had time to land its write
+    (result,) = client.upsert_records("Task", TASK_SEND_ID, [offer_task(contact, "send-1")])
+    time.sleep(1.0)
+
+    # Then the client retried, and the two writes (in whichever order they landed) make one Task
+    assert sleeps and org.api_calls == 2
+    org_tasks = org.tasks()
+    assert len(org_tasks) == 1
+    assert result.success and result.record_id == org_tasks[0]["Id"]
+
+
+def sent_offer(member_id: str, code: str) -> SentOffer:
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    OfferStore().decide(
+        SendRecord(
+            member_id=member_id,
+            dedup=f"{code}#2026-03-02#2026-03-31",
+            channel="email",
+            status=Status.SENT,
+            request="{}",
+            decided_at=at,
+            trigger="crm",
+            template_key="offer_voucher",
+            offer_code=code,
+            subject="Ett erbjudande för dig",
+            language="sv",
+        ),
+        f"req-{code}",
+    )
+    return SentOffer(member_id, f"{code}#2026-03-02#2026-03-31", "email", "offer_voucher", code, "crm", "sv",
+                     "Ett erbjudande för dig", at)  # fmt: skip
+
+
+def test_sent_offers_become_completed_tasks_once(sync: CrmSync, org: SalesforceEmulator) -> None:
+    # Given a linked member and an unlinked one, each sent an offer
+    (linked,) = members_with_contacts(sync, org, 1)
+    unlinked = sync.ledger.enrol("nobody", email="nobody@example.com")
+    sends = [sent_offer(linked, "SPRING"), sent_offer(unlinked, "SPRING")]
+    # When the sends are recorded, twice (a retried stream batch)
+    first = sync.record_tasks(sends)
+    sync.record_tasks(sends[:1])
+    # Then the linked member's Contact has one completed Task naming the offer, channel and template
+    contact_id = sync.ledger.summary(linked).profile.crm_contact_id
+    tasks = [t for t in org.tasks() if t["WhoId"] == contact_id]
+    assert len(tasks) == 1 and (first.tasks, first.tasks_not_recorded) == (1, 1)
+    assert tasks[0]["Status"] == "Completed" and tasks[0]["Type"] == "Email"
+    assert tasks[0]["Subject"] == "Loyalty offer SPRING sent by E-mail (template offer_voucher)"
+    # And the unlinked member's send says why it has no Task, visible, not dropped
+    assert OfferStore().find(unlinked, "SPRING#2026-03-02#2026-03-31", "email") is not None
+    item = OfferSendItem.get(member_pk(unlinked), "SEND#SPRING#2026-03-02#2026-03-31#email")
+    assert (item.task_state, item.task_reason) == ("no_contact", "no Contact linked")

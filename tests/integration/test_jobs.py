@@ -14,6 +14,7 @@ from loyalty.adapters.dynamodb_reviews import Reviews
 from loyalty.jobs import ScheduledJobs
 from loyalty.ledger import EntryKind, LedgerResult
 from loyalty.offer_requests import OfferRequest, Trigger
+from loyalty.offer_rules import load_offer_rules
 from loyalty.program import ProgramRules
 from tests.conftest import FakeClock, create_table
 from tests.orders import simple_order
@@ -40,7 +41,7 @@ def ledger(local_table: str, rules: ProgramRules, clock: FakeClock) -> Ledger:
 
 @pytest.fixture
 def jobs(ledger: Ledger, sent: Sent) -> ScheduledJobs:
-    return ScheduledJobs(ledger, Reviews(), JobRuns(), sent)
+    return ScheduledJobs(ledger, Reviews(), JobRuns(), sent, load_offer_rules())
 
 
 def at_day(clock: FakeClock, day: date, hour: int = 3) -> None:
@@ -128,7 +129,7 @@ def test_a_job_killed_midway_and_rerun_gives_the_same_ledger(
             ledger.enrol(member)
             ledger.bonus(member, "review", f"{member}-b", points=10 + len(member))
             ledger.redeem(member, 3, f"{member}-r", "voucher")
-        jobs = ScheduledJobs(ledger, Reviews(), JobRuns(), sent, page_size=3)
+        jobs = ScheduledJobs(ledger, Reviews(), JobRuns(), sent, load_offer_rules(), page_size=3)
         at_day(clock, date(2027, 4, 1))
         ledger.survive = 4 if crash else 100
         if crash:

@@ -30,6 +30,7 @@ from loyalty.errors import InsufficientPointsError
 from loyalty.jobs import JOBS, ScheduledJobs
 from loyalty.ledger import EntryKind
 from loyalty.offer_requests import OfferRequest
+from loyalty.offer_rules import load_offer_rules
 from loyalty.orders import Order, OrderLine
 from loyalty.program import ProgramRules
 from tests.conftest import FakeClock
@@ -69,7 +70,7 @@ def test_a_year_day_by_day_keeps_every_invariant(local_table: str, rules: Progra
     ledger = Ledger(rules, clock=clock)
     reviews = Reviews()
     requests: list[OfferRequest] = []
-    jobs = ScheduledJobs(ledger, reviews, JobRuns(), requests.extend)
+    jobs = ScheduledJobs(ledger, reviews, JobRuns(), requests.extend, load_offer_rules())
     members: dict[str, str] = {}
     counts: Counter[str] = Counter()
     tiers_seen: dict[str, set[str]] = {}

@@ -10,13 +10,14 @@ Contact are parked as unlinked (never a duplicate Contact unless creating Contac
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from loyalty.crm_fields import MEMBER_ID, SEGMENTS
+from loyalty.crm_fields import MEMBER_ID, SEGMENTS, TASK_SEND_ID
 from loyalty.errors import CrmRetryableError, UnknownMemberError
 from loyalty.ledger import MemberSummary
 from loyalty.observability import logger, metrics
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from loyalty.adapters.dynamodb_crm_state import CrmStateStore
     from loyalty.adapters.dynamodb_directory import Directory
     from loyalty.adapters.dynamodb_ledger import Ledger
+    from loyalty.adapters.dynamodb_offers import OfferStore
     from loyalty.adapters.salesforce import RecordResult, SalesforceClient
 
 STALE_LINK_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
@@ -47,6 +49,46 @@ class PushReport:
     unlinked: int = 0
     linked: int = 0
     contacts_created: int = 0
+    tasks: int = 0  # sent offers recorded as Tasks
+    tasks_not_recorded: int = 0
+
+
+@dataclass(frozen=True)
+class SentOffer:
+    """An offer sent to a member, to be recorded as a completed Task on their Contact."""
+
+    member_id: str
+    dedup: str
+    channel: str  # email | sms
+    template_key: str
+    offer_code: str | None
+    trigger: str
+    language: str | None
+    subject: str | None
+    sent_at: datetime
+
+    @property
+    def send_id(self) -> str:
+        """The Task's external id: the same send always upserts the same Task."""
+        digest = hashlib.sha256(f"{self.dedup}#{self.channel}".encode()).hexdigest()[:24]
+        return f"{self.member_id}:{digest}"
+
+
+def task_fields(sent: SentOffer, contact_id: str) -> dict[str, Any]:
+    what = sent.offer_code or sent.template_key.replace("_", " ")
+    channel = "E-mail" if sent.channel == "email" else "SMS"
+    return {
+        "WhoId": contact_id,
+        "Subject": f"Loyalty offer {what} sent by {channel} (template {sent.template_key})"[:255],
+        "Status": "Completed",
+        "ActivityDate": sent.sent_at.astimezone(UTC).date().isoformat(),
+        "Type": "Email" if sent.channel == "email" else "SMS",
+        "Description": (
+            f"Sent by the loyalty programme on {sent.sent_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({sent.trigger}), "
+            f"in {sent.language or 'en'}: {sent.subject or ''}"
+        )[:32000],
+        TASK_SEND_ID: sent.send_id,
+    }
 
 
 def contact_fields(summary: MemberSummary, rules: ProgramRules) -> dict[str, Any]:
@@ -78,6 +120,8 @@ def contact_fields(summary: MemberSummary, rules: ProgramRules) -> dict[str, Any
         fields["Loyalty_Last_Activity__c"] = summary.last_activity.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     if summary.profile.sms_consent is not None:
         fields["Loyalty_SMS_Opt_In__c"] = summary.profile.sms_consent
+    if summary.profile.email_consent is not None:  # an opt-out (unsubscribe, bounce, complaint) reaches the CRM
+        fields["HasOptedOutOfEmail"] = not summary.profile.email_consent
     return fields
 
 
@@ -91,6 +135,7 @@ class CrmSync:
     client: SalesforceClient
     store: CrmStateStore
     directory: Directory
+    offers: OfferStore
     create_contacts: bool = False
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = field(default_factory=lambda: lambda: datetime.now(UTC))
@@ -122,6 +167,38 @@ class CrmSync:
             else:
                 report.unchanged += 1
         self._send(updates, states, contacts, report)
+        return report
+
+    def record_tasks(self, sends: Iterable[SentOffer]) -> PushReport:
+        """Record sent offers as completed Tasks on the members' Contacts (upserted: a retry adds none)."""
+        report = PushReport()
+        sends = list({(s.member_id, s.dedup, s.channel): s for s in sends}.values())
+        if not sends:
+            return report
+        contacts: dict[str, str | None] = {}
+        for member_id in sorted({s.member_id for s in sends}):
+            try:
+                contacts[member_id] = self.ledger.summary(member_id).profile.crm_contact_id
+            except UnknownMemberError:
+                contacts[member_id] = None
+        linked = [s for s in sends if contacts[s.member_id]]
+        for sent in sends:
+            if not contacts[sent.member_id]:
+                self.offers.mark_task(sent.member_id, sent.dedup, sent.channel, "no_contact", "no Contact linked")
+                report.tasks_not_recorded += 1
+        if not linked:
+            return report
+        records = [task_fields(sent, str(contacts[sent.member_id])) for sent in linked]
+        for sent, result in zip(linked, self.client.upsert_records("Task", TASK_SEND_ID, records), strict=True):
+            if result.success:
+                self.offers.mark_task(sent.member_id, sent.dedup, sent.channel, "pushed")
+                report.tasks += 1
+            elif result.retryable:
+                raise CrmRetryableError("a Task could not be recorded for now; the batch is retried")
+            else:
+                self.offers.mark_task(sent.member_id, sent.dedup, sent.channel, "refused", _describe(result))
+                report.tasks_not_recorded += 1
+                metrics.add_metric(name="CrmTasksRefused", unit="Count", value=1)
         return report
 
     def _link(

@@ -23,6 +23,11 @@ Rounding:
    base > 0) in proportion to their base, by largest remainder, and added to those lines' points, so a
    refund can reverse the bonus line by line. No qualifying line: no bonus.
 
+Offers granted to the member (a points multiplier or bonus points sent by the CRM or the programme) work
+like campaigns for orders placed within their validity: a multiplier offer multiplies every line on top of
+the category and campaign multipliers (subject to the same cap), a bonus-points offer is shared over the
+lines like a campaign bonus. `Earning.offers` names the offers that applied.
+
 `Earning.qualifying_points` (toward the tier) are all the points the order earned: purchase points with
 every multiplier, plus campaign bonuses. Today that equals `Earning.points`; it is its own field so the
 rule can change without changing callers.
@@ -52,11 +57,20 @@ class LinePoints(_Frozen):
     rule: str  # why, e.g. "category shoes x2, campaign black-friday x2, tier gold x1.25 (capped 3)"
 
 
+class GrantedOffer(_Frozen):
+    """An offer that changes what an order earns: a multiplier or a fixed bonus (exactly one)."""
+
+    code: str
+    multiplier: ExactDecimal | None = None
+    bonus_points: Annotated[int, Field(gt=0)] | None = None
+
+
 class Earning(_Frozen):
     lines: tuple[LinePoints, ...]  # one per line that is not a gift card
     points: Annotated[int, Field(ge=0)]
     campaigns: tuple[str, ...]  # ids of the campaigns that applied, in file order
     qualifying_points: Annotated[int, Field(ge=0)]
+    offers: tuple[str, ...] = ()  # codes of the member's offers that applied
 
     @model_validator(mode="after")
     def _points_add_up(self) -> Self:
@@ -74,7 +88,7 @@ def earning_base(line: OrderLine, prices_include_tax: bool, include_vat: bool) -
     return line.amount - line.tax if prices_include_tax else line.amount + line.tax
 
 
-def earn_for_order(rules: ProgramRules, order: Order, tier: str) -> Earning:
+def earn_for_order(rules: ProgramRules, order: Order, tier: str, offers: tuple[GrantedOffer, ...] = ()) -> Earning:
     """The points `order` earns for a member in `tier` (see the module docstring for every rule).
 
     Raises UnknownTierError (a ValueError) for an unknown tier and UnknownCurrencyError for a currency
@@ -90,7 +104,10 @@ def earn_for_order(rules: ProgramRules, order: Order, tier: str) -> Earning:
     campaigns = [c for c in rules.campaigns if c.is_active_on(rules.local_date(order.placed_at))]
     lines = [line for line in order.lines if not line.is_gift_card]
     bases = [earning_base(line, order.prices_include_tax, rules.earning_base.include_vat) for line in lines]
-    multipliers = [_line_multiplier(rules, line.categories, campaigns, member_tier) for line in lines]
+    multiplier_offers = [offer for offer in offers if offer.multiplier is not None]
+    multipliers = [
+        _line_multiplier(rules, line.categories, campaigns, member_tier, multiplier_offers) for line in lines
+    ]
 
     exact = [base * currency.points_per_unit * m for base, (m, _) in zip(bases, multipliers, strict=True)]
     points = largest_remainder(floor_points(sum(exact, Decimal(0))), exact)
@@ -111,16 +128,36 @@ def earn_for_order(rules: ProgramRules, order: Order, tier: str) -> Earning:
                     points[i] += share
                     reasons[i] += f", campaign {campaign.id} +{share}"
 
+    for offer in offers:
+        if offer.bonus_points is None or not any(base > 0 for base in bases):
+            continue
+        for i, share in enumerate(split_proportionally(offer.bonus_points, bases)):
+            if share:
+                points[i] += share
+                reasons[i] += f", offer {offer.code} +{share}"
+    applied_offers = [o.code for o in multiplier_offers if any(b > 0 for b in bases)]
+    applied_offers += [o.code for o in offers if o.bonus_points is not None and any(b > 0 for b in bases)]
+
     line_points = tuple(
         LinePoints(line_id=ln.line_id, quantity=ln.quantity, base=b, multiplier=m, points=p, rule=why)
         for ln, b, (m, _), p, why in zip(lines, bases, multipliers, points, reasons, strict=True)
     )
     total = sum(points)
-    return Earning(lines=line_points, points=total, campaigns=tuple(applied), qualifying_points=total)
+    return Earning(
+        lines=line_points,
+        points=total,
+        campaigns=tuple(applied),
+        qualifying_points=total,
+        offers=tuple(applied_offers),
+    )
 
 
 def _line_multiplier(
-    rules: ProgramRules, categories: tuple[str, ...], campaigns: list[Campaign], tier: Tier
+    rules: ProgramRules,
+    categories: tuple[str, ...],
+    campaigns: list[Campaign],
+    tier: Tier,
+    offers: list[GrantedOffer],
 ) -> tuple[Decimal, str]:
     """The combined, capped multiplier of a line and a human-readable account of it."""
     multiplier = Decimal(1)
@@ -134,6 +171,10 @@ def _line_multiplier(
         if campaign.multiplier is not None and campaign.covers(categories):
             multiplier *= campaign.multiplier
             parts.append(f"campaign {campaign.id} x{_show(campaign.multiplier)}")
+    for offer in offers:
+        assert offer.multiplier is not None
+        multiplier *= offer.multiplier
+        parts.append(f"offer {offer.code} x{_show(offer.multiplier)}")
     multiplier *= tier.multiplier
     parts.append(f"tier {tier.name} x{_show(tier.multiplier)}")
     if multiplier > rules.max_total_multiplier:

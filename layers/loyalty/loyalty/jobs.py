@@ -18,15 +18,17 @@ so; the next invocation goes on.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from loyalty.errors import NotDueError, UnknownMemberError
 from loyalty.ledger import MemberSummary
 from loyalty.observability import logger
 from loyalty.offer_requests import OfferRequest, Trigger
+from loyalty.offer_rules import OfferRules
+from loyalty.programme_offers import category_affinity, programme_request
 from loyalty.segments import Segment, assign_segment, purchases_from, segment_window_start
 from loyalty.tiers import assessment_due
 
@@ -36,8 +38,8 @@ if TYPE_CHECKING:
     from loyalty.adapters.dynamodb_reviews import Reviews
     from loyalty.program import ProgramRules
 
-JobName = Literal["release", "expire", "expiry_warning", "birthday", "review"]
-JOBS: tuple[JobName, ...] = ("release", "expire", "expiry_warning", "birthday", "review")
+JobName = Literal["release", "expire", "expiry_warning", "birthday", "review", "release_held"]
+JOBS: tuple[JobName, ...] = ("release", "expire", "expiry_warning", "birthday", "review")  # daily, by date
 PAGE_SIZE = 100
 STOP_WITH_SECONDS_LEFT = 60.0
 
@@ -70,6 +72,8 @@ class ScheduledJobs:
     reviews: Reviews
     runs: JobRuns
     send_offers: Callable[[list[OfferRequest]], None]
+    offer_rules: OfferRules
+    held_offers: Callable[[datetime], Iterable[OfferRequest]] = lambda now: ()
     page_size: int = PAGE_SIZE
 
     @property
@@ -79,6 +83,11 @@ class ScheduledJobs:
     def run(self, job: JobName, today: date, seconds_left: Callable[[], float] = lambda: float("inf")) -> JobReport:
         """Run ``job`` for ``today`` and for any earlier date within the catch-up window it has not finished."""
         report = JobReport(job)
+        if job == "release_held":  # not by date: whatever is due now, every time it runs
+            released = [r.model_copy(update={"released": True}) for r in self.held_offers(self.ledger.clock())]
+            self.send_offers(released)
+            report.processed = report.changed = len(released)
+            return report
         window = [today - timedelta(days=n) for n in range(self.rules.schedules.catch_up_days, -1, -1)]
         for day, cursor in sorted(self.runs.progress(job, window).items()):
             if not self._run_date(job, day, cursor, seconds_left, report):
@@ -154,13 +163,14 @@ class ScheduledJobs:
             return False
         self.send_offers(
             [
-                OfferRequest(
-                    request_id=f"expiry_warning#{member_id}#{expires_on.isoformat()}",
-                    member_id=member_id,
-                    trigger=Trigger.EXPIRY_WARNING,
-                    template_key="expiry_warning",
-                    requested_at=self.ledger.clock(),
-                    details={"points": points, "expires_on": expires_on.isoformat()},
+                programme_request(
+                    self.offer_rules,
+                    Trigger.EXPIRY_WARNING,
+                    member_id,
+                    expires_on.isoformat(),
+                    self.rules.local_date(self.ledger.clock()),
+                    self.ledger.clock(),
+                    {"points": points, "expires_on": expires_on.isoformat()},
                 )
             ]
         )
@@ -178,13 +188,14 @@ class ScheduledJobs:
         if not result.duplicate:
             self.send_offers(
                 [
-                    OfferRequest(
-                        request_id=f"birthday#{member_id}#{day.year}",
-                        member_id=member_id,
-                        trigger=Trigger.BIRTHDAY,
-                        template_key="birthday",
-                        requested_at=self.ledger.clock(),
-                        details={"points": result.entry.points},
+                    programme_request(
+                        self.offer_rules,
+                        Trigger.BIRTHDAY,
+                        member_id,
+                        str(day.year),
+                        day,
+                        self.ledger.clock(),
+                        {"points": result.entry.points},
                     )
                 ]
             )
@@ -205,8 +216,21 @@ class ScheduledJobs:
             self.rules.segments, purchases, referrals, self.rules.local_date(summary.enrolled_at), today
         )
         self.reviews.record(member_id, segment, today, at, self._next_review(summary, segment, today))
+        requests = []
         if segment.name == "at_risk" and summary.segment != "at_risk":
-            self._win_back(member_id, segment, max((p.placed_on for p in purchases), default=None))
+            last = max((p.placed_on for p in purchases), default=None)
+            spell = last.isoformat() if last else "never"
+            requests.append(
+                programme_request(
+                    self.offer_rules, Trigger.WIN_BACK, member_id, spell, today, at, {"reason": segment.reason}
+                )
+            )
+        if segment.name not in ("lapsed", "at_risk") and (
+            found := category_affinity(self.offer_rules, member_id, purchases, today, at)
+        ):
+            requests.append(found)
+        if requests:
+            self.send_offers(requests)
         return True
 
     def _next_review(self, summary: MemberSummary, segment: Segment, today: date) -> date:
@@ -217,17 +241,3 @@ class ScheduledJobs:
         if summary.tier_override_until is not None:
             candidates.append(summary.tier_override_until + timedelta(days=1))
         return max(today + timedelta(days=1), min(candidates))
-
-    def _win_back(self, member_id: str, segment: Segment, last_order: date | None) -> None:
-        self.send_offers(
-            [
-                OfferRequest(
-                    request_id=f"win_back#{member_id}#{last_order.isoformat() if last_order else 'none'}",
-                    member_id=member_id,
-                    trigger=Trigger.WIN_BACK,
-                    template_key="win_back",
-                    requested_at=self.ledger.clock(),
-                    details={"reason": segment.reason},
-                )
-            ]
-        )

@@ -69,6 +69,7 @@ class Entry(BaseModel):
     base_points: int | None = None  # accrual: the order's spend in base points (x1)
     discounted: bool | None = None  # accrual: a discount code was used
     categories: tuple[str, ...] = ()  # accrual: the order's product categories
+    offers: tuple[str, ...] = ()  # accrual: codes of the member's offers that applied
 
 
 class LedgerResult(BaseModel):
@@ -102,12 +103,14 @@ class MemberProfile(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     email: str | None = None
+    phone: str | None = None
     first_name: str | None = None
     locale: str | None = None
     email_consent: bool | None = None
     sms_consent: bool | None = None
     crm_contact_id: str | None = None
     birthdate: date | None = None
+    updated_at: datetime | None = None  # time of the newest profile change applied (consent included)
 
 
 class MemberSummary(BaseModel):

@@ -78,6 +78,7 @@ class OfferRequest(_Frozen):
     crm_consent: CrmConsent | None = None
     contact: ContactSnapshot | None = None
     requested_by: str | None = None  # the CRM user or flow, for the record
+    released: bool = False  # an SMS held through quiet hours, sent again now that they are over
 
     @property
     def service(self) -> bool:
@@ -85,7 +86,12 @@ class OfferRequest(_Frozen):
 
     @property
     def dedup_key(self) -> str:
-        """One message per member, offer and validity (or per notice and its subject)."""
+        """One message per member, offer and validity for the CRM's offers; the programme's say in their request id
+        how often they may come. Birthdays are one a year, whether the CRM's Flow or the birthday job asks first."""
+        if self.template_key == "birthday":
+            return f"birthday#{(self.offer.valid_from if self.offer else self.requested_at.date()).year}"
+        if self.trigger is not Trigger.CRM:
+            return self.request_id  # the programme's request ids say how often (see loyalty.programme_offers)
         if self.offer is not None:
             return f"{self.offer.code}#{self.offer.valid_from}#{self.offer.valid_until}"
         return self.request_id

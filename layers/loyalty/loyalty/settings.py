@@ -33,6 +33,7 @@ class WebhookSettings(_Settings):
 class LedgerWriterSettings(TableSettings):
     idempotency_table: str = Field(alias="LOYALTY_IDEMPOTENCY_TABLE", min_length=3)
     guest_hold_days: int = Field(alias="GUEST_HOLD_DAYS", default=30, ge=0)
+    offer_queue_url: str = Field(alias="OFFER_QUEUE_URL", min_length=1)
 
 
 class MemberApiSettings(TableSettings):
@@ -56,6 +57,22 @@ class CrmWebhookSettings(TableSettings):
 
 class ScheduledJobsSettings(TableSettings):
     offer_queue_url: str = Field(alias="OFFER_QUEUE_URL", min_length=1)
+
+
+class OfferSenderSettings(TableSettings):
+    email_from: str = Field(alias="EMAIL_FROM_ADDRESS", min_length=3)
+    configuration_set: str | None = Field(alias="SES_CONFIGURATION_SET", default=None)
+    sms_sender_id: str = Field(alias="SMS_SENDER_ID", min_length=1, max_length=11)
+    unsubscribe_base_url: str = Field(alias="UNSUBSCRIBE_BASE_URL", pattern=r"^https?://")
+    unsubscribe_secret_name: str = Field(alias="UNSUBSCRIBE_SECRET_NAME", min_length=1)
+    programme_name: str = Field(alias="PROGRAMME_NAME", default="Loyalty Club", min_length=1)
+    secret_max_age_seconds: int = Field(alias="SECRET_MAX_AGE_SECONDS", default=300, ge=0)
+
+
+class UnsubscribeSettings(TableSettings):
+    unsubscribe_secret_name: str = Field(alias="UNSUBSCRIBE_SECRET_NAME", min_length=1)
+    programme_name: str = Field(alias="PROGRAMME_NAME", default="Loyalty Club", min_length=1)
+    secret_max_age_seconds: int = Field(alias="SECRET_MAX_AGE_SECONDS", default=300, ge=0)
 
 
 S = TypeVar("S", bound=_Settings)

@@ -13,7 +13,10 @@ from loyalty.enrolment import enrol_member, new_member_id
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.ledger import LedgerResult
 from loyalty.observability import logger, mask_email
+from loyalty.offer_requests import OfferRequest
+from loyalty.offer_rules import OfferRules
 from loyalty.orders import Order
+from loyalty.programme_offers import after_order
 
 
 class ShopEventApplier:
@@ -23,11 +26,15 @@ class ShopEventApplier:
         directory: Directory,
         reviews: Reviews,
         guest_hold_days: int,
+        offer_rules: OfferRules,
+        send_offers: Callable[[list[OfferRequest]], None],
         member_ids: Callable[[], str] = new_member_id,
     ) -> None:
         self.ledger = ledger
         self.directory = directory
         self.reviews = reviews
+        self.offer_rules = offer_rules
+        self.send_offers = send_offers
         self.guest_hold = timedelta(days=guest_hold_days)
         self.member_ids = member_ids
 
@@ -79,6 +86,13 @@ class ShopEventApplier:
                 return "guest order ignored: no e-mail to claim it with"
         result = self.ledger.accrue(member_id, order)
         self._review_soon(member_id)
+        # asked again on a redelivery too (the sender sends each once): a crash before this line loses nothing
+        now = self.ledger.clock()
+        offers = after_order(
+            self.offer_rules, result, self.ledger.summary(member_id), self.ledger.rules.local_date(now), now
+        )
+        if offers:
+            self.send_offers(offers)
         return "order redelivered: nothing changed" if result.duplicate else "order accrued"
 
     def _refund(self, event: RefundEvent) -> str:

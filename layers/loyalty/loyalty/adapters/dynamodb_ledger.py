@@ -46,7 +46,7 @@ from loyalty.adapters.dynamodb_models import (
     table_connection,
 )
 from loyalty.clock import now as clock_now
-from loyalty.earning import Earning, earn_for_order
+from loyalty.earning import Earning, GrantedOffer, earn_for_order
 from loyalty.errors import (
     ConcurrentUpdateError,
     InsufficientPointsError,
@@ -70,6 +70,7 @@ from loyalty.ledger import (
     points_kept,
 )
 from loyalty.money import floor_points
+from loyalty.offer_requests import Offer, OfferKind
 from loyalty.orders import Order
 from loyalty.program import ProgramRules
 from loyalty.segments import assign_segment, purchases_from, segment_window_start
@@ -200,7 +201,9 @@ class Ledger:
         now = self.clock()
         today = self.rules.local_date(now)
         earning_tier = self._tier_in_force(member, today)
-        earning = earn_for_order(self.rules, order, earning_tier)
+        earned_on = self.rules.local_date(order.placed_at)
+        granted = _offers_for(member, earned_on)
+        earning = earn_for_order(self.rules, order, earning_tier, tuple(offer for _, offer in granted))
         line_points = {line.line_id: line.points for line in earning.lines}
         lines = {
             line.line_id: {"q": line.quantity, "ql": line.quantity, "p": line_points.get(line.line_id, 0)}
@@ -208,7 +211,6 @@ class Ledger:
         }
         for state in lines.values():
             state["pl"] = state["p"]
-        earned_on = self.rules.local_date(order.placed_at)
         release_on = self.rules.release_date(earned_on)
         qualifying_month = month_key(earned_on)
         buckets = _buckets(member)
@@ -216,6 +218,7 @@ class Ledger:
         reached = upgrade(self.rules, member.tier, buckets, today)
         source_key = f"accrual#{key}"
         campaigns = f", campaigns {', '.join(earning.campaigns)}" if earning.campaigns else ""
+        campaigns += f", offers {', '.join(earning.offers)}" if earning.offers else ""
         upgraded = f"; reached {reached[0].display_name}" if reached else ""
         entry = self._entry_item(
             member_id,
@@ -241,6 +244,7 @@ class Ledger:
             base_points=_base_points(self.rules, order, earning),
             discounted=bool(order.discount_codes),
             categories=sorted({c for line in order.lines for c in line.categories}) or None,
+            offers=list(earning.offers) or None,
         )
         order_item = OrderItem(order_pk(key), ORDER_SK)
         parked_seen = existing.parked_count if existing is not None else 0
@@ -270,6 +274,9 @@ class Ledger:
             MemberItem.qualifying_version.add(1),
             MemberItem.last_activity.set(now),
         ]
+        for key, offer in granted:  # a bonus offer pays once: on the first order within its validity
+            if offer.bonus_points is not None and offer.code in earning.offers:
+                member_actions.append(MemberItem.offers[key]["used"].set(key_of_order(order)))
         if reached:
             member_actions += [
                 MemberItem.tier.set(reached[0].name),
@@ -738,6 +745,36 @@ class Ledger:
             raise UnknownMemberError(member_id)
         raise _Retry
 
+    # ---------------------------------------------------------------- offers
+
+    def grant_offer(self, member_id: str, offer: Offer) -> bool:
+        """Give the member an offer that changes what they earn (a multiplier or bonus points) for its validity.
+
+        Idempotent per code and validity; offers that ended long ago are dropped. False for an offer that does
+        not change earning (a voucher, free shipping)."""
+        if offer.kind not in (OfferKind.POINTS_MULTIPLIER, OfferKind.BONUS_POINTS):
+            return False
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
+        key = f"{offer.code}#{offer.valid_from.isoformat()}#{offer.valid_until.isoformat()}"
+        stored = member.offers.as_dict() if member.offers is not None else {}
+        if key in stored:
+            return True
+        grant = {
+            "code": offer.code,
+            "multiplier": offer.multiplier,
+            "bonus_points": offer.bonus_points,
+            "valid_from": offer.valid_from.isoformat(),
+            "valid_until": offer.valid_until.isoformat(),
+        }
+        long_ago = (self.rules.local_date(self.clock()) - timedelta(days=366)).isoformat()
+        ended = [k for k, v in stored.items() if str(v.get("valid_until", "")) < long_ago]
+        actions: list[Action] = [MemberItem.offers[key].set({k: v for k, v in grant.items() if v is not None})]
+        actions += [MemberItem.offers[k].remove() for k in ended]
+        MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
+        return True
+
     # ---------------------------------------------------------------- queries
 
     def summary(self, member_id: str) -> MemberSummary:
@@ -777,12 +814,14 @@ class Ledger:
             last_activity=member.last_activity,
             profile=MemberProfile(
                 email=member.email,
+                phone=member.phone,
                 first_name=member.first_name,
                 locale=member.locale,
                 email_consent=member.email_consent,
                 sms_consent=member.sms_consent,
                 crm_contact_id=member.crm_contact_id,
                 birthdate=date.fromisoformat(member.birthdate) if member.birthdate else None,
+                updated_at=member.profile_updated_at,
             ),
         )
 
@@ -982,6 +1021,22 @@ def _override(member: MemberItem) -> TierOverride | None:
     )
 
 
+def _offers_for(member: MemberItem, day: date) -> list[tuple[str, GrantedOffer]]:
+    """The member's granted offers in force on ``day`` (a bonus offer only until an order has used it)."""
+    found = []
+    for key, raw in sorted((member.offers.as_dict() if member.offers is not None else {}).items()):
+        if not raw["valid_from"] <= day.isoformat() <= raw["valid_until"] or raw.get("used"):
+            continue
+        multiplier = Decimal(str(raw["multiplier"])) if raw.get("multiplier") else None
+        bonus = int(raw["bonus_points"]) if raw.get("bonus_points") else None
+        found.append((key, GrantedOffer(code=str(raw["code"]), multiplier=multiplier, bonus_points=bonus)))
+    return found
+
+
+def key_of_order(order: Order) -> str:
+    return order_key_of(order.shop, order.order_id)
+
+
 def _period_end(member: MemberItem) -> date | None:
     return date.fromisoformat(member.tier_period_end) if member.tier_period_end else None
 
@@ -1042,4 +1097,5 @@ def _entry_from_item(item: EntryItem) -> Entry:
         base_points=int(item.base_points) if item.base_points is not None else None,
         discounted=item.discounted,
         categories=tuple(item.categories or ()),
+        offers=tuple(item.offers or ()),
     )

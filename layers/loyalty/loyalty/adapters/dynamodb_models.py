@@ -102,6 +102,7 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     segment = UnicodeAttribute(null=True)
     segment_reason = UnicodeAttribute(null=True)
     segment_rfm = UnicodeAttribute(null=True)
+    offers: MapAttribute[str, Any] = MapAttribute(default=dict)  # granted offers that change earning (see Ledger)
     segment_on = UnicodeAttribute(null=True)  # ISO date the segment was judged for
     segment_at = UTCDateTimeAttribute(null=True)  # when it was computed (from the entries written up to then)
 
@@ -133,6 +134,7 @@ class EntryItem(LoyaltyItem, discriminator="entry"):
     base_points = NumberAttribute(null=True)  # accrual: what the order earns at x1 (its spend, for segments)
     discounted = BooleanAttribute(null=True)  # accrual: a discount code was used
     categories = ListAttribute(of=UnicodeAttribute, null=True)  # accrual: the order's product categories
+    offers = ListAttribute(of=UnicodeAttribute, null=True)  # accrual: codes of the member's offers that applied
 
 
 class OrderItem(LoyaltyItem, discriminator="order"):
@@ -220,6 +222,35 @@ class JobRunItem(LoyaltyItem, discriminator="job_run"):
     updated_at = UTCDateTimeAttribute()
 
 
+class OfferSendItem(LoyaltyItem, discriminator="offer_send"):
+    """MEMBER#<id> / SEND#<dedup>#<channel>: what was decided for one offer on one channel, and why."""
+
+    member_id = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    status = UnicodeAttribute()  # sending | sent | refused | capped | held | failed
+    reason = UnicodeAttribute(null=True)
+    evidence: MapAttribute[str, Any] = MapAttribute(null=True)  # consent: which flag, its value, when, from where
+    request = UnicodeAttribute()  # the OfferRequest as JSON (a held message is sent from it later)
+    request_id = UnicodeAttribute()
+    trigger = UnicodeAttribute()
+    template_key = UnicodeAttribute()
+    offer_code = UnicodeAttribute(null=True)
+    language = UnicodeAttribute(null=True)
+    subject = UnicodeAttribute(null=True)  # e-mail subject; for SMS the first words
+    message_id = UnicodeAttribute(null=True)
+    hold_until = UTCDateTimeAttribute(null=True)
+    decided_at = UTCDateTimeAttribute()
+    task_state = UnicodeAttribute(null=True)  # pending -> pushed | no_contact | refused: the CRM Task of a sent offer
+    task_reason = UnicodeAttribute(null=True)
+
+
+class ContactCapItem(LoyaltyItem, discriminator="contact_cap"):
+    """MEMBER#<id> / CAP#<kind>#<channel>: when the member was last contacted, for the frequency cap."""
+
+    sent = ListAttribute(of=UnicodeAttribute, default=list)  # ISO times within the window
+    version = NumberAttribute(default=0)
+
+
 ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     LoyaltyItem,
     MemberItem,
@@ -234,6 +265,8 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     ReviewItem,
     BirthdayItem,
     JobRunItem,
+    OfferSendItem,
+    ContactCapItem,
 )
 
 

@@ -1,0 +1,268 @@
+"""Sending an offer: for each channel, consent at send time (with its evidence), the frequency cap, quiet hours
+for SMS, the member's language, and one message per member, offer and validity.
+
+For a request and each channel it asks for (or both), in this order:
+1. Already decided for this member, offer and channel (a repeated request, a redelivery): nothing more.
+2. Consent, at send time. E-mail needs an address and SMS a mobile number. Both the programme's latest flag
+   (the CRM's Outbound Messages, the shops, bounces, complaints, SMS opt-outs and unsubscribe links keep it)
+   and the flag the CRM sent with the request count: any "no" refuses; marketing needs at least one "yes",
+   a service message (an expiry warning) only the absence of a "no". For SMS, SNS's opt-out list is checked
+   too, and an opt-out found there is recorded. A refusal is stored with the flags, values, times and sources.
+3. SMS in the member's quiet hours (their time zone, from their language) is held until the hours end, not
+   dropped; the hourly job `release_held` sends it then.
+4. The frequency cap per channel (marketing and service counted apart): over the cap, it is recorded as capped.
+5. Rendered in the member's language and sent (SES v2 with the configuration set; SNS with the sender id).
+   A sent offer gets a CRM Task through crm_sync. A failure worth retrying releases the claim and raises, so
+   the queue delivers the request again; a refusal by the service is recorded as failed, with the reason.
+An offer that changes earning (multiplier, bonus points) is granted to the member first, whatever the channels
+decide: the CRM decided the offer; the messages only tell the member about it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from loyalty.errors import ChannelOptedOutError, ChannelRejectedError, ChannelRetryableError, UnknownMemberError
+from loyalty.ledger import MemberSummary
+from loyalty.observability import logger, mask_email, mask_phone, metrics
+from loyalty.offer_messages import MessageFacts, language_for, render_email, render_sms
+from loyalty.offer_requests import Channel, OfferRequest
+from loyalty.offer_rules import OfferRules
+
+if TYPE_CHECKING:
+    from loyalty.adapters.dynamodb_directory import Directory
+    from loyalty.adapters.dynamodb_ledger import Ledger
+    from loyalty.adapters.dynamodb_offers import OfferStore
+    from loyalty.adapters.ses_email import SesEmailSender
+    from loyalty.adapters.sns_sms import SnsSmsSender
+
+CHANNELS: tuple[Channel, ...] = ("email", "sms")
+
+
+class Status(StrEnum):
+    SENDING = "sending"
+    SENT = "sent"
+    REFUSED = "refused"  # no consent (or no address)
+    CAPPED = "capped"  # over the frequency cap
+    HELD = "held"  # SMS in quiet hours, sent when they end
+    FAILED = "failed"  # the e-mail or SMS service refused it for good
+
+
+METRIC_OF = {
+    Status.SENDING: "OffersInFlight",
+    Status.SENT: "OffersSent",
+    Status.REFUSED: "OffersRefused",
+    Status.CAPPED: "OffersCapped",
+    Status.HELD: "OffersHeld",
+    Status.FAILED: "OffersFailed",
+}
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """The decision about one offer on one channel for one member."""
+
+    member_id: str
+    dedup: str
+    channel: str
+    status: Status
+    request: str  # the OfferRequest as JSON
+    decided_at: datetime
+    trigger: str
+    template_key: str
+    offer_code: str | None = None
+    reason: str | None = None
+    hold_until: datetime | None = None
+    message_id: str | None = None
+    subject: str | None = None
+    language: str | None = None
+
+
+def unsubscribe_token(secret: str, member_id: str, channel: str) -> str:
+    return hmac.new(secret.encode(), f"{member_id}:{channel}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def unsubscribe_url(base_url: str, secret: str, member_id: str, channel: str) -> str:
+    query = urlencode({"m": member_id, "c": channel, "t": unsubscribe_token(secret, member_id, channel)})
+    return f"{base_url.rstrip('/')}/unsubscribe?{query}"
+
+
+def valid_unsubscribe(secret: str, member_id: str, channel: str, token: str) -> bool:
+    return bool(secret) and hmac.compare_digest(unsubscribe_token(secret, member_id, channel), token)
+
+
+@dataclass
+class OfferSender:
+    ledger: Ledger
+    directory: Directory
+    store: OfferStore
+    email: SesEmailSender
+    sms: SnsSmsSender
+    rules: OfferRules
+    links: Callable[[str, str], str]  # (member id, channel) -> signed unsubscribe URL
+    programme_name: str = "Loyalty Club"
+
+    def handle(self, request: OfferRequest) -> dict[str, str]:
+        """Decide and send ``request`` on each channel; returns channel -> status."""
+        released = request.released
+        try:
+            summary = self.ledger.summary(request.member_id)
+        except UnknownMemberError:
+            logger.warning("offer for an unknown member dropped", request_id=request.request_id)
+            return {}
+        if request.offer is not None and self.ledger.grant_offer(request.member_id, request.offer):
+            logger.info("offer granted", member_id=request.member_id, code=request.offer.code)
+        outcome: dict[str, str] = {}
+        for channel in request.channels or CHANNELS:
+            if released and channel != "sms":
+                continue
+            status = self._channel(request, summary, channel, released)
+            outcome[channel] = status.value
+            metrics.add_metric(name=METRIC_OF[status], unit="Count", value=1)
+        return outcome
+
+    # ------------------------------------------------------------ one channel
+
+    def _channel(self, request: OfferRequest, summary: MemberSummary, channel: Channel, released: bool) -> Status:
+        now = self.ledger.clock()
+        record = SendRecord(
+            member_id=request.member_id,
+            dedup=request.dedup_key,
+            channel=channel,
+            status=Status.SENDING,
+            request=request.model_dump_json(),
+            decided_at=now,
+            trigger=request.trigger.value,
+            template_key=request.template_key,
+            offer_code=request.offer.code if request.offer else None,
+        )
+        existing = self.store.find(request.member_id, record.dedup, channel)
+        if existing is not None and not (existing.status is Status.HELD and released):
+            return existing.status  # decided before: a repeated request sends nothing again
+        if existing is not None and existing.hold_until is not None and existing.hold_until > now:
+            return Status.HELD
+        if not self.store.claim(record, request.request_id, held=existing is not None):
+            return Status.SENDING  # another delivery of this request is deciding it
+        address, refusal, evidence = self._consent(request, summary, channel, now)
+        if refusal is not None:
+            return self._decide(replace(record, status=Status.REFUSED, reason=refusal), request, evidence)
+        if channel == "sms" and (until := self._quiet_until(summary, request, now)) is not None:
+            held = replace(record, status=Status.HELD, hold_until=until, reason=f"quiet hours until {until}")
+            return self._decide(held, request, evidence)
+        kind = "service" if request.service else "marketing"
+        cap = self.rules.caps.service if request.service else self.rules.caps.marketing
+        if not self.store.take_cap(request.member_id, kind, channel, now, cap):
+            reason = f"{kind} cap: {cap.messages} {channel} messages in {cap.days} days reached"
+            return self._decide(replace(record, status=Status.CAPPED, reason=reason), request, evidence)
+        assert address is not None
+        try:
+            sent = self._send(request, summary, channel, address)
+        except ChannelRetryableError:
+            self.store.release(record)
+            raise
+        except ChannelOptedOutError as error:
+            self._opted_out(request.member_id, channel, now, "SNS opt-out list")
+            return self._decide(replace(record, status=Status.REFUSED, reason=str(error)), request, evidence)
+        except ChannelRejectedError as error:
+            return self._decide(replace(record, status=Status.FAILED, reason=str(error)), request, evidence)
+        return self._decide(replace(record, status=Status.SENT, **sent), request, evidence)
+
+    def _decide(self, record: SendRecord, request: OfferRequest, evidence: dict[str, Any]) -> Status:
+        self.store.decide(record, request.request_id, evidence)
+        logger.info(
+            "offer decided",
+            member_id=record.member_id,
+            channel=record.channel,
+            status=record.status.value,
+            reason=record.reason,
+            template=record.template_key,
+        )
+        return record.status
+
+    # ------------------------------------------------------------ the rules of each step
+
+    def _consent(
+        self, request: OfferRequest, summary: MemberSummary, channel: Channel, now: datetime
+    ) -> tuple[str | None, str | None, dict[str, Any]]:
+        """(address, refusal reason or None, evidence)."""
+        profile = summary.profile
+        contact = request.contact
+        if channel == "email":
+            address = profile.email or (contact.email if contact else None)
+            programme_flag, flag_name = profile.email_consent, "email_consent"
+            crm_flag = request.crm_consent.email if request.crm_consent else None
+        else:
+            address = profile.phone or (contact.mobile_phone if contact else None)
+            programme_flag, flag_name = profile.sms_consent, "sms_consent"
+            crm_flag = request.crm_consent.sms if request.crm_consent else None
+        updated = profile.updated_at.isoformat() if profile.updated_at else None
+        evidence: dict[str, Any] = {
+            "checked_at": now.isoformat(),
+            "programme": {"flag": flag_name, "value": programme_flag, "as_of": updated, "source": "member profile"},
+            "crm": {"flag": flag_name, "value": crm_flag, "as_of": request.requested_at.isoformat(), "source": "CRM"},
+        }
+        if not address:
+            return None, f"no {'e-mail address' if channel == 'email' else 'mobile number'}", evidence
+        if programme_flag is False or crm_flag is False:
+            source = "the member's latest consent" if programme_flag is False else "the CRM's consent flag"
+            return address, f"no {channel} consent ({source} says no)", evidence
+        if not request.service and programme_flag is not True and crm_flag is not True:
+            return address, f"no {channel} consent given for marketing", evidence
+        if channel == "sms":
+            opted_out = self.sms.is_opted_out(address)
+            evidence["carrier"] = {"flag": "sns_opted_out", "value": opted_out, "as_of": now.isoformat()}
+            if opted_out:
+                self._opted_out(request.member_id, "sms", now, "SNS opt-out list")
+                return address, "the number opted out of SMS (SNS opt-out list)", evidence
+        return address, None, evidence
+
+    def _opted_out(self, member_id: str, channel: str, at: datetime, source: str) -> None:
+        field = "email_consent" if channel == "email" else "sms_consent"
+        self.directory.update_profile(member_id, {field: False}, at)
+        logger.info("opt-out recorded", member_id=member_id, channel=channel, source=source)
+
+    def _quiet_until(self, summary: MemberSummary, request: OfferRequest, now: datetime) -> datetime | None:
+        locale = summary.profile.locale or (request.contact.locale if request.contact else None)
+        zone = ZoneInfo(self.rules.time_zones.get(language_for(locale), self.ledger.rules.timezone))
+        local = now.astimezone(zone)
+        quiet = self.rules.quiet_hours
+        if not quiet.contains(local.time().replace(tzinfo=None)):
+            return None
+        end = local.replace(hour=quiet.end.hour, minute=quiet.end.minute, second=0, microsecond=0)
+        if end <= local:
+            end += timedelta(days=1)
+        return end
+
+    def _send(self, request: OfferRequest, summary: MemberSummary, channel: Channel, address: str) -> dict[str, Any]:
+        contact = request.contact
+        rules = self.ledger.rules
+        facts = MessageFacts(
+            first_name=summary.profile.first_name or (contact.first_name if contact else None),
+            locale=summary.profile.locale or (contact.locale if contact else None),
+            points_available=summary.available,
+            tier=rules.tier(summary.tier).display_name,
+            next_tier=rules.tier(summary.next_tier).display_name if summary.next_tier else None,
+            points_to_next=summary.points_to_next_tier,
+            unsubscribe_url=self.links(request.member_id, channel),
+            offer=request.offer,
+            details=request.details,
+            programme_name=self.programme_name,
+        )
+        tags = {"trigger": request.trigger.value, "template": request.template_key}
+        if channel == "email":
+            email = render_email(request.template_key, facts)
+            message_id = self.email.send(address, email.subject, email.html, email.text, tags)
+            logger.info("e-mail sent", to=mask_email(address), template=request.template_key, language=email.language)
+            return {"message_id": message_id, "subject": email.subject, "language": email.language}
+        sms = render_sms(request.template_key, facts)
+        message_id = self.sms.send(address, sms.text, transactional=request.service)
+        logger.info("sms sent", to=mask_phone(address), template=request.template_key, septets=sms.characters)
+        return {"message_id": message_id, "subject": sms.text[:60], "language": sms.language}

@@ -1,0 +1,273 @@
+"""The offer sender on moto (table, SES v2, SNS): consent at send time with its evidence, the frequency cap,
+quiet hours held and released, one message per offer, the member's language, and offers that change earning."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+from moto.sns.models import sns_backends
+
+from loyalty.adapters.dynamodb_directory import Directory
+from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.adapters.dynamodb_models import OfferSendItem, member_pk
+from loyalty.adapters.dynamodb_offers import OfferStore
+from loyalty.adapters.ses_email import SesEmailSender
+from loyalty.adapters.ses_feedback import EmailFeedback
+from loyalty.adapters.sns_sms import SnsSmsSender
+from loyalty.consent_feedback import apply_email_feedback, opt_out
+from loyalty.offer_requests import CrmConsent, Offer, OfferKind, OfferRequest, Trigger
+from loyalty.offer_rules import load_offer_rules
+from loyalty.offer_sending import OfferSender, unsubscribe_url, valid_unsubscribe
+from loyalty.program import ProgramRules
+from tests.conftest import REGION, FakeClock
+from tests.orders import simple_order
+
+FROM = "loyalty@example.com"
+SECRET = "unsubscribe-key"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))  # 11:00 in Stockholm: no quiet hours
+
+
+@pytest.fixture
+def sender(moto_table: str, rules: ProgramRules, clock: FakeClock) -> Iterator[OfferSender]:
+    boto3.client("sesv2", region_name=REGION).create_email_identity(EmailIdentity=FROM)
+    yield OfferSender(
+        ledger=Ledger(rules, clock=clock),
+        directory=Directory(),
+        store=OfferStore(),
+        email=SesEmailSender(FROM, "loyalty-offers"),
+        sms=SnsSmsSender("Loyalty"),
+        rules=load_offer_rules(),
+        links=lambda member, channel: unsubscribe_url("https://api.example.com", SECRET, member, channel),
+    )
+
+
+def emails() -> list[Any]:
+    return list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
+
+
+def texts() -> list[tuple[str, str]]:
+    return list(sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages.values())
+
+
+def member(sender: OfferSender, member_id: str = "m1", **profile: Any) -> str:
+    defaults = {
+        "first_name": "Anna",
+        "locale": "sv_SE",
+        "email_consent": True,
+        "sms_consent": True,
+        "phone": "+46701234567",
+    }
+    sender.ledger.enrol(member_id, email=f"{member_id}@example.se", **{**defaults, **profile})
+    return member_id
+
+
+def request(member_id: str, number: int = 1, **changes: Any) -> OfferRequest:
+    fields: dict[str, Any] = {
+        "request_id": f"salesforce:req-{number}",
+        "member_id": member_id,
+        "trigger": Trigger.CRM,
+        "template_key": "offer_points_multiplier",
+        "requested_at": datetime(2026, 11, 20, 9, tzinfo=UTC),
+        "offer": Offer(
+            code=f"DOUBLE{number}",
+            kind=OfferKind.POINTS_MULTIPLIER,
+            multiplier="2",
+            valid_from=date(2026, 11, 20),
+            valid_until=date(2026, 12, 20),
+        ),
+        "channels": ("email",),
+    }
+    return OfferRequest(**{**fields, **changes})
+
+
+def record(member_id: str, dedup: str, channel: str) -> OfferSendItem:
+    return OfferSendItem.get(member_pk(member_id), f"SEND#{dedup}#{channel}")
+
+
+def test_an_offer_is_sent_once_in_the_members_language(sender: OfferSender) -> None:
+    # Given a Swedish member who agreed to e-mail
+    anna = member(sender)
+    # When the CRM's request arrives twice (Flow retried, or the queue redelivered it)
+    first = sender.handle(request(anna))
+    again = sender.handle(request(anna))
+    # Then one e-mail, in Swedish, with the offer and a signed unsubscribe link; the repeat sends nothing
+    assert first == {"email": "sent"} and again == {"email": "sent"}
+    (sent,) = emails()
+    assert sent.destinations["ToAddresses"] == ["m1@example.se"]
+    assert "Anna" in sent.body and "DOUBLE1" in sent.body and "/unsubscribe?m=m1" in sent.body
+    assert record(anna, "DOUBLE1#2026-11-20#2026-12-20", "email").language == "sv"
+    assert record(anna, "DOUBLE1#2026-11-20#2026-12-20", "email").task_state == "pending"  # a Task for the CRM
+
+
+def test_every_language_is_chosen_by_locale_with_english_as_fallback(sender: OfferSender) -> None:
+    expected = {"fi_FI": "fi", "nb_NO": "nb", "da_DK": "da", "de_DE": "en"}
+    for number, (locale, language) in enumerate(expected.items()):
+        who = member(sender, f"m{number}", locale=locale)
+        sender.handle(request(who, number))
+        assert record(who, f"DOUBLE{number}#2026-11-20#2026-12-20", "email").language == language
+
+
+def test_refused_consent_sends_nothing_and_records_why(sender: OfferSender) -> None:
+    # Given a member who opted out of e-mail, and the CRM's flag says no to SMS
+    anna = member(sender, email_consent=False)
+    ask = request(anna, channels=("email", "sms"), crm_consent=CrmConsent(email=True, sms=False))
+    # When the offer is requested
+    assert sender.handle(ask) == {"email": "refused", "sms": "refused"}
+    # Then nothing is sent, and the record says which flag, its value, when and from where
+    assert emails() == [] and texts() == []
+    email = record(anna, "DOUBLE1#2026-11-20#2026-12-20", "email")
+    assert email.reason == "no email consent (the member's latest consent says no)"
+    evidence = email.evidence.as_dict()
+    assert evidence["programme"]["flag"] == "email_consent" and evidence["programme"]["value"] is False
+    assert evidence["programme"]["as_of"] and evidence["crm"]["value"] is True
+    sms = record(anna, "DOUBLE1#2026-11-20#2026-12-20", "sms")
+    assert sms.reason == "no sms consent (the CRM's consent flag says no)"
+
+
+def test_marketing_needs_a_yes_but_an_expiry_warning_only_no_no(sender: OfferSender) -> None:
+    # Given a member who never said yes or no to e-mail
+    who = member(sender, email_consent=None)
+    assert sender.handle(request(who)) == {"email": "refused"}
+    warning = OfferRequest(
+        request_id="expiry_warning#m1#2027-03-31",
+        member_id=who,
+        trigger=Trigger.EXPIRY_WARNING,
+        template_key="expiry_warning",
+        requested_at=datetime(2026, 11, 20, 9, tzinfo=UTC),
+        channels=("email",),
+        details={"points": 70, "expires_on": "2027-03-31"},
+    )
+    assert sender.handle(warning) == {"email": "sent"}
+
+
+def test_the_frequency_cap_counts_marketing_and_service_apart(sender: OfferSender, clock: FakeClock) -> None:
+    anna = member(sender)
+    # Given two marketing e-mails this week
+    assert sender.handle(request(anna, 1)) == {"email": "sent"}
+    clock.advance(days=2)
+    assert sender.handle(request(anna, 2)) == {"email": "sent"}
+    # When a third comes within 7 days, it is capped (recorded, not sent); a service message still goes
+    clock.advance(days=2)
+    assert sender.handle(request(anna, 3)) == {"email": "capped"}
+    assert (
+        record(anna, "DOUBLE3#2026-11-20#2026-12-20", "email").reason
+        == "marketing cap: 2 email messages in 7 days reached"
+    )
+    notice = request(
+        anna,
+        9,
+        trigger=Trigger.EXPIRY_WARNING,
+        template_key="expiry_warning",
+        offer=None,
+        request_id="expiry_warning#m1#2027-01-31",
+        details={"points": 5, "expires_on": "2027-01-31"},
+    )
+    assert sender.handle(notice) == {"email": "sent"}
+    # And a week after the first, marketing may go again
+    clock.advance(days=4)
+    assert sender.handle(request(anna, 4)) == {"email": "sent"}
+    assert len(emails()) == 4
+
+
+def test_sms_in_quiet_hours_is_held_and_sent_when_they_end(sender: OfferSender, clock: FakeClock) -> None:
+    # Given 22:30 in Stockholm
+    anna = member(sender)
+    clock.now = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
+    # When an SMS offer is requested
+    assert sender.handle(request(anna, channels=("sms",))) == {"sms": "held"}
+    # Then nothing is sent yet: it is held, not dropped, until 08:00 local time
+    assert texts() == []
+    held = record(anna, "DOUBLE1#2026-11-20#2026-12-20", "sms")
+    assert held.hold_until == datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
+    assert list(sender.store.held_due(clock.now)) == []
+    # When the quiet hours are over, the release job finds it and the sender sends it, once
+    clock.now = datetime(2026, 11, 21, 7, 15, tzinfo=UTC)
+    (due,) = sender.store.held_due(clock.now)
+    assert sender.handle(due.model_copy(update={"released": True})) == {"sms": "sent"}
+    assert sender.handle(due.model_copy(update={"released": True})) == {"sms": "sent"}
+    ((phone, text),) = texts()
+    assert phone == "+46701234567" and len(text) <= 160 and "DOUBLE1" in text
+
+
+def test_a_number_on_the_sns_opt_out_list_is_refused_and_the_opt_out_recorded(sender: OfferSender) -> None:
+    # moto reports numbers ending in 99 as opted out
+    anna = member(sender, phone="+46701234599")
+    assert sender.handle(request(anna, channels=("sms",))) == {"sms": "refused"}
+    assert texts() == []
+    assert sender.ledger.summary(anna).profile.sms_consent is False
+
+
+def test_one_birthday_message_a_year_whoever_asks_first(sender: OfferSender) -> None:
+    anna = member(sender)
+    programme = OfferRequest(
+        request_id="birthday#m1#2026",
+        member_id=anna,
+        trigger=Trigger.BIRTHDAY,
+        template_key="birthday",
+        requested_at=datetime(2026, 11, 20, 2, tzinfo=UTC),
+        channels=("email",),
+        details={"points": 200},
+    )
+    crm = request(anna, template_key="birthday", offer=request(anna).offer.model_copy(update={"code": "BDAY"}))  # type: ignore[union-attr]
+    assert sender.handle(programme) == {"email": "sent"}
+    assert sender.handle(crm) == {"email": "sent"}  # decided already: no second birthday e-mail
+    assert len(emails()) == 1
+
+
+def test_a_granted_multiplier_changes_earning_within_its_validity(sender: OfferSender, clock: FakeClock) -> None:
+    # Given a member sent a double-points offer valid 20 November to 20 December
+    anna = member(sender)
+    sender.handle(request(anna))
+    ledger = sender.ledger
+    # When they order inside and after the validity
+    inside = ledger.accrue(anna, simple_order("in", datetime(2026, 12, 1, 12, tzinfo=UTC)))
+    outside = ledger.accrue(anna, simple_order("out", datetime(2026, 12, 21, 12, tzinfo=UTC)))
+    # Then only the order inside earns double, and its entry says which offer did it
+    assert (inside.entry.pending, outside.entry.pending) == (200, 100)
+    assert inside.entry.offers == ("DOUBLE1",) and outside.entry.offers == ()
+    assert "offers DOUBLE1" in inside.entry.reason
+    assert ledger.check_invariants(anna) == []
+
+
+def test_a_bonus_offer_pays_once(sender: OfferSender) -> None:
+    anna = member(sender)
+    bonus = Offer(
+        code="B200",
+        kind=OfferKind.BONUS_POINTS,
+        bonus_points=200,
+        valid_from=date(2026, 11, 20),
+        valid_until=date(2026, 12, 31),
+    )
+    sender.handle(request(anna, offer=bonus))
+    first = sender.ledger.accrue(anna, simple_order("a", datetime(2026, 11, 25, tzinfo=UTC)))
+    second = sender.ledger.accrue(anna, simple_order("b", datetime(2026, 11, 26, tzinfo=UTC)))
+    assert (first.entry.pending, second.entry.pending) == (300, 100)
+
+
+def test_bounces_complaints_and_unsubscribe_links_turn_consent_off(sender: OfferSender, clock: FakeClock) -> None:
+    anna, bo = member(sender, "anna"), member(sender, "bo")
+    at = clock.now + timedelta(minutes=5)
+    notices = [
+        EmailFeedback("anna@example.se", "bounce", True, at, "f1", "m1", {}),
+        EmailFeedback("bo@example.se", "bounce", False, at, "f2", "m2", {}),  # transient: nothing changes
+    ]
+    assert apply_email_feedback(sender.ledger, sender.directory, notices) == 1
+    assert sender.ledger.summary(anna).profile.email_consent is False
+    assert sender.ledger.summary(bo).profile.email_consent is True
+    # An unsubscribe link is valid only for its member and channel
+    link = unsubscribe_url("https://api.example.com", SECRET, bo, "sms")
+    token = link.rsplit("t=", 1)[1]
+    assert valid_unsubscribe(SECRET, bo, "sms", token)
+    assert not valid_unsubscribe(SECRET, bo, "email", token) and not valid_unsubscribe(SECRET, anna, "sms", token)
+    assert opt_out(sender.directory, bo, "sms", at)
+    assert sender.ledger.summary(bo).profile.sms_consent is False
