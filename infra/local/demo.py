@@ -21,17 +21,19 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import boto3
 from tqdm import tqdm
 
 from infra.local.dynamodb_local import free_port
+from infra.local.outbox import as_text, sent
 from infra.local.shop_emulator import ShopifyStore, customer_payload, order_payload, product_payload, refund_payload
 from infra.local.simulation import (
     PRODUCTS,
     Enrol,
     Happening,
+    Midday,
     OrderPaid,
     Redeem,
     Refer,
@@ -42,6 +44,7 @@ from infra.local.simulation import (
 from infra.local.stack import Ports, Stack
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
+from loyalty.adapters.dynamodb_offers import OfferStore
 from loyalty.clock import use_clock
 from loyalty.crm_fields import SEGMENTS
 from loyalty.errors import InsufficientPointsError
@@ -49,6 +52,8 @@ from loyalty.jobs import JOBS
 from loyalty.ledger import EntryKind, MemberSummary
 from loyalty.observability import metrics
 from loyalty.program import load_program
+
+LOCALES = ("sv_SE", "nb_NO", "da_DK", "fi_FI", "en_GB")
 
 
 class SimulatedClock:
@@ -77,7 +82,8 @@ class Demo:
         self.pool = ThreadPoolExecutor(max_workers=4)
         self.sent: list[Future[int]] = []
         self.redemptions: list[Redeem | Refer] = []  # straight into the ledger, as a rewards page or app would
-        self.birthdays: list[tuple[str, str]] = []  # (Contact id, birthdate) a CRM user enters once the member exists
+        self.birthdays: list[tuple[str, dict[str, object]]] = []  # (Contact id, what a CRM user enters later)
+        self.birthday_contacts: dict[tuple[int, int], list[str]] = {}  # (month, day) -> Contact ids
         self.contacts: dict[str, str] = {}  # simulated member -> Contact id
         self.quarters: list[tuple[str, Counter[str], Counter[str]]] = []  # (quarter end, tiers, segments)
         self.week: tuple[int, int] | None = None
@@ -97,8 +103,8 @@ class Demo:
         self.stack.wait_idle(timeout=300)
         if self.birthdays:  # CRM users enter birthdays; the org's Outbound Messages carry them to the programme
             self.clock.set(self.clock.now + timedelta(minutes=5))  # a little later (the org keeps milliseconds)
-            for contact_id, birthdate in self.birthdays:
-                self.stack.salesforce.update_contact_as_user(contact_id, {"Birthdate": birthdate})
+            for contact_id, fields in self.birthdays:
+                self.stack.salesforce.update_contact_as_user(contact_id, fields)
             self.counts["birthdays entered in the CRM"] += len(self.birthdays)
             self.birthdays.clear()
             self.stack.salesforce.wait_for_outbound(timeout=60)
@@ -133,7 +139,15 @@ class Demo:
                     {"FirstName": "Member", "LastName": happening.member_id, "Email": happening.email}
                 )
                 self.contacts[happening.member_id] = contact_id
-                self.birthdays.append((contact_id, f"{1960 + number % 40}-{1 + number % 12:02d}-{1 + number % 28:02d}"))
+                born = date(1960 + number % 40, 1 + number % 12, 1 + number % 28)
+                self.birthday_contacts.setdefault((born.month, born.day), []).append(contact_id)
+                fields: dict[str, object] = {  # entered by a CRM user once the member exists
+                    "Birthdate": born.isoformat(),
+                    "Loyalty_Locale__c": LOCALES[number // 4 % len(LOCALES)],
+                    "MobilePhone": f"+4670{number:07d}",
+                    "Loyalty_SMS_Opt_In__c": number % 8 == 0,
+                }
+                self.birthdays.append((contact_id, fields))
                 self.counts["contacts already in the CRM"] += 1
             self.send("customers/create", customer_payload(happening))
         elif isinstance(happening, OrderPaid):
@@ -146,14 +160,62 @@ class Demo:
             self.counts["refunds that overtook their order"] += happening.before_order
         elif isinstance(happening, Redeem | Refer):
             self.redemptions.append(happening)
+        elif isinstance(happening, Midday):
+            self.birthday_flows(happening.day)
+            self.counts["held SMS released after quiet hours"] += self.stack.run_job("release_held")["changed"]
+            self.stack.wait_idle(timeout=300)  # sent at midday, before the simulated day moves on
         else:
-            day = happening.day.isoformat()
+            today = happening.day.isoformat()
             metrics.clear_metrics()  # disabled metrics are never flushed; Powertools would print them at 100
             for job in JOBS:  # as the hourly schedules run them, for the simulated day
-                self.counts[f"job {job}: items changed"] += self.stack.run_job(job, day=day)["changed"]
+                self.counts[f"job {job}: items changed"] += self.stack.run_job(job, day=today)["changed"]
             if (happening.day + timedelta(days=1)).day == 1 and happening.day.month % 3 == 0:
                 self.settle()
-                self.snapshot(day)
+                self.snapshot(today)
+
+    def birthday_flows(self, day: date) -> None:
+        """The org's birthday Flow: a voucher for each Contact whose birthday it is, asked of the programme."""
+        for contact_id in self.birthday_contacts.get((day.month, day.day), []):
+            contact = self.stack.salesforce.contact(contact_id)
+            if not contact.get("Loyalty_Member_Id__c") or not contact.get("Birthdate"):
+                continue
+            body = {
+                "schemaVersion": 1,
+                "type": "offer.requested",
+                "requestId": f"bday-{contact_id}-{day.year}",
+                "orgId": self.stack.salesforce.organization_id,
+                "requestedAt": self.clock().isoformat(),
+                "source": {"flowApiName": "Loyalty_Birthday_Offer", "requestedByUserId": "0055g00000B2rQsAAJ"},
+                "contact": {
+                    "id": contact_id,
+                    "loyaltyMemberId": contact["Loyalty_Member_Id__c"],
+                    "firstName": contact.get("FirstName"),
+                    "email": contact.get("Email"),
+                    "mobilePhone": contact.get("MobilePhone"),
+                    "locale": contact.get("Loyalty_Locale__c"),
+                },
+                "offer": {
+                    "code": f"BDAY{day.year}",
+                    "kind": "voucher",
+                    "validFrom": day.isoformat(),
+                    "validUntil": (day + timedelta(days=30)).isoformat(),
+                    "channels": ["email", "sms"],
+                    "templateKey": "birthday",
+                },
+                "consent": {
+                    "email": not contact.get("HasOptedOutOfEmail"),
+                    "sms": bool(contact.get("Loyalty_SMS_Opt_In__c")),
+                },
+            }
+            status, answer = self.stack.salesforce.send_flow_callout(
+                f"{self.stack.gateway_url}/webhooks/salesforce/flow",
+                body,
+                self.stack.secrets["SALESFORCE_CALLOUT_SECRET"],
+            )
+            if status == 202:
+                self.counts["birthday Flows from the CRM"] += 1
+            else:
+                self.counts[f"birthday Flow refused: {status} {answer.get('message', '')}"[:46]] += 1
 
     def summaries(self) -> list[MemberSummary]:
         member_ids = sorted({m for m in (self.ledger.member_for_email(e) for e in self.emails.values()) if m})
@@ -219,6 +281,7 @@ def print_summary(demo: Demo) -> bool:
         print(f"  {name:<46} {count:>8,}")
     print(f"  {'events in the dead-letter queue':<46} {demo.dead_letters():>8,}")
     print_quarters(demo)
+    print_offers(demo, member_ids)
     print("\nPoints")
     print(f"  {'outstanding (available)':<46} {available:>8,}")
     print(f"  {'pending (inside the return window)':<46} {pending:>8,}")
@@ -236,6 +299,28 @@ def print_summary(demo: Demo) -> bool:
         f"ledger: OK for all {len(member_ids):,} members"
     )
     return print_contacts(demo)
+
+
+def print_offers(demo: Demo, member_ids: list[str]) -> None:
+    """What the programme and the CRM asked to send, what was decided per channel, and one e-mail and one SMS."""
+    store = OfferStore()
+    decided: Counter[tuple[str, str, str]] = Counter()
+    for member_id in member_ids:
+        for record in store.sent(member_id):
+            decided[(record.trigger, record.channel, record.status.value)] += 1
+    print("\nOffers (per channel: sent, held, capped, refused for consent)")
+    for (trigger, channel, status), count in sorted(decided.items()):
+        print(f"  {trigger + ' by ' + channel + ': ' + status:<46} {count:>8,}")
+    emails, texts = sent(demo.stack.moto_url)
+    print(f"  {'e-mails in moto (SES v2)':<46} {len(emails):>8,}\n  {'SMS in moto (SNS)':<46} {len(texts):>8,}")
+    birthday = [e for e in emails if "BDAY" in e.get("body", "")]
+    shown = next((e for e in birthday if 'lang="en"' not in e.get("body", "")), birthday[-1] if birthday else None)
+    if shown is not None:
+        print(f'\nAn e-mail as sent: to {shown["destinations"]["ToAddresses"][0]}, "{shown["subject"]}"')
+        print("    " + as_text(shown["body"]).replace("\n", "\n    "))
+    if texts:
+        sms = texts[-1]
+        print(f"\nAn SMS as sent: to {sms['phone_number']}\n    {sms['message']}")
 
 
 CONTACT_COLUMNS = (

@@ -70,6 +70,14 @@ class Refer:
 
 
 @dataclass(frozen=True)
+class Midday:
+    """Daytime: the CRM's marketing automation runs (birthday Flows) and SMS held overnight go out."""
+
+    at: datetime
+    day: date
+
+
+@dataclass(frozen=True)
 class DayEnds:
     """The day's scheduled jobs run: release, expiry, expiry warnings, birthdays, reviews."""
 
@@ -77,7 +85,7 @@ class DayEnds:
     day: date
 
 
-Happening = Enrol | OrderPaid | Refund | Redeem | Refer | DayEnds
+Happening = Enrol | OrderPaid | Refund | Redeem | Refer | Midday | DayEnds
 
 # How members buy. Each persona is a kind of customer the segments should recognise.
 PERSONAS = (  # (name, share of members, orders per year)
@@ -177,6 +185,7 @@ def simulate_year(year: int = 2026, members: int = 1000, seed: int = 7) -> Itera
                 yield Redeem(at + timedelta(hours=1), person.member_id, f"red-{order_id}", person.redeem_at)
             if person.persona == "ambassador" and rng.random() < 0.25:
                 yield Refer(at + timedelta(hours=2), person.member_id, f"ref-{order_id}")
+        yield Midday(datetime.combine(day, time(11, 0), UTC), day)
         yield DayEnds(datetime.combine(day, time(23, 59), UTC), day)
 
 

@@ -175,6 +175,7 @@ class Stack:
         self.stream_sources: list[StreamSource] = []
         self.schedules: list[Schedule] = []
         self.sns_subscribers: dict[str, list[str]] = {}  # topic logical id -> functions subscribed
+        self._function_locks: dict[str, threading.Lock] = {}
         self._stream_quiet: dict[str, float] = {}  # function -> start of its latest poll that found nothing
         self._stopping = threading.Event()
         self._sent = threading.Event()  # set when an in-process handler sends to SQS: wakes the pollers
@@ -412,6 +413,12 @@ class Stack:
             on_failure_queue=failure["Fn::GetAtt"][0] if failure else None,
         )
 
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Invoke a function's handler with an event, one event at a time per function, as one Lambda container
+        handles them (the handlers keep per-invocation state, such as the resolver's current event)."""
+        with self._function_locks.setdefault(function, threading.Lock()):
+            return self.handlers[function](event, lambda_context(function, self.timeouts[function]))
+
     # ------------------------------------------------------------ schedules
 
     def run_job(self, job: str, **extra: Any) -> dict[str, Any]:
@@ -419,9 +426,7 @@ class Stack:
         for schedule in self.schedules:
             if schedule.input.get("job") == job:
                 event = {**schedule.input, **extra}
-                result = self.handlers[schedule.function](
-                    event, lambda_context(schedule.function, self.timeouts[schedule.function])
-                )
+                result = self.invoke(schedule.function, event)
                 return dict(result)
         raise KeyError(f"no schedule runs job {job!r}; template.yaml has {[s.input for s in self.schedules]}")
 
@@ -450,10 +455,7 @@ class Stack:
                 }
             ]
         }
-        return [
-            self.handlers[function](event, lambda_context(function, self.timeouts[function]))
-            for function in self.sns_subscribers.get(topic, [])
-        ]
+        return [self.invoke(function, event) for function in self.sns_subscribers.get(topic, [])]
 
     # ------------------------------------------------------------ HTTP API gateway
 
@@ -507,7 +509,7 @@ class Stack:
             "body": body_text if body else None,
             "isBase64Encoded": encoded if body else False,
         }
-        response = self.handlers[route.function](event, lambda_context(route.function, self.timeouts[route.function]))
+        response = self.invoke(route.function, event)
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
         return int(response["statusCode"]), dict(response.get("headers") or {}), data
@@ -594,9 +596,7 @@ class Stack:
             ]
         }
         try:
-            response = self.handlers[source.function](
-                event, lambda_context(source.function, self.timeouts[source.function])
-            )
+            response = self.invoke(source.function, event)
             failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         except Exception:  # the whole invocation failed: as in AWS, every message comes back
             logging.getLogger(__name__).exception("%s failed; its batch will be redelivered", source.function)
@@ -670,9 +670,7 @@ class Stack:
                 if not records:
                     return
                 try:
-                    response = self.handlers[source.function](
-                        {"Records": records}, lambda_context(source.function, self.timeouts[source.function])
-                    )
+                    response = self.invoke(source.function, {"Records": records})
                 except Exception:
                     logging.getLogger(__name__).exception("%s failed on attempt %d", source.function, attempt + 1)
                     self._stopping.wait(min(5.0, 0.5 * 2**attempt))
