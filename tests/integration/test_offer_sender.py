@@ -21,7 +21,8 @@ from loyalty.adapters.ses_email import SesEmailSender
 from loyalty.adapters.ses_feedback import EmailFeedback
 from loyalty.adapters.sns_sms import SnsSmsSender
 from loyalty.consent_feedback import apply_email_feedback, opt_out
-from loyalty.offer_requests import CrmConsent, Offer, OfferKind, OfferRequest, Trigger
+from loyalty.erasure import erase_member
+from loyalty.offer_requests import ContactSnapshot, CrmConsent, Offer, OfferKind, OfferRequest, Trigger
 from loyalty.offer_rules import load_offer_rules
 from loyalty.offer_sending import OfferSender, unsubscribe_url, valid_unsubscribe
 from loyalty.program import ProgramRules
@@ -271,3 +272,19 @@ def test_bounces_complaints_and_unsubscribe_links_turn_consent_off(sender: Offer
     assert not valid_unsubscribe(SECRET, bo, "email", token) and not valid_unsubscribe(SECRET, anna, "sms", token)
     assert opt_out(sender.directory, bo, "sms", at)
     assert sender.ledger.summary(bo).profile.sms_consent is False
+
+
+def test_erasure_keeps_offer_decisions_without_the_persons_data(sender: OfferSender) -> None:
+    # Given a member sent an offer whose request carried their contact details
+    anna = member(sender)
+    ask = request(anna).model_copy(
+        update={"contact": ContactSnapshot(first_name="Anna", email="anna@example.se", mobile_phone="+46701234567")}
+    )
+    sender.handle(ask)
+    # When the person is erased
+    erase_member(sender.ledger, sender.store, anna)
+    # Then the decision stays, with nothing that identifies the person
+    item = record(anna, "DOUBLE1#2026-11-20#2026-12-20", "email")
+    assert item.status == "sent" and item.subject is None
+    assert "anna@example.se" not in item.request and "+4670" not in item.request and "Anna" not in item.request
+    assert sender.ledger.summary(anna).profile.email is None

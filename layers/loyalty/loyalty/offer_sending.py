@@ -265,4 +265,4 @@ class OfferSender:
         sms = render_sms(request.template_key, facts)
         message_id = self.sms.send(address, sms.text, transactional=request.service)
         logger.info("sms sent", to=mask_phone(address), template=request.template_key, septets=sms.characters)
-        return {"message_id": message_id, "subject": sms.text[:60], "language": sms.language}
+        return {"message_id": message_id, "subject": f"SMS of {sms.characters} characters", "language": sms.language}

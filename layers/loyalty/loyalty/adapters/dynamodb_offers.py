@@ -110,6 +110,19 @@ class OfferStore:
             if isinstance(item, OfferSendItem)
         ]
 
+    def erase_personal_data(self, member_id: str) -> int:
+        """GDPR erasure: the offer records keep what was decided and why, without the person's data (the contact
+        details the CRM sent, and the subject, which may greet them by name). Returns the records changed."""
+        changed = 0
+        for item in LoyaltyItem.query(member_pk(member_id), LoyaltyItem.sk.startswith("SEND#")):
+            if not isinstance(item, OfferSendItem):
+                continue
+            request = OfferRequest.model_validate_json(item.request)
+            kept = request.model_copy(update={"contact": None, "details": {}})
+            item.update(actions=[OfferSendItem.request.set(kept.model_dump_json()), OfferSendItem.subject.remove()])
+            changed += 1
+        return changed
+
     def take_cap(self, member_id: str, kind: str, channel: str, now: datetime, cap: Cap) -> bool:
         """Count one more message against the cap, unless it is reached (atomic under concurrent senders)."""
         for _ in range(10):
