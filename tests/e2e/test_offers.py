@@ -4,6 +4,8 @@ sends nothing, and the member's unsubscribe and a bounce reach the programme and
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import urllib.request
 import uuid
@@ -11,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from infra.local.outbox import main as outbox
 from infra.local.outbox import sent
 from infra.local.stack import Stack
 from loyalty.earning import GrantedOffer
@@ -65,6 +68,11 @@ def test_a_flow_offer_request_ends_as_one_email_and_a_task_on_the_contact(stack:
     task = tasks[0]
     assert task["Status"] == "Completed" and task["Type"] == "Email"
     assert body["offer"]["code"] in task["Subject"] and "offer_points_multiplier" in task["Subject"]
+    # And make outbox lists it
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert outbox(["--moto-url", stack.moto_url, "--last", "1000"]) == 0
+    assert f"to {email}" in printed.getvalue()
     # And the offer works: the next order earns double, and its entry says which offer did it
     placed = json.loads(shopify_order(email, customer_id=None))
     placed["created_at"] = placed["processed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
