@@ -185,20 +185,20 @@ class ScheduledJobs:
             result = self.ledger.bonus(member_id, "birthday", str(day.year))
         except UnknownMemberError:
             return False
-        if not result.duplicate:
-            self.send_offers(
-                [
-                    programme_request(
-                        self.offer_rules,
-                        Trigger.BIRTHDAY,
-                        member_id,
-                        str(day.year),
-                        day,
-                        self.ledger.clock(),
-                        {"points": result.entry.points},
-                    )
-                ]
-            )
+        # asked again on a rerun too (the sender sends each request once): a crash after the bonus loses nothing
+        self.send_offers(
+            [
+                programme_request(
+                    self.offer_rules,
+                    Trigger.BIRTHDAY,
+                    member_id,
+                    str(day.year),
+                    day,
+                    self.ledger.clock(),
+                    {"points": result.entry.points},
+                )
+            ]
+        )
         return not result.duplicate
 
     def review(self, member_id: str, today: date) -> bool:
@@ -215,7 +215,6 @@ class ScheduledJobs:
         segment = assign_segment(
             self.rules.segments, purchases, referrals, self.rules.local_date(summary.enrolled_at), today
         )
-        self.reviews.record(member_id, segment, today, at, self._next_review(summary, segment, today))
         requests = []
         if segment.name == "at_risk" and summary.segment != "at_risk":
             last = max((p.placed_on for p in purchases), default=None)
@@ -229,8 +228,9 @@ class ScheduledJobs:
             found := category_affinity(self.offer_rules, member_id, purchases, today, at)
         ):
             requests.append(found)
-        if requests:
+        if requests:  # before the segment is stored: a crash in between asks again at the next review
             self.send_offers(requests)
+        self.reviews.record(member_id, segment, today, at, self._next_review(summary, segment, today))
         return True
 
     def _next_review(self, summary: MemberSummary, segment: Segment, today: date) -> date:
