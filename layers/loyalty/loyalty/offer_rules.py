@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 from datetime import date, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from loyalty.errors import ProgramConfigError
 from loyalty.offer_requests import Channel, Offer, OfferKind, Trigger
+from loyalty.program import known_time_zone, read_rules
 
 OFFER_RULES_ENV = "LOYALTY_OFFER_RULES_FILE"
 REPO_FILE = Path(__file__).resolve().parents[3] / "infra" / "offers.yaml"
@@ -62,7 +61,7 @@ class OfferTemplate(_Rules):
     @field_validator("multiplier", mode="before")
     @classmethod
     def _as_text(cls, value: object) -> object:
-        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        return str(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _complete(self) -> OfferTemplate:
@@ -113,12 +112,7 @@ class OfferRules(_Rules):
     @field_validator("time_zones")
     @classmethod
     def _known(cls, value: dict[str, str]) -> dict[str, str]:
-        for language, zone in value.items():
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"{language}: unknown time zone {zone!r}") from None
-        return value
+        return {language: known_time_zone(zone) for language, zone in value.items()}
 
     @field_validator("programme")
     @classmethod
@@ -139,15 +133,5 @@ def default_offer_rules_file() -> Path:
 
 
 def load_offer_rules(path: str | Path | None = None) -> OfferRules:
-    file = Path(path) if path is not None else default_offer_rules_file()
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProgramConfigError(f"{file}: cannot read offer rules: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ProgramConfigError(f"{file}: malformed YAML: {exc}") from exc
-    try:
-        return OfferRules.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
-        raise ProgramConfigError(f"{file}: invalid offer rules: {problems}") from exc
+    """Read and validate the offer rules; ProgramConfigError names the file and the bad fields."""
+    return read_rules(Path(path) if path is not None else default_offer_rules_file(), OfferRules, "offer rules")

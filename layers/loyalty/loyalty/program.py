@@ -27,7 +27,7 @@ import os
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -233,11 +233,7 @@ class ProgramRules(_Rules):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return known_time_zone(value)
 
     @field_validator("categories")
     @classmethod
@@ -340,22 +336,39 @@ def default_program_file() -> Path:
     return REPO_PROGRAM_FILE if REPO_PROGRAM_FILE.is_file() else LAYER_PROGRAM_FILE
 
 
+def known_time_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone, else ValueError (for a validator to report)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_rules(file: Path, model: type[M], what: str) -> M:
+    """A YAML rules file (decimals read exactly) validated by ``model``; ProgramConfigError names the file and
+    every offending field."""
+    try:
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_DecimalSafeLoader)
+    except OSError as exc:
+        raise ProgramConfigError(f"{file}: cannot read {what}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ProgramConfigError(f"{file}: malformed YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProgramConfigError(f"{file}: expected a mapping of settings, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ProgramConfigError(f"{file}: invalid {what}: {problems}") from exc
+
+
 def load_program(path: str | Path | None = None) -> ProgramRules:
     """Read and validate the programme rules; ProgramConfigError names the file and the bad fields.
 
     Nothing is cached here: callers keep the result for as long as they want it.
     """
-    file = Path(path) if path is not None else default_program_file()
-    try:
-        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_DecimalSafeLoader)
-    except OSError as exc:
-        raise ProgramConfigError(f"{file}: cannot read programme rules: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ProgramConfigError(f"{file}: malformed YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ProgramConfigError(f"{file}: expected a mapping of programme settings, got {type(raw).__name__}")
-    try:
-        return ProgramRules.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ProgramConfigError(f"{file}: invalid programme rules: {problems}") from exc
+    return read_rules(Path(path) if path is not None else default_program_file(), ProgramRules, "programme rules")
