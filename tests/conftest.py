@@ -70,6 +70,14 @@ def dynamodb_local() -> Iterator[str]:
         yield local.url
 
 
+@pytest.fixture(scope="module")
+def own_dynamodb_local() -> Iterator[str]:
+    """A DynamoDB Local of the module's own, for the long runs (a year, hundreds of random histories), so
+    they never wait on what other tests left in the shared one."""
+    with DynamoDBLocal() as local:
+        yield local.url
+
+
 def create_table(endpoint_url: str | None = None) -> str:
     name = f"loyalty-test-{os.getpid()}-{next(_table_numbers)}"
     client = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url)
@@ -86,8 +94,12 @@ def moto_table() -> Iterator[str]:
 
 
 @pytest.fixture
-def local_table(dynamodb_local: str) -> str:
-    return create_table(dynamodb_local)
+def local_table(dynamodb_local: str) -> Iterator[str]:
+    """A table of its own on the shared DynamoDB Local, dropped afterwards (DynamoDB Local slows down as
+    tables pile up in its memory)."""
+    name = create_table(dynamodb_local)
+    yield name
+    boto3.client("dynamodb", region_name=REGION, endpoint_url=dynamodb_local).delete_table(TableName=name)
 
 
 @pytest.fixture(params=["moto", "dynamodb_local"])

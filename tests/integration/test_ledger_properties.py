@@ -216,10 +216,10 @@ class LedgerHistories(RuleBasedStateMachine):
         assert [lot.remaining for lot in self.ledger.open_lots(self.member)] == [lot[0] for lot in self.lots]
 
 
-def test_random_histories_keep_every_invariant(dynamodb_local: str, rules: ProgramRules) -> None:
+def test_random_histories_keep_every_invariant(own_dynamodb_local: str, rules: ProgramRules) -> None:
     # Given short windows so that a history of a few dozen steps sees releases and expiry
     LedgerHistories.rules_under_test = rules.model_copy(update={"pending_days": 3, "expiry": Expiry(months=1)})
-    LedgerHistories.endpoint_url = dynamodb_local
+    LedgerHistories.endpoint_url = own_dynamodb_local
     machine = settings(
         max_examples=EXAMPLES,
         stateful_step_count=20,

@@ -33,7 +33,7 @@ from loyalty.offer_requests import OfferRequest
 from loyalty.offer_rules import load_offer_rules
 from loyalty.orders import Order, OrderLine
 from loyalty.program import ProgramRules
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, create_table
 
 pytestmark = pytest.mark.dynamodb_local
 
@@ -65,7 +65,10 @@ def order_of(happening: OrderPaid) -> Order:
     )
 
 
-def test_a_year_day_by_day_keeps_every_invariant(local_table: str, rules: ProgramRules, clock: FakeClock) -> None:
+def test_a_year_day_by_day_keeps_every_invariant(
+    own_dynamodb_local: str, rules: ProgramRules, clock: FakeClock
+) -> None:
+    create_table(own_dynamodb_local)
     # Given the programme's rules, its jobs and a simulated year of a small shop
     ledger = Ledger(rules, clock=clock)
     reviews = Reviews()

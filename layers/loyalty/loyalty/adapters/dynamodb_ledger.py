@@ -78,7 +78,7 @@ from loyalty.tiers import TierOverride, assess, assessment_due, replay_tier, tie
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 25
+MAX_ATTEMPTS = 40
 _CONDITION_FAILED = "ConditionalCheckFailed"
 _CONFLICT = "TransactionConflict"
 BONUS_KINDS = ("signup", "birthday", "referral", "review")
@@ -720,6 +720,9 @@ class Ledger:
     def _override_once(
         self, member_id: str, tier: str, valid_until: date, reason: str, actor: str, override_id: str
     ) -> LedgerResult:
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            raise UnknownMemberError(member_id)
         now = self.clock()
         if valid_until < self.rules.local_date(now):
             raise InvalidAmountError(f"the override's last day {valid_until} has passed")
@@ -735,15 +738,18 @@ class Ledger:
             valid_until=valid_until.isoformat(),
         )
         override = {"tier": tier, "valid_until": valid_until.isoformat(), "reason": reason, "actor": actor}
-        actions: list[Action] = [MemberItem.tier_override.set(override), MemberItem.last_activity.set(now)]
-        reasons = self._commit(entry, [(MemberItem(member_pk(member_id), MEMBER_SK), actions, MemberItem.pk.exists())])
+        actions: list[Action] = [
+            MemberItem.tier_override.set(override),
+            MemberItem.qualifying_version.add(1),  # orders in flight earn at the tier in force: they look again
+            MemberItem.last_activity.set(now),
+        ]
+        member_item = MemberItem(member_pk(member_id), MEMBER_SK)
+        reasons = self._commit(entry, [(member_item, actions, _unchanged_qualifying(member))])
         if reasons is None:
             return LedgerResult(entry=_entry_from_item(entry))
         if reasons[0] == _CONDITION_FAILED:
             return self._original(member_id, source_key)
-        if reasons[1] == _CONDITION_FAILED:
-            raise UnknownMemberError(member_id)
-        raise _Retry
+        raise _Retry  # the member's points or tier changed meanwhile
 
     # ---------------------------------------------------------------- offers
 

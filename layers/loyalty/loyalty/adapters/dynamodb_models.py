@@ -95,7 +95,7 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     expired = NumberAttribute(default=0)
     lot_expiry_max = UnicodeAttribute(null=True)  # ISO date of the newest lot's expiry
     qualifying: MapAttribute[str, Any] = MapAttribute(default=dict)  # month "YYYY-MM" -> qualifying points
-    qualifying_version = NumberAttribute(default=0)  # +1 on every change of `qualifying` or the tier
+    qualifying_version = NumberAttribute(default=0)  # +1 on every change of `qualifying`, the tier or its override
     tier = UnicodeAttribute(null=True)  # the earned tier; absent: the lowest
     tier_period_end = UnicodeAttribute(null=True)  # ISO date; the tier is assessed after it (loyalty.tiers)
     tier_override: MapAttribute[str, Any] = MapAttribute(null=True)  # {tier, valid_until, reason, actor}
