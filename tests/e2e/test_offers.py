@@ -130,3 +130,13 @@ def test_a_permanent_bounce_from_ses_turns_email_consent_off(stack: Stack, shop:
     _, member = shop.get(f"/members/{member_id}")
     assert member["profile"]["consent"]["email"] is False
     assert stack.salesforce.contact(contact_id)["HasOptedOutOfEmail"] is True
+
+
+def test_an_offer_with_a_template_the_programme_lacks_is_refused(stack: Stack, shop: Shop) -> None:
+    email = unique_email()
+    _, member_id = contact_for(stack, shop, email)
+    body = offer_callout(stack, member_id, email, templateKey="spring_sale_2027")
+    status, answer = stack.salesforce.send_flow_callout(
+        f"{stack.gateway_url}/webhooks/salesforce/flow", body, CALLOUT_SECRET
+    )
+    assert status == 400 and "offer.templateKey" in answer["message"] and "offer_voucher" in answer["message"]

@@ -9,7 +9,7 @@ from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.salesforce_outbound import ContactNotification
 from loyalty.enrolment import enrol_member
-from loyalty.errors import UnknownMemberError
+from loyalty.errors import MalformedPayloadError, UnknownMemberError
 from loyalty.flow_callouts import (
     CalloutContact,
     FlowCallout,
@@ -19,6 +19,7 @@ from loyalty.flow_callouts import (
     TierOverrideCallout,
 )
 from loyalty.observability import logger
+from loyalty.offer_messages import template_keys
 from loyalty.offer_requests import ContactSnapshot, CrmConsent, Offer, OfferKind, OfferRequest, Trigger
 
 
@@ -82,6 +83,10 @@ class CrmInbound:
             first = self.directory.record_request(callout.request_id)
             return result.duplicate or not first
         if isinstance(callout, OfferRequestedCallout):
+            if callout.offer.template_key not in template_keys():
+                raise MalformedPayloadError(
+                    f"offer.templateKey: no such template; the programme has {', '.join(sorted(template_keys()))}"
+                )
             member_id = self._member_of(callout.contact)
             # queued before the request is noted: a crash in between sends a repeat, which the sender drops
             self.send_offers([offer_request(callout, member_id)])

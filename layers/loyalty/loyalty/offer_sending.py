@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from loyalty.errors import ChannelOptedOutError, ChannelRejectedError, ChannelRetryableError, UnknownMemberError
 from loyalty.ledger import MemberSummary
 from loyalty.observability import logger, mask_email, mask_phone, metrics
-from loyalty.offer_messages import MessageFacts, language_for, render_email, render_sms
+from loyalty.offer_messages import MessageFacts, TemplateError, language_for, render_email, render_sms
 from loyalty.offer_requests import Channel, OfferRequest
 from loyalty.offer_rules import OfferRules
 
@@ -171,7 +171,7 @@ class OfferSender:
         except ChannelOptedOutError as error:
             self._opted_out(request.member_id, channel, now, "SNS opt-out list")
             return self._decide(replace(record, status=Status.REFUSED, reason=str(error)), request, evidence)
-        except ChannelRejectedError as error:
+        except (ChannelRejectedError, TemplateError) as error:  # retrying would fail the same way
             return self._decide(replace(record, status=Status.FAILED, reason=str(error)), request, evidence)
         return self._decide(replace(record, status=Status.SENT, **sent), request, evidence)
 
