@@ -161,9 +161,11 @@ class Demo:
         elif isinstance(happening, Redeem | Refer):
             self.redemptions.append(happening)
         elif isinstance(happening, Midday):
-            self.birthday_flows(happening.day)
-            self.counts["held SMS released after quiet hours"] += self.stack.run_job("release_held")["changed"]
-            self.stack.wait_idle(timeout=300)  # sent at midday, before the simulated day moves on
+            flows = self.birthday_flows(happening.day)
+            released = self.stack.run_job("release_held")["changed"]
+            self.counts["held SMS released after quiet hours"] += released
+            if flows or released:
+                self.stack.wait_idle(timeout=300)  # sent at midday, before the simulated day moves on
         else:
             today = happening.day.isoformat()
             metrics.clear_metrics()  # disabled metrics are never flushed; Powertools would print them at 100
@@ -173,8 +175,9 @@ class Demo:
                 self.settle()
                 self.snapshot(today)
 
-    def birthday_flows(self, day: date) -> None:
+    def birthday_flows(self, day: date) -> int:
         """The org's birthday Flow: a voucher for each Contact whose birthday it is, asked of the programme."""
+        asked = 0
         for contact_id in self.birthday_contacts.get((day.month, day.day), []):
             contact = self.stack.salesforce.contact(contact_id)
             if not contact.get("Loyalty_Member_Id__c") or not contact.get("Birthdate"):
@@ -212,10 +215,12 @@ class Demo:
                 body,
                 self.stack.secrets["SALESFORCE_CALLOUT_SECRET"],
             )
+            asked += 1
             if status == 202:
                 self.counts["birthday Flows from the CRM"] += 1
             else:
                 self.counts[f"birthday Flow refused: {status} {answer.get('message', '')}"[:46]] += 1
+        return asked
 
     def summaries(self) -> list[MemberSummary]:
         member_ids = sorted({m for m in (self.ledger.member_for_email(e) for e in self.emails.values()) if m})
