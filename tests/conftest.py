@@ -16,6 +16,7 @@ from infra.local.template import create_table_kwargs
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
 from loyalty.program import ProgramRules, load_program
+from loyalty.settings import load_settings
 
 REGION = "eu-north-1"
 _table_numbers = itertools.count()
@@ -37,6 +38,14 @@ def _aws_test_environment() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh() -> Iterator[None]:
+    """Settings are cached per process as in a Lambda container; a test that sets the environment sees it."""
+    load_settings.cache_clear()
+    yield
+    load_settings.cache_clear()
 
 
 class FakeClock:

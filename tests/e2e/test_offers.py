@@ -27,14 +27,14 @@ def offer_callout(stack: Stack, member_id: str, email: str, **offer: Any) -> dic
     body.update(orgId=stack.salesforce.organization_id, requestId=str(uuid.uuid4()))
     body["contact"].update(id=None, loyaltyMemberId=member_id, email=email, mobilePhone=None)
     today = date.today()
-    body["offer"].update(
-        code=f"E2E{uuid.uuid4().hex[:6].upper()}",
-        validFrom=today.isoformat(),
-        validUntil=(today + timedelta(days=30)).isoformat(),
-        channels=["email"],
-        templateKey="offer_points_multiplier",
-        **offer,
-    )
+    defaults = {
+        "code": f"E2E{uuid.uuid4().hex[:6].upper()}",
+        "validFrom": today.isoformat(),
+        "validUntil": (today + timedelta(days=30)).isoformat(),
+        "channels": ["email"],
+        "templateKey": "offer_points_multiplier",
+    }
+    body["offer"].update({**defaults, **offer})
     body["consent"] = {"email": True, "sms": False}
     return body
 
