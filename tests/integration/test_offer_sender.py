@@ -3,7 +3,7 @@ quiet hours held and released, one message per offer, the member's language, and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from loyalty.adapters.ses_feedback import EmailFeedback
 from loyalty.adapters.sns_sms import SnsSmsSender
 from loyalty.consent_feedback import apply_email_feedback, opt_out
 from loyalty.erasure import erase_member
+from loyalty.errors import ChannelRejectedError, ChannelRetryableError
 from loyalty.offer_requests import ContactSnapshot, CrmConsent, Offer, OfferKind, OfferRequest, Trigger
 from loyalty.offer_rules import load_offer_rules
 from loyalty.offer_sending import OfferSender, unsubscribe_url, valid_unsubscribe
@@ -198,6 +199,67 @@ def test_sms_in_quiet_hours_is_held_and_sent_when_they_end(sender: OfferSender, 
     assert sender.handle(due.model_copy(update={"released": True})) == {"sms": "sent"}
     ((phone, text),) = texts()
     assert phone == "+46701234567" and len(text) <= 160 and "DOUBLE1" in text
+
+
+def email_fails(sender: OfferSender, monkeypatch: pytest.MonkeyPatch, error: Exception) -> Callable[[], None]:
+    """Make sending e-mail raise ``error``; returns what makes it work again."""
+    send = sender.email.send
+
+    def fail(*args: Any) -> str:
+        raise error
+
+    monkeypatch.setattr(sender.email, "send", fail)
+    return lambda: monkeypatch.setattr(sender.email, "send", send)
+
+
+def test_a_failure_worth_retrying_gives_the_offer_back_for_the_next_delivery(
+    sender: OfferSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anna = member(sender)
+    # When SES throttles the first delivery, the delivery fails (the queue redelivers it)
+    recover = email_fails(sender, monkeypatch, ChannelRetryableError("TooManyRequestsException"))
+    with pytest.raises(ChannelRetryableError):
+        sender.handle(request(anna, 1))
+    # Then the redelivery sends it, once, and the failed try took no cap slot (2 per 7 days)
+    recover()
+    assert sender.handle(request(anna, 1)) == {"email": "sent"}
+    assert sender.handle(request(anna, 2)) == {"email": "sent"}
+    assert sender.handle(request(anna, 3)) == {"email": "capped"}
+    assert len(emails()) == 2
+
+
+def test_a_number_the_provider_rejects_fails_without_using_the_cap(
+    sender: OfferSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anna = member(sender)
+    recover = email_fails(sender, monkeypatch, ChannelRejectedError("MessageRejected"))
+    assert sender.handle(request(anna, 1)) == {"email": "failed"}
+    assert record(anna, "DOUBLE1#2026-11-20#2026-12-20", "email").reason == "MessageRejected"
+    recover()
+    assert sender.handle(request(anna, 2)) == {"email": "sent"}
+    assert sender.handle(request(anna, 3)) == {"email": "sent"}
+
+
+def test_a_claim_left_by_a_sender_that_died_is_taken_over_later(
+    sender: OfferSender, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anna = member(sender)
+    # Given a sender that died after claiming the offer and counting it against the cap (nothing given back)
+    recover = email_fails(sender, monkeypatch, TimeoutError("the function timed out"))
+    monkeypatch.setattr(sender.store, "release", lambda record: None)
+    monkeypatch.setattr(sender.store, "release_cap", lambda *args: None)
+    with pytest.raises(TimeoutError):
+        sender.handle(request(anna, 1))
+    recover()
+    # When a redelivery comes at once, it leaves the claim alone (another sender may still be deciding)
+    assert sender.handle(request(anna, 1)) == {"email": "sending"}
+    assert emails() == []
+    # When one comes after the claim went stale, it sends the offer, counted once against the cap
+    clock.advance(minutes=16)
+    assert sender.handle(request(anna, 1)) == {"email": "sent"}
+    assert sender.handle(request(anna, 2)) == {"email": "sent"}
+    assert sender.handle(request(anna, 3)) == {"email": "capped"}
+    assert len(emails()) == 2
 
 
 def test_a_number_on_the_sns_opt_out_list_is_refused_and_the_opt_out_recorded(sender: OfferSender) -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from loyalty.errors import ChannelOptedOutError, ChannelRejectedError, ChannelRetryableError, UnknownMemberError
+from loyalty.errors import ChannelOptedOutError, ChannelRejectedError, UnknownMemberError
 from loyalty.ledger import MemberSummary
 from loyalty.observability import logger, mask_email, mask_phone, metrics
 from loyalty.offer_messages import MessageFacts, TemplateError, language_for, render_email, render_sms
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from loyalty.adapters.sns_sms import SnsSmsSender
 
 CHANNELS: tuple[Channel, ...] = ("email", "sms")
+STALE_CLAIM = timedelta(minutes=15)  # a claim this old belongs to a sender that died (its timeout is 30 s)
 
 
 class Status(StrEnum):
@@ -84,6 +85,10 @@ class SendRecord:
     message_id: str | None = None
     subject: str | None = None
     language: str | None = None
+
+
+def _cap_kind(request: OfferRequest) -> str:
+    return "service" if request.service else "marketing"
 
 
 def unsubscribe_token(secret: str, member_id: str, channel: str) -> str:
@@ -145,34 +150,50 @@ class OfferSender:
             offer_code=request.offer.code if request.offer else None,
         )
         existing = self.store.find(request.member_id, record.dedup, channel)
-        if existing is not None and not (existing.status is Status.HELD and released):
+        stale = existing is not None and existing.status is Status.SENDING and existing.decided_at < now - STALE_CLAIM
+        if existing is not None and not stale and not (existing.status is Status.HELD and released):
             return existing.status  # decided before: a repeated request sends nothing again
         if existing is not None and existing.hold_until is not None and existing.hold_until > now:
             return Status.HELD
-        if not self.store.claim(record, request.request_id, held=existing is not None):
+        claimed = self.store.claim(record, request.request_id, held=existing is not None, before=now - STALE_CLAIM)
+        if not claimed:
             return Status.SENDING  # another delivery of this request is deciding it
+        cap_key = f"{record.dedup}#{channel}"
+        try:
+            return self._decide_claimed(request, summary, channel, record, cap_key, now)
+        except (ChannelRejectedError, TemplateError) as error:  # a bad number, a template bug: retrying won't help
+            failed = replace(record, status=Status.FAILED, reason=str(error))
+            return self._decide(failed, request, {"checked_at": now.isoformat()})
+        except BaseException:  # worth retrying (throttling, a timeout): give the claim and the cap slot back
+            self.store.release(record)
+            self.store.release_cap(request.member_id, _cap_kind(request), channel, cap_key)
+            raise
+
+    def _decide_claimed(
+        self, request: OfferRequest, summary: MemberSummary, channel: Channel, record: SendRecord, cap_key: str,
+        now: datetime,
+    ) -> Status:  # fmt: skip
         address, refusal, evidence = self._consent(request, summary, channel, now)
         if refusal is not None:
             return self._decide(replace(record, status=Status.REFUSED, reason=refusal), request, evidence)
         if channel == "sms" and (until := self._quiet_until(summary, request, now)) is not None:
             held = replace(record, status=Status.HELD, hold_until=until, reason=f"quiet hours until {until}")
             return self._decide(held, request, evidence)
-        kind = "service" if request.service else "marketing"
+        kind = _cap_kind(request)
         cap = self.rules.caps.service if request.service else self.rules.caps.marketing
-        if not self.store.take_cap(request.member_id, kind, channel, now, cap):
+        if not self.store.take_cap(request.member_id, kind, channel, now, cap, cap_key):
             reason = f"{kind} cap: {cap.messages} {channel} messages in {cap.days} days reached"
             return self._decide(replace(record, status=Status.CAPPED, reason=reason), request, evidence)
         assert address is not None
         try:
             sent = self._send(request, summary, channel, address)
-        except ChannelRetryableError:
-            self.store.release(record)
-            raise
         except ChannelOptedOutError as error:
             self._opted_out(request.member_id, channel, now, "SNS opt-out list")
+            self.store.release_cap(request.member_id, kind, channel, cap_key)
             return self._decide(replace(record, status=Status.REFUSED, reason=str(error)), request, evidence)
-        except (ChannelRejectedError, TemplateError) as error:  # retrying would fail the same way
-            return self._decide(replace(record, status=Status.FAILED, reason=str(error)), request, evidence)
+        except (ChannelRejectedError, TemplateError):
+            self.store.release_cap(request.member_id, kind, channel, cap_key)  # nothing reached the member
+            raise
         return self._decide(replace(record, status=Status.SENT, **sent), request, evidence)
 
     def _decide(self, record: SendRecord, request: OfferRequest, evidence: dict[str, Any]) -> Status:
@@ -197,13 +218,13 @@ class OfferSender:
         contact = request.contact
         if channel == "email":
             address = profile.email or (contact.email if contact else None)
-            programme_flag, flag_name = profile.email_consent, "email_consent"
+            programme_flag, flag_name, stated = profile.email_consent, "email_consent", profile.email_consent_at
             crm_flag = request.crm_consent.email if request.crm_consent else None
         else:
             address = profile.phone or (contact.mobile_phone if contact else None)
-            programme_flag, flag_name = profile.sms_consent, "sms_consent"
+            programme_flag, flag_name, stated = profile.sms_consent, "sms_consent", profile.sms_consent_at
             crm_flag = request.crm_consent.sms if request.crm_consent else None
-        updated = profile.updated_at.isoformat() if profile.updated_at else None
+        updated = stated.isoformat() if stated else None
         evidence: dict[str, Any] = {
             "checked_at": now.isoformat(),
             "programme": {"flag": flag_name, "value": programme_flag, "as_of": updated, "source": "member profile"},

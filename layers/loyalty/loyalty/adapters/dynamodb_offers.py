@@ -54,20 +54,15 @@ class OfferStore:
         except OfferSendItem.DoesNotExist:
             return None
 
-    def claim(self, record: SendRecord, request_id: str, held: bool) -> bool:
-        """Take the offer on this channel for sending: only if nothing was decided yet (or it was held and now
-        comes back). False: another delivery of the same request decided it."""
+    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
+        """Take the offer on this channel for sending: only if nothing was decided yet, it was held and now comes
+        back, or a claim from ``before`` was left by a sender that died. False: another delivery decides it."""
         item = self._item(record, request_id)
         condition: Condition = OfferSendItem.pk.does_not_exist()
         if held:
-            condition = OfferSendItem.status == Status.HELD.value
-        try:
-            item.save(condition=condition)
-        except PutError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            abandoned = (OfferSendItem.status == Status.SENDING.value) & (OfferSendItem.decided_at < before)
+            condition = (OfferSendItem.status == Status.HELD.value) | abandoned
+        return _saved(item, condition)
 
     def decide(self, record: SendRecord, request_id: str, evidence: dict[str, Any] | None = None) -> None:
         """Store the decision (sent, refused, capped, held, failed) with its reason and consent evidence."""
@@ -123,29 +118,43 @@ class OfferStore:
             changed += 1
         return changed
 
-    def take_cap(self, member_id: str, kind: str, channel: str, now: datetime, cap: Cap) -> bool:
-        """Count one more message against the cap, unless it is reached (atomic under concurrent senders)."""
+    def take_cap(self, member_id: str, kind: str, channel: str, now: datetime, cap: Cap, key: str) -> bool:
+        """Count the message ``key`` against the cap, unless the cap is reached (atomic under concurrent senders;
+        a message counted already counts once)."""
+        sk = f"CAP#{kind}#{channel}"
         for _ in range(10):
-            sk = f"CAP#{kind}#{channel}"
-            try:
-                item = ContactCapItem.get(member_pk(member_id), sk, consistent_read=True)
-                version = int(item.version)
-                recent = [
-                    str(at) for at in item.sent if datetime.fromisoformat(str(at)) > now - timedelta(days=cap.days)
-                ]
-            except ContactCapItem.DoesNotExist:
-                version, recent = 0, []
+            version, entries = self._cap(member_id, sk)
+            since = (now - timedelta(days=cap.days)).isoformat()
+            recent = [entry for entry in entries if entry.split("|", 1)[0] > since]
+            if any(entry.split("|", 1)[1] == key for entry in recent):
+                return True
             if len(recent) >= cap.messages:
                 return False
-            updated = ContactCapItem(member_pk(member_id), sk, sent=[*recent, now.isoformat()], version=version + 1)
-            condition = ContactCapItem.pk.does_not_exist() if version == 0 else ContactCapItem.version == version
-            try:
-                updated.save(condition=condition)
+            if self._save_cap(member_id, sk, version, [*recent, f"{now.astimezone(UTC).isoformat()}|{key}"]):
                 return True
-            except PutError as error:
-                if error.cause_response_code != "ConditionalCheckFailedException":
-                    raise
         raise UpdateError("the frequency cap kept changing under concurrent senders")
+
+    def release_cap(self, member_id: str, kind: str, channel: str, key: str) -> None:
+        """Give back the cap slot of a message that did not reach the member."""
+        sk = f"CAP#{kind}#{channel}"
+        for _ in range(10):
+            version, entries = self._cap(member_id, sk)
+            kept = [entry for entry in entries if entry.split("|", 1)[1] != key]
+            if len(kept) == len(entries) or self._save_cap(member_id, sk, version, kept):
+                return
+
+    @staticmethod
+    def _cap(member_id: str, sk: str) -> tuple[int, list[str]]:
+        try:
+            item = ContactCapItem.get(member_pk(member_id), sk, consistent_read=True)
+        except ContactCapItem.DoesNotExist:
+            return 0, []
+        return int(item.version), [str(entry) for entry in item.sent if "|" in str(entry)]
+
+    @staticmethod
+    def _save_cap(member_id: str, sk: str, version: int, entries: list[str]) -> bool:
+        item = ContactCapItem(member_pk(member_id), sk, sent=entries, version=version + 1)
+        return _saved(item, ContactCapItem.pk.does_not_exist() if version == 0 else ContactCapItem.version == version)
 
     @staticmethod
     def _item(record: SendRecord, request_id: str) -> OfferSendItem:
@@ -167,3 +176,14 @@ class OfferStore:
             hold_until=record.hold_until,
             decided_at=record.decided_at,
         )
+
+
+def _saved(item: LoyaltyItem, condition: Condition) -> bool:
+    """Save ``item`` if ``condition`` holds; False if it did not (someone else got there first)."""
+    try:
+        item.save(condition=condition)
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
