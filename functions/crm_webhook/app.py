@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from loyalty.adapters.dynamodb_crm_state import CrmStateStore
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
@@ -45,7 +46,9 @@ notifications = IdempotencyConfig(event_key_jmespath="notification_id", expires_
 def _inbound() -> tuple[CrmInbound, Callable[..., str]]:
     settings = load_settings(CrmWebhookSettings)
     bind_table(settings.table)
-    inbound = CrmInbound(Ledger(load_program()), Directory(), OfferQueue(settings.offer_queue_url).send)
+    inbound = CrmInbound(
+        Ledger(load_program()), Directory(), CrmStateStore(), OfferQueue(settings.offer_queue_url).send
+    )
     store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
     @idempotent_function(data_keyword_argument="notification", config=notifications, persistence_store=store)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from loyalty.adapters.dynamodb_crm_state import CrmStateStore
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.salesforce_outbound import ContactNotification
@@ -22,11 +23,24 @@ from loyalty.observability import logger
 from loyalty.offer_messages import template_keys
 from loyalty.offer_requests import ContactSnapshot, CrmConsent, Offer, OfferKind, OfferRequest, Trigger
 
+# consent field -> (the Contact field that shows it, the value it has when the member said no)
+CONSENT_ON_CONTACT: dict[str, tuple[str, bool]] = {
+    "email_consent": ("HasOptedOutOfEmail", True),
+    "sms_consent": ("Loyalty_SMS_Opt_In__c", False),
+}
+
 
 class CrmInbound:
-    def __init__(self, ledger: Ledger, directory: Directory, send_offers: Callable[[list[OfferRequest]], None]) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        directory: Directory,
+        crm_states: CrmStateStore,
+        send_offers: Callable[[list[OfferRequest]], None],
+    ) -> None:
         self.ledger = ledger
         self.directory = directory
+        self.crm_states = crm_states
         self.send_offers = send_offers
 
     def apply_contact_change(self, change: ContactNotification) -> str:
@@ -45,8 +59,30 @@ class CrmInbound:
             "locale": change.locale,
         }
         known = {name: value for name, value in profile.items() if value is not None}
+        for field in self._stale_consent(member_id, known):
+            del known[field]
         applied = self.directory.update_profile(member_id, known, change.last_modified)
         return "contact change applied" if applied else "contact change older than the last applied: ignored"
+
+    def _stale_consent(self, member_id: str, changes: dict[str, Any]) -> list[str]:
+        """Consent the Contact would give back before it has even shown the member's opt-out.
+
+        An Outbound Message carries every field, so a CRM user editing the phone right after the member
+        unsubscribed sends the old "yes". A "yes" against the member's "no" counts only once the Contact has
+        shown that "no" (crm_sync pushed it): then a CRM user really changed it back."""
+        wants_yes = [f for f in CONSENT_ON_CONTACT if changes.get(f) is True]
+        if not wants_yes:
+            return []
+        profile = self.ledger.summary(member_id).profile
+        pushed = self.crm_states.states([member_id]).get(member_id)
+        shown = pushed.pushed if pushed is not None else {}
+        stale = []
+        for field in wants_yes:
+            contact_field, showing_no = CONSENT_ON_CONTACT[field]
+            if getattr(profile, field) is False and shown.get(contact_field) != showing_no:
+                logger.info("consent from the CRM ignored: the Contact had not shown the opt-out", field=field)
+                stale.append(field)
+        return stale
 
     def apply_callout(self, callout: FlowCallout) -> bool:
         """Apply a Flow callout once; True if this request id was applied before (nothing changed now)."""

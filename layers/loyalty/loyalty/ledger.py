@@ -110,7 +110,9 @@ class MemberProfile(BaseModel):
     sms_consent: bool | None = None
     crm_contact_id: str | None = None
     birthdate: date | None = None
-    updated_at: datetime | None = None  # time of the newest profile change applied (consent included)
+    updated_at: datetime | None = None  # time of the newest profile change applied
+    email_consent_at: datetime | None = None  # when each consent was last stated (its evidence)
+    sms_consent_at: datetime | None = None
 
 
 class MemberSummary(BaseModel):

@@ -42,6 +42,9 @@ PROFILE_FIELDS = (
 )
 
 
+CONSENT_FIELDS = ("email_consent", "sms_consent")
+
+
 def _customer_pk(shop: str, customer_id: str) -> str:
     return f"CUSTOMER#{shop}#{customer_id}"
 
@@ -67,7 +70,32 @@ class Directory:
         CustomerItem(_customer_pk(shop, customer_id), CUSTOMER_SK, member_id=member_id).save()
 
     def update_profile(self, member_id: str, changes: Mapping[str, Any], at: datetime) -> bool:
-        """Apply profile changes made at ``at``, unless a newer change was applied already (out-of-order delivery)."""
+        """Apply profile changes made at ``at``, unless a newer change was applied already (out-of-order delivery).
+
+        Consent is judged per channel on its own time, so an opt-out is never lost to a newer change of an
+        unrelated field (a phone number), and an older consent change never undoes a newer one."""
+        applied = False
+        for field in CONSENT_FIELDS:
+            if changes.get(field) is not None:
+                applied |= self._set_consent(member_id, field, bool(changes[field]), at)
+        rest = {name: value for name, value in changes.items() if name not in CONSENT_FIELDS}
+        return self._update_rest(member_id, rest, at) or applied
+
+    @staticmethod
+    def _set_consent(member_id: str, field: str, value: bool, at: datetime) -> bool:
+        consent, consent_at = getattr(MemberItem, field), getattr(MemberItem, f"{field}_at")
+        try:
+            MemberItem(member_pk(member_id), MEMBER_SK).update(
+                actions=[consent.set(value), consent_at.set(at)],
+                condition=MemberItem.pk.exists() & (consent_at.does_not_exist() | (consent_at <= at)),
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _update_rest(self, member_id: str, changes: Mapping[str, Any], at: datetime) -> bool:
         actions = [getattr(MemberItem, name).set(value) for name, value in changes.items() if name in PROFILE_FIELDS]
         if not actions:
             return False

@@ -126,6 +126,8 @@ class Ledger:
             last_activity=now,
             profile_updated_at=now,
             qualifying={},
+            email_consent_at=now if profile.get("email_consent") is not None else None,
+            sms_consent_at=now if profile.get("sms_consent") is not None else None,
             **profile,
         )
         try:
@@ -776,9 +778,20 @@ class Ledger:
         }
         long_ago = (self.rules.local_date(self.clock()) - timedelta(days=366)).isoformat()
         ended = [k for k, v in stored.items() if str(v.get("valid_until", "")) < long_ago]
-        actions: list[Action] = [MemberItem.offers[key].set({k: v for k, v in grant.items() if v is not None})]
+        value = {k: v for k, v in grant.items() if v is not None}
+        item = MemberItem(member_pk(member_id), MEMBER_SK)
+        actions: list[Action] = [MemberItem.offers[key].set(value)]
         actions += [MemberItem.offers[k].remove() for k in ended]
-        MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
+        try:
+            item.update(actions=actions, condition=MemberItem.offers.exists())
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            # a member stored before offers existed: the map comes with the first grant
+            item.update(
+                actions=[MemberItem.offers.set({key: value})],
+                condition=MemberItem.pk.exists() & MemberItem.offers.does_not_exist(),
+            )
         return True
 
     # ---------------------------------------------------------------- queries
@@ -828,6 +841,8 @@ class Ledger:
                 crm_contact_id=member.crm_contact_id,
                 birthdate=date.fromisoformat(member.birthdate) if member.birthdate else None,
                 updated_at=member.profile_updated_at,
+                email_consent_at=member.email_consent_at or member.profile_updated_at,
+                sms_consent_at=member.sms_consent_at or member.profile_updated_at,
             ),
         )
 

@@ -80,7 +80,9 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     phone = UnicodeAttribute(null=True)
     locale = UnicodeAttribute(null=True)
     email_consent = BooleanAttribute(null=True)
+    email_consent_at = UTCDateTimeAttribute(null=True)  # when the e-mail consent last changed (or was stated)
     sms_consent = BooleanAttribute(null=True)
+    sms_consent_at = UTCDateTimeAttribute(null=True)
     crm_contact_id = UnicodeAttribute(null=True)
     birthdate = UnicodeAttribute(null=True)  # ISO date
     profile_updated_at = UTCDateTimeAttribute(null=True)  # time of the newest profile change applied
@@ -247,7 +249,7 @@ class OfferSendItem(LoyaltyItem, discriminator="offer_send"):
 class ContactCapItem(LoyaltyItem, discriminator="contact_cap"):
     """MEMBER#<id> / CAP#<kind>#<channel>: when the member was last contacted, for the frequency cap."""
 
-    sent = ListAttribute(of=UnicodeAttribute, default=list)  # ISO times within the window
+    sent = ListAttribute(of=UnicodeAttribute, default=list)  # "<ISO time>|<message key>" within the window
     version = NumberAttribute(default=0)
 
 
