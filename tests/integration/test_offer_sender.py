@@ -15,7 +15,7 @@ from moto.sns.models import sns_backends
 
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_models import OfferSendItem, member_pk
+from loyalty.adapters.dynamodb_models import MEMBER_SK, MemberItem, OfferSendItem, member_pk
 from loyalty.adapters.dynamodb_offers import OfferStore
 from loyalty.adapters.ses_email import SesEmailSender
 from loyalty.adapters.ses_feedback import EmailFeedback
@@ -300,6 +300,15 @@ def test_a_granted_multiplier_changes_earning_within_its_validity(sender: OfferS
     assert inside.entry.offers == ("DOUBLE1",) and outside.entry.offers == ()
     assert "offers DOUBLE1" in inside.entry.reason
     assert ledger.check_invariants(anna) == []
+
+
+def test_a_member_stored_before_offers_existed_gets_the_offer_too(sender: OfferSender, clock: FakeClock) -> None:
+    anna = member(sender)
+    MemberItem(member_pk(anna), MEMBER_SK).update(actions=[MemberItem.offers.remove()])  # no offers map at all
+    assert sender.ledger.grant_offer(anna, request(anna).offer)  # type: ignore[arg-type]
+    assert sender.ledger.grant_offer(anna, request(anna, 2).offer)  # type: ignore[arg-type]  # the map exists now
+    inside = sender.ledger.accrue(anna, simple_order("in", datetime(2026, 12, 1, 12, tzinfo=UTC)))
+    assert inside.entry.offers == ("DOUBLE1", "DOUBLE2")
 
 
 def test_a_bonus_offer_pays_once(sender: OfferSender) -> None:

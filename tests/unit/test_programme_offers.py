@@ -102,6 +102,15 @@ def test_crm_offers_are_one_per_offer_and_validity_and_birthdays_one_a_year() ->
     assert birthday.dedup_key == "birthday#2026"
 
 
+def test_a_birthday_is_counted_in_the_year_of_the_day_it_is_for() -> None:
+    # Given the job for 31 December running after midnight UTC on New Year's Day
+    new_year = datetime(2027, 1, 1, 0, 30, tzinfo=UTC)
+    late = OfferRequest(request_id="birthday#m1#2026-12-31", member_id="m1", trigger=Trigger.BIRTHDAY,
+                        template_key="birthday", requested_at=new_year, occasion=date(2026, 12, 31))  # fmt: skip
+    # Then it is the 2026 birthday message, not 2027's
+    assert late.dedup_key == "birthday#2026"
+
+
 def test_quiet_hours_across_midnight() -> None:
     quiet = QuietHours.model_validate({"start": "21:00", "end": "08:00"})
     assert quiet.contains(datetime(2026, 1, 1, 22, 30).time()) and quiet.contains(datetime(2026, 1, 1, 7, 59).time())

@@ -147,6 +147,15 @@ def test_purchases_leave_out_orders_refunded_in_full_and_count_referrals() -> No
         entry(
             EntryKind.ACCRUAL, "accrual#s#2", order_key="s#2", lifetime=50, placed_on=date(2026, 11, 1), base_points=50
         ),
+        entry(
+            EntryKind.ACCRUAL,
+            "accrual#s#3",
+            order_key="s#3",
+            lifetime=60,
+            placed_on=date(2026, 11, 2),
+            base_points=30,
+            offers=("DOUBLE1",),  # earned under a personal offer: a bonus event too
+        ),
         entry(EntryKind.REVERSAL, "reversal#s#2#r", order_key="s#2", lifetime=-50),
         entry(EntryKind.REVERSAL, "reversal#s#1#r", order_key="s#1", lifetime=-40),
         entry(EntryKind.BONUS, "bonus#referral#friend", lifetime=250),
@@ -155,5 +164,6 @@ def test_purchases_leave_out_orders_refunded_in_full_and_count_referrals() -> No
     purchases, referrals = purchases_from(entries)
     assert referrals == 1
     assert purchases == [
-        Purchase("s#1", date(2026, 11, 1), 90, discounted=True, in_campaign=True, categories=("shoes",))
+        Purchase("s#1", date(2026, 11, 1), 90, discounted=True, in_campaign=True, categories=("shoes",)),
+        Purchase("s#3", date(2026, 11, 2), 30, discounted=False, in_campaign=True, categories=()),
     ]

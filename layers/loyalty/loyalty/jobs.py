@@ -196,6 +196,7 @@ class ScheduledJobs:
                     day,
                     self.ledger.clock(),
                     {"points": result.entry.points},
+                    occasion=day,
                 )
             ]
         )

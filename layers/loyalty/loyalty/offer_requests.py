@@ -79,6 +79,7 @@ class OfferRequest(_Frozen):
     contact: ContactSnapshot | None = None
     requested_by: str | None = None  # the CRM user or flow, for the record
     released: bool = False  # an SMS held through quiet hours, sent again now that they are over
+    occasion: date | None = None  # the day the message is for (a birthday), in the programme's time zone
 
     @property
     def service(self) -> bool:
@@ -89,7 +90,8 @@ class OfferRequest(_Frozen):
         """One message per member, offer and validity for the CRM's offers; the programme's say in their request id
         how often they may come. Birthdays are one a year, whether the CRM's Flow or the birthday job asks first."""
         if self.template_key == "birthday":
-            return f"birthday#{(self.offer.valid_from if self.offer else self.requested_at.date()).year}"
+            day = self.occasion or (self.offer.valid_from if self.offer else self.requested_at.date())
+            return f"birthday#{day.year}"
         if self.trigger is not Trigger.CRM:
             return self.request_id  # the programme's request ids say how often (see loyalty.programme_offers)
         if self.offer is not None:

@@ -20,6 +20,7 @@ def programme_request(
     day: date,
     now: datetime,
     details: dict[str, str | int] | None = None,
+    occasion: date | None = None,
 ) -> OfferRequest:
     """A request for the programme's ``trigger`` offer, sent at most once per ``once_per``."""
     made = rules.for_trigger(trigger)
@@ -32,6 +33,7 @@ def programme_request(
         offer=made.offer.on(day) if made.offer is not None else None,
         channels=made.channels,
         details=details or {},
+        occasion=occasion,
     )
 
 

@@ -174,7 +174,7 @@ def purchases_from(entries: Iterable[Entry]) -> tuple[list[Purchase], int]:
             placed_on=accrual.placed_on,
             base_points=accrual.base_points or 0,
             discounted=bool(accrual.discounted),
-            in_campaign=bool(accrual.campaigns),
+            in_campaign=bool(accrual.campaigns or accrual.offers),
             categories=accrual.categories,
         )
         for key, accrual in accruals.items()
