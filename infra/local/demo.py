@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections import Counter
@@ -126,6 +127,7 @@ class Demo:
         self.redemptions.clear()
 
     def happen(self, happening: Happening) -> None:
+        metrics.clear_metrics()  # disabled metrics are never flushed; Powertools would print them at 100
         week = happening.at.isocalendar()[:2]
         if self.week is not None and week != self.week:
             self.settle()  # the programme's clock moves on to a new week only when last week's events are in
@@ -168,7 +170,6 @@ class Demo:
                 self.stack.wait_idle(timeout=300)  # sent at midday, before the simulated day moves on
         else:
             today = happening.day.isoformat()
-            metrics.clear_metrics()  # disabled metrics are never flushed; Powertools would print them at 100
             for job in JOBS:  # as the hourly schedules run them, for the simulated day
                 self.counts[f"job {job}: items changed"] += self.stack.run_job(job, day=today)["changed"]
             if (happening.day + timedelta(days=1)).day == 1 and happening.day.month % 3 == 0:
@@ -403,7 +404,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--members", type=int, default=1000)
     args = parser.parse_args(argv)
-    return 0 if run(args.members) else 1
+    signal.signal(signal.SIGTERM, _stop)  # stopped like Ctrl-C: the stack's processes stop with the demo
+    try:
+        return 0 if run(args.members) else 1
+    except KeyboardInterrupt:
+        print("\nstopped")
+        return 130
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
