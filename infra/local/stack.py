@@ -38,6 +38,7 @@ from infra.local.processes import stop_process
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
 from loyalty.clock import now as programme_now
+from loyalty.observability import metrics
 from loyalty.settings import load_settings
 
 REGION = "eu-north-1"
@@ -419,7 +420,11 @@ class Stack:
         """Invoke a function's handler with an event, one event at a time per function, as one Lambda container
         handles them (the handlers keep per-invocation state, such as the resolver's current event)."""
         with self._function_locks.setdefault(function, threading.Lock()):
-            return self.handlers[function](event, lambda_context(function, self.timeouts[function]))
+            try:
+                return self.handlers[function](event, lambda_context(function, self.timeouts[function]))
+            finally:
+                if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+                    metrics.clear_metrics()  # Powertools keeps disabled metrics, and prints them once 100 pile up
 
     # ------------------------------------------------------------ schedules
 
