@@ -10,9 +10,10 @@ import pytest
 from loyalty.adapters.dynamodb_directory import Directory
 from loyalty.adapters.dynamodb_job_runs import JobRuns
 from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.adapters.dynamodb_models import REVIEW_SK, ReviewItem, member_pk
 from loyalty.adapters.dynamodb_reviews import Reviews
 from loyalty.jobs import ScheduledJobs
-from loyalty.ledger import EntryKind, LedgerResult
+from loyalty.ledger import Entry, EntryKind, LedgerResult
 from loyalty.offer_requests import OfferRequest, Trigger
 from loyalty.offer_rules import load_offer_rules
 from loyalty.program import ProgramRules
@@ -263,6 +264,34 @@ def test_review_assigns_a_segment_and_asks_to_win_back_a_member_at_risk(
     jobs.review("m1", date(2026, 8, 1))
     assert [r.trigger for r in sent] == [Trigger.WIN_BACK]
     assert ledger.check_invariants("m1") == []
+
+
+def test_an_order_placed_while_the_review_runs_is_looked_at_the_next_day(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger.enrol("m1")
+    earn(ledger, clock, "m1", "1", 200)
+    review_day = date(2026, 3, 10)
+    at_day(clock, review_day)
+    read_entries = ledger.entries_since
+
+    def entries_then_an_order(member_id: str, since: datetime) -> list[Entry]:
+        found = read_entries(member_id, since)
+        earn(ledger, clock, "m1", "2", 150)  # lands after the review has read the member's entries
+        return found
+
+    # When an order lands between the review's reading and its writing
+    monkeypatch.setattr(ledger, "entries_since", entries_then_an_order)
+    assert jobs.review("m1", review_day)
+    # Then the segment is stored, and the member is due again the next day rather than weeks later
+    review = ReviewItem.get(member_pk("m1"), REVIEW_SK)
+    assert review.review_on == "2026-03-11"
+    assert ledger.summary("m1").segment == "new"
+    # And a review without anything happening meanwhile sets the usual, later date
+    monkeypatch.setattr(ledger, "entries_since", read_entries)
+    at_day(clock, date(2026, 3, 11))
+    assert jobs.review("m1", date(2026, 3, 11))
+    assert ReviewItem.get(member_pk("m1"), REVIEW_SK).review_on > "2026-03-12"
 
 
 def test_the_review_job_finds_members_through_the_index(jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock) -> None:

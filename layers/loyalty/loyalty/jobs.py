@@ -231,7 +231,8 @@ class ScheduledJobs:
             requests.append(found)
         if requests:  # before the segment is stored: a crash in between asks again at the next review
             self.send_offers(requests)
-        self.reviews.record(member_id, segment, today, at, self._next_review(summary, segment, today))
+        next_review = self._next_review(summary, segment, today)
+        self.reviews.record(member_id, segment, today, at, next_review, activity_seen=summary.last_activity)
         return True
 
     def _next_review(self, summary: MemberSummary, segment: Segment, today: date) -> date:

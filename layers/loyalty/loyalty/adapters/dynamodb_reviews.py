@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from loyalty.adapters.dynamodb_models import (
@@ -38,8 +38,34 @@ class Reviews:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise  # else an earlier review is already due
 
-    def record(self, member_id: str, segment: Segment, judged_on: date, at: datetime, next_review: date) -> None:
-        """Store the member's segment (judged for ``judged_on``, computed at ``at``) and when to look again."""
+    def record(
+        self,
+        member_id: str,
+        segment: Segment,
+        judged_on: date,
+        at: datetime,
+        next_review: date,
+        activity_seen: datetime | None,
+    ) -> None:
+        """Store the member's segment (judged for ``judged_on``, computed at ``at``) and when to look again.
+
+        ``activity_seen`` is the member's last activity when the review read them. If the member did something
+        since (an order while the review ran), the segment is stored all the same and the member is looked at
+        again the next day, so the order is not left out until a later review."""
+        try:
+            self._record(member_id, segment, judged_on, at, next_review, activity_seen)
+        except TransactWriteError as error:
+            reasons = error.cancellation_reasons or []
+            if activity_seen is None or not any(r and r.code == "ConditionalCheckFailed" for r in reasons):
+                raise
+            self.record(member_id, segment, judged_on, at, min(next_review, judged_on + timedelta(days=1)), None)
+
+    @staticmethod
+    def _record(member_id: str, segment: Segment, judged_on: date, at: datetime, next_review: date,
+                activity_seen: datetime | None) -> None:  # fmt: skip
+        unchanged = MemberItem.pk.exists()
+        if activity_seen is not None:
+            unchanged &= MemberItem.last_activity == activity_seen
         with TransactWrite(connection=table_connection()) as transaction:
             transaction.update(
                 MemberItem(member_pk(member_id), MEMBER_SK),
@@ -50,7 +76,7 @@ class Reviews:
                     MemberItem.segment_on.set(judged_on.isoformat()),
                     MemberItem.segment_at.set(at),
                 ],
-                condition=MemberItem.pk.exists(),
+                condition=unchanged,
                 add_version_condition=False,
             )
             transaction.save(
