@@ -81,6 +81,11 @@ class ChannelRetryableError(LoyaltyError):
     """E-mail or SMS could not be sent for now (throttling, a service error); the send is retried later."""
 
 
+class OfferInFlightError(LoyaltyError):
+    """Another delivery of the offer request is deciding it on a channel; this one is retried later, when it finds
+    the decision, or takes over the claim if its sender died."""
+
+
 class ChannelRejectedError(LoyaltyError):
     """The e-mail or SMS service refused the message for good (a rejected or malformed address, a paused account)."""
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from loyalty.errors import ChannelOptedOutError, ChannelRejectedError, UnknownMemberError
+from loyalty.errors import ChannelOptedOutError, ChannelRejectedError, OfferInFlightError, UnknownMemberError
 from loyalty.ledger import MemberSummary
 from loyalty.observability import logger, mask_email, mask_phone, metrics
 from loyalty.offer_messages import MessageFacts, TemplateError, language_for, render_email, render_sms
@@ -45,7 +45,9 @@ if TYPE_CHECKING:
     from loyalty.adapters.sns_sms import SnsSmsSender
 
 CHANNELS: tuple[Channel, ...] = ("email", "sms")
-STALE_CLAIM = timedelta(minutes=15)  # a claim this old belongs to a sender that died (its timeout is 30 s)
+# A claim this old belongs to a sender that died: the function's timeout (30 s) ends every sender sooner, and the
+# queue redelivers after its visibility timeout (180 s), by when the claim can be taken over.
+STALE_CLAIM = timedelta(minutes=2)
 
 
 class Status(StrEnum):
@@ -58,7 +60,6 @@ class Status(StrEnum):
 
 
 METRIC_OF = {
-    Status.SENDING: "OffersInFlight",
     Status.SENT: "OffersSent",
     Status.REFUSED: "OffersRefused",
     Status.CAPPED: "OffersCapped",
@@ -150,14 +151,16 @@ class OfferSender:
             offer_code=request.offer.code if request.offer else None,
         )
         existing = self.store.find(request.member_id, record.dedup, channel)
-        stale = existing is not None and existing.status is Status.SENDING and existing.decided_at < now - STALE_CLAIM
-        if existing is not None and not stale and not (existing.status is Status.HELD and released):
+        if existing is not None and existing.status is Status.SENDING:
+            if existing.decided_at >= now - STALE_CLAIM:
+                raise OfferInFlightError(f"{record.dedup} on {channel} is being decided by another delivery")
+        elif existing is not None and not (existing.status is Status.HELD and released):
             return existing.status  # decided before: a repeated request sends nothing again
         if existing is not None and existing.hold_until is not None and existing.hold_until > now:
             return Status.HELD
         claimed = self.store.claim(record, request.request_id, held=existing is not None, before=now - STALE_CLAIM)
         if not claimed:
-            return Status.SENDING  # another delivery of this request is deciding it
+            raise OfferInFlightError(f"{record.dedup} on {channel} is being decided by another delivery")
         cap_key = f"{record.dedup}#{channel}"
         try:
             return self._decide_claimed(request, summary, channel, record, cap_key, now)
