@@ -419,7 +419,10 @@ class Stack:
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Invoke a function's handler with an event, one event at a time per function, as one Lambda container
         handles them (the handlers keep per-invocation state, such as the resolver's current event)."""
-        with self._function_locks.setdefault(function, threading.Lock()):
+        # Powertools' resolvers keep the current request on a class attribute shared by every resolver in a
+        # process: functions behind the HTTP API take turns here, as they never share a process in AWS.
+        http_api = any(route.function == function for route in self.routes)
+        with self._function_locks.setdefault("HttpApi" if http_api else function, threading.Lock()):
             try:
                 return self.handlers[function](event, lambda_context(function, self.timeouts[function]))
             finally:
