@@ -27,7 +27,7 @@ from loyalty.jobs import ScheduledJobs
 from loyalty.offer_rules import load_offer_rules
 from loyalty.program import ProgramRules
 from tests.bench.conftest import Figures
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, create_table
 
 DUE_LOTS = int(os.environ.get("LOYALTY_BENCH_DUE_LOTS", "400"))
 LARGE = int(os.environ.get("LOYALTY_BENCH_MEMBERS", "1000000"))
@@ -122,8 +122,10 @@ def timed_expiry(jobs: ScheduledJobs, clock: FakeClock, day: date) -> float:
 
 
 def test_expiry_reads_and_time_do_not_grow_with_members(
-    dynamodb_local: str, local_table: str, rules: ProgramRules, figures: Figures
+    own_dynamodb_local: str, rules: ProgramRules, figures: Figures
 ) -> None:
+    # A DynamoDB Local of its own, stopped with this module: a million members' items would slow the next benches
+    dynamodb_local, local_table = own_dynamodb_local, create_table(own_dynamodb_local)
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     ledger = Ledger(rules, clock=clock)
     jobs = ScheduledJobs(ledger, Reviews(), JobRuns(), lambda requests: None, load_offer_rules())
