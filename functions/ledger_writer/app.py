@@ -1,4 +1,8 @@
-"""Queued shop events into the catalogue, the members and the ledger; one bad message never fails its batch."""
+"""Queued webhook deliveries into the catalogue, the members and the ledger; one bad message never fails its batch.
+
+Each delivery is turned into one of our events here, after the queue: one that cannot be mapped fails alone,
+is retried, then waits in the dead-letter queue with its body intact, to be replayed once the mapping is fixed.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ from loyalty.adapters.dynamodb_ledger import Ledger
 from loyalty.adapters.dynamodb_models import bind_table
 from loyalty.adapters.dynamodb_reviews import Reviews
 from loyalty.adapters.sqs_offer_queue import OfferQueue
+from loyalty.adapters.webshops import QueuedWebhook, shop_event
+from loyalty.errors import MalformedPayloadError
 from loyalty.events import ShopEvent
 from loyalty.observability import logger, metrics
 from loyalty.offer_rules import load_offer_rules
@@ -30,11 +36,11 @@ from loyalty.settings import LedgerWriterSettings, load_settings
 from loyalty.shop_events import ShopEventApplier
 
 
-class ShopEventRecord(SqsRecordModel):
-    body: Json[ShopEvent]
+class QueuedWebhookRecord(SqsRecordModel):
+    body: Json[QueuedWebhook]
 
 
-processor = BatchProcessor(event_type=EventType.SQS, model=ShopEventRecord)
+processor = BatchProcessor(event_type=EventType.SQS, model=QueuedWebhookRecord)
 idempotency = IdempotencyConfig(event_key_jmespath="dedup_key", expires_after_seconds=7 * 24 * 3600)
 
 
@@ -60,8 +66,18 @@ def _apply_once() -> Callable[..., str]:
     return apply
 
 
-def record_handler(record: ShopEventRecord) -> str:
-    event = record.body
+def record_handler(record: QueuedWebhookRecord) -> str:
+    webhook = record.body
+    try:
+        event = shop_event(webhook)
+    except MalformedPayloadError as error:  # the message names fields, never their values
+        logger.warning("webhook body not mapped", platform=webhook.platform, topic=webhook.topic, error=str(error))
+        metrics.add_metric(name="WebhookNotMapped", unit="Count", value=1)
+        raise
+    if event is None:
+        logger.info("webhook ignored", platform=webhook.platform, topic=webhook.topic)
+        metrics.add_metric(name="WebhookIgnored", unit="Count", value=1)
+        return "ignored"
     outcome = _apply_once()(event=event)
     logger.info(outcome, kind=event.kind, dedup_key=event.dedup_key)
     metrics.add_metric(name="ShopEventApplied", unit="Count", value=1)

@@ -1,4 +1,8 @@
-"""Shop webhooks: verify the signature over the exact bytes, normalise, queue for the ledger, answer fast."""
+"""Shop webhooks: verify the signature over the exact bytes, queue the delivery for the ledger, answer fast.
+
+Only the standard library, Powertools and boto3 load here (`loyalty.webhook_intake`): the ledger writer maps
+the body to our events after the queue.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty.adapters.shopify import parse_shopify_webhook, verify_shopify_signature
-from loyalty.adapters.woocommerce import is_woocommerce_ping, parse_woocommerce_webhook, verify_woocommerce_signature
 from loyalty.errors import InvalidSignatureError
-from loyalty.events import ShopEvent
 from loyalty.http_body import raw_body
 from loyalty.http_errors import register_error_handlers
 from loyalty.observability import logger, metrics
 from loyalty.settings import WebhookSettings, load_settings
+from loyalty.webhook_intake import is_woocommerce_ping, shopify_message, signature_matches, woocommerce_message
 
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
@@ -33,14 +35,13 @@ def _secret(name: str, settings: WebhookSettings) -> str:
     return str(parameters.get_secret(name, max_age=settings.secret_max_age_seconds))
 
 
-def _accepted(event: ShopEvent | None, topic: str) -> Response:
-    if event is None:
-        logger.info("webhook topic ignored", topic=topic)
+def _accepted(platform: str, topic: str, message: str | None, settings: WebhookSettings) -> Response:
+    if message is None:
+        logger.info("webhook topic ignored", platform=platform, topic=topic)
         metrics.add_metric(name="WebhookIgnored", unit="Count", value=1)
         return Response(200, content_types.APPLICATION_JSON, {"status": "ignored", "topic": topic})
-    settings = load_settings(WebhookSettings)
-    _sqs().send_message(QueueUrl=settings.queue_url, MessageBody=event.model_dump_json())
-    logger.info("webhook queued", topic=topic, kind=event.kind, dedup_key=event.dedup_key)
+    _sqs().send_message(QueueUrl=settings.queue_url, MessageBody=message)
+    logger.info("webhook queued", platform=platform, topic=topic)
     metrics.add_metric(name="WebhookQueued", unit="Count", value=1)
     return Response(200, content_types.APPLICATION_JSON, {"status": "queued"})
 
@@ -51,13 +52,13 @@ def shopify_webhook() -> Response:
     raw = raw_body(app.current_event, settings.max_body_bytes)
     headers = app.current_event.headers
     secret = _secret(settings.shopify_secret_name, settings)
-    if not verify_shopify_signature(raw, headers.get("x-shopify-hmac-sha256"), secret):
+    if not signature_matches(raw, headers.get("x-shopify-hmac-sha256"), secret):
         raise InvalidSignatureError("missing or invalid X-Shopify-Hmac-Sha256")
     topic = headers.get("x-shopify-topic", "")
-    event = parse_shopify_webhook(
+    message = shopify_message(
         topic, headers.get("x-shopify-shop-domain", ""), headers.get("x-shopify-webhook-id", ""), raw
     )
-    return _accepted(event, topic)
+    return _accepted("shopify", topic, message, settings)
 
 
 @app.post("/webhooks/woocommerce")
@@ -69,11 +70,11 @@ def woocommerce_webhook() -> Response:
         logger.info("woocommerce webhook saved (ping)")
         return Response(200, content_types.APPLICATION_JSON, {"status": "ok"})
     secret = _secret(settings.woocommerce_secret_name, settings)
-    if not verify_woocommerce_signature(raw, headers.get("x-wc-webhook-signature"), secret):
+    if not signature_matches(raw, headers.get("x-wc-webhook-signature"), secret):
         raise InvalidSignatureError("missing or invalid X-WC-Webhook-Signature")
     topic = headers.get("x-wc-webhook-topic", "")
-    event = parse_woocommerce_webhook(topic, headers.get("x-wc-webhook-source", ""), raw)
-    return _accepted(event, topic)
+    message = woocommerce_message(topic, headers.get("x-wc-webhook-source", ""), raw)
+    return _accepted("woocommerce", topic, message, settings)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

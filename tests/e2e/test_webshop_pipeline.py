@@ -125,6 +125,10 @@ def test_malformed_json_is_400_and_unknown_topic_is_200_ignored(stack: Stack, sh
     assert shop.shopify("orders/paid", b'{"id": 1, "line_items": [')[0] == 400
     status, answer = shop.shopify("carts/update", b'{"id": 1}')
     assert (status, answer["status"]) == (200, "ignored")
+    processing = json.loads(payload("woocommerce/order_completed.json"))
+    processing["status"] = "processing"  # neither earns nor reverses yet
+    status, answer = shop.woocommerce("order.updated", json.dumps(processing).encode())
+    assert (status, answer["status"]) == (200, "ignored")
 
 
 def test_body_over_the_limit_is_413(stack: Stack, shop: Shop) -> None:
@@ -185,29 +189,34 @@ def test_poison_message_goes_to_the_dlq_and_the_rest_of_its_batch_is_applied(sta
     sqs = boto3.client("sqs")
     queue = stack.queue_url("LedgerQueue")
     email = unique_email()
-    good = {
-        "kind": "customer",
-        "shop": "shopify:nordic-outdoor.myshopify.com",
-        "dedup_key": f"shopify:{uuid.uuid4()}",
-        "occurred_at": "2026-11-20T10:00:00Z",
-        "customer_id": str(next(numbers)),
-        "email": email,
-        "first_name": "Test",
-        "last_name": None,
-        "phone": None,
-        "email_consent": True,
-        "sms_consent": None,
-        "locale": "sv-SE",
-        "created": True,
-    }
+    customer = json.loads(payload("shopify/customers_create.json"))
+    customer.update(id=7_900_000_000_000 + next(numbers), email=email)
+    good = json.dumps(
+        {
+            "platform": "shopify",
+            "topic": "customers/create",
+            "shop": "nordic-outdoor.myshopify.com",
+            "webhook_id": str(uuid.uuid4()),
+            "body": json.dumps(customer),
+        }
+    )
+    # Given a batch with a message that is not a delivery at all, and a signed order the mapping cannot read
     sqs.send_message_batch(
         QueueUrl=queue,
         Entries=[
             {"Id": "poison", "MessageBody": '{"kind": "order_paid", "not": "an event"}'},
-            {"Id": "good", "MessageBody": json.dumps(good)},
+            {"Id": "good", "MessageBody": good},
         ],
     )
+    unreadable = json.loads(shopify_order(unique_email(), customer_id=None))
+    del unreadable["line_items"]
+    webhook_id = str(uuid.uuid4())
+    assert shop.shopify("orders/paid", json.dumps(unreadable).encode(), webhook_id=webhook_id)[0] == 200
     stack.wait_idle(timeout=60)
+    # Then the rest of the batch is applied, and both wait in the dead-letter queue as they were queued
     assert member_by_email(shop, email)["profile"]["consent"]["email"] is True
     dead = sqs.receive_message(QueueUrl=stack.queue_url("LedgerDeadLetterQueue"), MaxNumberOfMessages=10)
-    assert [message["Body"] for message in dead.get("Messages", [])] == ['{"kind": "order_paid", "not": "an event"}']
+    bodies = [message["Body"] for message in dead.get("Messages", [])]
+    assert len(bodies) == 2 and '{"kind": "order_paid", "not": "an event"}' in bodies
+    kept = json.loads(next(body for body in bodies if body.startswith('{"platform"')))
+    assert (kept["topic"], kept["webhook_id"], json.loads(kept["body"])) == ("orders/paid", webhook_id, unreadable)

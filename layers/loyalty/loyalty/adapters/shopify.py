@@ -1,8 +1,7 @@
-"""Shopify webhooks: verify the signature, then turn a REST webhook body into one of our `loyalty.events`.
+"""Shopify webhooks: turn a verified REST webhook body into one of our `loyalty.events`.
 
-Signature: `X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 of the raw body with the app secret; verify it
-over the exact bytes received, before parsing. The dedup key is `shopify:<X-Shopify-Webhook-Id>`, which
-Shopify keeps the same on every retry.
+The receiver verified `X-Shopify-Hmac-Sha256` (`loyalty.webhook_intake`) before queueing the body. The dedup
+key is `shopify:<X-Shopify-Webhook-Id>`, which Shopify keeps the same on every retry.
 
 Mapping (fields of Shopify's REST webhook payloads):
 - orders/paid -> OrderPaidEvent. Amounts are in the shop currency (`currency`, else `presentment_currency`)
@@ -22,10 +21,6 @@ Any other topic gives None. A body that is not JSON, or lacks a field we need, r
 naming the field (never its value). Money is read exactly (Decimal, JSON numbers included), never as float.
 """
 
-import base64
-import binascii
-import hashlib
-import hmac
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -38,21 +33,6 @@ from loyalty.errors import MalformedPayloadError
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.money import Money
 from loyalty.orders import Order, OrderLine
-
-
-def verify_shopify_signature(raw_body: bytes, header_value: str | None, secret: str) -> bool:
-    """True if `header_value` is the base64 HMAC-SHA256 of `raw_body` with `secret` (constant-time compare).
-
-    A missing, empty or garbled header, or an empty secret, gives False.
-    """
-    if not header_value or not secret:
-        return False
-    try:
-        received = base64.b64decode(header_value.strip(), validate=True)
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII characters in the header
-        return False
-    expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()
-    return hmac.compare_digest(received, expected)
 
 
 def _id(value: object) -> object:

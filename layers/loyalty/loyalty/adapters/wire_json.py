@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from loyalty.errors import MalformedPayloadError
+
+if TYPE_CHECKING:  # the webhook receiver loads this module and must not load pydantic
+    from pydantic import ValidationError
 
 
 def load_json(raw_body: bytes, what: str) -> Any:

@@ -1,8 +1,7 @@
-"""WooCommerce webhooks: verify the signature, spot the ping, and turn a REST v3 body into a `loyalty.events` event.
+"""WooCommerce webhooks: turn a verified REST v3 body into a `loyalty.events` event.
 
-Signature: `X-WC-Webhook-Signature` is the base64 HMAC-SHA256 of the body as sent, with the webhook secret.
-When a webhook is saved, WooCommerce POSTs an unsigned form-encoded `webhook_id=N` ping that must get a 200:
-`is_woocommerce_ping` recognises it (and only it), so a receiver can answer it without storing anything.
+The receiver verified `X-WC-Webhook-Signature` and answered the unsigned `webhook_id=N` ping
+(`loyalty.webhook_intake`) before queueing the body.
 
 WooCommerce's delivery id changes on every attempt, so the dedup key is built from the resource and its
 state: `woocommerce:<host>:order:<id>:<status>` for orders, `woocommerce:<host>:<customer|product>:<id>:
@@ -31,11 +30,6 @@ Any other topic gives None. A body that is not JSON or lacks a field we need rai
 naming the field, never its value. Money is read exactly from the strings (Decimal), never as float.
 """
 
-import base64
-import binascii
-import hashlib
-import hmac
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, Inexact, localcontext
@@ -49,33 +43,9 @@ from loyalty.errors import MalformedPayloadError
 from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.money import Money
 from loyalty.orders import Order, OrderLine
+from loyalty.webhook_intake import WOOCOMMERCE_EARNING_STATUS, WOOCOMMERCE_REVERSING_STATUSES, woocommerce_order_status
 
-_PING_BODY = re.compile(rb"webhook_id=[0-9]{1,20}")
-_FORM = "application/x-www-form-urlencoded"
 _UNIT_PRICE_STEP = Decimal("1e-10")
-_REFUND_STATUSES = ("refunded", "cancelled")
-
-
-def verify_woocommerce_signature(raw_body: bytes, header_value: str | None, secret: str) -> bool:
-    """True if `header_value` is the base64 HMAC-SHA256 of `raw_body` with `secret` (constant-time compare).
-
-    A missing, empty or garbled header, or an empty secret, gives False.
-    """
-    if not header_value or not secret:
-        return False
-    try:
-        received = base64.b64decode(header_value.strip(), validate=True)
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII characters in the header
-        return False
-    expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()
-    return hmac.compare_digest(received, expected)
-
-
-def is_woocommerce_ping(raw_body: bytes, content_type: str | None) -> bool:
-    """True for the unsigned `webhook_id=N` ping WooCommerce sends (form-encoded) when a webhook is saved."""
-    if content_type is not None and content_type.split(";")[0].strip().lower() != _FORM:
-        return False
-    return _PING_BODY.fullmatch(raw_body.strip()) is not None
 
 
 def _id(value: object) -> object:
@@ -193,9 +163,9 @@ def parse_woocommerce_webhook(topic: str, source: str, raw_body: bytes) -> ShopE
 
 def _order(topic: str, body: Any, host: str) -> OrderPaidEvent | RefundEvent | None:
     state = _OrderState.model_validate(body)
-    status = state.status.strip().lower().removeprefix("wc-")
+    status = woocommerce_order_status(state.status)
     shop, dedup_key = f"woocommerce:{host}", f"woocommerce:{host}:order:{state.id}:{status}"
-    if status in _REFUND_STATUSES:
+    if status in WOOCOMMERCE_REVERSING_STATUSES:
         return RefundEvent(
             shop=shop,
             dedup_key=dedup_key,
@@ -204,7 +174,7 @@ def _order(topic: str, body: Any, host: str) -> OrderPaidEvent | RefundEvent | N
             refund_id=f"status:{status}",
             lines=None,
         )
-    if status != "completed":
+    if status != WOOCOMMERCE_EARNING_STATUS:
         return None
     payload = _Order.model_validate(body)
     order = Order(
