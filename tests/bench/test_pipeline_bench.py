@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from infra.local.dynamodb_local import free_port
 from infra.local.shop_emulator import ShopifyStore, customer_payload, order_payload, product_payload
@@ -22,27 +26,60 @@ from tests.bench.conftest import Figures
 ROOT = Path(__file__).resolve().parents[2]
 
 
+IMPORT_ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'loyalty'}:{ROOT}"}
+HANDLER = "import functions.webshop_webhook.app"
+POWERTOOLS = (
+    "import boto3, aws_lambda_powertools.event_handler, aws_lambda_powertools.utilities.parameters,"
+    " aws_lambda_powertools.logging, aws_lambda_powertools.metrics"
+)
+
+
 def _import_seconds(statement: str) -> float:
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'loyalty'}:{ROOT}"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=IMPORT_ENV)
     return float(result.stdout.strip().splitlines()[-1])
+
+
+def _instructions(statement: str) -> int:
+    """CPU instructions a fresh interpreter runs for `statement`, counted by callgrind: the same on every run."""
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", statement],
+        capture_output=True, text=True, check=True, env=IMPORT_ENV,
+    )  # fmt: skip
+    return int(re.search(r"Collected : (\d+)", result.stderr).group(1))  # type: ignore[union-attr]
 
 
 def test_cold_import_ratio_webshop_webhook(figures: Figures) -> None:
     # Alternate the two so that load on the machine hits both alike; keep the best of each (least disturbed)
     bare, handler = [], []
-    for _ in range(9):
+    for _ in range(15):
         bare.append(_import_seconds("import boto3"))
-        handler.append(_import_seconds("import functions.webshop_webhook.app"))
+        handler.append(_import_seconds(HANDLER))
     print(f"\ncold import: boto3 {min(bare) * 1000:.0f} ms, webshop_webhook {min(handler) * 1000:.0f} ms")
     figures.record("cold_import_ratio_webshop_webhook", min(handler) / min(bare), "<= 1.3")
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, functions.webshop_webhook.app; print(sorted(sys.modules))"],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'loyalty'}:{ROOT}"},
+        [sys.executable, "-c", f"import sys; {HANDLER}; print(sorted(sys.modules))"],
+        capture_output=True, text=True, check=True, env=IMPORT_ENV,
     ).stdout  # fmt: skip
-    assert "simple_salesforce" not in loaded and "pynamodb" not in loaded
+    assert "pydantic" not in loaded and "simple_salesforce" not in loaded and "pynamodb" not in loaded
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind counts instructions; not installed")
+def test_cold_import_instructions_ratio_webshop_webhook(figures: Figures) -> None:
+    # Wall time on a shared machine varies by a tenth either way; instructions do not. Interpreter start-up,
+    # the same for all, is taken out. The Powertools utilities the receiver uses, alone, are the floor.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        start, bare, handler, floor = pool.map(_instructions, ["pass", "import boto3", HANDLER, POWERTOOLS])
+    millions = [(count - start) / 1e6 for count in (bare, handler, floor)]
+    print(
+        "\ncold import, M instructions: boto3 {:.0f}, webshop_webhook {:.0f}, boto3 and Powertools {:.0f}".format(
+            *millions
+        )
+    )
+    figures.record("cold_import_instructions_ratio_webshop_webhook", millions[1] / millions[0], "<= 1.3")
+    figures.record(
+        "cold_import_instructions_ratio_powertools_alone", millions[2] / millions[0], "the floor, for reference"
+    )
 
 
 def test_webhook_to_ledger_events_per_second(figures: Figures) -> None:

@@ -15,6 +15,7 @@ from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
 from loyalty.crm_sync import CrmSync
 from loyalty.program import ProgramRules
 from tests.bench.conftest import Figures
+from tests.conftest import create_table
 
 MEMBERS = 1000
 
@@ -28,7 +29,8 @@ def _sync(org: SalesforceEmulator, rules: ProgramRules) -> CrmSync:
     )
 
 
-def test_salesforce_calls_per_1000_members(local_table: str, rules: ProgramRules, figures: Figures) -> None:
+def test_salesforce_calls_per_1000_members(own_dynamodb_local: str, rules: ProgramRules, figures: Figures) -> None:
+    create_table(own_dynamodb_local)  # its own DynamoDB Local: 13,000 ledger writes, not slowed by earlier benches
     with SalesforceEmulator(port=free_port()) as org:
         sync = _sync(org, rules)
         members = []
