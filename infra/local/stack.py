@@ -290,7 +290,9 @@ class Stack:
         for logical_id in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {})):
             props = queues[logical_id].get("Properties", {})
             attributes = {
-                key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in props
+                key: str(props[key])
+                for key in ("VisibilityTimeout", "MessageRetentionPeriod", "MaximumMessageSize")
+                if key in props
             }
             if "RedrivePolicy" in props:
                 policy = props["RedrivePolicy"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loyalty.errors import SettingsError
-from loyalty.settings import CrmSyncSettings, OfferSenderSettings, WebhookSettings, load_settings
+from loyalty.settings import CrmSyncSettings, OfferSenderSettings, WebhookSettings, _env, _text, load_settings
 
 WEBHOOK = {
     "LEDGER_QUEUE_URL": "http://127.0.0.1:5000/123456789012/ledger",
@@ -92,5 +92,28 @@ def test_settings_are_read_once_and_frozen(env: pytest.MonkeyPatch) -> None:
     env.setenv("MAX_BODY_BYTES", "1")
     assert load_settings(WebhookSettings) is first and first.max_body_bytes == 1_048_576
     with pytest.raises(AttributeError, match="frozen"):
-        first.max_body_bytes = 1  # type: ignore[misc]
+        first.max_body_bytes = 1
+    with pytest.raises(AttributeError, match="frozen"):
+        del first.queue_url
     assert "loyalty/shopify" not in repr(first)
+
+
+def test_a_base_setting_is_read_for_every_function_and_a_subclass_may_redeclare_it(env: pytest.MonkeyPatch) -> None:
+    env.setenv("LOYALTY_TABLE", "loyalty-prod")
+    env.setenv("SALESFORCE_SECRET_NAME", "loyalty/salesforce")
+    assert load_settings(CrmSyncSettings).table == "loyalty-prod"
+
+    class Renamed(CrmSyncSettings):
+        table = _env("OTHER_TABLE", _text(min_length=3))
+        create_contacts = True  # a plain value: not read from the environment
+
+    env.setenv("OTHER_TABLE", "loyalty-other")
+    env.setenv("CRM_CREATE_CONTACTS", "not a flag")
+    env.delenv("LOYALTY_TABLE")
+    settings = load_settings(Renamed)
+    assert (settings.table, settings.create_contacts) == ("loyalty-other", True)
+
+
+def test_settings_come_only_from_load_settings() -> None:
+    with pytest.raises(TypeError, match="read by load_settings"):
+        WebhookSettings()

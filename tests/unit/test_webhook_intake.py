@@ -12,12 +12,19 @@ from typing import Any
 
 import pytest
 
+from loyalty.adapters import shopify, woocommerce
 from loyalty.adapters.shopify import parse_shopify_webhook
 from loyalty.adapters.webshops import QueuedWebhook, shop_event
 from loyalty.adapters.woocommerce import parse_woocommerce_webhook
 from loyalty.errors import MalformedPayloadError, PayloadTooLargeError
 from loyalty.events import OrderPaidEvent, RefundEvent
-from loyalty.webhook_intake import QUEUE_MESSAGE_LIMIT, shopify_message, woocommerce_message
+from loyalty.webhook_intake import (
+    QUEUE_MESSAGE_LIMIT,
+    SHOPIFY_TOPICS,
+    WOOCOMMERCE_TOPICS,
+    shopify_message,
+    woocommerce_message,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
@@ -118,6 +125,7 @@ def test_woocommerce_order_status_is_read_as_woocommerce_writes_it(status: str, 
         b"",
         b'{"total": NaN}',
         json.dumps({"email": "åsa@example.se"}).encode("utf-16"),  # JSON, but not UTF-8
+        b'{"email": "a@example.se"}'.decode().encode("utf-16-le"),  # no byte order mark: valid UTF-8, with NULs
         b'{"name": "\xc3\x28"}',  # invalid UTF-8
     ],
 )
@@ -147,13 +155,46 @@ def test_a_body_whose_message_the_queue_cannot_take_is_too_large() -> None:
         shopify_message("orders/paid", SHOP_DOMAIN, "wh-1", body)
 
 
-def test_message_is_ascii_and_keeps_every_character_of_the_body() -> None:
+def test_message_keeps_every_character_of_the_body_in_characters_sqs_accepts() -> None:
     customer: dict[str, Any] = json.loads(raw("shopify", "customers_create.json"))
-    customer.update(first_name="Åsa 🌲", last_name="Öberg\u2028")
+    customer.update(first_name="Åsa 🌲", last_name="Öberg\u2028", note="\ufffe\uffff")
     body = json.dumps(customer, ensure_ascii=False).encode()
     message = shopify_message("customers/update", SHOP_DOMAIN, "wh-3", body)
-    assert message is not None and message.isascii()
+    assert message is not None and "Åsa 🌲" in message  # one character each, not six-character escapes
+    assert "\ufffe" not in message and "\uffff" not in message  # the two characters SQS refuses
     assert queued(message).body.encode() == body
+
+
+def test_size_is_counted_in_utf8_bytes_and_text_is_not_inflated_by_escapes() -> None:
+    # Given 800 KB of Nordic text, which \u escapes would have taken to 2.4 MB
+    body = json.dumps({"id": 1, "note": "å" * 400_000}, ensure_ascii=False).encode()
+    message = shopify_message("orders/paid", SHOP_DOMAIN, "wh-5", body)
+    assert message is not None and QUEUE_MESSAGE_LIMIT > len(message.encode()) > len(body)
+    # And a little more text than fits: refused
+    body = json.dumps({"id": 1, "note": "å" * 530_000}, ensure_ascii=False).encode()
+    with pytest.raises(PayloadTooLargeError):
+        shopify_message("orders/paid", SHOP_DOMAIN, "wh-6", body)
+
+
+def test_a_utf8_byte_order_mark_is_taken_and_kept() -> None:
+    body = b"\xef\xbb\xbf" + raw("shopify", "orders_paid.json")
+    webhook = queued(shopify_message("orders/paid", SHOP_DOMAIN, "wh-7", body))
+    assert webhook.body.encode() == body
+    assert isinstance(shop_event(webhook), OrderPaidEvent)
+
+
+@pytest.mark.parametrize("status", [None, 5, ["completed"]])
+def test_woocommerce_order_whose_status_is_not_text_is_queued_for_the_ledger_writer_to_refuse(status: object) -> None:
+    order = json.loads(raw("woocommerce", "order_completed.json"))
+    order["status"] = status
+    webhook = queued(woocommerce_message("order.updated", SOURCE, json.dumps(order).encode()))
+    with pytest.raises(MalformedPayloadError, match="status"):
+        shop_event(webhook)
+
+
+def test_the_receiver_queues_exactly_the_topics_the_mapping_knows() -> None:
+    assert set(shopify.BUILDERS) == SHOPIFY_TOPICS
+    assert set(woocommerce.BUILDERS) == WOOCOMMERCE_TOPICS
 
 
 def test_a_queued_body_missing_a_field_fails_in_the_ledger_writer_naming_the_field() -> None:

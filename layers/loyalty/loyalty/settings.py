@@ -77,7 +77,13 @@ class Settings:
     An instance holds the values read (as instance attributes, which hide the declarations) and is frozen.
     """
 
+    def __init__(self) -> None:
+        raise TypeError(f"{type(self).__name__} is read by load_settings")
+
     def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is frozen")
 
     def __repr__(self) -> str:
@@ -147,24 +153,28 @@ S = TypeVar("S", bound=Settings)
 @cache
 def load_settings(kind: type[S]) -> S:
     """The settings of ``kind`` from the environment, checked once and cached for the container's life."""
+    declared: dict[str, _Env] = {}
+    for klass in reversed(kind.__mro__):  # a subclass's declaration, or plain value, replaces its base's
+        for attribute, value in vars(klass).items():
+            if isinstance(value, _Env):
+                declared[attribute] = value
+            else:
+                declared.pop(attribute, None)
     settings = object.__new__(kind)
     problems: list[str] = []
-    for klass in reversed(kind.__mro__):
-        for attribute, setting in vars(klass).items():
-            if not isinstance(setting, _Env):
+    for attribute, setting in declared.items():
+        raw = os.environ.get(setting.name)
+        if raw is None:
+            if setting.default is _REQUIRED:
+                problems.append(f"{setting.name}: required")
+            value = setting.default
+        else:
+            try:
+                value = setting.parse(raw)
+            except ValueError as error:
+                problems.append(f"{setting.name}: {error}")
                 continue
-            raw = os.environ.get(setting.name)
-            if raw is None:
-                if setting.default is _REQUIRED:
-                    problems.append(f"{setting.name}: required")
-                value = setting.default
-            else:
-                try:
-                    value = setting.parse(raw)
-                except ValueError as error:
-                    problems.append(f"{setting.name}: {error}")
-                    continue
-            object.__setattr__(settings, attribute, value)
+        object.__setattr__(settings, attribute, value)
     if problems:
         raise SettingsError(f"invalid or missing environment variables: {'; '.join(problems)}")
     return settings

@@ -78,8 +78,8 @@ def shopify_message(topic: str, shop_domain: str, webhook_id: str, raw_body: byt
     shop_domain, webhook_id = shop_domain.strip().lower(), webhook_id.strip()
     if not shop_domain or not webhook_id:
         raise MalformedPayloadError(f"shopify {topic}: the shop domain and the webhook id are required")
-    _json_object(raw_body, f"shopify {topic}")
-    return _message("shopify", topic, shop_domain, webhook_id, raw_body)
+    text, _ = _json_object(raw_body, f"shopify {topic}")
+    return _message("shopify", topic, shop_domain, webhook_id, text)
 
 
 def woocommerce_message(topic: str, source: str, raw_body: bytes) -> str | None:
@@ -94,30 +94,36 @@ def woocommerce_message(topic: str, source: str, raw_body: bytes) -> str | None:
         return None
     if not source.strip():
         raise MalformedPayloadError(f"woocommerce {topic}: the webhook source is required")
-    body = _json_object(raw_body, f"woocommerce {topic}")
-    if topic.startswith("order.") and "status" in body:  # without a status, the ledger writer says what is wrong
-        status = woocommerce_order_status(body["status"])
+    text, body = _json_object(raw_body, f"woocommerce {topic}")
+    status = body.get("status")
+    if topic.startswith("order.") and isinstance(status, str):  # other than text: the ledger writer says so
+        status = woocommerce_order_status(status)
         if status != WOOCOMMERCE_EARNING_STATUS and status not in WOOCOMMERCE_REVERSING_STATUSES:
             return None
-    return _message("woocommerce", topic, source.strip(), None, raw_body)
+    return _message("woocommerce", topic, source.strip(), None, text)
 
 
-def _json_object(raw_body: bytes, what: str) -> dict[str, Any]:
+def _json_object(raw_body: bytes, what: str) -> tuple[str, dict[str, Any]]:
+    """The body's text and its JSON object. Parsed from the decoded text: given bytes, json.loads would also
+    take UTF-16 and UTF-32, which the shops never send."""
     try:
-        raw_body.decode()  # JSON from the shops is UTF-8; json.loads alone would also take UTF-16 and UTF-32
+        text = raw_body.decode()
     except UnicodeDecodeError:
         raise MalformedPayloadError(f"{what}: body is not valid UTF-8 JSON") from None
-    body = load_json(raw_body, what)
+    body = load_json(text.removeprefix("\ufeff"), what)
     if not isinstance(body, dict):
         raise MalformedPayloadError(f"{what}: body is not a JSON object")
-    return body
+    return text, body
 
 
-def _message(platform: str, topic: str, shop: str, webhook_id: str | None, raw_body: bytes) -> str:
-    # ASCII only (json.dumps escapes the rest), so every character is one SQS accepts and the size is its length
+def _message(platform: str, topic: str, shop: str, webhook_id: str | None, text: str) -> str:
     message = json.dumps(
-        {"platform": platform, "topic": topic, "shop": shop, "webhook_id": webhook_id, "body": raw_body.decode()}
+        {"platform": platform, "topic": topic, "shop": shop, "webhook_id": webhook_id, "body": text},
+        ensure_ascii=False,  # non-ASCII text stays one character, not a six-character escape
     )
-    if len(message) > QUEUE_MESSAGE_LIMIT:
+    # SQS takes any character but the control characters (which json.dumps escapes), unpaired surrogates (which
+    # strict UTF-8 never decodes to) and these two
+    message = message.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
+    if len(message.encode()) > QUEUE_MESSAGE_LIMIT:
         raise PayloadTooLargeError(f"{platform} {topic}: the body is too large to queue")
     return message

@@ -150,15 +150,7 @@ def parse_shopify_webhook(topic: str, shop_domain: str, webhook_id: str, raw_bod
     we need, or does not add up (a discount larger than its line), and for an empty shop or webhook id.
     """
     topic = topic.strip().lower()
-    builders: dict[str, Callable[[str, Any, str, str], ShopEvent]] = {
-        "orders/paid": _order_paid,
-        "refunds/create": _refund,
-        "customers/create": _customer,
-        "customers/update": _customer,
-        "products/create": _product,
-        "products/update": _product,
-    }
-    build = builders.get(topic)
+    build = BUILDERS.get(topic)
     if build is None:
         return None
     shop_domain, webhook_id = shop_domain.strip().lower(), webhook_id.strip()
@@ -267,3 +259,13 @@ def _product(topic: str, body: Any, shop: str, dedup_key: str) -> ProductEvent:
 
 def _consent(consent: _Consent | None) -> bool | None:
     return _CONSENT_STATES.get(consent.state) if consent and consent.state else None
+
+
+BUILDERS: dict[str, Callable[[str, Any, str, str], ShopEvent]] = {  # the receiver queues these topics only
+    "orders/paid": _order_paid,
+    "refunds/create": _refund,
+    "customers/create": _customer,
+    "customers/update": _customer,
+    "products/create": _product,
+    "products/update": _product,
+}

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # the webhook receiver loads this module and must not load py
     from pydantic import ValidationError
 
 
-def load_json(raw_body: bytes, what: str) -> Any:
+def load_json(raw_body: bytes | str, what: str) -> Any:
     """The body as JSON, numbers with a decimal point as Decimal; NaN and Infinity are refused."""
     try:
         return json.loads(raw_body, parse_float=Decimal, parse_constant=_refuse_constant)

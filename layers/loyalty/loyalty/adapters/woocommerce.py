@@ -140,15 +140,7 @@ def parse_woocommerce_webhook(topic: str, source: str, raw_body: bytes) -> ShopE
     for an empty source.
     """
     topic = topic.strip().lower()
-    builders: dict[str, Callable[[str, Any, str], ShopEvent | None]] = {
-        "order.created": _order,
-        "order.updated": _order,
-        "customer.created": _customer,
-        "customer.updated": _customer,
-        "product.created": _product,
-        "product.updated": _product,
-    }
-    build = builders.get(topic)
+    build = BUILDERS.get(topic)
     if build is None:
         return None
     host = _source_host(source)
@@ -272,3 +264,13 @@ def _source_host(source: str) -> str:
     except ValueError:  # a port that is not a number
         return ""
     return f"{host}:{port}" if host and port else host
+
+
+BUILDERS: dict[str, Callable[[str, Any, str], ShopEvent | None]] = {  # the receiver queues these topics only
+    "order.created": _order,
+    "order.updated": _order,
+    "customer.created": _customer,
+    "customer.updated": _customer,
+    "product.created": _product,
+    "product.updated": _product,
+}
