@@ -8,7 +8,7 @@ DDB_LOCAL_VERSION := 11.1.0
 DDB_LOCAL_DIR := $(CACHE)/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-$(DDB_LOCAL_VERSION)
 
-.PHONY: test lint demo serve outbox bench check-java clean
+.PHONY: test lint demo serve outbox bench check-java check-valgrind clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) is required (Python 3.11 or newer)"; exit 1; }
@@ -26,6 +26,9 @@ $(DDB_LOCAL_STAMP):
 
 check-java:
 	@command -v java >/dev/null || { echo "error: Java 17 or newer is required to run DynamoDB Local (install openjdk-17-jre-headless)"; exit 1; }
+
+check-valgrind:
+	@command -v valgrind >/dev/null || { echo "error: valgrind is required to count the benchmarks' CPU instructions (install valgrind)"; exit 1; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -46,7 +49,7 @@ serve: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
 outbox: $(VENV)/.installed
 	$(PY) -m infra.local.outbox
 
-bench: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
+bench: $(VENV)/.installed check-java check-valgrind $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest tests/bench -s -q 
 
 clean:

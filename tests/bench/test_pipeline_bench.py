@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from infra.local.dynamodb_local import free_port
 from infra.local.shop_emulator import ShopifyStore, customer_payload, order_payload, product_payload
@@ -64,7 +61,6 @@ def test_cold_import_ratio_webshop_webhook(figures: Figures) -> None:
     assert "pydantic" not in loaded and "simple_salesforce" not in loaded and "pynamodb" not in loaded
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind counts instructions; not installed")
 def test_cold_import_instructions_ratio_webshop_webhook(figures: Figures) -> None:
     # Wall time on a shared machine varies by a tenth either way; instructions do not. Interpreter start-up,
     # the same for all, is taken out. The Powertools utilities the receiver uses, alone, are the floor.
