@@ -50,9 +50,10 @@ def _integer(minimum: int) -> Callable[[str], int]:
 
 
 def _flag(value: str) -> bool:
-    if value.strip().lower() in _TRUE:
+    word = value.strip().lower()
+    if word in _TRUE:
         return True
-    if value.strip().lower() in _FALSE:
+    if word in _FALSE:
         return False
     raise ValueError("must be true or false")
 

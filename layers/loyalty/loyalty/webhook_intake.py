@@ -60,9 +60,9 @@ def is_woocommerce_ping(raw_body: bytes, content_type: str | None) -> bool:
     return _PING_BODY.fullmatch(raw_body.strip()) is not None
 
 
-def woocommerce_order_status(value: object) -> str:
+def woocommerce_order_status(value: str) -> str:
     """`wc-Completed ` -> `completed`: WooCommerce order statuses as the programme compares them."""
-    return str(value).strip().lower().removeprefix("wc-")
+    return value.strip().lower().removeprefix("wc-")
 
 
 def shopify_message(topic: str, shop_domain: str, webhook_id: str, raw_body: bytes) -> str | None:
