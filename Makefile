@@ -35,9 +35,11 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/lint-imports
 
+# Two workers or more (pytest-xdist); the end-to-end tests keep to one of them, with one embedded stack.
 test: lint check-java $(DDB_LOCAL_STAMP)
-	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest
+	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest -n auto --dist loadgroup
 
 demo: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(PY) -m infra.local.demo

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loyalty.adapters.dynamodb_directory import Directory
-from loyalty.adapters.dynamodb_models import bind_table
+from loyalty.adapters.dynamodb.directory import DynamoDBDirectory
+from loyalty.adapters.dynamodb.models import bind_table
 from loyalty.settings import TableSettings, load_settings
+from loyalty.shop.catalogue import seed_catalogue
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("csv", type=Path, help="the product export")
     args = parser.parse_args(argv)
     bind_table(load_settings(TableSettings).table)
-    saved = Directory().seed_catalogue(args.shop, args.csv, datetime.now(UTC))
+    saved = seed_catalogue(DynamoDBDirectory(), args.shop, args.csv, datetime.now(UTC))
     print(f"{saved} products saved to the catalogue of {args.shop}")
     return 0
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake clock, the programme rules, and the table on moto or the official DynamoDB Local."""
+"""Shared fixtures: a fake clock, the programme rules, every port's in-memory fake, and the table on moto or the
+official DynamoDB Local."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import itertools
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
 
 import boto3
 import pytest
@@ -13,13 +16,21 @@ from moto import mock_aws
 
 from infra.local.dynamodb_local import DynamoDBLocal
 from infra.local.template import create_table_kwargs
-from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_models import bind_table
-from loyalty.program import ProgramRules, load_program
-from loyalty.settings import load_settings
+from loyalty import wiring
+from loyalty.adapters.dynamodb.models import bind_table
+from loyalty.fakes import Fakes
+from loyalty.ledger.service import Ledger
+from loyalty.programme.rules import ProgramRules, load_program
 
 REGION = "eu-north-1"
 _table_numbers = itertools.count()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (make test), the end-to-end tests share one worker and so one embedded stack."""
+    for item in items:
+        if "tests/e2e/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("embedded_stack"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,10 +53,11 @@ def _aws_test_environment() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _settings_read_afresh() -> Iterator[None]:
-    """Settings are cached per process as in a Lambda container; a test that sets the environment sees it."""
-    load_settings.cache_clear()
+    """Settings and services are cached per process as in a Lambda container; a test that sets the environment
+    sees it."""
+    wiring.reset()
     yield
-    load_settings.cache_clear()
+    wiring.reset()
 
 
 class FakeClock:
@@ -68,6 +80,18 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(scope="session")
+def private_key() -> str:
+    """An RSA key for the Salesforce client's JWT bearer login to the org emulator."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.fixture(scope="session")
 def rules() -> ProgramRules:
     return load_program()
 
@@ -87,9 +111,15 @@ def own_dynamodb_local() -> Iterator[str]:
         yield local.url
 
 
+@cache
+def dynamodb_client(endpoint_url: str | None) -> Any:
+    """One client per endpoint for the test session: each costs tens of milliseconds to create."""
+    return boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url)
+
+
 def create_table(endpoint_url: str | None = None) -> str:
     name = f"loyalty-test-{os.getpid()}-{next(_table_numbers)}"
-    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url)
+    client = dynamodb_client(endpoint_url) if endpoint_url else boto3.client("dynamodb", region_name=REGION)
     client.create_table(**create_table_kwargs(name))
     client.get_waiter("table_exists").wait(TableName=name)
     bind_table(name, region=REGION, host=endpoint_url)
@@ -108,16 +138,16 @@ def local_table(dynamodb_local: str) -> Iterator[str]:
     tables pile up in its memory)."""
     name = create_table(dynamodb_local)
     yield name
-    boto3.client("dynamodb", region_name=REGION, endpoint_url=dynamodb_local).delete_table(TableName=name)
-
-
-@pytest.fixture(params=["moto", "dynamodb_local"])
-def table(request: pytest.FixtureRequest) -> str:
-    """The loyalty table on moto and on DynamoDB Local: ledger tests run against both."""
-    fixture = "moto_table" if request.param == "moto" else "local_table"
-    return str(request.getfixturevalue(fixture))
+    dynamodb_client(dynamodb_local).delete_table(TableName=name)
 
 
 @pytest.fixture
-def ledger(table: str, rules: ProgramRules, clock: FakeClock) -> Ledger:
-    return Ledger(rules, clock=clock)
+def fakes() -> Fakes:
+    """Every port's in-memory fake, on one memory (as the adapters share one table)."""
+    return Fakes()
+
+
+@pytest.fixture
+def ledger(fakes: Fakes, rules: ProgramRules, clock: FakeClock) -> Ledger:
+    """The ledger on its in-memory store (tests/contract holds the store to the DynamoDB store's behaviour)."""
+    return Ledger(fakes.ledger_store, rules, clock=clock)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from loyalty.orders import Order, OrderLine
+from loyalty.programme.orders import Order, OrderLine
 
 
 def simple_order(

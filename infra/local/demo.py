@@ -43,15 +43,16 @@ from infra.local.simulation import (
     simulate_year,
 )
 from infra.local.stack import Ports, Stack
-from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_models import bind_table
-from loyalty.adapters.dynamodb_offers import OfferStore
+from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
+from loyalty.adapters.dynamodb.models import bind_table
+from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.clock import use_clock
-from loyalty.crm_fields import SEGMENTS
+from loyalty.crm.fields import SEGMENTS
 from loyalty.errors import InsufficientPointsError
 from loyalty.jobs import JOBS
-from loyalty.ledger import EntryKind, MemberSummary
-from loyalty.program import load_program
+from loyalty.ledger.model import EntryKind, MemberSummary
+from loyalty.ledger.service import Ledger
+from loyalty.programme.rules import load_program
 
 LOCALES = ("sv_SE", "nb_NO", "da_DK", "fi_FI", "en_GB")
 
@@ -76,7 +77,7 @@ class Demo:
         self.clock = clock
         self.store = ShopifyStore(stack.gateway_url, stack.secrets["SHOPIFY_WEBHOOK_SECRET"])
         bind_table(stack.names["LoyaltyTable"])
-        self.ledger = Ledger(load_program(), clock=clock)
+        self.ledger = Ledger(DynamoDBLedgerStore(), load_program(), clock=clock)
         self.counts: Counter[str] = Counter()
         self.emails: dict[str, str] = {}
         self.pool = ThreadPoolExecutor(max_workers=4)
@@ -307,7 +308,7 @@ def print_summary(demo: Demo) -> bool:
 
 def print_offers(demo: Demo, member_ids: list[str]) -> None:
     """What the programme and the CRM asked to send, what was decided per channel, and one e-mail and one SMS."""
-    store = OfferStore()
+    store = DynamoDBOfferRecords()
     decided: Counter[tuple[str, str, str]] = Counter()
     for member_id in member_ids:
         for record in store.sent(member_id):

@@ -37,9 +37,9 @@ from infra.local.dynamodb_local import DynamoDBLocal
 from infra.local.processes import stop_process
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
+from loyalty import wiring
 from loyalty.clock import now as programme_now
 from loyalty.observability import metrics
-from loyalty.settings import load_settings
 
 REGION = "eu-north-1"
 ACCOUNT = "123456789012"
@@ -402,7 +402,7 @@ class Stack:
                         )
                     )
         os.environ.update({key: str(self._resolve(value)) for key, value in environment.items()})
-        load_settings.cache_clear()  # the handlers read the environment just set, not one read earlier in this process
+        wiring.reset()  # the handlers read the environment just set, not one read earlier in this process
 
     @staticmethod
     def _stream_source(function: str, props: dict[str, Any]) -> StreamSource:

@@ -19,13 +19,16 @@ from typing import Any
 
 import boto3
 
-from loyalty.adapters.dynamodb_job_runs import JobRuns
-from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_models import ALL_MODELS
-from loyalty.adapters.dynamodb_reviews import Reviews
+from loyalty.adapters.dynamodb.job_runs import DynamoDBJobRuns
+from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
+from loyalty.adapters.dynamodb.models import ALL_MODELS, table_connection
+from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
+from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
+from loyalty.fakes.offers import InMemoryOfferQueue
 from loyalty.jobs import ScheduledJobs
-from loyalty.offer_rules import load_offer_rules
-from loyalty.program import ProgramRules
+from loyalty.ledger.service import Ledger
+from loyalty.offers.rules import load_offer_rules
+from loyalty.programme.rules import ProgramRules
 from tests.bench.conftest import Figures
 from tests.conftest import FakeClock, create_table
 
@@ -41,8 +44,8 @@ class ItemsRead:
 
     def __init__(self, ledger: Ledger) -> None:
         self.items = 0
-        connections = [ledger._connection, *(model._get_connection().connection for model in ALL_MODELS)]
-        clients = {id(connection.client): connection.client for connection in connections}
+        connections = [table_connection(), *(model._get_connection().connection for model in ALL_MODELS)]
+        clients = {id(connection.client): connection.client for connection in connections}  # one, shared
         for client in clients.values():
             client.meta.events.register("after-call.dynamodb", self._count)
 
@@ -127,8 +130,10 @@ def test_expiry_reads_and_time_do_not_grow_with_members(
     # A DynamoDB Local of its own, stopped with this module: a million members' items would slow the next benches
     dynamodb_local, local_table = own_dynamodb_local, create_table(own_dynamodb_local)
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
-    ledger = Ledger(rules, clock=clock)
-    jobs = ScheduledJobs(ledger, Reviews(), JobRuns(), lambda requests: None, load_offer_rules())
+    ledger = Ledger(DynamoDBLedgerStore(), rules, clock=clock)
+    jobs = ScheduledJobs(
+        ledger, DynamoDBReviews(), DynamoDBJobRuns(), InMemoryOfferQueue(), load_offer_rules(), DynamoDBOfferRecords()
+    )
     rules = ledger.rules.model_copy(update={"schedules": rules.schedules.model_copy(update={"catch_up_days": 0})})
     ledger.rules = rules
     # Given 10,000 members: real ones whose lots fall due, the rest filler

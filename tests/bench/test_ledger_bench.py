@@ -8,9 +8,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_models import EntryItem, LoyaltyItem, MemberItem, member_pk
-from loyalty.program import ProgramRules
+from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
+from loyalty.adapters.dynamodb.models import EntryItem, MemberItem, member_pk, table_connection
+from loyalty.ledger.service import Ledger
+from loyalty.programme.rules import ProgramRules
 from tests.bench.conftest import Figures
 from tests.orders import simple_order
 
@@ -20,12 +21,10 @@ WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 class DynamoDBCalls:
     """Counts DynamoDB requests and the items each writes, with botocore's event hooks on the ledger's clients."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
         self.items_written = 0
-        clients = {id(c): c for c in (ledger._connection.client, LoyaltyItem._get_connection().connection.client)}
-        for client in clients.values():
-            client.meta.events.register("before-parameter-build.dynamodb", self._count)
+        table_connection().client.meta.events.register("before-parameter-build.dynamodb", self._count)
 
     def _count(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         self.requests[model.name] += 1
@@ -42,9 +41,9 @@ class DynamoDBCalls:
 
 
 def test_requests_and_items_per_order_event(local_table: str, rules: ProgramRules, figures: Figures) -> None:
-    ledger = Ledger(rules)
+    ledger = Ledger(DynamoDBLedgerStore(), rules)
     ledger.enrol("bench")
-    calls = DynamoDBCalls(ledger)
+    calls = DynamoDBCalls()
     orders = 50
     for number in range(orders):
         ledger.accrue("bench", simple_order(f"b{number}", datetime.now(UTC), [("1", 2, "10"), ("2", 1, "5")]))
@@ -87,7 +86,7 @@ def _median_accrual_seconds(ledger: Ledger, member_id: str, samples: int) -> flo
 
 
 def test_accrual_cost_does_not_grow_with_history(local_table: str, rules: ProgramRules, figures: Figures) -> None:
-    ledger = Ledger(rules)
+    ledger = Ledger(DynamoDBLedgerStore(), rules)
     _member_with_history("short", 10)
     _member_with_history("long", 10_000)
     _median_accrual_seconds(ledger, "short", 20)  # warm up the JVM and the connection pool

@@ -15,9 +15,10 @@ from infra.local.dynamodb_local import free_port
 from infra.local.shop_emulator import ShopifyStore, customer_payload, order_payload, product_payload
 from infra.local.simulation import PRODUCTS, Enrol, OrderPaid
 from infra.local.stack import Ports, Stack
-from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_models import bind_table
-from loyalty.program import load_program
+from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
+from loyalty.adapters.dynamodb.models import bind_table
+from loyalty.ledger.service import Ledger
+from loyalty.programme.rules import load_program
 from tests.bench.conftest import Figures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +110,7 @@ def test_webhook_to_ledger_events_per_second(figures: Figures) -> None:
             stack.wait_idle(timeout=600)
             elapsed = time.perf_counter() - started
             bind_table(stack.names["LoyaltyTable"])
-            ledger = Ledger(load_program())
+            ledger = Ledger(DynamoDBLedgerStore(), load_program())
             accruals = sum(
                 entry.kind == "accrual"
                 for customer in customers

@@ -7,13 +7,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from infra.local.dynamodb_local import free_port
 from infra.local.salesforce_emulator import SalesforceEmulator
-from loyalty.adapters.dynamodb_crm_state import CrmStateStore
-from loyalty.adapters.dynamodb_directory import Directory
-from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_offers import OfferStore
+from loyalty.adapters.dynamodb.crm_states import DynamoDBCrmStates
+from loyalty.adapters.dynamodb.directory import DynamoDBDirectory
+from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
+from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
-from loyalty.crm_sync import CrmSync
-from loyalty.program import ProgramRules
+from loyalty.crm.sync import CrmSync
+from loyalty.ledger.service import Ledger
+from loyalty.programme.rules import ProgramRules
 from tests.bench.conftest import Figures
 from tests.conftest import create_table
 
@@ -25,7 +26,11 @@ def _sync(org: SalesforceEmulator, rules: ProgramRules) -> CrmSync:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     credentials = JwtCredentials("bench-app", pem.decode(), "integration@loyalty.local", org.url)
     return CrmSync(
-        Ledger(rules), SalesforceClient(credentials=lambda: credentials), CrmStateStore(), Directory(), OfferStore()
+        Ledger(DynamoDBLedgerStore(), rules),
+        SalesforceClient(credentials=lambda: credentials),
+        DynamoDBCrmStates(),
+        DynamoDBDirectory(),
+        DynamoDBOfferRecords(),
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from infra.local.outbox import main as outbox
 from infra.local.outbox import sent
 from infra.local.stack import Stack
-from loyalty.earning import GrantedOffer
+from loyalty.programme.earning import GrantedOffer
 from tests.e2e.conftest import EVENTS, Shop
 from tests.e2e.test_salesforce import CALLOUT_SECRET, contact_for, unique_email
 from tests.e2e.test_webshop_pipeline import expected_points, shopify_order

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from infra.local.stack import Stack
-from loyalty.program import load_program
+from loyalty.programme.rules import load_program
 from tests.e2e.conftest import EVENTS, Shop
 from tests.e2e.test_salesforce import CALLOUT_SECRET, contact_for, unique_email
 

@@ -10,10 +10,10 @@ from typing import Any
 import boto3
 
 from infra.local.stack import Stack
-from loyalty.adapters.shopify import parse_shopify_webhook
-from loyalty.earning import GrantedOffer, earn_for_order
-from loyalty.events import OrderPaidEvent, ProductEvent
-from loyalty.program import load_program
+from loyalty.programme.earning import GrantedOffer, earn_for_order
+from loyalty.programme.rules import load_program
+from loyalty.shop.events import OrderPaidEvent, ProductEvent
+from loyalty.shop.shopify import parse_shopify_webhook
 from tests.e2e.conftest import Shop, payload
 
 numbers = itertools.count(1)

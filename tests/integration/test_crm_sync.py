@@ -1,5 +1,6 @@
-"""Pushing loyalty fields to Contacts, and sent offers as Tasks, against DynamoDB Local and the local org emulator
-(its schema is read from infra/salesforce, so a wrong field name fails here as in a real org)."""
+"""Pushing loyalty fields to Contacts, and sent offers as Tasks, through the Salesforce client against the local org
+emulator (its schema is read from infra/salesforce, so a wrong field name fails here as in a real org); the
+programme's own stores are the in-memory fakes."""
 
 from __future__ import annotations
 
@@ -13,31 +14,15 @@ import pytest
 from infra.local.dynamodb_local import free_port
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.salesforce_schema import contact_fields as schema_fields
-from loyalty.adapters.dynamodb_crm_state import CrmStateStore
-from loyalty.adapters.dynamodb_directory import Directory
-from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_models import OfferSendItem, member_pk
-from loyalty.adapters.dynamodb_offers import OfferStore
 from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
-from loyalty.crm_fields import TASK_SEND_ID
-from loyalty.crm_sync import CrmSync, SentOffer, contact_fields
+from loyalty.crm.fields import TASK_SEND_ID, contact_fields
+from loyalty.crm.sync import CrmSync
 from loyalty.errors import CrmRequestError, CrmRetryableError
-from loyalty.offer_sending import SendRecord, Status
-from loyalty.program import ProgramRules
+from loyalty.fakes import Fakes
+from loyalty.ledger.service import Ledger
+from loyalty.offers.records import SendRecord, Status
+from loyalty.programme.rules import ProgramRules
 from tests.conftest import FakeClock
-
-pytestmark = pytest.mark.dynamodb_local
-
-
-@pytest.fixture(scope="module")
-def private_key() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 @pytest.fixture
@@ -58,9 +43,11 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def sync(
-    local_table: str, rules: ProgramRules, clock: FakeClock, org: SalesforceEmulator, private_key: str, sleeps: Sleeps
+    fakes: Fakes, rules: ProgramRules, clock: FakeClock, org: SalesforceEmulator, private_key: str, sleeps: Sleeps
 ) -> CrmSync:
-    return crm_sync(rules, clock, org, private_key, sleeps)
+    client = salesforce_client(org, private_key, sleeps)
+    ledger = Ledger(fakes.ledger_store, rules, clock=clock)
+    return CrmSync(ledger, client, fakes.crm_states, fakes.directory, fakes.offer_records, sleep=sleeps)
 
 
 @pytest.fixture
@@ -71,13 +58,6 @@ def client(org: SalesforceEmulator, private_key: str, sleeps: Sleeps) -> Salesfo
 def salesforce_client(org: SalesforceEmulator, private_key: str, sleeps: Sleeps) -> SalesforceClient:
     credentials = JwtCredentials("local-app", private_key, "integration@loyalty.local", org.url)
     return SalesforceClient(credentials=lambda: credentials, timeout_seconds=1.0, backoff_seconds=0.01, sleep=sleeps)
-
-
-def crm_sync(
-    rules: ProgramRules, clock: FakeClock, org: SalesforceEmulator, private_key: str, sleeps: Sleeps
-) -> CrmSync:
-    client = salesforce_client(org, private_key, sleeps)
-    return CrmSync(Ledger(rules, clock=clock), client, CrmStateStore(), Directory(), offers=OfferStore(), sleep=sleeps)
 
 
 def members_with_contacts(sync: CrmSync, org: SalesforceEmulator, count: int, linked: bool = True) -> list[str]:
@@ -338,33 +318,29 @@ def test_an_upsert_retried_after_a_timeout_creates_no_second_task(
     assert result.success and result.record_id == org_tasks[0]["Id"]
 
 
-def sent_offer(member_id: str, code: str) -> SentOffer:
-    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    OfferStore().decide(
-        SendRecord(
-            member_id=member_id,
-            dedup=f"{code}#2026-03-02#2026-03-31",
-            channel="email",
-            status=Status.SENT,
-            request="{}",
-            decided_at=at,
-            trigger="crm",
-            template_key="offer_voucher",
-            offer_code=code,
-            subject="Ett erbjudande för dig",
-            language="sv",
-        ),
-        f"req-{code}",
+def sent_offer(sync: CrmSync, member_id: str, code: str) -> SendRecord:
+    sent = SendRecord(
+        member_id=member_id,
+        dedup=f"{code}#2026-03-02#2026-03-31",
+        channel="email",
+        status=Status.SENT,
+        request="{}",
+        decided_at=datetime(2026, 3, 2, 9, tzinfo=UTC),
+        trigger="crm",
+        template_key="offer_voucher",
+        offer_code=code,
+        subject="Ett erbjudande för dig",
+        language="sv",
     )
-    return SentOffer(member_id, f"{code}#2026-03-02#2026-03-31", "email", "offer_voucher", code, "crm", "sv",
-                     "Ett erbjudande för dig", at)  # fmt: skip
+    sync.offers.decide(sent, f"req-{code}")
+    return sent
 
 
 def test_sent_offers_become_completed_tasks_once(sync: CrmSync, org: SalesforceEmulator) -> None:
     # Given a linked member and an unlinked one, each sent an offer
     (linked,) = members_with_contacts(sync, org, 1)
     unlinked = sync.ledger.enrol("nobody", email="nobody@example.com")
-    sends = [sent_offer(linked, "SPRING"), sent_offer(unlinked, "SPRING")]
+    sends = [sent_offer(sync, linked, "SPRING"), sent_offer(sync, unlinked, "SPRING")]
     # When the sends are recorded, twice (a retried stream batch)
     first = sync.record_tasks(sends)
     sync.record_tasks(sends[:1])
@@ -375,6 +351,5 @@ def test_sent_offers_become_completed_tasks_once(sync: CrmSync, org: SalesforceE
     assert tasks[0]["Status"] == "Completed" and tasks[0]["Type"] == "Email"
     assert tasks[0]["Subject"] == "Loyalty offer SPRING sent by E-mail (template offer_voucher)"
     # And the unlinked member's send says why it has no Task, visible, not dropped
-    assert OfferStore().find(unlinked, "SPRING#2026-03-02#2026-03-31", "email") is not None
-    item = OfferSendItem.get(member_pk(unlinked), "SEND#SPRING#2026-03-02#2026-03-31#email")
-    assert (item.task_state, item.task_reason) == ("no_contact", "no Contact linked")
+    record = sync.offers.find(unlinked, "SPRING#2026-03-02#2026-03-31", "email")
+    assert record is not None and (record.task_state, record.task_reason) == ("no_contact", "no Contact linked")

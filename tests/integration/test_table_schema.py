@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.local.template import table_properties
-from loyalty.adapters.dynamodb_models import LoyaltyItem
+from loyalty.adapters.dynamodb.models import LoyaltyItem
 
 
 def _keys(key_schema: list[dict[str, str]]) -> set[tuple[str, str]]:

@@ -23,16 +23,18 @@ from infra.local.simulation import (
     in_time_order,
     simulate_year,
 )
-from loyalty.adapters.dynamodb_job_runs import JobRuns
-from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_reviews import Reviews
+from loyalty.adapters.dynamodb.job_runs import DynamoDBJobRuns
+from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
+from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
+from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
 from loyalty.errors import InsufficientPointsError
+from loyalty.fakes.offers import InMemoryOfferQueue
 from loyalty.jobs import JOBS, ScheduledJobs
-from loyalty.ledger import EntryKind
-from loyalty.offer_requests import OfferRequest
-from loyalty.offer_rules import load_offer_rules
-from loyalty.orders import Order, OrderLine
-from loyalty.program import ProgramRules
+from loyalty.ledger.model import EntryKind
+from loyalty.ledger.service import Ledger
+from loyalty.offers.rules import load_offer_rules
+from loyalty.programme.orders import Order, OrderLine
+from loyalty.programme.rules import ProgramRules
 from tests.conftest import FakeClock, create_table
 
 pytestmark = pytest.mark.dynamodb_local
@@ -70,10 +72,11 @@ def test_a_year_day_by_day_keeps_every_invariant(
 ) -> None:
     create_table(own_dynamodb_local)
     # Given the programme's rules, its jobs and a simulated year of a small shop
-    ledger = Ledger(rules, clock=clock)
-    reviews = Reviews()
-    requests: list[OfferRequest] = []
-    jobs = ScheduledJobs(ledger, reviews, JobRuns(), requests.extend, load_offer_rules())
+    ledger = Ledger(DynamoDBLedgerStore(), rules, clock=clock)
+    reviews = DynamoDBReviews()
+    jobs = ScheduledJobs(
+        ledger, reviews, DynamoDBJobRuns(), InMemoryOfferQueue(), load_offer_rules(), DynamoDBOfferRecords()
+    )
     members: dict[str, str] = {}
     counts: Counter[str] = Counter()
     tiers_seen: dict[str, set[str]] = {}

@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from loyalty.earning import Earning, LinePoints, earn_for_order
 from loyalty.errors import UnknownCurrencyError, UnknownTierError
-from loyalty.money import largest_remainder, split_proportionally, to_decimal
-from loyalty.orders import Order, OrderLine
-from loyalty.program import ProgramRules
+from loyalty.programme.earning import Earning, LinePoints, earn_for_order
+from loyalty.programme.money import largest_remainder, split_proportionally, to_decimal
+from loyalty.programme.orders import Order, OrderLine
+from loyalty.programme.rules import ProgramRules
 
 STOCKHOLM_WINTER = timezone(timedelta(hours=1))
 STOCKHOLM_SUMMER = timezone(timedelta(hours=2))

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from loyalty.errors import InvalidSignatureError, MalformedPayloadError
-from loyalty.flow_callouts import (
+from loyalty.crm.flow_callouts import (
     Adjustment,
     CalloutContact,
     CalloutSource,
@@ -22,6 +21,7 @@ from loyalty.flow_callouts import (
     parse_callout,
     verify_callout,
 )
+from loyalty.errors import InvalidSignatureError, MalformedPayloadError
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "salesforce"
 SECRET = "flow-Kd82!qLz0pW7xR3vN5t"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from loyalty import offer_messages
-from loyalty.offer_messages import (
+from loyalty.offers import messages as offer_messages
+from loyalty.offers.messages import (
     LANGUAGES,
     MessageFacts,
     TemplateError,
@@ -21,7 +21,7 @@ from loyalty.offer_messages import (
     render_sms,
     template_keys,
 )
-from loyalty.offer_requests import Offer, OfferKind
+from loyalty.offers.requests import Offer, OfferKind
 
 NBSP = "\u00a0"
 UNSUBSCRIBE_URL = "https://example.com/unsubscribe?member=m-1&sig=abc123"

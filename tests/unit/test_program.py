@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from loyalty.errors import LoyaltyError, ProgramConfigError, UnknownTierError
-from loyalty.program import REPO_PROGRAM_FILE, Campaign, ProgramRules, load_program
+from loyalty.programme.rules import REPO_PROGRAM_FILE, Campaign, ProgramRules, load_program
 
 VALID: dict[str, Any] = {
     "timezone": "Europe/Stockholm",

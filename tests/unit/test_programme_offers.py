@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from loyalty.errors import ProgramConfigError
-from loyalty.ledger import Entry, EntryKind, LedgerResult, MemberSummary
-from loyalty.offer_requests import Offer, OfferKind, OfferRequest, Trigger
-from loyalty.offer_rules import OfferRules, QuietHours, load_offer_rules
-from loyalty.programme_offers import after_order, category_affinity, programme_request
-from loyalty.segments import Purchase
+from loyalty.ledger.model import Entry, EntryKind, LedgerResult, MemberSummary
+from loyalty.offers.programme import after_order, category_affinity, programme_request
+from loyalty.offers.requests import Offer, OfferKind, OfferRequest, Trigger
+from loyalty.offers.rules import OfferRules, QuietHours, load_offer_rules
+from loyalty.programme.segments import Purchase
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 TODAY = date(2026, 11, 20)

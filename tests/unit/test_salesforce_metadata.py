@@ -1,6 +1,6 @@
 """infra/salesforce agrees with the code: Contact and Task fields, picklists, permission set, metadata well-formed.
 
-loyalty.crm_fields is the one place the code names Contact and Task fields; these tests prove the SFDX metadata
+loyalty.crm.fields is the one place the code names Contact and Task fields; these tests prove the SFDX metadata
 deployed to the org has exactly those fields with those types, so a field renamed on one side only
 fails here and not in a customer's org.
 """
@@ -26,16 +26,18 @@ from infra.local.salesforce_schema import (
     read_field,
     task_fields,
 )
-from loyalty.crm_fields import (
+from loyalty.crm.fields import (
+    LOCALE,
     LOYALTY_FIELDS,
     MEMBER_ID,
+    READ_FIELDS,
     SEGMENTS,
     STANDARD_FIELDS,
     TASK_FIELDS,
     TASK_SEND_ID,
     FieldType,
 )
-from loyalty.program import load_program
+from loyalty.programme.rules import load_program
 
 PACKAGE = DEFAULT_ROOT / "force-app" / "main" / "default"
 CONTACT_FIELDS_DIR = PACKAGE / "objects" / "Contact" / "fields"
@@ -43,10 +45,6 @@ ACTIVITY_FIELDS_DIR = PACKAGE / "objects" / "Activity" / "fields"  # Task and Ev
 PERMISSION_SET = PACKAGE / "permissionsets" / "Loyalty_Integration.permissionset-meta.xml"
 SIGNER_TEST = PACKAGE / "classes" / "LoyaltyCalloutSignerTest.cls"
 NS = {"md": METADATA_NS}
-
-# Contact fields that exist only as metadata and are not (yet) in loyalty.crm_fields. Loyalty_Locale__c is the
-# member's language, sent by the Outbound Message; the programme never writes it. Anything else is a mistake.
-METADATA_ONLY_CONTACT_FIELDS = frozenset({"Loyalty_Locale__c"})
 
 # How a real org types the standard fields that crm_fields calls Text.
 COMPATIBLE_TYPES = {FieldType.TEXT: {"Text", "Email", "Phone"}}
@@ -171,22 +169,22 @@ def test_no_contact_field_in_the_metadata_is_unknown_to_crm_fields(schema: dict[
     # Given the custom fields the metadata defines
     custom = {name for name in schema if name.endswith("__c")}
 
-    # When compared with the fields the code knows, plus the declared metadata-only ones
-    known = set(LOYALTY_FIELDS) | METADATA_ONLY_CONTACT_FIELDS
+    # When compared with the fields the code writes and the ones it only reads
+    known = set(LOYALTY_FIELDS) | set(READ_FIELDS)
 
     # Then nothing is deployed that the code does not know about, and nothing is missing
     assert custom - known == set(), "fields in infra/salesforce but not in crm_fields"
-    assert known - custom == set(), "fields in crm_fields (or METADATA_ONLY) without metadata"
+    assert known - custom == set(), "fields in crm_fields without metadata"
 
 
-def test_metadata_only_fields_are_not_also_in_crm_fields() -> None:
-    # Given / When / Then a field moved into crm_fields must leave the exception list, so the list stays honest
-    assert METADATA_ONLY_CONTACT_FIELDS.isdisjoint(LOYALTY_FIELDS)
+def test_fields_only_read_are_not_also_written() -> None:
+    # Given / When / Then a field is either the programme's to write or the CRM users', never both
+    assert set(READ_FIELDS).isdisjoint(LOYALTY_FIELDS)
 
 
 def test_locale_field_is_a_short_text(schema: dict[str, SchemaField]) -> None:
     # Given / When the schema is read / Then the locale (sv_SE, en_GB) fits and is not an identifier
-    field = schema["Loyalty_Locale__c"]
+    field = schema[LOCALE]
     assert (field.type, field.length, field.external_id) == ("Text", 10, False)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loyalty.adapters.salesforce_outbound import (
+from loyalty.crm.outbound_messages import (
     ContactNotification,
     acknowledgement,
     org_id_matches,

@@ -6,10 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from loyalty.crm_fields import SEGMENTS
-from loyalty.ledger import Entry, EntryKind
-from loyalty.program import ProgramRules, SegmentRules
-from loyalty.segments import Purchase, assign_segment, purchases_from, rfm_scores
+from loyalty.crm.fields import SEGMENTS
+from loyalty.ledger.model import Entry, EntryKind
+from loyalty.ledger.replay import purchases_from
+from loyalty.programme.rules import ProgramRules, SegmentRules
+from loyalty.programme.segments import Purchase, assign_segment, rfm_scores
 
 TODAY = date(2026, 11, 29)
 LONG_AGO = date(2024, 1, 10)

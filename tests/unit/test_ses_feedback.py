@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import SnsModel
 
-from loyalty.adapters.ses_feedback import EmailFeedback, parse_ses_notification
 from loyalty.errors import MalformedPayloadError
+from loyalty.offers.ses_feedback import EmailFeedback, parse_ses_notification
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "ses"
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from loyalty.adapters.shopify import parse_shopify_webhook
 from loyalty.errors import MalformedPayloadError
-from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEventAdapter
-from loyalty.orders import Order, OrderLine
-from loyalty.webhook_intake import signature_matches
+from loyalty.programme.orders import Order, OrderLine
+from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEventAdapter
+from loyalty.shop.intake import signature_matches
+from loyalty.shop.shopify import parse_shopify_webhook
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "shopify"
 SECRET = "4f9c2b7e1a3d5f6081b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"

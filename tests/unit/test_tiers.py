@@ -6,16 +6,16 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from loyalty.ledger import Entry, EntryKind
-from loyalty.program import ProgramRules, Qualification
-from loyalty.tiers import (
+from loyalty.ledger.model import Entry, EntryKind
+from loyalty.ledger.replay import replay_tier
+from loyalty.programme.rules import ProgramRules, Qualification
+from loyalty.programme.tiers import (
     TierOverride,
     add_months,
     assess,
     assessment_due,
     next_period_end,
     period_end_from,
-    replay_tier,
     running_total,
     tier_status,
     upgrade,

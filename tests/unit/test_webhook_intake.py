@@ -12,19 +12,19 @@ from typing import Any
 
 import pytest
 
-from loyalty.adapters import shopify, woocommerce
-from loyalty.adapters.shopify import parse_shopify_webhook
-from loyalty.adapters.webshops import QueuedWebhook, shop_event
-from loyalty.adapters.woocommerce import parse_woocommerce_webhook
 from loyalty.errors import MalformedPayloadError, PayloadTooLargeError
-from loyalty.events import OrderPaidEvent, RefundEvent
-from loyalty.webhook_intake import (
+from loyalty.shop import shopify, woocommerce
+from loyalty.shop.events import OrderPaidEvent, RefundEvent
+from loyalty.shop.intake import (
     QUEUE_MESSAGE_LIMIT,
     SHOPIFY_TOPICS,
     WOOCOMMERCE_TOPICS,
     shopify_message,
     woocommerce_message,
 )
+from loyalty.shop.shopify import parse_shopify_webhook
+from loyalty.shop.webhooks import QueuedWebhook, shop_event
+from loyalty.shop.woocommerce import parse_woocommerce_webhook
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
@@ -206,11 +206,25 @@ def test_a_queued_body_missing_a_field_fails_in_the_ledger_writer_naming_the_fie
 
 
 def test_receiver_loads_neither_pydantic_nor_what_only_the_ledger_writer_needs() -> None:
+    # Given a fresh interpreter with the receiver's settings / When it imports the handler and builds its services
+    program = (
+        "import sys, functions.webshop_webhook.app\n"
+        "from loyalty import wiring\n"
+        "receiver, _ = wiring.webhook_receiver()\n"
+        "print(sorted(sys.modules))"
+    )
+    settings = {
+        "LEDGER_QUEUE_URL": "https://sqs.eu-north-1.amazonaws.com/123456789012/ledger",
+        "SHOPIFY_SECRET_NAME": "shopify",
+        "WOOCOMMERCE_SECRET_NAME": "woocommerce",
+        "AWS_DEFAULT_REGION": "eu-north-1",
+    }
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, functions.webshop_webhook.app; print(sorted(sys.modules))"],
+        [sys.executable, "-c", program],
         capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'loyalty'}:{ROOT}"},
+        env={**os.environ, **settings, "PYTHONPATH": f"{ROOT / 'layers' / 'loyalty'}:{ROOT}"},
     ).stdout  # fmt: skip
     modules = set(loaded.strip("[]\n").replace("'", "").split(", "))
-    assert "functions.webshop_webhook.app" in modules
-    assert not {"pydantic", "pynamodb", "simple_salesforce", "loyalty.events", "loyalty.adapters.shopify"} & modules
+    # Then it loaded the receiver's path, and nothing only the ledger writer needs
+    assert {"functions.webshop_webhook.app", "loyalty.shop.intake", "loyalty.adapters.sqs"} <= modules
+    assert not {"pydantic", "pynamodb", "simple_salesforce", "loyalty.shop.events", "loyalty.shop.shopify"} & modules

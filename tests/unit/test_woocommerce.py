@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from loyalty.adapters.woocommerce import parse_woocommerce_webhook
 from loyalty.errors import MalformedPayloadError
-from loyalty.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEventAdapter
-from loyalty.orders import Order, OrderLine
-from loyalty.webhook_intake import is_woocommerce_ping, signature_matches
+from loyalty.programme.orders import Order, OrderLine
+from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEventAdapter
+from loyalty.shop.intake import is_woocommerce_ping, signature_matches
+from loyalty.shop.woocommerce import parse_woocommerce_webhook
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "woocommerce"
 SECRET = "wc-Zq8#r2Lk!pV6tY1mN4sX9b"

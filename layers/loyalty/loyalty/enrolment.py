@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from loyalty.adapters.dynamodb_directory import Directory
-from loyalty.adapters.dynamodb_ledger import Ledger
+from loyalty.ledger.service import Ledger
 from loyalty.observability import logger
+from loyalty.ports.directory import Directory
 
 
 def new_member_id() -> str:

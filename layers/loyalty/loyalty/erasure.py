@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from loyalty.adapters.dynamodb_ledger import Ledger
-from loyalty.adapters.dynamodb_offers import OfferStore
+from loyalty.ledger.service import Ledger
+from loyalty.offers.records import OfferRecords
+from loyalty.offers.requests import OfferRequest
 
 
-def erase_member(ledger: Ledger, offers: OfferStore, member_id: str) -> None:
-    """The member item's profile, the e-mail guard and the birthday (the ledger), and the contact details kept
-    with offer records. Ledger entries hold no personal data, so every amount and reason stays."""
+def erase_member(ledger: Ledger, offers: OfferRecords, member_id: str) -> int:
+    """The member's profile, e-mail guard and birthday (the ledger), and what offer records keep of the person:
+    the contact details and template details a request carried, and the subject, which may greet them by name.
+    Ledger entries hold no personal data, so every amount and reason stays. Returns the offer records changed."""
     ledger.erase_personal_data(member_id)
-    offers.erase_personal_data(member_id)
+    records = offers.sent(member_id)
+    for record in records:
+        request = OfferRequest.model_validate_json(record.request)
+        kept = request.model_copy(update={"contact": None, "details": {}})
+        offers.forget_person(member_id, record.dedup, record.channel, kept.model_dump_json())
+    return len(records)

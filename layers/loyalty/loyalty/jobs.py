@@ -18,43 +18,30 @@ so; the next invocation goes on.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from datetime import date, timedelta
+from typing import Any, Literal
 
 from loyalty.errors import NotDueError, UnknownMemberError
-from loyalty.ledger import MemberSummary
+from loyalty.ledger.model import MemberSummary
+from loyalty.ledger.replay import purchases_from
+from loyalty.ledger.service import Ledger
 from loyalty.observability import logger
-from loyalty.offer_requests import OfferRequest, Trigger
-from loyalty.offer_rules import OfferRules
-from loyalty.programme_offers import category_affinity, programme_request
-from loyalty.segments import Segment, assign_segment, purchases_from, segment_window_start
-from loyalty.tiers import assessment_due
-
-if TYPE_CHECKING:
-    from loyalty.adapters.dynamodb_job_runs import JobRuns
-    from loyalty.adapters.dynamodb_ledger import Ledger
-    from loyalty.adapters.dynamodb_reviews import Reviews
-    from loyalty.program import ProgramRules
+from loyalty.offers.programme import category_affinity, programme_request
+from loyalty.offers.records import OfferQueue, OfferRecords
+from loyalty.offers.requests import OfferRequest, Trigger
+from loyalty.offers.rules import OfferRules
+from loyalty.ports.job_runs import DueWork, JobRuns
+from loyalty.ports.reviews import Reviews
+from loyalty.programme.rules import ProgramRules
+from loyalty.programme.segments import Segment, assign_segment, segment_window_start
+from loyalty.programme.tiers import assessment_due
 
 JobName = Literal["release", "expire", "expiry_warning", "birthday", "review", "release_held"]
 JOBS: tuple[JobName, ...] = ("release", "expire", "expiry_warning", "birthday", "review")  # daily, by date
 PAGE_SIZE = 100
 STOP_WITH_SECONDS_LEFT = 60.0
-
-
-@dataclass(frozen=True)
-class DueWork:
-    """One item of a job's work, as the due index holds it."""
-
-    kind: Literal["order", "lot", "birthday", "review", "other"]
-    member_id: str | None = None
-    shop: str | None = None  # orders
-    order_id: str | None = None
-    expires_on: date | None = None  # lots: their last valid day
-    entered_on: date | None = None  # birthdays: when the programme learnt it
-    item: object = None  # the stored item, handed back to the ledger (a lot is expired without reading it again)
 
 
 @dataclass
@@ -65,15 +52,24 @@ class JobReport:
     changed: int = 0  # of which something was written (released, expired, paid, reviewed, warned)
     complete: bool = True  # False: stopped for time; the next run goes on
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "datesDone": [day.isoformat() for day in self.dates_done],
+            "processed": self.processed,
+            "changed": self.changed,
+            "complete": self.complete,
+        }
+
 
 @dataclass
 class ScheduledJobs:
     ledger: Ledger
     reviews: Reviews
     runs: JobRuns
-    send_offers: Callable[[list[OfferRequest]], None]
+    offer_queue: OfferQueue
     offer_rules: OfferRules
-    held_offers: Callable[[datetime], Iterable[OfferRequest]] = lambda now: ()
+    offer_records: OfferRecords
     page_size: int = PAGE_SIZE
 
     @property
@@ -84,8 +80,8 @@ class ScheduledJobs:
         """Run ``job`` for ``today`` and for any earlier date within the catch-up window it has not finished."""
         report = JobReport(job)
         if job == "release_held":  # not by date: whatever is due now, every time it runs
-            released = [r.model_copy(update={"released": True}) for r in self.held_offers(self.ledger.clock())]
-            self.send_offers(released)
+            released = [held_sms(record.request) for record in self.offer_records.held_due(self.ledger.clock())]
+            self.offer_queue.send(released)
             report.processed = report.changed = len(released)
             return report
         window = [today - timedelta(days=n) for n in range(self.rules.schedules.catch_up_days, -1, -1)]
@@ -141,14 +137,14 @@ class ScheduledJobs:
         if job == "release" and work.kind == "order" and work.shop and work.order_id:
             result = self.ledger.release(work.shop, work.order_id)
             return result is not None and not result.duplicate
-        if job == "expire" and work.kind == "lot":
+        if job == "expire" and work.lot is not None:
             try:
-                expired = self.ledger.expire_lot(work.item)
+                expired = self.ledger.expire_lot(work.lot)
             except NotDueError:
                 return False
             return expired is not None and not expired.duplicate
-        if job == "expiry_warning" and work.kind == "lot" and work.member_id and work.expires_on:
-            return self._warn(work.member_id, work.expires_on)
+        if job == "expiry_warning" and work.lot is not None and work.lot.expires_on:
+            return self._warn(work.member_id, work.lot.expires_on)
         if job == "birthday" and work.kind == "birthday" and work.member_id and work.entered_on:
             return self._birthday(work.member_id, work.entered_on, day)
         if job == "review" and work.kind == "review" and work.member_id:
@@ -161,7 +157,7 @@ class ScheduledJobs:
         points = sum(lot.remaining for lot in self.ledger.open_lots(member_id) if lot.expires_on == expires_on)
         if points <= 0:
             return False
-        self.send_offers(
+        self.offer_queue.send(
             [
                 programme_request(
                     self.offer_rules,
@@ -186,7 +182,7 @@ class ScheduledJobs:
         except UnknownMemberError:
             return False
         # asked again on a rerun too (the sender sends each request once): a crash after the bonus loses nothing
-        self.send_offers(
+        self.offer_queue.send(
             [
                 programme_request(
                     self.offer_rules,
@@ -230,9 +226,12 @@ class ScheduledJobs:
         ):
             requests.append(found)
         if requests:  # before the segment is stored: a crash in between asks again at the next review
-            self.send_offers(requests)
+            self.offer_queue.send(requests)
         next_review = self._next_review(summary, segment, today)
-        self.reviews.record(member_id, segment, today, at, next_review, activity_seen=summary.last_activity)
+        if not self.reviews.record(member_id, segment, today, at, next_review, activity_seen=summary.last_activity):
+            # an order landed while this review ran: the segment stands, and the member is looked at again the
+            # next day, so the order is not left out until a later review
+            self.reviews.record(member_id, segment, today, at, min(next_review, today + timedelta(days=1)), None)
         return True
 
     def _next_review(self, summary: MemberSummary, segment: Segment, today: date) -> date:
@@ -243,3 +242,8 @@ class ScheduledJobs:
         if summary.tier_override_until is not None:
             candidates.append(summary.tier_override_until + timedelta(days=1))
         return max(today + timedelta(days=1), min(candidates))
+
+
+def held_sms(request: str) -> OfferRequest:
+    """The request of an SMS held through quiet hours, to be sent now that they are over."""
+    return OfferRequest.model_validate_json(request).model_copy(update={"channels": ("sms",), "released": True})

@@ -23,14 +23,14 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
-from loyalty.crm_fields import MEMBER_ID
+from loyalty.crm.fields import EMAIL, MEMBER_ID, RECORD_ID
 from loyalty.errors import CrmAuthError, CrmRequestError, CrmRetryableError
 from loyalty.observability import logger
+from loyalty.ports.crm import RETRYABLE_CODES, RecordResult
 
 T = TypeVar("T")
 API_VERSION = "62.0"
 COLLECTION_LIMIT = 200  # records per sObject Collections request
-RETRYABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
 SLOW_DOWN_FROM = 0.8  # share of the daily API limit from which pushes are slowed
 
 
@@ -59,20 +59,6 @@ class JwtCredentials:
             )
         except KeyError as missing:
             raise CrmAuthError(f"the Salesforce secret has no {missing.args[0]!r}") from None
-
-
-@dataclass(frozen=True)
-class RecordResult:
-    """One record's outcome in an sObject Collections request (matched by position)."""
-
-    record_id: str | None
-    success: bool
-    errors: tuple[tuple[str, str], ...] = ()  # (statusCode, message)
-    created: bool | None = None  # upsert only: True if the record was created, False if an existing one was updated
-
-    @property
-    def retryable(self) -> bool:
-        return not self.success and any(code in RETRYABLE_CODES for code, _ in self.errors)
 
 
 class _PlainHttp(HTTPAdapter):
@@ -169,22 +155,22 @@ class SalesforceClient:
     # ------------------------------------------------------------ what the plugin does
 
     def contacts_by_member_id(self, member_ids: Iterable[str]) -> dict[str, str]:
-        """Contact id by Loyalty_Member_Id__c, one query per 200 ids."""
+        """Contact id by loyalty member id, one query per 200 ids."""
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(set(member_ids)), COLLECTION_LIMIT):
-            soql = f"SELECT Id, {MEMBER_ID} FROM Contact WHERE {MEMBER_ID} IN ({_quoted(chunk)})"
+            soql = f"SELECT {RECORD_ID}, {MEMBER_ID} FROM Contact WHERE {MEMBER_ID} IN ({_quoted(chunk)})"
             for record in self._query(soql):
-                found[record[MEMBER_ID]] = record["Id"]
+                found[record[MEMBER_ID]] = record[RECORD_ID]
         return found
 
     def contacts_by_email(self, emails: Iterable[str]) -> dict[str, list[str]]:
         """Contact ids by lower-cased e-mail (Salesforce compares text case-insensitively), one query per 200."""
         found: dict[str, list[str]] = {}
         for chunk in _chunks(sorted({e.lower() for e in emails}), COLLECTION_LIMIT):
-            soql = f"SELECT Id, Email, {MEMBER_ID} FROM Contact WHERE Email IN ({_quoted(chunk)})"
+            soql = f"SELECT {RECORD_ID}, {EMAIL}, {MEMBER_ID} FROM Contact WHERE {EMAIL} IN ({_quoted(chunk)})"
             for record in self._query(soql):
-                if record.get("Email"):
-                    found.setdefault(record["Email"].lower(), []).append(record["Id"])
+                if record.get(EMAIL):
+                    found.setdefault(record[EMAIL].lower(), []).append(record[RECORD_ID])
         return found
 
     def _query(self, soql: str) -> list[dict[str, Any]]:

@@ -20,12 +20,11 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from loyalty.errors import ChannelOptedOutError, ChannelRejectedError, ChannelRetryableError
+from loyalty.ports.channels import normalise_phone
 
 SmsType = Literal["Promotional", "Transactional"]
 
 _SENDER_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9]{1,11}")
-_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
-_SEPARATORS = re.compile(r"[ \-]")
 
 RETRYABLE_CODES = frozenset(
     {
@@ -41,14 +40,6 @@ RETRYABLE_CODES = frozenset(
     }
 )
 OPTED_OUT_CODES = frozenset({"OptedOut", "OptedOutException"})
-
-
-def normalise_phone(phone: str) -> str:
-    """`phone` in E.164 without spaces or dashes; ChannelRejectedError (not naming the number) if it is not E.164."""
-    number = _SEPARATORS.sub("", phone.strip())
-    if not _E164.fullmatch(number):
-        raise ChannelRejectedError("phone number is not E.164: '+' then 8 to 15 digits, the first not 0")
-    return number
 
 
 class SnsSmsSender:

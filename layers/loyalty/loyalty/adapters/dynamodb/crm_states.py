@@ -1,0 +1,43 @@
+"""Per member: the Contact fields as last pushed, and whether the member is synced, parked or unlinked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from loyalty.adapters.dynamodb.models import CRM_STATE_SK, CrmStateItem, LoyaltyItem, member_pk
+from loyalty.ports.crm import CrmState
+
+
+class DynamoDBCrmStates:
+    def states(self, member_ids: Iterable[str]) -> dict[str, CrmState]:
+        keys = [(member_pk(member_id), CRM_STATE_SK) for member_id in sorted(set(member_ids))]
+        found: dict[str, CrmState] = {}
+        for item in LoyaltyItem.batch_get(keys, consistent_read=True) if keys else []:
+            if isinstance(item, CrmStateItem):
+                found[item.member_id] = CrmState(
+                    pushed=dict(item.pushed.as_dict()), status=item.status, reason=item.reason
+                )
+        return found
+
+    def save(self, member_id: str, state: CrmState, at: datetime) -> None:
+        parked = state.status in ("parked", "unlinked")
+        CrmStateItem(
+            member_pk(member_id),
+            CRM_STATE_SK,
+            member_id=member_id,
+            pushed=dict(state.pushed),
+            status=state.status,
+            reason=state.reason,
+            updated_at=at,
+            due_pk=f"CRM#{state.status}" if parked else None,
+            due_sk=member_id if parked else None,
+        ).save()
+
+    def not_in_sync(self, status: str) -> list[tuple[str, str | None]]:
+        """Members parked or unlinked, with the reason: the list an operator looks at."""
+        return [
+            (item.member_id, item.reason)
+            for item in LoyaltyItem.due.query(f"CRM#{status}")
+            if isinstance(item, CrmStateItem)
+        ]

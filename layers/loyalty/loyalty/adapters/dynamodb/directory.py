@@ -1,0 +1,182 @@
+"""Who is who and what is what: shop customers linked to members, member profiles, the product catalogue,
+and guest orders held until their e-mail enrols."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from loyalty.adapters.dynamodb.models import (
+    BIRTHDAY_SK,
+    MEMBER_SK,
+    BirthdayItem,
+    CustomerItem,
+    HeldOrderItem,
+    LoyaltyItem,
+    MemberItem,
+    ProductItem,
+    RequestItem,
+    condition_failed,
+    email_pk,
+    member_pk,
+    table_connection,
+)
+from loyalty.errors import UnknownMemberError
+from loyalty.ports.directory import PROFILE_FIELDS
+from loyalty.programme.orders import Order
+
+CUSTOMER_SK = "CUSTOMER"
+PRODUCT_SK = "PRODUCT"
+
+
+def _customer_pk(shop: str, customer_id: str) -> str:
+    return f"CUSTOMER#{shop}#{customer_id}"
+
+
+def _product_pk(shop: str, product_id: str) -> str:
+    return f"PRODUCT#{shop}#{product_id}"
+
+
+def _held_pk(email: str) -> str:
+    return "HELD#" + email_pk(email).removeprefix("EMAIL#")
+
+
+class DynamoDBDirectory:
+    # ------------------------------------------------------------ customers and profiles
+
+    def member_for_customer(self, shop: str, customer_id: str) -> str | None:
+        try:
+            return str(CustomerItem.get(_customer_pk(shop, customer_id), CUSTOMER_SK).member_id)
+        except CustomerItem.DoesNotExist:
+            return None
+
+    def link_customer(self, shop: str, customer_id: str, member_id: str) -> None:
+        CustomerItem(_customer_pk(shop, customer_id), CUSTOMER_SK, member_id=member_id).save()
+
+    def set_consent(self, member_id: str, field: str, value: bool, at: datetime) -> bool:
+        consent, consent_at = getattr(MemberItem, field), getattr(MemberItem, f"{field}_at")
+        try:
+            MemberItem(member_pk(member_id), MEMBER_SK).update(
+                actions=[consent.set(value), consent_at.set(at)],
+                condition=MemberItem.pk.exists() & (consent_at.does_not_exist() | (consent_at <= at)),
+            )
+        except UpdateError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
+    def update_profile(self, member_id: str, changes: Mapping[str, Any], at: datetime) -> bool:
+        actions = [getattr(MemberItem, name).set(value) for name, value in changes.items() if name in PROFILE_FIELDS]
+        if not actions:
+            return False
+        newer_or_first = MemberItem.profile_updated_at.does_not_exist() | (MemberItem.profile_updated_at <= at)
+        member = MemberItem(member_pk(member_id), MEMBER_SK)
+        birthdate = changes.get("birthdate")
+        try:
+            if birthdate is None or self._birthdate(member_id) == birthdate:
+                member.update(
+                    actions=[*actions, MemberItem.profile_updated_at.set(at)],
+                    condition=MemberItem.pk.exists() & newer_or_first,
+                )
+                return True
+            # a new or changed birthday goes on the due index, dated from when it was entered
+            with TransactWrite(connection=table_connection()) as transaction:
+                transaction.update(
+                    member,
+                    [*actions, MemberItem.profile_updated_at.set(at)],
+                    condition=MemberItem.pk.exists() & newer_or_first,
+                    add_version_condition=False,
+                )
+                transaction.save(
+                    BirthdayItem(
+                        member_pk(member_id),
+                        BIRTHDAY_SK,
+                        member_id=member_id,
+                        birthdate=birthdate,
+                        entered_on=at.astimezone(UTC).date().isoformat(),
+                        due_pk=f"BIRTHDAY#{birthdate[5:10]}",
+                        due_sk=member_id,
+                    )
+                )
+        except (UpdateError, TransactWriteError) as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _birthdate(member_id: str) -> str | None:
+        try:
+            return BirthdayItem.get(member_pk(member_id), BIRTHDAY_SK, consistent_read=True).birthdate
+        except BirthdayItem.DoesNotExist:
+            return None
+
+    def link_contact(self, member_id: str, contact_id: str | None) -> None:
+        action = MemberItem.crm_contact_id.set(contact_id) if contact_id else MemberItem.crm_contact_id.remove()
+        try:
+            MemberItem(member_pk(member_id), MEMBER_SK).update(actions=[action], condition=MemberItem.pk.exists())
+        except UpdateError as error:
+            if condition_failed(error):
+                raise UnknownMemberError(member_id) from None
+            raise
+
+    def record_request(self, request_id: str) -> bool:
+        """Note a CRM request id; False if it was noted before (a repeat)."""
+        try:
+            RequestItem(f"REQUEST#{request_id}", "REQUEST").save(condition=RequestItem.pk.does_not_exist())
+        except PutError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------ catalogue
+
+    def save_product(self, shop: str, product_id: str, title: str, categories: Iterable[str], at: datetime) -> bool:
+        """Keep the product's categories, unless a newer version of it is stored already."""
+        item = ProductItem(
+            _product_pk(shop, product_id), PRODUCT_SK, title=title, categories=list(categories), updated_at=at
+        )
+        try:
+            item.save(condition=ProductItem.pk.does_not_exist() | (ProductItem.updated_at <= at))
+        except PutError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
+    def categories_for(self, shop: str, product_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """Categories of the catalogue's products (one batch read); unknown products are absent."""
+        keys = [(_product_pk(shop, pid), PRODUCT_SK) for pid in sorted(set(product_ids))]
+        found: dict[str, tuple[str, ...]] = {}
+        for item in LoyaltyItem.batch_get(keys) if keys else []:
+            if isinstance(item, ProductItem):
+                found[item.pk.rsplit("#", 1)[1]] = tuple(str(name) for name in item.categories)
+        return found
+
+    # ------------------------------------------------------------ guest orders
+
+    def hold_guest_order(self, email: str, order: Order, until: datetime) -> None:
+        HeldOrderItem(
+            _held_pk(email),
+            f"ORDER#{order.shop}#{order.order_id}",
+            order=order.model_dump_json(),
+            hold_until=until,
+            ttl=int(until.timestamp()),
+        ).save()
+
+    def held_orders(self, email: str, now: datetime) -> list[Order]:
+        """Guest orders of this e-mail still within their hold (TTL removes the rest eventually)."""
+        return [
+            Order.model_validate_json(item.order)
+            for item in LoyaltyItem.query(_held_pk(email), consistent_read=True)
+            if isinstance(item, HeldOrderItem) and item.hold_until >= now
+        ]
+
+    def drop_held_order(self, email: str, order: Order) -> None:
+        HeldOrderItem(_held_pk(email), f"ORDER#{order.shop}#{order.order_id}").delete()

@@ -1,0 +1,250 @@
+"""The ledger's store on DynamoDB: items in, states out, and one TransactWriteItems per change.
+
+The entry is put with ``attribute_not_exists`` (a failed condition there means "already applied"); the order is
+put whole under a condition on its version; the member is updated with ``ADD`` for counters and ``SET`` for the
+rest, under the conditions the change names. Nothing here decides points: loyalty.ledger.decisions does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from loyalty.adapters.dynamodb.ledger_items import (
+    entry_item,
+    entry_of,
+    grant_value,
+    history_key,
+    member_item,
+    member_state,
+    order_item,
+    order_state,
+    override_value,
+)
+from loyalty.adapters.dynamodb.models import (
+    BIRTHDAY_SK,
+    EMAIL_SK,
+    ENTRY_PREFIX,
+    MEMBER_SK,
+    ORDER_SK,
+    REVIEW_SK,
+    BirthdayItem,
+    EmailItem,
+    EntryItem,
+    LoyaltyItem,
+    MemberItem,
+    OrderItem,
+    ReviewItem,
+    condition_failed,
+    email_pk,
+    member_pk,
+    order_pk,
+    review_due,
+    table_connection,
+)
+from loyalty.ledger.model import Entry, HistoryPage
+from loyalty.ledger.state import (
+    Commit,
+    LedgerChange,
+    MemberChange,
+    MemberState,
+    OfferGrant,
+    OrderState,
+)
+from loyalty.programme.tiers import TierOverride
+
+_CONDITION_FAILED = "ConditionalCheckFailed"
+_CONFLICT = "TransactionConflict"
+_PERSONAL = ("email", "first_name", "last_name", "phone", "birthdate")
+
+
+class DynamoDBLedgerStore:
+    def __init__(self) -> None:
+        self._connection = table_connection()
+
+    # ---------------------------------------------------------------- reads
+
+    def member(self, member_id: str) -> MemberState | None:
+        item = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        return member_state(item) if item is not None else None
+
+    def member_and_order(self, member_id: str, order_key: str) -> tuple[MemberState | None, OrderState | None]:
+        member = order = None
+        for item in _batch_get([(member_pk(member_id), MEMBER_SK), (order_pk(order_key), ORDER_SK)]):
+            if isinstance(item, MemberItem):
+                member = member_state(item)
+            elif isinstance(item, OrderItem):
+                order = order_state(order_key, item)
+        return member, order
+
+    def order(self, order_key: str) -> OrderState | None:
+        item = _get(OrderItem, order_pk(order_key), ORDER_SK)
+        return order_state(order_key, item) if item is not None else None
+
+    def member_and_entry(self, member_id: str, source_key: str) -> tuple[MemberState | None, Entry | None]:
+        pk = member_pk(member_id)
+        member = entry = None
+        for item in _batch_get([(pk, MEMBER_SK), (pk, ENTRY_PREFIX + source_key)]):
+            if isinstance(item, MemberItem):
+                member = member_state(item)
+            elif isinstance(item, EntryItem):
+                entry = entry_of(item)
+        return member, entry
+
+    def entry(self, member_id: str, source_key: str) -> Entry | None:
+        item = _get(EntryItem, member_pk(member_id), ENTRY_PREFIX + source_key)
+        return entry_of(item) if item is not None else None
+
+    def open_lots(self, member_id: str, consumed: int) -> Iterator[Entry]:
+        query = LoyaltyItem.open_lots.query(
+            member_pk(member_id), LoyaltyItem.lot_end > consumed, consistent_read=True, page_size=25
+        )
+        return (entry_of(item) for item in query if isinstance(item, EntryItem))
+
+    def history(self, member_id: str, limit: int, cursor: str | None) -> HistoryPage:
+        start_key = json.loads(base64.urlsafe_b64decode(cursor)) if cursor else None
+        results = LoyaltyItem.by_time.query(
+            member_pk(member_id), scan_index_forward=False, limit=limit, last_evaluated_key=start_key
+        )
+        entries = tuple(entry_of(item) for item in results if isinstance(item, EntryItem))
+        last_key = results.last_evaluated_key
+        next_cursor = base64.urlsafe_b64encode(json.dumps(last_key).encode()).decode() if last_key else None
+        return HistoryPage(entries=entries, cursor=next_cursor)
+
+    def entries(self, member_id: str, since: datetime | None = None) -> list[Entry]:
+        condition = LoyaltyItem.hist_sk >= history_key(since) if since is not None else None
+        query = LoyaltyItem.by_time.query(member_pk(member_id), condition, consistent_read=True)
+        return [entry_of(item) for item in query if isinstance(item, EntryItem)]
+
+    def member_for_email(self, email: str) -> str | None:
+        guard = _get(EmailItem, email_pk(email), EMAIL_SK)
+        return guard.member_id if guard is not None else None
+
+    # ---------------------------------------------------------------- writes
+
+    def commit(self, change: LedgerChange) -> Commit:
+        with_entry = change.entry is not None
+        try:
+            with TransactWrite(connection=self._connection) as transaction:
+                if change.entry is not None:
+                    transaction.save(entry_item(change.entry), condition=EntryItem.pk.does_not_exist())
+                if change.order is not None:
+                    state = change.order.state
+                    read = (
+                        OrderItem.pk.does_not_exist() if state.version == 1 else OrderItem.version == state.version - 1
+                    )
+                    transaction.save(order_item(state), condition=read)
+                if change.member is not None:
+                    actions, condition = _member_update(change.member)
+                    item = MemberItem(member_pk(change.member.member_id), MEMBER_SK)
+                    transaction.update(item, actions, condition=condition, add_version_condition=False)
+        except TransactWriteError as error:
+            reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+            if not reasons:
+                raise
+            if _CONFLICT not in reasons and with_entry and reasons[0] == _CONDITION_FAILED:
+                return Commit.ALREADY_APPLIED
+            return Commit.CONFLICT
+        return Commit.APPLIED
+
+    def enrol(self, member: MemberState, first_review: date) -> Commit:
+        due_pk, due_sk = review_due(member.member_id, first_review)
+        item = member_item(member)
+        try:
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.save(item, condition=MemberItem.pk.does_not_exist())
+                review = ReviewItem(item.pk, REVIEW_SK, member_id=member.member_id, review_on=first_review.isoformat())
+                review.due_pk, review.due_sk = due_pk, due_sk
+                transaction.save(review)  # every member is in the review cycle (tier and segment) from the start
+                if member.email:
+                    guard = EmailItem(email_pk(member.email), EMAIL_SK, member_id=member.member_id)
+                    transaction.save(guard, condition=EmailItem.pk.does_not_exist())
+        except TransactWriteError as error:
+            reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+            if not reasons:
+                raise
+            return Commit.ALREADY_APPLIED if reasons[0] == _CONDITION_FAILED else Commit.CONFLICT
+        return Commit.APPLIED
+
+    def erase_personal_data(self, member_id: str) -> bool:
+        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+        if member is None:
+            return False
+        with TransactWrite(connection=self._connection) as transaction:
+            if member.email:
+                transaction.delete(EmailItem(email_pk(member.email), EMAIL_SK))
+            transaction.delete(BirthdayItem(member_pk(member_id), BIRTHDAY_SK))
+            transaction.update(
+                MemberItem(member_pk(member_id), MEMBER_SK),
+                [getattr(MemberItem, name).remove() for name in _PERSONAL],
+                condition=MemberItem.pk.exists(),
+                add_version_condition=False,
+            )
+        return True
+
+    def grant_offer(self, member_id: str, key: str, grant: OfferGrant, drop: Sequence[str]) -> None:
+        value = grant_value(grant)
+        item = MemberItem(member_pk(member_id), MEMBER_SK)
+        actions: list[Action] = [MemberItem.offers[key].set(value), *(MemberItem.offers[k].remove() for k in drop)]
+        try:
+            item.update(actions=actions, condition=MemberItem.offers.exists())
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
+            # a member stored before offers existed: the map comes with the first grant
+            item.update(
+                actions=[MemberItem.offers.set({key: value})],
+                condition=MemberItem.pk.exists() & MemberItem.offers.does_not_exist(),
+            )
+
+
+def _member_update(change: MemberChange) -> tuple[list[Action], Condition]:
+    actions: list[Action] = [getattr(MemberItem, name).add(delta) for name, delta in change.add.items() if delta]
+    for month, delta in change.qualifying.items():
+        actions.append(MemberItem.qualifying[month].set((MemberItem.qualifying[month] | 0) + delta))
+    if change.bump_qualifying_version:
+        actions.append(MemberItem.qualifying_version.add(1))
+    for name, value in change.sets.items():
+        attribute = getattr(MemberItem, name)
+        if value is None:
+            actions.append(attribute.remove())
+        elif isinstance(value, TierOverride):
+            actions.append(attribute.set(override_value(value)))
+        elif isinstance(value, date) and not isinstance(value, datetime):
+            actions.append(attribute.set(value.isoformat()))
+        else:
+            actions.append(attribute.set(value))
+    actions += [MemberItem.offers[key]["used"].set(order) for key, order in change.offers_used.items()]
+    expect = change.expect
+    condition: Condition = MemberItem.pk.exists()
+    if expect.qualifying_version is not None:
+        unchanged = MemberItem.qualifying_version == expect.qualifying_version
+        if expect.qualifying_version == 0:
+            unchanged |= MemberItem.qualifying_version.does_not_exist()
+        condition &= unchanged
+    if expect.released is not None:
+        condition &= MemberItem.released == expect.released
+    if expect.consumed is not None:
+        condition &= MemberItem.consumed == expect.consumed
+    if expect.available_at_least is not None:
+        condition &= MemberItem.available >= expect.available_at_least
+    return actions, condition
+
+
+def _get(model: type[Any], pk: str, sk: str) -> Any:
+    try:
+        return model.get(pk, sk, consistent_read=True)
+    except model.DoesNotExist:
+        return None
+
+
+def _batch_get(keys: list[tuple[str, str]]) -> list[LoyaltyItem]:
+    return list(LoyaltyItem.batch_get(keys, consistent_read=True))

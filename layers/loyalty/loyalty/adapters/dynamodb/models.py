@@ -1,0 +1,349 @@
+"""The loyalty table as pynamodb models: the only place that knows its keys and attribute names.
+
+template.yaml declares the same table; tests/integration/test_table_schema.py proves they agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import suppress
+from datetime import date
+from functools import cache
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    DiscriminatorAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.connection import Connection, TableConnection
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
+from pynamodb.models import Model
+
+
+class ByTimeIndex(LocalSecondaryIndex["LoyaltyItem"]):
+    class Meta:
+        index_name = "by_time"
+        projection = AllProjection()
+
+    pk = UnicodeAttribute(hash_key=True)
+    hist_sk = UnicodeAttribute(range_key=True)
+
+
+class OpenLotsIndex(LocalSecondaryIndex["LoyaltyItem"]):
+    class Meta:
+        index_name = "open_lots"
+        projection = AllProjection()
+
+    pk = UnicodeAttribute(hash_key=True)
+    lot_end = NumberAttribute(range_key=True)
+
+
+class DueIndex(GlobalSecondaryIndex["LoyaltyItem"]):
+    class Meta:
+        index_name = "due"
+        projection = AllProjection()
+
+    due_pk = UnicodeAttribute(hash_key=True)
+    due_sk = UnicodeAttribute(range_key=True)
+
+
+class LoyaltyItem(Model):
+    class Meta:
+        table_name = "loyalty"
+        region: str | None = None
+        host: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    type = DiscriminatorAttribute()
+    hist_sk = UnicodeAttribute(null=True)
+    lot_end = NumberAttribute(null=True)
+    due_pk = UnicodeAttribute(null=True)
+    due_sk = UnicodeAttribute(null=True)
+    ttl = NumberAttribute(null=True)  # epoch seconds; only on temporary items (guest order holds)
+
+    by_time = ByTimeIndex()
+    open_lots = OpenLotsIndex()
+    due = DueIndex()
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        """The model's table on the one botocore client of its endpoint: pynamodb gives each model class a client
+        of its own, and each costs tens of milliseconds to create (a cold start creates them all)."""
+        table = super()._get_connection()
+        shared = table_connection()
+        if table.connection is not shared:
+            with suppress(ValueError):  # the schema of this table is known already: every item type shares it
+                shared.add_meta_table(table.connection.get_meta_table(table.table_name))
+            table.connection = shared
+        return table
+
+
+class MemberItem(LoyaltyItem, discriminator="member"):
+    member_id = UnicodeAttribute()
+    email = UnicodeAttribute(null=True)
+    first_name = UnicodeAttribute(null=True)
+    last_name = UnicodeAttribute(null=True)
+    phone = UnicodeAttribute(null=True)
+    locale = UnicodeAttribute(null=True)
+    email_consent = BooleanAttribute(null=True)
+    email_consent_at = UTCDateTimeAttribute(null=True)  # when the e-mail consent last changed (or was stated)
+    sms_consent = BooleanAttribute(null=True)
+    sms_consent_at = UTCDateTimeAttribute(null=True)
+    crm_contact_id = UnicodeAttribute(null=True)
+    birthdate = UnicodeAttribute(null=True)  # ISO date
+    profile_updated_at = UTCDateTimeAttribute(null=True)  # time of the newest profile change applied
+    enrolled_at = UTCDateTimeAttribute()
+    last_activity = UTCDateTimeAttribute(null=True)
+    available = NumberAttribute(default=0)
+    pending = NumberAttribute(default=0)
+    lifetime = NumberAttribute(default=0)
+    released = NumberAttribute(default=0)  # length of the lot stream
+    consumed = NumberAttribute(default=0)  # taken from the front of the stream
+    redeemed = NumberAttribute(default=0)
+    expired = NumberAttribute(default=0)
+    lot_expiry_max = UnicodeAttribute(null=True)  # ISO date of the newest lot's expiry
+    qualifying: MapAttribute[str, Any] = MapAttribute(default=dict)  # month "YYYY-MM" -> qualifying points
+    qualifying_version = NumberAttribute(default=0)  # +1 on every change of `qualifying`, the tier or its override
+    tier = UnicodeAttribute(null=True)  # the earned tier; absent: the lowest
+    tier_period_end = UnicodeAttribute(null=True)  # ISO date; the tier is assessed after it (loyalty.programme.tiers)
+    tier_override: MapAttribute[str, Any] = MapAttribute(null=True)  # {tier, valid_until, reason, actor}
+    segment = UnicodeAttribute(null=True)
+    segment_reason = UnicodeAttribute(null=True)
+    segment_rfm = UnicodeAttribute(null=True)
+    offers: MapAttribute[str, Any] = MapAttribute(default=dict)  # granted offers that change earning (see Ledger)
+    segment_on = UnicodeAttribute(null=True)  # ISO date the segment was judged for
+    segment_at = UTCDateTimeAttribute(null=True)  # when it was computed (from the entries written up to then)
+
+
+class EntryItem(LoyaltyItem, discriminator="entry"):
+    member_id = UnicodeAttribute()
+    source_key = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    points = NumberAttribute(default=0)
+    pending = NumberAttribute(default=0)
+    lifetime = NumberAttribute(default=0)
+    qualifying = NumberAttribute(default=0)
+    reason = UnicodeAttribute()
+    source = UnicodeAttribute(null=True)
+    order_key = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(null=True)
+    campaigns = ListAttribute(of=UnicodeAttribute, null=True)
+    lines: MapAttribute[str, Any] = MapAttribute(null=True)
+    lot_start = NumberAttribute(null=True)
+    expires_on = UnicodeAttribute(null=True)
+    unrecovered = NumberAttribute(default=0)
+    month = UnicodeAttribute(null=True)  # "YYYY-MM" whose qualifying points this entry changes
+    tier = UnicodeAttribute(null=True)  # accrual: the tier it earned at; tier entries: the tier decided
+    tier_reached = UnicodeAttribute(null=True)  # accrual: the tier this order reached at once
+    tier_period_end = UnicodeAttribute(null=True)  # ISO date: period end the entry set
+    valid_until = UnicodeAttribute(null=True)  # tier override: last day
+    placed_on = UnicodeAttribute(null=True)  # accrual: the order's date
+    base_points = NumberAttribute(null=True)  # accrual: what the order earns at x1 (its spend, for segments)
+    discounted = BooleanAttribute(null=True)  # accrual: a discount code was used
+    categories = ListAttribute(of=UnicodeAttribute, null=True)  # accrual: the order's product categories
+    offers = ListAttribute(of=UnicodeAttribute, null=True)  # accrual: codes of the member's offers that applied
+
+
+class OrderItem(LoyaltyItem, discriminator="order"):
+    """An order's earning state. Created by the accrual, or first by a refund that arrived before its order."""
+
+    member_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)  # pending | released | cancelled
+    earned = NumberAttribute(null=True)
+    left = NumberAttribute(null=True)
+    qualifying_earned = NumberAttribute(null=True)
+    qualifying_left = NumberAttribute(null=True)
+    qualifying_month = UnicodeAttribute(null=True)
+    earned_on = UnicodeAttribute(null=True)
+    release_on = UnicodeAttribute(null=True)  # while pending (also its due_pk: RELEASE#<date>)
+    lines: MapAttribute[str, Any] = MapAttribute(null=True)  # line id -> {q, ql, p, pl}
+    refunds = UnicodeSetAttribute(null=True)  # refund ids applied
+    parked: MapAttribute[str, Any] = MapAttribute(null=True)  # refund id -> {line id: quantity} or {} for all
+    version = NumberAttribute(default=0)  # +1 on every write: each is conditioned on the version read
+
+
+class EmailItem(LoyaltyItem, discriminator="email"):
+    """One per e-mail address (keyed by its hash): the same person in two shops is one member."""
+
+    member_id = UnicodeAttribute()
+
+
+class CustomerItem(LoyaltyItem, discriminator="customer"):
+    """A shop's customer id linked to the member."""
+
+    member_id = UnicodeAttribute()
+
+
+class ProductItem(LoyaltyItem, discriminator="product"):
+    """The product catalogue: order lines carry no product type, so categories come from here."""
+
+    title = UnicodeAttribute()
+    categories = ListAttribute(of=UnicodeAttribute, default=list)
+    updated_at = UTCDateTimeAttribute()
+
+
+class HeldOrderItem(LoyaltyItem, discriminator="held_order"):
+    """A guest order with an e-mail, held until ``hold_until`` so its points can be claimed on enrolment."""
+
+    order = UnicodeAttribute()  # the Order as JSON
+    hold_until = UTCDateTimeAttribute()
+
+
+class RequestItem(LoyaltyItem, discriminator="request"):
+    """A CRM request id already applied (Flow callouts answer "duplicate" on a repeat)."""
+
+
+class CrmStateItem(LoyaltyItem, discriminator="crm_state"):
+    """What was last pushed to the member's Contact, and why a member is not in sync (parked or unlinked).
+
+    Parked and unlinked members carry due_pk CRM#parked / CRM#unlinked, so they can be listed, never lost."""
+
+    member_id = UnicodeAttribute()
+    pushed: MapAttribute[str, Any] = MapAttribute(default=dict)  # field API name -> value as last sent
+    status = UnicodeAttribute()  # synced | parked | unlinked
+    reason = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute()
+
+
+class ReviewItem(LoyaltyItem, discriminator="review"):
+    """When the member's tier and segment are next looked at: due_pk REVIEW#<date>."""
+
+    member_id = UnicodeAttribute()
+    review_on = UnicodeAttribute()  # ISO date
+
+
+class BirthdayItem(LoyaltyItem, discriminator="birthday"):
+    """The member's birthday on the due index (BIRTHDAY#<MM-DD>), and when it was entered."""
+
+    member_id = UnicodeAttribute()
+    birthdate = UnicodeAttribute()  # ISO date
+    entered_on = UnicodeAttribute()  # ISO date the programme learnt this birthday
+
+
+class JobRunItem(LoyaltyItem, discriminator="job_run"):
+    """One scheduled job's run for one date: done, or where it got to (so a rerun resumes there)."""
+
+    status = UnicodeAttribute()  # running | done
+    cursor = UnicodeAttribute(null=True)  # the due index's LastEvaluatedKey, as JSON
+    processed = NumberAttribute(default=0)
+    changed = NumberAttribute(default=0)
+    updated_at = UTCDateTimeAttribute()
+
+
+class OfferSendItem(LoyaltyItem, discriminator="offer_send"):
+    """MEMBER#<id> / SEND#<dedup>#<channel>: what was decided for one offer on one channel, and why."""
+
+    member_id = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    status = UnicodeAttribute()  # sending | sent | refused | capped | held | failed
+    reason = UnicodeAttribute(null=True)
+    evidence: MapAttribute[str, Any] = MapAttribute(null=True)  # consent: which flag, its value, when, from where
+    request = UnicodeAttribute()  # the OfferRequest as JSON (a held message is sent from it later)
+    request_id = UnicodeAttribute()
+    trigger = UnicodeAttribute()
+    template_key = UnicodeAttribute()
+    offer_code = UnicodeAttribute(null=True)
+    language = UnicodeAttribute(null=True)
+    subject = UnicodeAttribute(null=True)  # e-mail subject; for SMS the first words
+    message_id = UnicodeAttribute(null=True)
+    hold_until = UTCDateTimeAttribute(null=True)
+    decided_at = UTCDateTimeAttribute()
+    task_state = UnicodeAttribute(null=True)  # pending -> pushed | no_contact | refused: the CRM Task of a sent offer
+    task_reason = UnicodeAttribute(null=True)
+
+
+class ContactCapItem(LoyaltyItem, discriminator="contact_cap"):
+    """MEMBER#<id> / CAP#<kind>#<channel>: when the member was last contacted, for the frequency cap."""
+
+    sent = ListAttribute(of=UnicodeAttribute, default=list)  # "<ISO time>|<message key>" within the window
+    version = NumberAttribute(default=0)
+
+
+ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
+    LoyaltyItem,
+    MemberItem,
+    EntryItem,
+    OrderItem,
+    EmailItem,
+    CustomerItem,
+    ProductItem,
+    HeldOrderItem,
+    CrmStateItem,
+    RequestItem,
+    ReviewItem,
+    BirthdayItem,
+    JobRunItem,
+    OfferSendItem,
+    ContactCapItem,
+)
+
+
+def bind_table(table_name: str, region: str | None = None, host: str | None = None) -> None:
+    """Point the models at a table. ``host`` None lets botocore use AWS_ENDPOINT_URL(_DYNAMODB) if set."""
+    LoyaltyItem.Meta.table_name = table_name
+    LoyaltyItem.Meta.region = region
+    LoyaltyItem.Meta.host = host
+    for model in ALL_MODELS:
+        model._connection = None  # indexes use their model's connection
+
+
+@cache
+def _connection(region: str | None, host: str | None) -> Connection:
+    return Connection(region=region, host=host)
+
+
+def table_connection() -> Connection:
+    """The connection transactions use: one botocore client per endpoint for the process (slow to create)."""
+    return _connection(LoyaltyItem.Meta.region, LoyaltyItem.Meta.host)
+
+
+REVIEW_SHARDS = 8
+
+
+def review_due(member_id: str, on: date) -> tuple[str, str]:
+    """The due-index key of a member's next review: sharded partitions sorted by date, so one query per shard
+    finds every review due up to a day, however long ago it fell due."""
+    shard = int(hashlib.sha256(member_id.encode()).hexdigest()[:8], 16) % REVIEW_SHARDS
+    return f"REVIEW#{shard}", f"{on.isoformat()}#{member_id}"
+
+
+def member_pk(member_id: str) -> str:
+    return f"MEMBER#{member_id}"
+
+
+def order_pk(order_key: str) -> str:
+    return f"ORDER#{order_key}"
+
+
+def email_pk(email: str) -> str:
+    """The e-mail's key: a hash of the normalised address, so no key holds the address itself."""
+    return "EMAIL#" + hashlib.sha256(normalise_email(email).encode()).hexdigest()
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+MEMBER_SK = "MEMBER"
+CRM_STATE_SK = "CRM"
+EMAIL_SK = "EMAIL"
+ORDER_SK = "ORDER"
+ENTRY_PREFIX = "ENTRY#"
+REVIEW_SK = "REVIEW"
+BIRTHDAY_SK = "BIRTHDAY"
+
+
+def condition_failed(error: PynamoDBException) -> bool:
+    """The write was refused because a condition did not hold (a single write's, or any item's of a transaction)."""
+    if isinstance(error, TransactWriteError):
+        return any(reason and reason.code == "ConditionalCheckFailed" for reason in error.cancellation_reasons or [])
+    return error.cause_response_code == "ConditionalCheckFailedException"

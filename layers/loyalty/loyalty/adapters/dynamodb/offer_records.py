@@ -1,0 +1,162 @@
+"""What the offer sender keeps: one record per member, offer and channel (the decision, its evidence, and for a
+sent message what the CRM Task needs), frequency caps, and SMS held through quiet hours (due index HELD#)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, PutError
+from pynamodb.expressions.condition import Condition
+
+from loyalty.adapters.dynamodb.models import ContactCapItem, LoyaltyItem, OfferSendItem, condition_failed, member_pk
+from loyalty.offers.records import SendRecord, Status
+
+HELD_SHARDS = 4
+
+
+def _send_sk(dedup: str, channel: str) -> str:
+    return f"SEND#{dedup}#{channel}"
+
+
+def _cap_sk(kind: str, channel: str) -> str:
+    return f"CAP#{kind}#{channel}"
+
+
+def _held_due(member_id: str, until: datetime, dedup: str, channel: str) -> tuple[str, str]:
+    shard = int(hashlib.sha256(member_id.encode()).hexdigest()[:8], 16) % HELD_SHARDS
+    return f"HELD#{shard}", f"{until.astimezone(UTC).isoformat()}#{member_id}#{dedup}#{channel}"
+
+
+def _record(item: OfferSendItem) -> SendRecord:
+    return SendRecord(
+        member_id=item.member_id,
+        dedup=item.sk.removeprefix("SEND#").rsplit("#", 1)[0],
+        channel=item.channel,
+        status=Status(item.status),
+        reason=item.reason,
+        request=item.request,
+        hold_until=item.hold_until,
+        message_id=item.message_id,
+        template_key=item.template_key,
+        offer_code=item.offer_code,
+        subject=item.subject,
+        language=item.language,
+        decided_at=item.decided_at,
+        trigger=item.trigger,
+        evidence=item.evidence.as_dict() if item.evidence is not None else None,
+        task_state=item.task_state,
+        task_reason=item.task_reason,
+    )
+
+
+class DynamoDBOfferRecords:
+    def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None:
+        try:
+            return _record(OfferSendItem.get(member_pk(member_id), _send_sk(dedup, channel), consistent_read=True))
+        except OfferSendItem.DoesNotExist:
+            return None
+
+    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
+        """Take the offer on this channel for sending: only if nothing was decided yet, it was held and now comes
+        back, or a claim from ``before`` was left by a sender that died. False: another delivery decides it."""
+        item = self._item(record, request_id)
+        condition: Condition = OfferSendItem.pk.does_not_exist()
+        if held:
+            abandoned = (OfferSendItem.status == Status.SENDING.value) & (OfferSendItem.decided_at < before)
+            condition = (OfferSendItem.status == Status.HELD.value) | abandoned
+        return _saved(item, condition)
+
+    def decide(self, record: SendRecord, request_id: str, evidence: dict[str, Any] | None = None) -> None:
+        """Store the decision (sent, refused, capped, held, failed) with its reason and consent evidence."""
+        item = self._item(record, request_id)
+        item.evidence = evidence
+        if record.status is Status.SENT:
+            item.task_state = "pending"  # crm_sync makes it a completed Task on the Contact
+        if record.status is Status.HELD and record.hold_until is not None:
+            item.due_pk, item.due_sk = _held_due(record.member_id, record.hold_until, record.dedup, record.channel)
+        item.save()
+
+    def release(self, record: SendRecord) -> None:
+        try:
+            OfferSendItem(member_pk(record.member_id), _send_sk(record.dedup, record.channel)).delete(
+                condition=OfferSendItem.status == Status.SENDING.value
+            )
+        except DeleteError as error:
+            if not condition_failed(error):
+                raise  # else it is no longer a claim (decided, or taken over): nothing to give back
+
+    def held_due(self, now: datetime) -> Iterator[SendRecord]:
+        up_to = f"{now.astimezone(UTC).isoformat()}#\uffff"
+        for shard in range(HELD_SHARDS):
+            for item in LoyaltyItem.due.query(f"HELD#{shard}", LoyaltyItem.due_sk <= up_to):
+                if isinstance(item, OfferSendItem) and item.status == Status.HELD.value:
+                    yield _record(item)
+
+    def mark_task(self, member_id: str, dedup: str, channel: str, state: str, reason: str | None = None) -> None:
+        OfferSendItem(member_pk(member_id), _send_sk(dedup, channel)).update(
+            actions=[
+                OfferSendItem.task_state.set(state),
+                OfferSendItem.task_reason.set(reason) if reason else OfferSendItem.task_reason.remove(),
+            ],
+            condition=OfferSendItem.pk.exists(),
+        )
+
+    def sent(self, member_id: str) -> list[SendRecord]:
+        """Every decision about the member's offers (for the member API and the local outbox)."""
+        return [
+            _record(item)
+            for item in LoyaltyItem.query(member_pk(member_id), LoyaltyItem.sk.startswith("SEND#"))
+            if isinstance(item, OfferSendItem)
+        ]
+
+    def forget_person(self, member_id: str, dedup: str, channel: str, request: str) -> None:
+        OfferSendItem(member_pk(member_id), _send_sk(dedup, channel)).update(
+            actions=[OfferSendItem.request.set(request), OfferSendItem.subject.remove()],
+            condition=OfferSendItem.pk.exists(),
+        )
+
+    def cap(self, member_id: str, kind: str, channel: str) -> tuple[int, list[str]]:
+        try:
+            item = ContactCapItem.get(member_pk(member_id), _cap_sk(kind, channel), consistent_read=True)
+        except ContactCapItem.DoesNotExist:
+            return 0, []
+        return int(item.version), [str(entry) for entry in item.sent]
+
+    def save_cap(self, member_id: str, kind: str, channel: str, version: int, entries: list[str]) -> bool:
+        item = ContactCapItem(member_pk(member_id), _cap_sk(kind, channel), sent=entries, version=version + 1)
+        return _saved(item, ContactCapItem.pk.does_not_exist() if version == 0 else ContactCapItem.version == version)
+
+    @staticmethod
+    def _item(record: SendRecord, request_id: str) -> OfferSendItem:
+        return OfferSendItem(
+            member_pk(record.member_id),
+            _send_sk(record.dedup, record.channel),
+            member_id=record.member_id,
+            channel=record.channel,
+            status=record.status.value,
+            reason=record.reason,
+            request=record.request,
+            request_id=request_id,
+            trigger=record.trigger,
+            template_key=record.template_key,
+            offer_code=record.offer_code,
+            language=record.language,
+            subject=record.subject,
+            message_id=record.message_id,
+            hold_until=record.hold_until,
+            decided_at=record.decided_at,
+        )
+
+
+def _saved(item: LoyaltyItem, condition: Condition) -> bool:
+    """Save ``item`` if ``condition`` holds; False if it did not (someone else got there first)."""
+    try:
+        item.save(condition=condition)
+    except PutError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True

@@ -1,0 +1,211 @@
+"""The Salesforce Contact and Task fields the programme reads and writes, and how its values map onto them: the one
+place their API names live in Python.
+
+infra/salesforce holds the matching metadata; tests/unit/test_salesforce_metadata.py proves they agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, date
+from enum import StrEnum
+from typing import Any
+
+from loyalty.ledger.model import MemberSummary
+from loyalty.offers.records import SendRecord
+from loyalty.programme.rules import ProgramRules
+
+
+class FieldType(StrEnum):
+    TEXT = "Text"
+    NUMBER = "Number"
+    DATE = "Date"
+    DATETIME = "DateTime"
+    CHECKBOX = "Checkbox"
+    PICKLIST = "Picklist"
+
+
+# --- Contact ------------------------------------------------------------------------------------------------------
+
+MEMBER_ID = "Loyalty_Member_Id__c"  # text, external id, unique: how a Contact is linked to a member
+POINTS = "Loyalty_Points__c"  # available points
+PENDING_POINTS = "Loyalty_Pending_Points__c"
+LIFETIME_POINTS = "Loyalty_Lifetime_Points__c"
+TIER = "Loyalty_Tier__c"
+NEXT_TIER = "Loyalty_Next_Tier__c"
+POINTS_TO_NEXT_TIER = "Loyalty_Points_To_Next_Tier__c"
+POINTS_TO_KEEP_TIER = "Loyalty_Points_To_Keep_Tier__c"
+TIER_EXPIRES_ON = "Loyalty_Tier_Expires_On__c"
+TIER_OVERRIDE_UNTIL = "Loyalty_Tier_Override_Until__c"  # a CRM user's tier override: its last day
+TIER_OVERRIDE_REASON = "Loyalty_Tier_Override_Reason__c"
+SEGMENT = "Loyalty_Segment__c"
+SEGMENT_REASON = "Loyalty_Segment_Reason__c"
+EXPIRING_POINTS = "Loyalty_Expiring_Points__c"
+POINTS_EXPIRE_ON = "Loyalty_Points_Expire_On__c"
+LAST_ACTIVITY = "Loyalty_Last_Activity__c"
+ENROLLED_ON = "Loyalty_Enrolled_On__c"
+SMS_OPT_IN = "Loyalty_SMS_Opt_In__c"  # set by the programme and by CRM users
+LOCALE = "Loyalty_Locale__c"  # set by CRM users, read by the programme
+
+EMAIL = "Email"
+MOBILE_PHONE = "MobilePhone"
+BIRTHDATE = "Birthdate"
+HAS_OPTED_OUT_OF_EMAIL = "HasOptedOutOfEmail"
+FIRST_NAME = "FirstName"
+LAST_NAME = "LastName"
+
+RECORD_ID = "Id"  # system fields every sObject has
+LAST_MODIFIED = "LastModifiedDate"
+
+# Loyalty fields on Contact written by the programme, with their types.
+LOYALTY_FIELDS: dict[str, FieldType] = {
+    MEMBER_ID: FieldType.TEXT,
+    POINTS: FieldType.NUMBER,
+    PENDING_POINTS: FieldType.NUMBER,
+    LIFETIME_POINTS: FieldType.NUMBER,
+    TIER: FieldType.PICKLIST,
+    NEXT_TIER: FieldType.TEXT,
+    POINTS_TO_NEXT_TIER: FieldType.NUMBER,
+    POINTS_TO_KEEP_TIER: FieldType.NUMBER,
+    TIER_EXPIRES_ON: FieldType.DATE,
+    TIER_OVERRIDE_UNTIL: FieldType.DATE,
+    TIER_OVERRIDE_REASON: FieldType.TEXT,
+    SEGMENT: FieldType.PICKLIST,
+    SEGMENT_REASON: FieldType.TEXT,
+    EXPIRING_POINTS: FieldType.NUMBER,
+    POINTS_EXPIRE_ON: FieldType.DATE,
+    LAST_ACTIVITY: FieldType.DATETIME,
+    ENROLLED_ON: FieldType.DATE,
+    SMS_OPT_IN: FieldType.CHECKBOX,
+}
+
+# Custom Contact fields the programme only reads.
+READ_FIELDS: dict[str, FieldType] = {LOCALE: FieldType.TEXT}
+
+# Standard Contact fields the programme reads (and, for consent, writes back on opt-outs).
+STANDARD_FIELDS: dict[str, FieldType] = {
+    EMAIL: FieldType.TEXT,
+    MOBILE_PHONE: FieldType.TEXT,
+    BIRTHDATE: FieldType.DATE,
+    HAS_OPTED_OUT_OF_EMAIL: FieldType.CHECKBOX,
+    FIRST_NAME: FieldType.TEXT,
+    LAST_NAME: FieldType.TEXT,
+}
+
+# consent flag -> (the Contact field that shows it, the value it has when the member said no)
+CONSENT_ON_CONTACT: dict[str, tuple[str, bool]] = {
+    "email_consent": (HAS_OPTED_OUT_OF_EMAIL, True),
+    "sms_consent": (SMS_OPT_IN, False),
+}
+
+# The loyalty segments marketers use here, as machine names; the picklist shows their labels.
+SEGMENTS: dict[str, str] = {
+    "satisfaction_driven": "Satisfaction-driven",
+    "price_driven": "Price-driven",
+    "opportunistic": "Opportunistic",
+    "convenience_driven": "Convenience-driven",
+    "loyal_ambassador": "Loyal ambassador",
+    "new": "New",
+    "at_risk": "At risk",
+    "lapsed": "Lapsed",
+}
+
+# --- Task ---------------------------------------------------------------------------------------------------------
+
+TASK_SEND_ID = "Loyalty_Offer_Send_Id__c"  # text, external id, unique: one Task per sent offer, upserted by it
+
+# Task fields the programme writes when it records a sent offer (e-mail or SMS) as a completed Task on the
+# member's Contact. The custom field is defined on Activity (Task and Event share it) in infra/salesforce.
+TASK_FIELDS: dict[str, FieldType] = {
+    "WhoId": FieldType.TEXT,  # the Contact id
+    "Subject": FieldType.TEXT,
+    "Status": FieldType.PICKLIST,  # Completed
+    "ActivityDate": FieldType.DATE,
+    "Description": FieldType.TEXT,
+    "Type": FieldType.PICKLIST,  # Email or SMS (the org's admin adds SMS)
+    TASK_SEND_ID: FieldType.TEXT,
+}
+
+
+# --- values ---------------------------------------------------------------------------------------------------------
+
+
+def contact_fields(summary: MemberSummary, rules: ProgramRules) -> dict[str, Any]:
+    """The member's loyalty fields as Salesforce stores them.
+
+    A value that is not known yet (the segment before the first review) is left out, not blanked; a value
+    that no longer applies (tier expiry after falling to the lowest tier, an override that ended) is blanked."""
+    next_tier = rules.tier(summary.next_tier) if summary.next_tier else None
+    fields: dict[str, Any] = {
+        MEMBER_ID: summary.member_id,
+        POINTS: summary.available,
+        PENDING_POINTS: summary.pending,
+        LIFETIME_POINTS: summary.lifetime,
+        TIER: rules.tier(summary.tier).display_name,
+        NEXT_TIER: next_tier.display_name if next_tier else None,
+        POINTS_TO_NEXT_TIER: summary.points_to_next_tier,
+        POINTS_TO_KEEP_TIER: summary.points_to_keep_tier,
+        TIER_EXPIRES_ON: _date(summary.tier_expires_on),
+        TIER_OVERRIDE_UNTIL: _date(summary.tier_override_until),
+        TIER_OVERRIDE_REASON: summary.tier_override_reason,
+        EXPIRING_POINTS: summary.next_expiry_points,
+        POINTS_EXPIRE_ON: _date(summary.next_expiry_on),
+        ENROLLED_ON: summary.enrolled_at.astimezone(UTC).date().isoformat(),
+    }
+    if summary.segment is not None:
+        fields[SEGMENT] = SEGMENTS[summary.segment]
+        fields[SEGMENT_REASON] = summary.segment_reason
+    if summary.last_activity is not None:
+        fields[LAST_ACTIVITY] = summary.last_activity.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    for flag, (field, showing_no) in CONSENT_ON_CONTACT.items():  # an opt-out (unsubscribe, bounce) reaches the CRM
+        value = getattr(summary.profile, flag)
+        if value is not None:
+            fields[field] = (not value) if showing_no else value
+    return fields
+
+
+def consent_shown(pushed: Mapping[str, Any]) -> dict[str, bool | None]:
+    """Each consent flag as the Contact shows it, from the fields last pushed (None: never pushed)."""
+    shown: dict[str, bool | None] = {}
+    for flag, (field, showing_no) in CONSENT_ON_CONTACT.items():
+        value = pushed.get(field)
+        shown[flag] = None if value is None else (not value) if showing_no else bool(value)
+    return shown
+
+
+def new_contact(summary: MemberSummary) -> dict[str, Any]:
+    """A Contact for a member the org does not know yet (only when creating Contacts is switched on)."""
+    return {
+        LAST_NAME: summary.profile.first_name or "Member",
+        EMAIL: summary.profile.email,
+        MEMBER_ID: summary.member_id,
+    }
+
+
+def task_send_id(sent: SendRecord) -> str:
+    """The Task's external id: the same send always upserts the same Task."""
+    digest = hashlib.sha256(f"{sent.dedup}#{sent.channel}".encode()).hexdigest()[:24]
+    return f"{sent.member_id}:{digest}"
+
+
+def task_fields(sent: SendRecord, contact_id: str) -> dict[str, Any]:
+    """A sent offer as a completed Task on the member's Contact."""
+    what = sent.offer_code or sent.template_key.replace("_", " ")
+    channel = "E-mail" if sent.channel == "email" else "SMS"
+    return {
+        "WhoId": contact_id,
+        "Subject": f"Loyalty offer {what} sent by {channel} (template {sent.template_key})"[:255],
+        "Status": "Completed",
+        "ActivityDate": sent.decided_at.astimezone(UTC).date().isoformat(),
+        "Type": "Email" if sent.channel == "email" else "SMS",
+        "Description": (
+            f"Sent by the loyalty programme on {sent.decided_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
+            f"({sent.trigger}), in {sent.language or 'en'}: {sent.subject or ''}"
+        )[:32000],
+        TASK_SEND_ID: task_send_id(sent),
+    }
+
+
+def _date(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,207 @@
+"""What the CRM tells the programme: Contact changes (Outbound Messages) and Flow callouts from CRM users."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from loyalty.clock import now as clock_now
+from loyalty.consent import apply_profile_changes, stale_crm_consent
+from loyalty.crm.fields import consent_shown
+from loyalty.crm.flow_callouts import (
+    CalloutContact,
+    FlowCallout,
+    MemberEnrolCallout,
+    OfferRequestedCallout,
+    PointsAdjustmentCallout,
+    TierOverrideCallout,
+    accepted_response,
+    parse_callout,
+    verify_callout,
+)
+from loyalty.crm.outbound_messages import (
+    ContactNotification,
+    acknowledgement,
+    org_id_matches,
+    parse_outbound_message,
+)
+from loyalty.enrolment import enrol_member
+from loyalty.errors import ForeignOrgError, MalformedPayloadError, UnknownMemberError
+from loyalty.ledger.service import Ledger
+from loyalty.observability import logger, metrics
+from loyalty.offers.messages import template_keys
+from loyalty.offers.records import OfferQueue
+from loyalty.offers.requests import ContactSnapshot, CrmConsent, Offer, OfferKind, OfferRequest, Trigger
+from loyalty.ports.crm import CrmStates
+from loyalty.ports.directory import Directory
+
+
+class CrmInbound:
+    def __init__(
+        self,
+        ledger: Ledger,
+        directory: Directory,
+        crm_states: CrmStates,
+        offer_queue: OfferQueue,
+        org_id: str,
+        callout_secret: Callable[[], str],
+        clock: Callable[[], datetime] = clock_now,
+    ) -> None:
+        self.ledger = ledger
+        self.directory = directory
+        self.crm_states = crm_states
+        self.offer_queue = offer_queue
+        self.org_id = org_id
+        self.callout_secret = callout_secret
+        self.clock = clock
+        self.apply_notification: Callable[..., str] = self.apply_contact_change  # wiring: once per notification
+
+    def outbound_message(self, raw_body: bytes) -> bytes:
+        """Apply an Outbound Message's Contact changes (each notification once) and return the SOAP ack."""
+        message = parse_outbound_message(raw_body)
+        self._check_org(message.organization_id)
+        for notification in message.notifications:
+            outcome = self.apply_notification(change=notification)
+            logger.info(outcome, notification_id=notification.notification_id)
+        metrics.add_metric(name="CrmContactChanges", unit="Count", value=len(message.notifications))
+        return acknowledgement()
+
+    def flow_callout(self, raw_body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+        """Verify, parse and apply a Flow callout; the JSON answer says whether it was a repeat."""
+        verify_callout(raw_body, headers, self.callout_secret(), self.clock())
+        callout = parse_callout(raw_body)
+        self._check_org(callout.org_id)
+        duplicate = self.apply_callout(callout)
+        logger.info("flow callout applied", type=callout.type, request_id=callout.request_id, duplicate=duplicate)
+        metrics.add_metric(name="CrmCallouts", unit="Count", value=1)
+        return accepted_response(callout.request_id, duplicate)
+
+    def _check_org(self, org_id: str) -> None:
+        if not org_id_matches(self.org_id, org_id):
+            logger.warning("salesforce message from another organisation refused")
+            metrics.add_metric(name="CrmForeignOrgRefused", unit="Count", value=1)
+            raise ForeignOrgError("this endpoint serves another Salesforce organisation")
+
+    def apply_contact_change(self, change: ContactNotification) -> str:
+        """Apply a Contact's consent, birthday, language, phone and names, unless a later change was applied."""
+        member_id = self._member(change.loyalty_member_id, change.email)
+        if member_id is None:
+            return "no member for this Contact"
+        profile: dict[str, Any] = {
+            "crm_contact_id": change.contact_id,
+            "phone": change.mobile_phone,
+            "birthdate": change.birthdate.isoformat() if change.birthdate else None,
+            "email_consent": None if change.has_opted_out_of_email is None else not change.has_opted_out_of_email,
+            "sms_consent": change.sms_opt_in,
+            "first_name": change.first_name,
+            "last_name": change.last_name,
+            "locale": change.locale,
+        }
+        known = {name: value for name, value in profile.items() if value is not None}
+        if any(known.get(field) is True for field in ("email_consent", "sms_consent")):
+            pushed = self.crm_states.states([member_id]).get(member_id)
+            shown = consent_shown(pushed.pushed if pushed is not None else {})
+            for field in stale_crm_consent(self.ledger.summary(member_id).profile, known, shown):
+                del known[field]
+        applied = apply_profile_changes(self.directory, member_id, known, change.last_modified)
+        return "contact change applied" if applied else "contact change older than the last applied: ignored"
+
+    def apply_callout(self, callout: FlowCallout) -> bool:
+        """Apply a Flow callout once; True if this request id was applied before (nothing changed now)."""
+        if isinstance(callout, PointsAdjustmentCallout):
+            member_id = self._member_of(callout.contact)
+            result = self.ledger.adjust(
+                member_id,
+                callout.adjustment.points,
+                actor=f"salesforce-user:{callout.source.requested_by_user_id}",
+                reason=f"{callout.adjustment.reason} (Flow {callout.source.flow_api_name})",
+                adjustment_id=f"salesforce:{callout.request_id}",
+            )
+            first = self.directory.record_request(callout.request_id)
+            return result.duplicate or not first
+        if isinstance(callout, MemberEnrolCallout):
+            email = callout.contact.email
+            found = self._member(callout.contact.loyalty_member_id, email)
+            member_id = found if found is not None else enrol_member(self.ledger, self.directory, email, {})
+            if callout.contact.id:
+                self.directory.link_contact(member_id, callout.contact.id)
+            logger.info("member enrolled from the CRM", member_id=member_id)
+            return not self.directory.record_request(callout.request_id)
+        if isinstance(callout, TierOverrideCallout):
+            member_id = self._member_of(callout.contact)
+            tier = self._tier_named(callout.override.tier)
+            result = self.ledger.override_tier(
+                member_id,
+                tier,
+                callout.override.valid_until,
+                reason=callout.override.reason,
+                actor=f"salesforce-user:{callout.source.requested_by_user_id}",
+                override_id=f"salesforce:{callout.request_id}",
+            )
+            first = self.directory.record_request(callout.request_id)
+            return result.duplicate or not first
+        if isinstance(callout, OfferRequestedCallout):
+            if callout.offer.template_key not in template_keys():
+                raise MalformedPayloadError(
+                    f"offer.templateKey: no such template; the programme has {', '.join(sorted(template_keys()))}"
+                )
+            member_id = self._member_of(callout.contact)
+            # queued before the request is noted: a crash in between sends a repeat, which the sender drops
+            self.offer_queue.send([offer_request(callout, member_id)])
+            return not self.directory.record_request(callout.request_id)
+        raise AssertionError(f"unhandled callout {type(callout).__name__}")  # the union is exhaustive
+
+    def _tier_named(self, name: str) -> str:
+        """The tier a CRM user named, by its machine name or its label, in any case."""
+        wanted = name.strip().casefold()
+        for tier in self.ledger.rules.tiers:
+            if wanted in (tier.name.casefold(), tier.display_name.casefold()):
+                return tier.name
+        return self.ledger.rules.tier(name).name  # UnknownTierError, naming the tiers there are
+
+    def _member_of(self, contact: CalloutContact) -> str:
+        member_id = self._member(contact.loyalty_member_id, contact.email)
+        if member_id is None:
+            raise UnknownMemberError("no member for this Contact")
+        return member_id
+
+    def _member(self, member_id: str | None, email: str | None) -> str | None:
+        if member_id:
+            try:
+                self.ledger.summary(member_id)
+                return member_id
+            except UnknownMemberError:
+                pass
+        return self.ledger.member_for_email(email) if email else None
+
+
+def offer_request(callout: OfferRequestedCallout, member_id: str) -> OfferRequest:
+    """The offer a CRM Flow asked for, as the offer sender takes it."""
+    wanted = callout.offer
+    contact = callout.contact
+    return OfferRequest(
+        request_id=f"salesforce:{callout.request_id}",
+        member_id=member_id,
+        trigger=Trigger.CRM,
+        template_key=wanted.template_key,
+        requested_at=callout.requested_at,
+        offer=Offer(
+            code=wanted.code,
+            kind=OfferKind(wanted.kind),
+            multiplier=wanted.multiplier,
+            bonus_points=wanted.bonus_points,
+            valid_from=wanted.valid_from,
+            valid_until=wanted.valid_until,
+        ),
+        channels=tuple(dict.fromkeys(wanted.channels)),
+        crm_consent=CrmConsent(email=callout.consent.email, sms=callout.consent.sms),
+        contact=ContactSnapshot(
+            contact_id=contact.id,
+            first_name=contact.first_name,
+            email=contact.email,
+            mobile_phone=contact.mobile_phone,
+            locale=contact.locale,
+        ),
+        requested_by=f"salesforce-user:{callout.source.requested_by_user_id} (Flow {callout.source.flow_api_name})",
+    )

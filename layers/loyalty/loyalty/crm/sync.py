@@ -1,0 +1,239 @@
+"""Push members' loyalty fields to their Salesforce Contacts: coalesced, only what changed, 200 a request.
+
+For the members changed in a batch: read each member's current summary once (so ten changes in a batch
+become one record with the latest values), link members to Contacts (by the member id field, else by
+e-mail with one query for the batch, then the member id is written to the Contact), send only the fields
+that differ from the last successful push, and keep what Salesforce refused: retryable per-record failures
+are retried a bounded number of times, validation failures are parked with their reason, members without a
+Contact are parked as unlinked (never a duplicate Contact unless creating Contacts is switched on).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from loyalty.crm.fields import TASK_SEND_ID, contact_fields, new_contact, task_fields
+from loyalty.errors import CrmRetryableError, UnknownMemberError
+from loyalty.ledger.model import MemberSummary
+from loyalty.ledger.service import Ledger
+from loyalty.observability import logger, metrics
+from loyalty.offers.records import OfferRecords, SendRecord
+from loyalty.ports.crm import CrmClient, CrmState, CrmStates, RecordResult
+from loyalty.ports.directory import Directory
+
+STALE_LINK_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
+RECORD_RETRIES = 3
+
+
+@dataclass
+class PushReport:
+    pushed: int = 0  # Contacts updated
+    unchanged: int = 0
+    parked: int = 0
+    unlinked: int = 0
+    linked: int = 0
+    contacts_created: int = 0
+    tasks: int = 0  # sent offers recorded as Tasks
+    tasks_not_recorded: int = 0
+
+
+@dataclass
+class CrmSync:
+    ledger: Ledger
+    client: CrmClient
+    store: CrmStates
+    directory: Directory
+    offers: OfferRecords
+    create_contacts: bool = False
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], datetime] = field(default_factory=lambda: lambda: datetime.now(UTC))
+
+    def sync(self, member_ids: Iterable[str], sends: Iterable[SendRecord]) -> PushReport:
+        """Push the changed members' fields, then record the sent offers as Tasks; one report of both."""
+        members = set(member_ids)
+        report = self.push(members)
+        tasks = self.record_tasks(sends)
+        report.tasks, report.tasks_not_recorded = tasks.tasks, tasks.tasks_not_recorded
+        logger.info("crm push done", members=len(members), **vars(report))
+        metrics.add_metric(name="CrmContactsPushed", unit="Count", value=report.pushed)
+        metrics.add_metric(name="CrmMembersUnlinked", unit="Count", value=report.unlinked)
+        return report
+
+    def push(self, member_ids: Iterable[str]) -> PushReport:
+        report = PushReport()
+        summaries: dict[str, MemberSummary] = {}
+        for member_id in sorted(set(member_ids)):
+            try:
+                summaries[member_id] = self.ledger.summary(member_id)
+            except UnknownMemberError:
+                logger.warning("member gone before its CRM push", member_id=member_id)
+        if not summaries:
+            return report
+        states = self.store.states(summaries)
+        contacts = {m: s.profile.crm_contact_id for m, s in summaries.items() if s.profile.crm_contact_id}
+        newly_linked = self._link(summaries, contacts, states, report)
+        updates: dict[str, dict[str, Any]] = {}
+        for member_id, contact_id in contacts.items():
+            state = states.setdefault(member_id, CrmState())
+            fields = contact_fields(summaries[member_id], self.ledger.rules)
+            changed = {
+                name: value
+                for name, value in fields.items()
+                if member_id in newly_linked or state.status != "synced" or state.pushed.get(name, ...) != value
+            }
+            if changed:
+                updates[member_id] = {"Id": contact_id, **changed}
+            else:
+                report.unchanged += 1
+        self._send(updates, states, contacts, report)
+        return report
+
+    def record_tasks(self, sends: Iterable[SendRecord]) -> PushReport:
+        """Record sent offers as completed Tasks on the members' Contacts (upserted: a retry adds none)."""
+        report = PushReport()
+        sends = list({(s.member_id, s.dedup, s.channel): s for s in sends}.values())
+        if not sends:
+            return report
+        contacts: dict[str, str | None] = {}
+        for member_id in sorted({s.member_id for s in sends}):
+            try:
+                contacts[member_id] = self.ledger.summary(member_id).profile.crm_contact_id
+            except UnknownMemberError:
+                contacts[member_id] = None
+        linked = [s for s in sends if contacts[s.member_id]]
+        for sent in sends:
+            if not contacts[sent.member_id]:
+                self.offers.mark_task(sent.member_id, sent.dedup, sent.channel, "no_contact", "no Contact linked")
+                report.tasks_not_recorded += 1
+        if not linked:
+            return report
+        records = [task_fields(sent, str(contacts[sent.member_id])) for sent in linked]
+        for sent, result in zip(linked, self.client.upsert_records("Task", TASK_SEND_ID, records), strict=True):
+            if result.success:
+                self.offers.mark_task(sent.member_id, sent.dedup, sent.channel, "pushed")
+                report.tasks += 1
+            elif result.retryable:
+                raise CrmRetryableError("a Task could not be recorded for now; the batch is retried")
+            else:
+                self.offers.mark_task(sent.member_id, sent.dedup, sent.channel, "refused", _describe(result))
+                report.tasks_not_recorded += 1
+                metrics.add_metric(name="CrmTasksRefused", unit="Count", value=1)
+        return report
+
+    def _link(
+        self,
+        summaries: dict[str, MemberSummary],
+        contacts: dict[str, str],
+        states: dict[str, CrmState],
+        report: PushReport,
+    ) -> set[str]:
+        unlinked = [m for m in summaries if m not in contacts]
+        if not unlinked:
+            return set()
+        linked: set[str] = set()
+        for member_id, contact_id in self.client.contacts_by_member_id(unlinked).items():
+            if member_id in summaries:
+                contacts[member_id] = contact_id
+                linked.add(member_id)
+        by_email: dict[str, str] = {}
+        for member_id in unlinked:
+            email = summaries[member_id].profile.email
+            if member_id not in contacts and email:
+                by_email[email.lower()] = member_id
+        found = self.client.contacts_by_email(by_email) if by_email else {}
+        to_create: list[str] = []
+        for email, member_id in by_email.items():
+            matches = found.get(email, [])
+            if len(matches) == 1:
+                contacts[member_id] = matches[0]
+                linked.add(member_id)
+            elif len(matches) > 1:
+                self._park(member_id, states, "parked", f"{len(matches)} Contacts share the member's e-mail", report)
+            elif self.create_contacts:
+                to_create.append(member_id)
+            else:
+                self._park(member_id, states, "unlinked", "no Contact with the member's e-mail yet", report)
+        searched = set(by_email.values())
+        for member_id in unlinked:
+            if member_id not in contacts and member_id not in searched:
+                self._park(member_id, states, "unlinked", "the member has no e-mail to find a Contact by", report)
+        if to_create:
+            self._create(to_create, summaries, contacts, linked, states, report)
+        for member_id in linked:
+            self.directory.link_contact(member_id, contacts[member_id])
+        report.linked += len(linked)
+        return linked
+
+    def _create(
+        self,
+        member_ids: list[str],
+        summaries: dict[str, MemberSummary],
+        contacts: dict[str, str],
+        linked: set[str],
+        states: dict[str, CrmState],
+        report: PushReport,
+    ) -> None:
+        records = [new_contact(summaries[m]) for m in member_ids]
+        for member_id, result in zip(member_ids, self.client.create_records("Contact", records), strict=True):
+            if result.success and result.record_id:
+                contacts[member_id] = result.record_id
+                linked.add(member_id)
+                report.contacts_created += 1
+            else:
+                self._park(member_id, states, "parked", _describe(result), report)
+
+    def _send(
+        self,
+        updates: dict[str, dict[str, Any]],
+        states: dict[str, CrmState],
+        contacts: dict[str, str],
+        report: PushReport,
+    ) -> None:
+        now = self.clock()
+        pending = dict(updates)
+        for attempt in range(RECORD_RETRIES + 1):
+            if not pending:
+                break
+            members = list(pending)
+            results = self.client.update_records("Contact", [pending[m] for m in members])
+            retry: dict[str, dict[str, Any]] = {}
+            for member_id, result in zip(members, results, strict=True):
+                record = pending[member_id]
+                state = states[member_id]
+                if result.success:
+                    state.pushed.update({k: v for k, v in record.items() if k != "Id"})
+                    state.status, state.reason = "synced", None
+                    self.store.save(member_id, state, now)
+                    report.pushed += 1
+                elif result.retryable:
+                    retry[member_id] = record
+                elif any(code in STALE_LINK_CODES for code, _ in result.errors):
+                    self.directory.link_contact(member_id, None)  # relinked on the next push
+                    contacts.pop(member_id, None)
+                    self._park(member_id, states, "unlinked", "the linked Contact was deleted", report)
+                else:
+                    self._park(member_id, states, "parked", _describe(result), report)
+                    metrics.add_metric(name="CrmRecordsParked", unit="Count", value=1)
+            pending = retry
+            if pending and attempt < RECORD_RETRIES:
+                self.sleep(0.5 * 2**attempt)
+        if pending:
+            raise CrmRetryableError(f"{len(pending)} Contacts stayed locked after {RECORD_RETRIES} retries")
+
+    def _park(self, member_id: str, states: dict[str, CrmState], status: str, reason: str, report: PushReport) -> None:
+        state = states.setdefault(member_id, CrmState())
+        state.status, state.reason = status, reason
+        self.store.save(member_id, state, self.clock())
+        if status == "unlinked":
+            report.unlinked += 1
+        else:
+            report.parked += 1
+        logger.info("member not in sync with the CRM", member_id=member_id, status=status, reason=reason)
+
+
+def _describe(result: RecordResult) -> str:
+    return "; ".join(f"{code}: {message}" for code, message in result.errors) or "refused without a reason"

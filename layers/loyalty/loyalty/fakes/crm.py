@@ -1,0 +1,178 @@
+"""The CRM in memory: what was last pushed per member, and an org holding Contacts and Tasks.
+
+The org answers as Salesforce's sObject Collections do for what the programme sends: one result per record, in
+order; an unknown field refuses the whole request; an id that does not exist, a missing last name and a second
+Contact with the same member id are per-record errors; faults put on records (a lock, a validation rule) fail
+them until used up.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from loyalty.crm.fields import (
+    EMAIL,
+    LAST_NAME,
+    LOYALTY_FIELDS,
+    MEMBER_ID,
+    READ_FIELDS,
+    STANDARD_FIELDS,
+    TASK_FIELDS,
+    TASK_SEND_ID,
+)
+from loyalty.errors import CrmRequestError, CrmRetryableError
+from loyalty.fakes.memory import Memory
+from loyalty.ports.crm import CrmState, RecordResult
+
+_FIELDS = {
+    "Contact": {"Id", *LOYALTY_FIELDS, *READ_FIELDS, *STANDARD_FIELDS},
+    "Task": {"Id", *TASK_FIELDS},
+}
+_UNIQUE = {"Contact": MEMBER_ID, "Task": TASK_SEND_ID}
+_PREFIX = {"Contact": "003", "Task": "00T"}
+
+
+class InMemoryCrmStates:
+    def __init__(self, memory: Memory | None = None) -> None:
+        self.memory = memory or Memory()
+
+    def states(self, member_ids: Iterable[str]) -> dict[str, CrmState]:
+        stored = self.memory.items("crm_states")
+        return {
+            m: CrmState(dict(stored[m].pushed), stored[m].status, stored[m].reason)
+            for m in set(member_ids)
+            if m in stored
+        }
+
+    def save(self, member_id: str, state: CrmState, at: datetime) -> None:
+        self.memory.items("crm_states")[member_id] = CrmState(dict(state.pushed), state.status, state.reason)
+
+    def not_in_sync(self, status: str) -> list[tuple[str, str | None]]:
+        stored = self.memory.items("crm_states")
+        return sorted((m, s.reason) for m, s in stored.items() if s.status == status)
+
+
+class InMemoryOrg:
+    """A Salesforce org's Contacts and Tasks, as the CRM client port reads and writes them."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, dict[str, Any]]] = {"Contact": {}, "Task": {}}
+        self.deleted: set[str] = set()
+        self.calls = 0
+        self.unavailable = 0  # the next this many calls fail for now (limits, 5xx, timeouts after retries)
+        self._faults: list[tuple[str, int]] = []  # (error code, records left to fail)
+        self._ids = itertools.count(1)
+
+    # ------------------------------------------------------------ the org's side, for tests
+
+    def add_contact(self, **fields: Any) -> str:
+        """A Contact a CRM user created."""
+        record_id = self._new_id("Contact")
+        self.records["Contact"][record_id] = {"Id": record_id, **fields}
+        return record_id
+
+    def delete(self, record_id: str) -> None:
+        for records in self.records.values():
+            records.pop(record_id, None)
+        self.deleted.add(record_id)
+
+    def fail_records(self, code: str, times: int = 1) -> None:
+        """The next ``times`` records written fail with ``code`` (UNABLE_TO_LOCK_ROW, a validation rule's
+        FIELD_CUSTOM_VALIDATION_EXCEPTION)."""
+        self._faults.append((code, times))
+
+    def contacts(self) -> list[dict[str, Any]]:
+        return list(self.records["Contact"].values())
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return list(self.records["Task"].values())
+
+    # ------------------------------------------------------------ the client port
+
+    def contacts_by_member_id(self, member_ids: Iterable[str]) -> dict[str, str]:
+        self._call()
+        wanted = set(member_ids)
+        return {c[MEMBER_ID]: c["Id"] for c in self.records["Contact"].values() if c.get(MEMBER_ID) in wanted}
+
+    def contacts_by_email(self, emails: Iterable[str]) -> dict[str, list[str]]:
+        self._call()
+        wanted = {email.lower() for email in emails}
+        found: dict[str, list[str]] = {}
+        for contact in self.records["Contact"].values():
+            email = (contact.get(EMAIL) or "").lower()
+            if email in wanted:
+                found.setdefault(email, []).append(contact["Id"])
+        return found
+
+    def update_records(self, sobject: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
+        self._call(sobject, records)
+        return [self._save(sobject, record.get("Id"), record) for record in records]
+
+    def create_records(self, sobject: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
+        self._call(sobject, records)
+        return [self._save(sobject, None, record) for record in records]
+
+    def upsert_records(
+        self, sobject: str, external_id_field: str, records: Sequence[dict[str, Any]]
+    ) -> list[RecordResult]:
+        self._call(sobject, records)
+        results = []
+        for record in records:
+            holder = self._holder(sobject, external_id_field, record.get(external_id_field))
+            result = self._save(sobject, holder, record, creating=holder is None)
+            results.append(
+                RecordResult(result.record_id, result.success, result.errors, holder is None and result.success)
+            )
+        return results
+
+    # ------------------------------------------------------------ how the org answers
+
+    def _call(self, sobject: str | None = None, records: Sequence[dict[str, Any]] = ()) -> None:
+        if self.unavailable:
+            self.unavailable -= 1
+            raise CrmRetryableError("the org is unavailable for now")
+        self.calls += 1
+        for record in records:
+            unknown = sorted(set(record) - _FIELDS[sobject or "Contact"])
+            if unknown:
+                raise CrmRequestError(f"refused (400): INVALID_FIELD {unknown[0]}")
+
+    def _save(
+        self, sobject: str, record_id: str | None, values: dict[str, Any], creating: bool | None = None
+    ) -> RecordResult:
+        creating = record_id is None if creating is None else creating
+        records = self.records[sobject]
+        if not creating and record_id not in records:
+            code = "ENTITY_IS_DELETED" if record_id in self.deleted else "INVALID_CROSS_REFERENCE_KEY"
+            return RecordResult(record_id, False, ((code, "no such record"),))
+        errors: list[tuple[str, str]] = []
+        if self._faults:
+            code, left = self._faults[0]
+            errors.append((code, "injected"))
+            self._faults = [(code, left - 1)] * (left > 1) + self._faults[1:]
+        merged = {**records.get(record_id or "", {}), **{k: v for k, v in values.items() if k != "Id"}}
+        if sobject == "Contact" and not merged.get(LAST_NAME):
+            errors.append(("REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]"))
+        unique = _UNIQUE[sobject]
+        holder = self._holder(sobject, unique, merged.get(unique))
+        if holder is not None and holder != record_id:
+            errors.append(("DUPLICATE_VALUE", f"duplicate value found: {unique}"))
+        if errors:
+            return RecordResult(record_id, False, tuple(errors))
+        record_id = record_id or self._new_id(sobject)
+        records[record_id] = {**merged, "Id": record_id}
+        return RecordResult(record_id, True)
+
+    def _holder(self, sobject: str, field: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        for record_id, record in self.records[sobject].items():
+            if str(record.get(field, "")).lower() == str(value).lower():
+                return record_id
+        return None
+
+    def _new_id(self, sobject: str) -> str:
+        return f"{_PREFIX[sobject]}{next(self._ids):012d}AAA"

@@ -1,0 +1,92 @@
+"""The directory in memory: customers, profiles and consent, the catalogue, held guest orders, CRM requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from loyalty.errors import UnknownMemberError
+from loyalty.fakes.memory import Memory
+from loyalty.ports.directory import PROFILE_FIELDS
+from loyalty.programme.orders import Order
+
+
+def _email(address: str) -> str:
+    return address.strip().lower()
+
+
+class InMemoryDirectory:
+    def __init__(self, memory: Memory | None = None) -> None:
+        self.memory = memory or Memory()
+
+    def member_for_customer(self, shop: str, customer_id: str) -> str | None:
+        return self.memory.items("customers").get((shop, customer_id))
+
+    def link_customer(self, shop: str, customer_id: str, member_id: str) -> None:
+        self.memory.items("customers")[(shop, customer_id)] = member_id
+
+    def update_profile(self, member_id: str, changes: Mapping[str, Any], at: datetime) -> bool:
+        values = {name: value for name, value in changes.items() if name in PROFILE_FIELDS}
+        if not values:
+            return False
+        with self.memory.atomically():
+            member = self.memory.members.get(member_id)
+            if member is None or (member.profile_updated_at is not None and member.profile_updated_at > at):
+                return False
+            birthdate = values.get("birthdate")
+            if birthdate is not None:
+                values["birthdate"] = date.fromisoformat(birthdate)
+                known = self.memory.birthdays.get(member_id)
+                if known is None or known[0] != values["birthdate"]:  # on the birthday index from the day entered
+                    self.memory.birthdays[member_id] = (values["birthdate"], at.astimezone(UTC).date())
+            self.memory.members[member_id] = replace(member, **values, profile_updated_at=at)
+        return True
+
+    def set_consent(self, member_id: str, field: str, value: bool, at: datetime) -> bool:
+        with self.memory.atomically():
+            member = self.memory.members.get(member_id)
+            stated = getattr(member, f"{field}_at") if member is not None else None
+            if member is None or (stated is not None and stated > at):
+                return False
+            self.memory.members[member_id] = replace(member, **{field: value, f"{field}_at": at})  # type: ignore[arg-type]
+        return True
+
+    def link_contact(self, member_id: str, contact_id: str | None) -> None:
+        with self.memory.atomically():
+            member = self.memory.members.get(member_id)
+            if member is None:
+                raise UnknownMemberError(member_id)
+            self.memory.members[member_id] = replace(member, crm_contact_id=contact_id)
+
+    def record_request(self, request_id: str) -> bool:
+        with self.memory.atomically():
+            seen = self.memory.items("requests")
+            if request_id in seen:
+                return False
+            seen[request_id] = True
+        return True
+
+    def save_product(self, shop: str, product_id: str, title: str, categories: Iterable[str], at: datetime) -> bool:
+        with self.memory.atomically():
+            products = self.memory.items("products")
+            stored = products.get((shop, product_id))
+            if stored is not None and stored[2] > at:
+                return False
+            products[(shop, product_id)] = (title, tuple(categories), at)
+        return True
+
+    def categories_for(self, shop: str, product_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        products = self.memory.items("products")
+        return {pid: products[(shop, pid)][1] for pid in set(product_ids) if (shop, pid) in products}
+
+    def hold_guest_order(self, email: str, order: Order, until: datetime) -> None:
+        self.memory.items("held_orders").setdefault(_email(email), {})[(order.shop, order.order_id)] = (order, until)
+
+    def held_orders(self, email: str, now: datetime) -> list[Order]:
+        held = self.memory.items("held_orders").get(_email(email), {})
+        return [order for order, until in held.values() if until >= now]
+
+    def drop_held_order(self, email: str, order: Order) -> None:
+        self.memory.items("held_orders").get(_email(email), {}).pop((order.shop, order.order_id), None)

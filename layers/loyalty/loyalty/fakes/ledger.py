@@ -1,0 +1,160 @@
+"""The ledger's store in memory: the same loads and the same all-or-nothing commits as the DynamoDB store."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+from loyalty.errors import UnknownMemberError
+from loyalty.fakes.memory import Memory
+from loyalty.ledger.model import Entry, HistoryPage
+from loyalty.ledger.state import Commit, LedgerChange, MemberChange, MemberState, OfferGrant, OrderState, as_enrolled
+
+_PERSONAL = ("email", "first_name", "last_name", "phone", "birthdate")
+
+
+def _email(address: str) -> str:
+    return address.strip().lower()
+
+
+def _time_key(entry: Entry) -> tuple[datetime, str]:
+    return entry.created_at.astimezone(UTC), entry.source_key
+
+
+class InMemoryLedgerStore:
+    def __init__(self, memory: Memory | None = None) -> None:
+        self.memory = memory or Memory()
+
+    # ---------------------------------------------------------------- reads
+
+    def member(self, member_id: str) -> MemberState | None:
+        return self.memory.members.get(member_id)
+
+    def member_and_order(self, member_id: str, order_key: str) -> tuple[MemberState | None, OrderState | None]:
+        with self.memory.atomically():
+            return self.memory.members.get(member_id), self.memory.orders.get(order_key)
+
+    def order(self, order_key: str) -> OrderState | None:
+        return self.memory.orders.get(order_key)
+
+    def member_and_entry(self, member_id: str, source_key: str) -> tuple[MemberState | None, Entry | None]:
+        with self.memory.atomically():
+            return self.memory.members.get(member_id), self.entry(member_id, source_key)
+
+    def entry(self, member_id: str, source_key: str) -> Entry | None:
+        return self.memory.entries.get(member_id, {}).get(source_key)
+
+    def open_lots(self, member_id: str, consumed: int) -> Iterator[Entry]:
+        with self.memory.atomically():
+            lots = [e for e in self.memory.entries.get(member_id, {}).values() if (e.lot_end or 0) > consumed]
+        return iter(sorted(lots, key=lambda entry: entry.lot_end or 0))
+
+    def history(self, member_id: str, limit: int, cursor: str | None) -> HistoryPage:
+        newest_first = sorted(self.entries(member_id), key=_time_key, reverse=True)
+        if cursor is not None:
+            at, _, source_key = base64.urlsafe_b64decode(cursor).decode().partition("|")
+            after = (datetime.fromisoformat(at), source_key)
+            newest_first = [entry for entry in newest_first if _time_key(entry) < after]
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        last = _time_key(page[-1]) if page else None
+        next_cursor = (
+            base64.urlsafe_b64encode(f"{last[0].isoformat()}|{last[1]}".encode()).decode() if more and last else None
+        )
+        return HistoryPage(entries=tuple(page), cursor=next_cursor)
+
+    def entries(self, member_id: str, since: datetime | None = None) -> list[Entry]:
+        with self.memory.atomically():
+            found = list(self.memory.entries.get(member_id, {}).values())
+        return sorted((e for e in found if since is None or e.created_at >= since), key=_time_key)
+
+    def member_for_email(self, email: str) -> str | None:
+        return self.memory.emails.get(_email(email))
+
+    # ---------------------------------------------------------------- writes
+
+    def commit(self, change: LedgerChange) -> Commit:
+        memory = self.memory
+        with memory.atomically():
+            entry = change.entry
+            if entry is not None and entry.source_key in memory.entries.get(entry.member_id, {}):
+                return Commit.ALREADY_APPLIED
+            if change.order is not None:
+                stored = memory.orders.get(change.order.state.order_key)
+                if (stored.version if stored is not None else 0) != change.order.state.version - 1:
+                    return Commit.CONFLICT
+            member = memory.members.get(change.member.member_id) if change.member is not None else None
+            if change.member is not None and (member is None or not _matches(member, change.member)):
+                return Commit.CONFLICT
+            if entry is not None:
+                memory.entries.setdefault(entry.member_id, {})[entry.source_key] = entry
+            if change.order is not None:
+                memory.orders[change.order.state.order_key] = change.order.state
+            if change.member is not None and member is not None:
+                memory.members[member.member_id] = _applied(member, change.member)
+        return Commit.APPLIED
+
+    def enrol(self, member: MemberState, first_review: date) -> Commit:
+        memory = self.memory
+        with memory.atomically():
+            if member.member_id in memory.members:
+                return Commit.ALREADY_APPLIED
+            if member.email and _email(member.email) in memory.emails:
+                return Commit.CONFLICT
+            memory.members[member.member_id] = as_enrolled(member)
+            memory.reviews[member.member_id] = first_review
+            if member.email:
+                memory.emails[_email(member.email)] = member.member_id
+        return Commit.APPLIED
+
+    def erase_personal_data(self, member_id: str) -> bool:
+        memory = self.memory
+        with memory.atomically():
+            member = memory.members.get(member_id)
+            if member is None:
+                return False
+            if member.email:
+                memory.emails.pop(_email(member.email), None)
+            memory.birthdays.pop(member_id, None)
+            memory.members[member_id] = replace(member, **dict.fromkeys(_PERSONAL))  # type: ignore[arg-type]
+        return True
+
+    def grant_offer(self, member_id: str, key: str, grant: OfferGrant, drop: Sequence[str]) -> None:
+        with self.memory.atomically():
+            member = self.memory.members.get(member_id)
+            if member is None:
+                raise UnknownMemberError(member_id)
+            offers = {k: v for k, v in member.offers.items() if k not in drop}
+            offers[key] = grant
+            self.memory.members[member_id] = replace(member, offers=offers)
+
+
+def _matches(member: MemberState, change: MemberChange) -> bool:
+    expect = change.expect
+    return (
+        (expect.qualifying_version is None or member.qualifying_version == expect.qualifying_version)
+        and (expect.released is None or member.released == expect.released)
+        and (expect.consumed is None or member.consumed == expect.consumed)
+        and (expect.available_at_least is None or member.available >= expect.available_at_least)
+    )
+
+
+def _applied(member: MemberState, change: MemberChange) -> MemberState:
+    values: dict[str, object] = {name: getattr(member, name) + delta for name, delta in change.add.items()}
+    if change.qualifying:
+        qualifying = dict(member.qualifying)
+        for month, delta in change.qualifying.items():
+            qualifying[month] = qualifying.get(month, 0) + delta
+        values["qualifying"] = qualifying
+    if change.bump_qualifying_version:
+        values["qualifying_version"] = member.qualifying_version + 1
+    for name, value in change.sets.items():
+        values[name] = value
+    if change.offers_used:
+        offers = dict(member.offers)
+        for key, order in change.offers_used.items():
+            offers[key] = replace(offers[key], used=order)
+        values["offers"] = offers
+    return replace(member, **values)  # type: ignore[arg-type]

@@ -1,0 +1,91 @@
+"""Offer records and the offer queue in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from loyalty.fakes.memory import Memory
+from loyalty.offers.records import SendRecord, Status
+from loyalty.offers.requests import OfferRequest
+
+
+class InMemoryOfferRecords:
+    def __init__(self, memory: Memory | None = None) -> None:
+        self.memory = memory or Memory()
+
+    @property
+    def _records(self) -> dict[tuple[str, str, str], SendRecord]:
+        return self.memory.items("offer_records")
+
+    def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None:
+        return self._records.get((member_id, dedup, channel))
+
+    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
+        key = (record.member_id, record.dedup, record.channel)
+        with self.memory.atomically():
+            stored = self._records.get(key)
+            if stored is not None:
+                abandoned = stored.status is Status.SENDING and stored.decided_at < before
+                if not held or not (stored.status is Status.HELD or abandoned):
+                    return False
+            self._records[key] = replace(record, evidence=None, task_state=None, task_reason=None)
+        return True
+
+    def decide(self, record: SendRecord, request_id: str, evidence: dict[str, Any] | None = None) -> None:
+        task = "pending" if record.status is Status.SENT else None
+        stored = replace(record, evidence=evidence, task_state=task, task_reason=None)
+        self._records[(record.member_id, record.dedup, record.channel)] = stored
+
+    def release(self, record: SendRecord) -> None:
+        key = (record.member_id, record.dedup, record.channel)
+        with self.memory.atomically():
+            stored = self._records.get(key)
+            if stored is not None and stored.status is Status.SENDING:
+                del self._records[key]
+
+    def held_due(self, now: datetime) -> Iterator[SendRecord]:
+        held = [r for r in self._records.values() if r.status is Status.HELD and r.hold_until and r.hold_until <= now]
+        return iter(sorted(held, key=lambda record: (record.hold_until or now, record.member_id, record.dedup)))
+
+    def mark_task(self, member_id: str, dedup: str, channel: str, state: str, reason: str | None = None) -> None:
+        with self.memory.atomically():
+            stored = self._records[(member_id, dedup, channel)]
+            self._records[(member_id, dedup, channel)] = replace(stored, task_state=state, task_reason=reason)
+
+    def sent(self, member_id: str) -> list[SendRecord]:
+        return sorted(
+            (r for r in self._records.values() if r.member_id == member_id), key=lambda r: (r.dedup, r.channel)
+        )
+
+    def forget_person(self, member_id: str, dedup: str, channel: str, request: str) -> None:
+        with self.memory.atomically():
+            stored = self._records[(member_id, dedup, channel)]
+            self._records[(member_id, dedup, channel)] = replace(stored, request=request, subject=None)
+
+    def cap(self, member_id: str, kind: str, channel: str) -> tuple[int, list[str]]:
+        version, entries = self.memory.items("caps").get((member_id, kind, channel), (0, []))
+        return version, list(entries)
+
+    def save_cap(self, member_id: str, kind: str, channel: str, version: int, entries: list[str]) -> bool:
+        with self.memory.atomically():
+            caps = self.memory.items("caps")
+            if caps.get((member_id, kind, channel), (0, []))[0] != version:
+                return False
+            caps[(member_id, kind, channel)] = (version + 1, list(entries))
+        return True
+
+
+class InMemoryOfferQueue:
+    def __init__(self) -> None:
+        self.requests: list[OfferRequest] = []
+
+    def send(self, requests: Sequence[OfferRequest]) -> None:
+        self.requests.extend(requests)
+
+    def take(self) -> list[OfferRequest]:
+        """What was queued since the last take (as the offer sender would receive it)."""
+        taken, self.requests = self.requests, []
+        return taken

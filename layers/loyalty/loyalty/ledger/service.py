@@ -1,0 +1,353 @@
+"""The points ledger: each operation loads state through the store, lets loyalty.ledger.decisions decide the one
+change to make, and commits it; "already applied" returns the original entry, a lost race decides again.
+
+Every write is atomic and idempotent: the entry's key derives from the source event and is written only if new,
+in the same commit as the counters, which change by deltas under the conditions the decision relied on.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from loyalty.clock import now as clock_now
+from loyalty.errors import (
+    ConcurrentUpdateError,
+    InsufficientPointsError,
+    InvalidAmountError,
+    UnknownMemberError,
+    UnknownOrderError,
+)
+from loyalty.ledger import decisions
+from loyalty.ledger.decisions import BONUS_KINDS, Decision, Original, order_key_of, require_positive
+from loyalty.ledger.model import Entry, EntryKind, HistoryPage, LedgerResult, Lot, MemberSummary, ParkedRefund
+from loyalty.ledger.replay import check_invariants
+from loyalty.ledger.state import Commit, MemberState, OfferGrant
+from loyalty.ledger.store import LedgerStore
+from loyalty.programme.orders import Order
+from loyalty.programme.rules import ProgramRules
+from loyalty.programme.tiers import TierOverride
+
+MAX_ATTEMPTS = 40
+
+
+class _Again(Exception):
+    """What was read changed before the write: read and decide again."""
+
+
+class Ledger:
+    """The points ledger of one programme, on a store."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        rules: ProgramRules,
+        clock: Callable[[], datetime] = clock_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.clock = clock
+        self.sleep = sleep
+
+    # ---------------------------------------------------------------- members
+
+    def enrol(self, member_id: str, email: str | None = None, **profile: Any) -> str:
+        """Enrol a member and return their id: an existing member's when the e-mail is already enrolled.
+
+        ``profile`` takes first_name, last_name, phone, locale, email_consent, sms_consent. The member and their
+        e-mail's guard are stored together, so two shops enrolling the same person at once end with one member."""
+
+        def attempt() -> str:
+            found = self.store.member_for_email(email) if email else None
+            if found is not None:
+                return found
+            now = self.clock()
+            member = MemberState(
+                member_id=member_id,
+                enrolled_at=now,
+                email=email.strip().lower() if email else None,
+                last_activity=now,
+                profile_updated_at=now,
+                email_consent_at=now if profile.get("email_consent") is not None else None,
+                sms_consent_at=now if profile.get("sms_consent") is not None else None,
+                **profile,
+            )
+            first_review = self.rules.local_date(now) + timedelta(days=1)
+            if self.store.enrol(member, first_review) is Commit.CONFLICT:
+                raise _Again  # the e-mail was enrolled meanwhile: find its member
+            return member_id
+
+        return self._retrying(attempt)
+
+    def member_for_email(self, email: str) -> str | None:
+        return self.store.member_for_email(email)
+
+    def erase_personal_data(self, member_id: str) -> None:
+        """GDPR erasure: the member's personal data goes, the amounts stay (entries hold none)."""
+        if not self.store.erase_personal_data(member_id):
+            raise UnknownMemberError(member_id)
+
+    # ---------------------------------------------------------------- orders
+
+    def accrue(self, member_id: str, order: Order) -> LedgerResult:
+        """Earn pending points for a paid order, then apply any refund that arrived before it."""
+        key = order_key_of(order.shop, order.order_id)
+        parked: dict[str, Mapping[str, int]] = {}
+
+        def decide() -> Decision:
+            member, stored = self.store.member_and_order(member_id, key)
+            parked.clear()
+            parked.update(stored.parked if stored is not None else {})
+            return decisions.accrual(self.rules, self._known(member, member_id), stored, order, self.clock())
+
+        result = self._write(decide)
+        assert result is not None
+        for refund_id, lines in parked.items():  # the commit proved these are all that were parked
+            self.reverse(order.shop, order.order_id, refund_id, dict(lines) or None)
+        return result
+
+    def reverse(
+        self, shop: str, order_id: str, refund_id: str, lines: Mapping[str, int] | None = None
+    ) -> LedgerResult | ParkedRefund:
+        """Reverse what an order earned for a refund: ``lines`` maps line id to refunded quantity (None: all).
+
+        A refund for an order not yet in the ledger is parked on the order and applied when it is earned."""
+        if lines is not None:
+            for line_id, quantity in lines.items():
+                if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+                    raise InvalidAmountError(f"refund quantity for line {line_id} must be a positive integer")
+        key = order_key_of(shop, order_id)
+
+        def attempt() -> LedgerResult | ParkedRefund:
+            order = self.store.order(key)
+            if order is None or order.member_id is None:
+                change = decisions.parked_refund(order, key, refund_id, lines)
+                if change is None:
+                    return ParkedRefund(order_key=key, refund_id=refund_id, duplicate=True)
+                if self.store.commit(change) is not Commit.APPLIED:
+                    raise _Again  # the order arrived or another refund was parked meanwhile
+                return ParkedRefund(order_key=key, refund_id=refund_id)
+            member = self._known(self.store.member(order.member_id), order.member_id)
+            result = self._once(decisions.reversal(self.rules, member, order, refund_id, lines, self.clock()))
+            assert result is not None
+            return result
+
+        return self._retrying(attempt)
+
+    def release(self, shop: str, order_id: str) -> LedgerResult | None:
+        """Make an order's pending points available (a new lot). None if nothing was pending."""
+        key = order_key_of(shop, order_id)
+
+        def decide() -> Decision:
+            order = self.store.order(key)
+            if order is None or order.member_id is None:
+                raise UnknownOrderError(f"order {key} is not in the ledger")
+            member = self._known(self.store.member(order.member_id), order.member_id)
+            return decisions.release(self.rules, member, order, self.clock())
+
+        return self._write(decide)
+
+    # ---------------------------------------------------------------- points outside orders
+
+    def redeem(self, member_id: str, points: int, redemption_id: str, reason: str) -> LedgerResult:
+        """Spend available points, oldest first. Beyond the balance: InsufficientPointsError, nothing written."""
+        require_positive(points)
+        return self._consume(member_id, points, f"redemption#{redemption_id}", EntryKind.REDEMPTION, reason)
+
+    def adjust(self, member_id: str, points: int, actor: str, reason: str, adjustment_id: str) -> LedgerResult:
+        """Goodwill credit (positive) or deduction (negative, never below zero) by a named actor."""
+        if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+            raise InvalidAmountError("an adjustment must be a non-zero integer number of points")
+        if not actor or not reason:
+            raise InvalidAmountError("an adjustment needs the actor who made it and a reason")
+        source_key = f"adjustment#{adjustment_id}"
+        text = f"Goodwill by {actor}: {reason}"
+        if points < 0:
+            return self._consume(member_id, -points, source_key, EntryKind.ADJUSTMENT, text, actor)
+        return self._credit(member_id, points, source_key, EntryKind.ADJUSTMENT, text, actor)
+
+    def bonus(self, member_id: str, kind: str, source_id: str, points: int | None = None) -> LedgerResult:
+        """Bonus for an action (signup, birthday, referral, review); by default the programme's amount."""
+        if kind not in BONUS_KINDS:
+            raise InvalidAmountError(f"unknown bonus kind {kind!r}; expected one of {', '.join(BONUS_KINDS)}")
+        amount = int(getattr(self.rules.bonuses, kind)) if points is None else points
+        require_positive(amount)
+        return self._credit(member_id, amount, f"bonus#{kind}#{source_id}", EntryKind.BONUS, f"{kind} bonus")
+
+    def expire(self, member_id: str, lot_source_key: str) -> LedgerResult | None:
+        """Expire what is left of a due lot (an explicit entry). None if nothing was left to expire."""
+
+        def decide() -> Decision:
+            member, lot = self.store.member_and_entry(member_id, lot_source_key)
+            if lot is None:
+                raise UnknownOrderError(f"member {member_id} has no lot {lot_source_key}")
+            return decisions.expiry(self.rules, self._known(member, member_id), lot, self.clock())
+
+        return self._write(decide)
+
+    def expire_lot(self, lot: Entry) -> LedgerResult | None:
+        """Expire a due lot as the due index gave it (lots are immutable, so only the member is read)."""
+
+        def decide() -> Decision:
+            member = self._known(self.store.member(lot.member_id), lot.member_id)
+            return decisions.expiry(self.rules, member, lot, self.clock())
+
+        return self._write(decide)
+
+    def _consume(
+        self, member_id: str, points: int, source_key: str, kind: EntryKind, reason: str, actor: str | None = None
+    ) -> LedgerResult:
+        def on_conflict() -> None:
+            member = self._known(self.store.member(member_id), member_id)
+            if member.available < points:
+                raise InsufficientPointsError(
+                    f"member {member_id} has {member.available} points available; {points} asked"
+                )
+
+        change = decisions.consumption(member_id, points, source_key, kind, reason, self.clock(), actor)
+        result = self._write(lambda: change, on_conflict)
+        assert result is not None
+        return result
+
+    def _credit(
+        self, member_id: str, points: int, source_key: str, kind: EntryKind, reason: str, actor: str | None = None
+    ) -> LedgerResult:
+        def decide() -> Decision:
+            member = self._known(self.store.member(member_id), member_id)
+            return decisions.credit(self.rules, member, points, source_key, kind, reason, self.clock(), actor)
+
+        result = self._write(decide)
+        assert result is not None
+        return result
+
+    # ---------------------------------------------------------------- tiers over time
+
+    def assess_tier(self, member_id: str) -> list[LedgerResult]:
+        """Decide every qualification period of the member that has ended (kept or lost), oldest first.
+
+        Each decision is an entry keyed by the period's end, so a rerun decides nothing twice."""
+        results: list[LedgerResult] = []
+
+        def decide() -> Decision:
+            member = self._known(self.store.member(member_id), member_id)
+            return decisions.tier_assessment(self.rules, member, self.clock())
+
+        while (result := self._write(decide, duplicate_means_conflict=True)) is not None:
+            results.append(result)
+        return results
+
+    def override_tier(
+        self, member_id: str, tier: str, valid_until: date, reason: str, actor: str, override_id: str
+    ) -> LedgerResult:
+        """A tier set by a named actor until ``valid_until`` (inclusive), shown instead of the earned tier."""
+        chosen = self.rules.tier(tier)
+        if not actor or not reason:
+            raise InvalidAmountError("a tier override needs the actor who set it and a reason")
+        override = TierOverride(tier=chosen.name, valid_until=valid_until, reason=reason, actor=actor)
+
+        def decide() -> Decision:
+            member = self._known(self.store.member(member_id), member_id)
+            return decisions.tier_override(self.rules, member, override, override_id, self.clock())
+
+        result = self._write(decide)
+        assert result is not None
+        return result
+
+    # ---------------------------------------------------------------- offers
+
+    def grant_offer(self, member_id: str, grant: OfferGrant) -> None:
+        """Give the member an offer that changes what orders placed within its validity earn (a multiplier, or
+        bonus points once). Idempotent per code and validity; grants that ended long ago are dropped."""
+        member = self._known(self.store.member(member_id), member_id)
+        key = decisions.grant_key(grant)
+        if key not in member.offers:
+            ended = decisions.grants_ended(member, self.rules.local_date(self.clock()))
+            self.store.grant_offer(member_id, key, grant, ended)
+
+    # ---------------------------------------------------------------- queries
+
+    def summary(self, member_id: str) -> MemberSummary:
+        member = self._known(self.store.member(member_id), member_id)
+        lots = self._lots(member)
+        return decisions.summary(self.rules, member, lots, self.rules.local_date(self.clock()))
+
+    def open_lots(self, member_id: str) -> list[Lot]:
+        return list(self._lots(self._known(self.store.member(member_id), member_id)))
+
+    def _lots(self, member: MemberState) -> Iterator[Lot]:
+        return (
+            decisions.lot_of(entry, member.consumed)
+            for entry in self.store.open_lots(member.member_id, member.consumed)
+        )
+
+    def history(self, member_id: str, limit: int = 20, cursor: str | None = None) -> HistoryPage:
+        """Entries newest first, ``limit`` a page; each says why it was written."""
+        if not 1 <= limit <= 100:
+            raise InvalidAmountError("history page size must be between 1 and 100")
+        return self.store.history(member_id, limit, cursor)
+
+    def entries_since(self, member_id: str, since: datetime) -> list[Entry]:
+        """The member's entries written at or after ``since``, oldest first."""
+        return self.store.entries(member_id, since)
+
+    def entries(self, member_id: str) -> list[Entry]:
+        """Every entry of a member, oldest first (for audits and invariant checks)."""
+        return self.store.entries(member_id)
+
+    def check_invariants(self, member_id: str) -> list[str]:
+        """The ledger invariants for one member; returns what is violated (empty when all hold)."""
+        member = self._known(self.store.member(member_id), member_id)
+        return check_invariants(self.rules, member, self.store.entries(member_id))
+
+    # ---------------------------------------------------------------- commit and retry, in one place
+
+    def _write(
+        self,
+        decide: Callable[[], Decision],
+        on_conflict: Callable[[], None] | None = None,
+        duplicate_means_conflict: bool = False,
+    ) -> LedgerResult | None:
+        """Decide and commit until the change applies; a change applied before returns its original entry."""
+        return self._retrying(lambda: self._once(decide(), on_conflict, duplicate_means_conflict))
+
+    def _once(
+        self, decision: Decision, on_conflict: Callable[[], None] | None = None, duplicate_means_conflict: bool = False
+    ) -> LedgerResult | None:
+        if decision is None:
+            return None
+        if isinstance(decision, Original):
+            return self._original(decision.member_id, decision.source_key)
+        outcome = self.store.commit(decision)
+        if outcome is Commit.APPLIED:
+            assert decision.entry is not None
+            return LedgerResult(entry=decision.entry)
+        if outcome is Commit.ALREADY_APPLIED and not duplicate_means_conflict:
+            assert decision.entry is not None
+            return self._original(decision.entry.member_id, decision.entry.source_key)
+        if on_conflict is not None:
+            on_conflict()
+        raise _Again
+
+    def _original(self, member_id: str, source_key: str) -> LedgerResult:
+        entry = self.store.entry(member_id, source_key)
+        if entry is None:
+            raise _Again  # the commit that wrote it is not visible yet
+        return LedgerResult(entry=entry, duplicate=True)
+
+    def _retrying(self, attempt: Callable[[], Any]) -> Any:
+        for number in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except _Again:
+                self.sleep(random.uniform(0, min(0.2, 0.005 * 2**number)))
+        raise ConcurrentUpdateError("the member kept changing; the operation was not applied, retry it")
+
+    @staticmethod
+    def _known(member: MemberState | None, member_id: str) -> MemberState:
+        if member is None:
+            raise UnknownMemberError(member_id)
+        return member

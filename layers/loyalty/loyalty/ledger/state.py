@@ -1,0 +1,189 @@
+"""What the ledger reads (a member's and an order's state) and what it writes (one change, applied atomically).
+
+A store (loyalty.ledger.store.LedgerStore) loads these states and commits a `LedgerChange` all or nothing:
+the entry only if no entry with its key exists ("already applied" otherwise), the member's counters by their
+deltas and only while the member still matches `MemberExpectations`, and the order's new state only while
+the order is still at the version read ("conflict" otherwise: the service reads again and decides again).
+Counters are never written back as read: a balance changes only by a delta under a condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from loyalty.ledger.model import Entry
+from loyalty.programme.tiers import TierOverride
+
+COUNTERS = ("available", "pending", "lifetime", "released", "consumed", "redeemed", "expired")
+
+
+@dataclass(frozen=True)
+class OfferGrant:
+    """An offer granted to the member that changes what orders earn within its validity."""
+
+    code: str
+    valid_from: date
+    valid_until: date
+    multiplier: Decimal | None = None
+    bonus_points: int | None = None
+    used: str | None = None  # a bonus offer: the order that used it (it pays once)
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """One member as stored: profile, counters, qualifying points per month, tier, segment and offers.
+
+    ``released`` is the length of the member's lot stream and ``consumed`` how much of its front redemptions,
+    expiry and deductions have taken (``available == released - consumed``)."""
+
+    member_id: str
+    enrolled_at: datetime
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    email_consent: bool | None = None
+    email_consent_at: datetime | None = None
+    sms_consent: bool | None = None
+    sms_consent_at: datetime | None = None
+    crm_contact_id: str | None = None
+    birthdate: date | None = None
+    profile_updated_at: datetime | None = None
+    last_activity: datetime | None = None
+    available: int = 0
+    pending: int = 0
+    lifetime: int = 0
+    released: int = 0
+    consumed: int = 0
+    redeemed: int = 0
+    expired: int = 0
+    lot_expiry_max: date | None = None  # the newest lot's expiry: a new lot never expires before it
+    qualifying: Mapping[str, int] = field(default_factory=dict)  # "YYYY-MM" -> qualifying points
+    qualifying_version: int = 0  # +1 on every change of qualifying points, the tier or its override
+    tier: str | None = None  # the earned tier; None: the lowest
+    tier_period_end: date | None = None
+    tier_override: TierOverride | None = None
+    segment: str | None = None
+    segment_reason: str | None = None
+    segment_rfm: str | None = None
+    segment_on: date | None = None  # the day the segment was judged for
+    segment_at: datetime | None = None  # when it was computed (from the entries written up to then)
+    offers: Mapping[str, OfferGrant] = field(default_factory=dict)  # by grant key (code and validity)
+
+
+ENROLMENT_FIELDS = (  # what a new member is stored with, besides their id and enrolment time
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "locale",
+    "email_consent",
+    "email_consent_at",
+    "sms_consent",
+    "sms_consent_at",
+    "last_activity",
+    "profile_updated_at",
+)
+
+
+def as_enrolled(member: MemberState) -> MemberState:
+    """The member as enrolment stores them: who they are and what they agreed to; every counter at zero."""
+    return MemberState(
+        member_id=member.member_id,
+        enrolled_at=member.enrolled_at,
+        **{name: getattr(member, name) for name in ENROLMENT_FIELDS},
+    )
+
+
+@dataclass(frozen=True)
+class LineState:
+    """An order line's earning state: units and points as earned, and what is left after refunds."""
+
+    quantity: int
+    quantity_left: int
+    points: int
+    points_left: int
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # earned, waiting for the return window
+    RELEASED = "released"  # its points are available
+    CANCELLED = "cancelled"  # refunded in full before release
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """An order's earning state. ``member_id`` is None while only refunds that came before it are known
+    (``parked``: refund id -> {line id: quantity}, {} for the whole order). ``version`` counts the writes."""
+
+    order_key: str
+    version: int = 0
+    member_id: str | None = None
+    status: OrderStatus | None = None
+    earned: int = 0
+    left: int = 0
+    qualifying_earned: int = 0
+    qualifying_left: int = 0
+    qualifying_month: str | None = None
+    earned_on: date | None = None
+    release_on: date | None = None  # while pending: the day its points become available
+    lines: Mapping[str, LineState] = field(default_factory=dict)
+    refunds: frozenset[str] = frozenset()
+    parked: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    @property
+    def shop(self) -> str:
+        return self.order_key.split("#", 1)[0]
+
+
+@dataclass(frozen=True)
+class MemberExpectations:
+    """What a decision relied on: the change applies only while the member still matches (and exists)."""
+
+    qualifying_version: int | None = None
+    released: int | None = None
+    consumed: int | None = None
+    available_at_least: int | None = None
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """Deltas to the member's counters and monthly qualifying points, and values to set (None removes one).
+
+    ``sets`` may name tier, tier_period_end, tier_override, last_activity and lot_expiry_max."""
+
+    member_id: str
+    add: Mapping[str, int] = field(default_factory=dict)  # counter -> delta (see COUNTERS)
+    qualifying: Mapping[str, int] = field(default_factory=dict)  # month -> delta
+    bump_qualifying_version: bool = False
+    sets: Mapping[str, Any] = field(default_factory=dict)
+    offers_used: Mapping[str, str] = field(default_factory=dict)  # grant key -> the order that used it
+    expect: MemberExpectations = MemberExpectations()
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """The order's new state, written only while the stored order is at ``state.version - 1``."""
+
+    state: OrderState
+
+
+@dataclass(frozen=True)
+class LedgerChange:
+    """One atomic write: the entry (if any; only if new), the member change, the order change."""
+
+    entry: Entry | None = None
+    member: MemberChange | None = None
+    order: OrderChange | None = None
+
+
+class Commit(StrEnum):
+    APPLIED = "applied"
+    ALREADY_APPLIED = "already_applied"  # an entry with this key exists: nothing was written
+    CONFLICT = "conflict"  # the member or the order changed since they were read: nothing was written

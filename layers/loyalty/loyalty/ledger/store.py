@@ -1,0 +1,63 @@
+"""The ledger's store: loads members, orders and entries, and commits one change atomically.
+
+Implemented by loyalty.adapters.dynamodb.ledger (one TransactWriteItems per change) and by
+loyalty.fakes.ledger (in memory); tests/contract/test_ledger_store.py holds both to the same behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import Protocol
+
+from loyalty.ledger.model import Entry, HistoryPage
+from loyalty.ledger.state import Commit, LedgerChange, MemberState, OfferGrant, OrderState
+
+
+class LedgerStore(Protocol):
+    def member(self, member_id: str) -> MemberState | None: ...
+
+    def member_and_order(self, member_id: str, order_key: str) -> tuple[MemberState | None, OrderState | None]:
+        """Both in one read."""
+        ...
+
+    def order(self, order_key: str) -> OrderState | None: ...
+
+    def member_and_entry(self, member_id: str, source_key: str) -> tuple[MemberState | None, Entry | None]:
+        """Both in one read."""
+        ...
+
+    def entry(self, member_id: str, source_key: str) -> Entry | None: ...
+
+    def commit(self, change: LedgerChange) -> Commit:
+        """All of the change or nothing. ALREADY_APPLIED: an entry with the change's entry key exists (that wins
+        over any other failed condition); CONFLICT: the member is missing or no longer matches the change's
+        expectations, or the order is not at the version before the change's."""
+        ...
+
+    def open_lots(self, member_id: str, consumed: int) -> Iterator[Entry]:
+        """The member's lot entries that end after ``consumed``, in stream order, read as they are iterated."""
+        ...
+
+    def history(self, member_id: str, limit: int, cursor: str | None) -> HistoryPage:
+        """Entries newest first, ``limit`` a page, resuming after ``cursor``."""
+        ...
+
+    def entries(self, member_id: str, since: datetime | None = None) -> list[Entry]:
+        """The member's entries (written at or after ``since``, if given), oldest first."""
+        ...
+
+    def enrol(self, member: MemberState, first_review: date) -> Commit:
+        """Store a new member, their e-mail's guard (one member per address) and their first review, together.
+        ALREADY_APPLIED: the member exists; CONFLICT: another member holds the e-mail (nothing written)."""
+        ...
+
+    def member_for_email(self, email: str) -> str | None: ...
+
+    def erase_personal_data(self, member_id: str) -> bool:
+        """Remove the member's e-mail, names, phone and birthday (and the e-mail's guard); False if no member."""
+        ...
+
+    def grant_offer(self, member_id: str, key: str, grant: OfferGrant, drop: Sequence[str]) -> None:
+        """Keep ``grant`` under ``key`` on the member, dropping the grants named in ``drop``."""
+        ...

@@ -1,0 +1,97 @@
+"""What the offer sender decides and keeps (one record per member, offer and channel, contact caps, SMS held
+through quiet hours) and the queue offer requests travel on: the value types and the ports.
+
+The ports are implemented by loyalty.adapters.dynamodb.offer_records, loyalty.adapters.sqs and their fakes in
+loyalty.fakes.offers; tests/contract holds each pair to the same behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from loyalty.offers.requests import OfferRequest
+
+
+class Status(StrEnum):
+    SENDING = "sending"  # claimed by a delivery that is deciding it now
+    SENT = "sent"
+    REFUSED = "refused"  # no consent (or no address)
+    CAPPED = "capped"  # over the frequency cap
+    HELD = "held"  # SMS in quiet hours, sent when they end
+    FAILED = "failed"  # the e-mail or SMS service refused it for good
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """The decision about one offer on one channel for one member."""
+
+    member_id: str
+    dedup: str
+    channel: str
+    status: Status
+    request: str  # the OfferRequest as JSON
+    decided_at: datetime
+    trigger: str
+    template_key: str
+    offer_code: str | None = None
+    reason: str | None = None
+    hold_until: datetime | None = None
+    message_id: str | None = None
+    subject: str | None = None
+    language: str | None = None
+    evidence: Mapping[str, Any] | None = None  # as stored: consent flags, values, times and sources
+    task_state: str | None = None  # a sent offer's CRM Task: pending -> pushed | no_contact | refused
+    task_reason: str | None = None
+
+
+class OfferRecords(Protocol):
+    def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None: ...
+
+    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
+        """Store ``record`` (status sending) if nothing is stored for its offer and channel, or (``held``) if what
+        is stored is held or a claim decided before ``before``; False otherwise (nothing written)."""
+        ...
+
+    def decide(self, record: SendRecord, request_id: str, evidence: dict[str, Any] | None = None) -> None:
+        """Store the decision, with its consent evidence; a sent record waits for its CRM Task, a held one is
+        found by `held_due` once its hold ends."""
+        ...
+
+    def release(self, record: SendRecord) -> None:
+        """Drop a claim (status sending) so that the next delivery of the request decides again."""
+        ...
+
+    def held_due(self, now: datetime) -> Iterator[SendRecord]:
+        """Held records whose hold ended by ``now``."""
+        ...
+
+    def mark_task(self, member_id: str, dedup: str, channel: str, state: str, reason: str | None = None) -> None:
+        """Note what became of a sent record's CRM Task: pushed, no_contact or refused (with the reason)."""
+        ...
+
+    def sent(self, member_id: str) -> list[SendRecord]:
+        """Every decision about the member's offers."""
+        ...
+
+    def forget_person(self, member_id: str, dedup: str, channel: str, request: str) -> None:
+        """Replace the stored request by ``request`` and drop the subject (GDPR erasure)."""
+        ...
+
+    def cap(self, member_id: str, kind: str, channel: str) -> tuple[int, list[str]]:
+        """The member's contact cap for a kind of message on a channel: its version and its entries."""
+        ...
+
+    def save_cap(self, member_id: str, kind: str, channel: str, version: int, entries: list[str]) -> bool:
+        """Replace the cap's entries if it is still at ``version``; False otherwise (nothing written)."""
+        ...
+
+
+class OfferQueue(Protocol):
+    def send(self, requests: Sequence[OfferRequest]) -> None:
+        """Queue the requests for the offer sender (each is idempotent downstream)."""
+        ...

@@ -1,0 +1,250 @@
+"""Sending an offer: for each channel, consent at send time (with its evidence), the frequency cap, quiet hours
+for SMS, the member's language, and one message per member, offer and validity.
+
+For a request and each channel it asks for (or both), in this order:
+1. Already decided for this member, offer and channel (a repeated request, a redelivery): nothing more.
+2. Consent, at send time. E-mail needs an address and SMS a mobile number. Both the programme's latest flag
+   (the CRM's Outbound Messages, the shops, bounces, complaints, SMS opt-outs and unsubscribe links keep it)
+   and the flag the CRM sent with the request count: any "no" refuses; marketing needs at least one "yes",
+   a service message (an expiry warning) only the absence of a "no". For SMS, SNS's opt-out list is checked
+   too, and an opt-out found there is recorded. A refusal is stored with the flags, values, times and sources.
+3. SMS in the member's quiet hours (their time zone, from their language) is held until the hours end, not
+   dropped; the hourly job `release_held` sends it then.
+4. The frequency cap per channel (marketing and service counted apart): over the cap, it is recorded as capped.
+5. Rendered in the member's language and sent (SES v2 with the configuration set; SNS with the sender id).
+   A sent offer gets a CRM Task through crm_sync. A failure worth retrying releases the claim and raises, so
+   the queue delivers the request again; a refusal by the service is recorded as failed, with the reason.
+An offer that changes earning (multiplier, bonus points) is granted to the member first, whatever the channels
+decide: the CRM decided the offer; the messages only tell the member about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from loyalty.consent import carrier_opt_out, consent_to_send, opt_out
+from loyalty.errors import ChannelOptedOutError, ChannelRejectedError, OfferInFlightError, UnknownMemberError
+from loyalty.ledger.model import MemberSummary
+from loyalty.ledger.service import Ledger
+from loyalty.observability import logger, mask_email, mask_phone, metrics
+from loyalty.offers.messages import MessageFacts, TemplateError, language_for, render_email, render_sms
+from loyalty.offers.records import OfferRecords, SendRecord, Status
+from loyalty.offers.requests import Channel, OfferRequest, earning_grant
+from loyalty.offers.rules import Cap, OfferRules
+from loyalty.ports.channels import EmailChannel, SmsChannel
+from loyalty.ports.directory import Directory
+
+CHANNELS: tuple[Channel, ...] = ("email", "sms")
+# A claim this old belongs to a sender that died: the function's timeout (30 s) ends every sender sooner, and the
+# queue redelivers after its visibility timeout (180 s), by when the claim can be taken over.
+STALE_CLAIM = timedelta(minutes=2)
+
+
+METRIC_OF = {
+    Status.SENT: "OffersSent",
+    Status.REFUSED: "OffersRefused",
+    Status.CAPPED: "OffersCapped",
+    Status.HELD: "OffersHeld",
+    Status.FAILED: "OffersFailed",
+}
+
+
+def _cap_kind(request: OfferRequest) -> str:
+    return "service" if request.service else "marketing"
+
+
+@dataclass
+class OfferSender:
+    ledger: Ledger
+    directory: Directory
+    store: OfferRecords
+    email: EmailChannel
+    sms: SmsChannel
+    rules: OfferRules
+    links: Callable[[str, str], str]  # (member id, channel) -> signed unsubscribe URL
+    programme_name: str = "Loyalty Club"
+
+    def handle(self, request: OfferRequest) -> dict[str, str]:
+        """Decide and send ``request`` on each channel; returns channel -> status."""
+        released = request.released
+        try:
+            summary = self.ledger.summary(request.member_id)
+        except UnknownMemberError:
+            logger.warning("offer for an unknown member dropped", request_id=request.request_id)
+            return {}
+        grant = earning_grant(request.offer) if request.offer is not None else None
+        if grant is not None:  # the CRM decided the offer; the messages only tell the member about it
+            self.ledger.grant_offer(request.member_id, grant)
+            logger.info("offer granted", member_id=request.member_id, code=grant.code)
+        outcome: dict[str, str] = {}
+        for channel in request.channels or CHANNELS:
+            if released and channel != "sms":
+                continue
+            status = self._channel(request, summary, channel, released)
+            outcome[channel] = status.value
+            metrics.add_metric(name=METRIC_OF[status], unit="Count", value=1)
+        return outcome
+
+    # ------------------------------------------------------------ one channel
+
+    def _channel(self, request: OfferRequest, summary: MemberSummary, channel: Channel, released: bool) -> Status:
+        now = self.ledger.clock()
+        record = SendRecord(
+            member_id=request.member_id,
+            dedup=request.dedup_key,
+            channel=channel,
+            status=Status.SENDING,
+            request=request.model_dump_json(),
+            decided_at=now,
+            trigger=request.trigger.value,
+            template_key=request.template_key,
+            offer_code=request.offer.code if request.offer else None,
+        )
+        existing = self.store.find(request.member_id, record.dedup, channel)
+        if existing is not None and existing.status is Status.SENDING:
+            if existing.decided_at >= now - STALE_CLAIM:
+                raise OfferInFlightError(f"{record.dedup} on {channel} is being decided by another delivery")
+        elif existing is not None and not (existing.status is Status.HELD and released):
+            return existing.status  # decided before: a repeated request sends nothing again
+        if existing is not None and existing.hold_until is not None and existing.hold_until > now:
+            return Status.HELD
+        claimed = self.store.claim(record, request.request_id, held=existing is not None, before=now - STALE_CLAIM)
+        if not claimed:
+            raise OfferInFlightError(f"{record.dedup} on {channel} is being decided by another delivery")
+        cap_key = f"{record.dedup}#{channel}"
+        try:
+            return self._decide_claimed(request, summary, channel, record, cap_key, now)
+        except (ChannelRejectedError, TemplateError) as error:  # a bad number, a template bug: retrying won't help
+            failed = replace(record, status=Status.FAILED, reason=str(error))
+            return self._decide(failed, request, {"checked_at": now.isoformat()})
+        except BaseException:  # worth retrying (throttling, a timeout): give the claim and the cap slot back
+            self.store.release(record)
+            self._release_cap(request.member_id, _cap_kind(request), channel, cap_key)
+            raise
+
+    def _decide_claimed(
+        self, request: OfferRequest, summary: MemberSummary, channel: Channel, record: SendRecord, cap_key: str,
+        now: datetime,
+    ) -> Status:  # fmt: skip
+        address, refusal, evidence = self._consent(request, summary, channel, now)
+        if refusal is not None:
+            return self._decide(replace(record, status=Status.REFUSED, reason=refusal), request, evidence)
+        if channel == "sms" and (until := self._quiet_until(summary, request, now)) is not None:
+            held = replace(record, status=Status.HELD, hold_until=until, reason=f"quiet hours until {until}")
+            return self._decide(held, request, evidence)
+        kind = _cap_kind(request)
+        cap = self.rules.caps.service if request.service else self.rules.caps.marketing
+        if not self._take_cap(request.member_id, kind, channel, now, cap, cap_key):
+            reason = f"{kind} cap: {cap.messages} {channel} messages in {cap.days} days reached"
+            return self._decide(replace(record, status=Status.CAPPED, reason=reason), request, evidence)
+        assert address is not None
+        try:
+            sent = self._send(request, summary, channel, address)
+        except ChannelOptedOutError as error:
+            opt_out(self.directory, request.member_id, channel, now, "SNS opt-out list")
+            self._release_cap(request.member_id, kind, channel, cap_key)
+            return self._decide(replace(record, status=Status.REFUSED, reason=str(error)), request, evidence)
+        except (ChannelRejectedError, TemplateError):
+            self._release_cap(request.member_id, kind, channel, cap_key)  # nothing reached the member
+            raise
+        return self._decide(replace(record, status=Status.SENT, **sent), request, evidence)
+
+    def _decide(self, record: SendRecord, request: OfferRequest, evidence: dict[str, Any]) -> Status:
+        self.store.decide(record, request.request_id, evidence)
+        logger.info(
+            "offer decided",
+            member_id=record.member_id,
+            channel=record.channel,
+            status=record.status.value,
+            reason=record.reason,
+            template=record.template_key,
+        )
+        return record.status
+
+    # ------------------------------------------------------------ the rules of each step
+
+    def _consent(
+        self, request: OfferRequest, summary: MemberSummary, channel: Channel, now: datetime
+    ) -> tuple[str | None, str | None, dict[str, Any]]:
+        """(address, refusal reason or None, evidence): the consent rules, then for SMS the carrier's list."""
+        contact, crm = request.contact, request.crm_consent
+        fallback = (contact.email if channel == "email" else contact.mobile_phone) if contact else None
+        crm_flag = (crm.email if channel == "email" else crm.sms) if crm else None
+        address, refusal, evidence = consent_to_send(
+            channel, summary.profile, fallback, crm_flag, request.service, request.requested_at, now
+        )
+        if refusal is None and channel == "sms" and address is not None:
+            refusal = carrier_opt_out(evidence, self.sms.is_opted_out(address), now)
+            if refusal is not None:
+                opt_out(self.directory, request.member_id, "sms", now, "SNS opt-out list")
+        return address, refusal, evidence
+
+    # ------------------------------------------------------------ the frequency cap
+
+    def _take_cap(self, member_id: str, kind: str, channel: str, now: datetime, cap: Cap, key: str) -> bool:
+        """Count the message ``key`` against the cap (at most ``cap.messages`` in ``cap.days``), unless the cap is
+        reached; a message counted already counts once. Optimistic: a concurrent sender makes the save fail and
+        this look again."""
+        for _ in range(10):
+            version, entries = self.store.cap(member_id, kind, channel)
+            since = (now - timedelta(days=cap.days)).isoformat()
+            recent = [entry for entry in entries if "|" in entry and entry.split("|", 1)[0] > since]
+            if any(entry.split("|", 1)[1] == key for entry in recent):
+                return True
+            if len(recent) >= cap.messages:
+                return False
+            if self.store.save_cap(
+                member_id, kind, channel, version, [*recent, f"{now.astimezone(UTC).isoformat()}|{key}"]
+            ):
+                return True
+        raise OfferInFlightError("the frequency cap kept changing under concurrent senders")
+
+    def _release_cap(self, member_id: str, kind: str, channel: str, key: str) -> None:
+        """Give back the cap slot of a message that did not reach the member."""
+        for _ in range(10):
+            version, entries = self.store.cap(member_id, kind, channel)
+            kept = [entry for entry in entries if "|" in entry and entry.split("|", 1)[1] != key]
+            if len(kept) == len(entries) or self.store.save_cap(member_id, kind, channel, version, kept):
+                return
+
+    def _quiet_until(self, summary: MemberSummary, request: OfferRequest, now: datetime) -> datetime | None:
+        locale = summary.profile.locale or (request.contact.locale if request.contact else None)
+        zone = ZoneInfo(self.rules.time_zones.get(language_for(locale), self.ledger.rules.timezone))
+        local = now.astimezone(zone)
+        quiet = self.rules.quiet_hours
+        if not quiet.contains(local.time().replace(tzinfo=None)):
+            return None
+        end = local.replace(hour=quiet.end.hour, minute=quiet.end.minute, second=0, microsecond=0)
+        if end <= local:
+            end += timedelta(days=1)
+        return end
+
+    def _send(self, request: OfferRequest, summary: MemberSummary, channel: Channel, address: str) -> dict[str, Any]:
+        contact = request.contact
+        rules = self.ledger.rules
+        facts = MessageFacts(
+            first_name=summary.profile.first_name or (contact.first_name if contact else None),
+            locale=summary.profile.locale or (contact.locale if contact else None),
+            points_available=summary.available,
+            tier=rules.tier(summary.tier).display_name,
+            next_tier=rules.tier(summary.next_tier).display_name if summary.next_tier else None,
+            points_to_next=summary.points_to_next_tier,
+            unsubscribe_url=self.links(request.member_id, channel),
+            offer=request.offer,
+            details=request.details,
+            programme_name=self.programme_name,
+        )
+        tags = {"trigger": request.trigger.value, "template": request.template_key}
+        if channel == "email":
+            email = render_email(request.template_key, facts)
+            message_id = self.email.send(address, email.subject, email.html, email.text, tags)
+            logger.info("e-mail sent", to=mask_email(address), template=request.template_key, language=email.language)
+            return {"message_id": message_id, "subject": email.subject, "language": email.language}
+        sms = render_sms(request.template_key, facts)
+        message_id = self.sms.send(address, sms.text, transactional=request.service)
+        logger.info("sms sent", to=mask_phone(address), template=request.template_key, septets=sms.characters)
+        return {"message_id": message_id, "subject": f"SMS of {sms.characters} characters", "language": sms.language}

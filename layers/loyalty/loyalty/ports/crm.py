@@ -1,0 +1,69 @@
+"""The CRM: what was last pushed to each member's Contact, and the client that reads and writes the org.
+
+Implemented by loyalty.adapters.dynamodb.crm_states, loyalty.adapters.salesforce and their fakes in
+loyalty.fakes.crm (tests/contract holds each pair to the same behaviour; the client's against the org emulator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+RETRYABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
+
+
+@dataclass
+class CrmState:
+    pushed: dict[str, Any] = field(default_factory=dict)  # field API name -> value as last sent
+    status: str = "synced"  # synced | parked | unlinked
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """One record's outcome in a collection request (matched by position)."""
+
+    record_id: str | None
+    success: bool
+    errors: tuple[tuple[str, str], ...] = ()  # (statusCode, message)
+    created: bool | None = None  # upsert only: True if the record was created, False if an existing one was updated
+
+    @property
+    def retryable(self) -> bool:
+        return not self.success and any(code in RETRYABLE_CODES for code, _ in self.errors)
+
+
+class CrmStates(Protocol):
+    def states(self, member_ids: Iterable[str]) -> dict[str, CrmState]:
+        """The states of those members that have one."""
+        ...
+
+    def save(self, member_id: str, state: CrmState, at: datetime) -> None: ...
+
+    def not_in_sync(self, status: str) -> list[tuple[str, str | None]]:
+        """Members parked or unlinked (``status``), with the reason: the list an operator looks at."""
+        ...
+
+
+class CrmClient(Protocol):
+    def contacts_by_member_id(self, member_ids: Iterable[str]) -> dict[str, str]:
+        """Contact id by loyalty member id, for the members that have a Contact."""
+        ...
+
+    def contacts_by_email(self, emails: Iterable[str]) -> dict[str, list[str]]:
+        """Contact ids by lower-cased e-mail (the org compares e-mail case-insensitively)."""
+        ...
+
+    def update_records(self, sobject: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]:
+        """Update records (each with ``Id``); one result per record, in order."""
+        ...
+
+    def create_records(self, sobject: str, records: Sequence[dict[str, Any]]) -> list[RecordResult]: ...
+
+    def upsert_records(
+        self, sobject: str, external_id_field: str, records: Sequence[dict[str, Any]]
+    ) -> list[RecordResult]:
+        """Create or update records matched by ``external_id_field``: a repeat updates what the first created."""
+        ...

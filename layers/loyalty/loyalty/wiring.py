@@ -1,0 +1,265 @@
+"""Builds each function's services from the adapters: the one place that chooses DynamoDB, SQS, SES, SNS and
+Salesforce for the ports the use cases take.
+
+Built once per container, on first use (never at import), and each function imports only what its path needs:
+the webhook receiver loads boto3 and Powertools, not pydantic, pynamodb or simple_salesforce. Settings are read
+here (loyalty.settings), so a missing variable fails the first invocation naming it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities import parameters
+
+from loyalty.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+    from loyalty.crm.inbound import CrmInbound
+    from loyalty.crm.sync import CrmSync
+    from loyalty.jobs import ScheduledJobs
+    from loyalty.ledger.service import Ledger
+    from loyalty.offers.records import SendRecord
+    from loyalty.offers.sending import OfferSender
+    from loyalty.offers.unsubscribe import Unsubscribe
+    from loyalty.ports.directory import Directory
+    from loyalty.programme.rules import ProgramRules
+    from loyalty.shop.applier import ShopEventApplier
+    from loyalty.shop.intake import WebhookReceiver
+
+IDEMPOTENCY_DAYS = 7
+
+
+def _secret(name: str, settings: Settings) -> str:
+    """A secret from Secrets Manager, cached for the settings' SECRET_MAX_AGE_SECONDS."""
+    return str(parameters.get_secret(name, max_age=getattr(settings, "secret_max_age_seconds", 300)))
+
+
+@cache
+def _table(name: str) -> None:
+    from loyalty.adapters.dynamodb.models import bind_table
+
+    bind_table(name)
+
+
+@cache
+def _rules() -> ProgramRules:
+    from loyalty.programme.rules import load_program
+
+    return load_program()
+
+
+def _ledger(table: str) -> Ledger:
+    from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
+    from loyalty.ledger.service import Ledger
+
+    _table(table)
+    return Ledger(DynamoDBLedgerStore(), _rules())
+
+
+def _directory(table: str) -> Directory:
+    from loyalty.adapters.dynamodb.directory import DynamoDBDirectory
+
+    _table(table)
+    return DynamoDBDirectory()
+
+
+def _idempotent(config: IdempotencyConfig, table: str, function: Any, keyword: str) -> Any:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
+
+    store = DynamoDBPersistenceLayer(table_name=table)
+    return idempotent_function(data_keyword_argument=keyword, config=config, persistence_store=store)(function)
+
+
+@cache
+def idempotency(event_key: str) -> IdempotencyConfig:
+    """The idempotency of a function's unit of work (the handler registers the Lambda context on it)."""
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+    return IdempotencyConfig(event_key_jmespath=event_key, expires_after_seconds=IDEMPOTENCY_DAYS * 24 * 3600)
+
+
+# ------------------------------------------------------------------ one per function
+
+
+@cache
+def webhook_receiver() -> tuple[WebhookReceiver, int]:
+    """webshop_webhook: the receiver and the largest body it takes."""
+    from loyalty.adapters.sqs import SqsLedgerQueue
+    from loyalty.settings import WebhookSettings
+    from loyalty.shop.intake import WebhookReceiver
+
+    settings = load_settings(WebhookSettings)
+    receiver = WebhookReceiver(
+        SqsLedgerQueue(settings.queue_url),
+        lambda name: _secret(name, settings),
+        settings.shopify_secret_name,
+        settings.woocommerce_secret_name,
+    )
+    return receiver, settings.max_body_bytes
+
+
+@cache
+def shop_event_applier() -> ShopEventApplier:
+    """ledger_writer: each shop event (by its dedup key) applied once."""
+    from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
+    from loyalty.adapters.sqs import SqsOfferQueue
+    from loyalty.offers.rules import load_offer_rules
+    from loyalty.settings import LedgerWriterSettings
+    from loyalty.shop.applier import ShopEventApplier
+
+    settings = load_settings(LedgerWriterSettings)
+    applier = ShopEventApplier(
+        _ledger(settings.table),
+        _directory(settings.table),
+        DynamoDBReviews(),
+        settings.guest_hold_days,
+        load_offer_rules(),
+        SqsOfferQueue(settings.offer_queue_url),
+    )
+    applier.apply_event = _idempotent(idempotency("dedup_key"), settings.idempotency_table, applier.apply, "event")
+    return applier
+
+
+@cache
+def member_ledger() -> Ledger:
+    """member_api: the ledger, read only."""
+    from loyalty.settings import MemberApiSettings
+
+    return _ledger(load_settings(MemberApiSettings).table)
+
+
+@cache
+def crm_inbound() -> tuple[CrmInbound, int]:
+    """crm_webhook: Outbound Messages (each notification once) and Flow callouts; and the largest body taken."""
+    from loyalty.adapters.dynamodb.crm_states import DynamoDBCrmStates
+    from loyalty.adapters.sqs import SqsOfferQueue
+    from loyalty.crm.inbound import CrmInbound
+    from loyalty.settings import CrmWebhookSettings
+
+    settings = load_settings(CrmWebhookSettings)
+    inbound = CrmInbound(
+        _ledger(settings.table),
+        _directory(settings.table),
+        DynamoDBCrmStates(),
+        SqsOfferQueue(settings.offer_queue_url),
+        settings.org_id,
+        lambda: _secret(settings.callout_secret_name, settings),
+    )
+    notifications = idempotency("notification_id")
+    inbound.apply_notification = _idempotent(
+        notifications, settings.idempotency_table, inbound.apply_contact_change, "change"
+    )
+    return inbound, settings.max_body_bytes
+
+
+@cache
+def crm_sync() -> CrmSync:
+    """crm_sync: the Salesforce client (JWT bearer, reused for the container's life) and the CRM state."""
+    from loyalty.adapters.dynamodb.crm_states import DynamoDBCrmStates
+    from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
+    from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
+    from loyalty.crm.sync import CrmSync
+    from loyalty.settings import CrmSyncSettings
+
+    settings = load_settings(CrmSyncSettings)
+    client = SalesforceClient(
+        credentials=lambda: JwtCredentials.from_secret(_secret(settings.salesforce_secret_name, settings))
+    )
+    return CrmSync(
+        _ledger(settings.table),
+        client,
+        DynamoDBCrmStates(),
+        _directory(settings.table),
+        DynamoDBOfferRecords(),
+        create_contacts=settings.create_contacts,
+    )
+
+
+def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord]]:
+    """crm_sync: what the table's stream batch changed (members, sent offers waiting for their Task)."""
+    from loyalty.adapters.dynamodb.stream import stream_changes as changes
+
+    return changes(event)
+
+
+@cache
+def scheduled_jobs() -> ScheduledJobs:
+    from loyalty.adapters.dynamodb.job_runs import DynamoDBJobRuns
+    from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
+    from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
+    from loyalty.adapters.sqs import SqsOfferQueue
+    from loyalty.jobs import ScheduledJobs
+    from loyalty.offers.rules import load_offer_rules
+    from loyalty.settings import ScheduledJobsSettings
+
+    settings = load_settings(ScheduledJobsSettings)
+    return ScheduledJobs(
+        _ledger(settings.table),
+        DynamoDBReviews(),
+        DynamoDBJobRuns(),
+        SqsOfferQueue(settings.offer_queue_url),
+        load_offer_rules(),
+        DynamoDBOfferRecords(),
+    )
+
+
+@cache
+def offer_sender() -> OfferSender:
+    from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
+    from loyalty.adapters.ses_email import SesEmailSender
+    from loyalty.adapters.sns_sms import SnsSmsSender
+    from loyalty.offers.rules import load_offer_rules
+    from loyalty.offers.sending import OfferSender
+    from loyalty.offers.unsubscribe import unsubscribe_url
+    from loyalty.settings import OfferSenderSettings
+
+    settings = load_settings(OfferSenderSettings)
+
+    def link(member_id: str, channel: str) -> str:
+        secret = _secret(settings.unsubscribe_secret_name, settings)
+        return unsubscribe_url(settings.unsubscribe_base_url, secret, member_id, channel)
+
+    return OfferSender(
+        ledger=_ledger(settings.table),
+        directory=_directory(settings.table),
+        store=DynamoDBOfferRecords(),
+        email=SesEmailSender(settings.email_from, settings.configuration_set),
+        sms=SnsSmsSender(settings.sms_sender_id),
+        rules=load_offer_rules(),
+        links=link,
+        programme_name=settings.programme_name,
+    )
+
+
+@cache
+def email_feedback() -> tuple[Ledger, Directory]:
+    """email_feedback: who an address belongs to, and where their consent is kept."""
+    from loyalty.settings import TableSettings
+
+    table = load_settings(TableSettings).table
+    return _ledger(table), _directory(table)
+
+
+@cache
+def unsubscribe() -> Unsubscribe:
+    from loyalty.clock import now
+    from loyalty.offers.unsubscribe import Unsubscribe
+    from loyalty.settings import UnsubscribeSettings
+
+    settings = load_settings(UnsubscribeSettings)
+    secret = settings.unsubscribe_secret_name
+    return Unsubscribe(
+        _directory(settings.table), lambda: _secret(secret, settings), settings.programme_name, clock=now
+    )
+
+
+def reset() -> None:
+    """Forget every service built and every setting read (the embedded stack and tests change the environment)."""
+    built: list[Any] = [_table, _rules, idempotency, webhook_receiver, shop_event_applier, member_ledger, crm_inbound]
+    built += [crm_sync, scheduled_jobs, offer_sender, email_feedback, unsubscribe, load_settings]
+    for function in built:
+        function.cache_clear()

@@ -1,0 +1,27 @@
+"""The CRM state's contract: what was last pushed per member, and who is parked or unlinked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from loyalty.ports.crm import CrmState
+from tests.contract.conftest import Stores
+
+T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
+
+
+def test_states_read_back_and_list_who_is_not_in_sync(stores: Stores) -> None:
+    states = stores.crm_states
+    states.save("m1", CrmState(pushed={"Loyalty_Points__c": 10, "Loyalty_Tier__c": "Silver"}), T0)
+    states.save("m2", CrmState(status="unlinked", reason="no Contact with the member's e-mail yet"), T0)
+    states.save("m3", CrmState(status="parked", reason="2 Contacts share the member's e-mail"), T0)
+    found = states.states(["m1", "m2", "m4"])
+    assert found == {
+        "m1": CrmState(pushed={"Loyalty_Points__c": 10, "Loyalty_Tier__c": "Silver"}),
+        "m2": CrmState(status="unlinked", reason="no Contact with the member's e-mail yet"),
+    }
+    assert states.not_in_sync("unlinked") == [("m2", "no Contact with the member's e-mail yet")]
+    assert states.not_in_sync("parked") == [("m3", "2 Contacts share the member's e-mail")]
+    # When a member is synced again, it leaves the list
+    states.save("m2", CrmState(pushed={"Loyalty_Points__c": 0}), T0)
+    assert states.not_in_sync("unlinked") == []

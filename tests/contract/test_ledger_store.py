@@ -1,0 +1,291 @@
+"""The ledger store's contract: loads, and commits that apply all or nothing, on the fake and on DynamoDB Local."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from loyalty.ledger.model import Entry, EntryKind
+from loyalty.ledger.state import (
+    Commit,
+    LedgerChange,
+    LineState,
+    MemberChange,
+    MemberExpectations,
+    MemberState,
+    OfferGrant,
+    OrderChange,
+    OrderState,
+    OrderStatus,
+)
+from loyalty.programme.tiers import TierOverride
+from tests.contract.conftest import Stores, due
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+_numbers = itertools.count()
+
+
+def enrolled(stores: Stores, email: str | None = None, **profile: object) -> MemberState:
+    member = MemberState(
+        member_id=f"m{next(_numbers)}",
+        enrolled_at=NOW,
+        email=email,
+        last_activity=NOW,
+        profile_updated_at=NOW,
+        **profile,  # type: ignore[arg-type]
+    )
+    assert stores.ledger.enrol(member, date(2026, 3, 3)) is Commit.APPLIED
+    return member
+
+
+def entry(member_id: str, key: str, at: datetime = NOW, **fields: object) -> Entry:
+    values = {"points": 0, "reason": "why", **fields}
+    return Entry(member_id=member_id, source_key=key, kind=EntryKind.BONUS, created_at=at, **values)  # type: ignore[arg-type]
+
+
+def credit(member_id: str, key: str, points: int, start: int, expires_on: date, at: datetime = NOW) -> LedgerChange:
+    lot = entry(member_id, key, at, points=points, lifetime=points, lot_start=start, lot_end=start + points)
+    lot = lot.model_copy(update={"expires_on": expires_on})
+    change = MemberChange(
+        member_id,
+        add={"available": points, "released": points, "lifetime": points},
+        sets={"lot_expiry_max": expires_on, "last_activity": at},
+        expect=MemberExpectations(released=start),
+    )
+    return LedgerChange(entry=lot, member=change)
+
+
+def test_enrolment_stores_the_member_once_and_one_member_per_email(stores: Stores) -> None:
+    # Given a member enrolled with an e-mail address
+    member = enrolled(stores, "Anna.Berg@Example.com", first_name="Anna", locale="sv_SE", email_consent=True,
+                      email_consent_at=NOW)  # fmt: skip
+    # Then the member reads back as stored, with every counter at zero
+    assert stores.ledger.member(member.member_id) == member
+    assert stores.ledger.member_for_email(" anna.berg@example.COM ") == member.member_id
+    # When the same member is enrolled again, or another member with the same address
+    assert stores.ledger.enrol(member, date(2026, 3, 3)) is Commit.ALREADY_APPLIED
+    other = replace(member, member_id="someone-else", email="anna.berg@example.com")
+    # Then the second is refused as a conflict and nothing of it is stored
+    assert stores.ledger.enrol(other, date(2026, 3, 3)) is Commit.CONFLICT
+    assert stores.ledger.member("someone-else") is None
+    # And the member is in the review cycle from the day given
+    reviews = due(stores.job_runs, stores.job_runs.reviews_due_by(date(2026, 3, 3)))
+    assert member.member_id in {work.member_id for work in reviews}
+
+
+def test_a_change_applies_its_entry_deltas_and_values_together(stores: Stores) -> None:
+    member = enrolled(stores)
+    override = TierOverride(tier="gold", valid_until=date(2026, 6, 30), reason="VIP event", actor="005x")
+    change = LedgerChange(
+        entry=entry(member.member_id, "accrual#s#1", pending=40, lifetime=40, qualifying=40, month="2026-03"),
+        member=MemberChange(
+            member.member_id,
+            add={"pending": 40, "lifetime": 40},
+            qualifying={"2026-03": 40},
+            bump_qualifying_version=True,
+            sets={"tier": "silver", "tier_period_end": date(2027, 3, 2), "tier_override": override},
+            expect=MemberExpectations(qualifying_version=0),
+        ),
+    )
+    # When it is committed
+    assert stores.ledger.commit(change) is Commit.APPLIED
+    # Then the entry, the counters and the values are all there
+    assert stores.ledger.entry(member.member_id, "accrual#s#1") == change.entry
+    stored = stores.ledger.member(member.member_id)
+    assert stored is not None
+    assert (stored.pending, stored.lifetime, stored.available) == (40, 40, 0)
+    assert (stored.qualifying, stored.qualifying_version) == ({"2026-03": 40}, 1)
+    assert (stored.tier, stored.tier_period_end, stored.tier_override) == ("silver", date(2027, 3, 2), override)
+    # And a value set to None is removed
+    clear = MemberChange(member.member_id, sets={"tier_override": None, "tier_period_end": None})
+    assert stores.ledger.commit(LedgerChange(entry=entry(member.member_id, "tier#x"), member=clear)) is Commit.APPLIED
+    stored = stores.ledger.member(member.member_id)
+    assert stored is not None and (stored.tier_override, stored.tier_period_end, stored.tier) == (None, None, "silver")
+
+
+def test_an_entry_written_before_means_already_applied_and_nothing_changes(stores: Stores) -> None:
+    member = enrolled(stores)
+    first = credit(member.member_id, "bonus#signup#1", 10, 0, date(2027, 3, 31))
+    assert stores.ledger.commit(first) is Commit.APPLIED
+    before = stores.ledger.member(member.member_id)
+    # When the same source is committed again, even with expectations that no longer hold
+    assert stores.ledger.commit(first) is Commit.ALREADY_APPLIED
+    # Then nothing changed: the entry key decides
+    assert stores.ledger.member(member.member_id) == before
+    assert [e.source_key for e in stores.ledger.entries(member.member_id)] == ["bonus#signup#1"]
+
+
+@pytest.mark.parametrize(
+    "expect",
+    [
+        MemberExpectations(qualifying_version=3),
+        MemberExpectations(released=5),
+        MemberExpectations(consumed=1),
+        MemberExpectations(available_at_least=11),
+    ],
+)
+def test_a_change_whose_expectations_fail_writes_nothing(stores: Stores, expect: MemberExpectations) -> None:
+    # Given a member with 10 points available
+    member = enrolled(stores)
+    assert stores.ledger.commit(credit(member.member_id, "bonus#signup#1", 10, 0, date(2027, 3, 31))) is Commit.APPLIED
+    before = stores.ledger.member(member.member_id)
+    # When a change relies on something that is not so
+    taking = MemberChange(member.member_id, add={"available": -11, "consumed": 11}, expect=expect)
+    outcome = stores.ledger.commit(
+        LedgerChange(entry=entry(member.member_id, "redemption#r1", points=-11), member=taking)
+    )
+    # Then it is a conflict, and neither its entry nor its counters were written
+    assert outcome is Commit.CONFLICT
+    assert stores.ledger.entry(member.member_id, "redemption#r1") is None
+    assert stores.ledger.member(member.member_id) == before
+
+
+def test_a_change_for_a_missing_member_is_a_conflict(stores: Stores) -> None:
+    change = MemberChange("nobody", add={"available": -1}, expect=MemberExpectations(available_at_least=1))
+    assert stores.ledger.commit(LedgerChange(entry=entry("nobody", "redemption#r"), member=change)) is Commit.CONFLICT
+    assert stores.ledger.entry("nobody", "redemption#r") is None
+
+
+def test_an_order_is_written_only_over_the_version_read(stores: Stores) -> None:
+    member = enrolled(stores)
+    order = OrderState(
+        order_key="shopify:shop#1001",
+        version=1,
+        member_id=member.member_id,
+        status=OrderStatus.PENDING,
+        earned=30,
+        left=30,
+        qualifying_earned=30,
+        qualifying_left=30,
+        qualifying_month="2026-03",
+        earned_on=date(2026, 3, 2),
+        release_on=date(2026, 4, 1),
+        lines={"1": LineState(2, 2, 20, 20), "2": LineState(1, 1, 10, 10)},
+    )
+    # When the order is created, and then created again from the same (empty) read
+    assert stores.ledger.commit(LedgerChange(order=OrderChange(order))) is Commit.APPLIED
+    assert stores.ledger.commit(LedgerChange(order=OrderChange(order))) is Commit.CONFLICT
+    # Then the first write stands, and reads back whole, alone and with its member
+    assert stores.ledger.order("shopify:shop#1001") == order
+    assert stores.ledger.member_and_order(member.member_id, "shopify:shop#1001") == (member, order)
+    # And the next write must say it read version 1
+    refunded = replace(
+        order, version=2, left=20, refunds=frozenset({"r1"}), lines={**order.lines, "2": LineState(1, 0, 10, 0)}
+    )
+    assert stores.ledger.commit(LedgerChange(order=OrderChange(refunded))) is Commit.APPLIED
+    assert stores.ledger.commit(LedgerChange(order=OrderChange(replace(refunded, left=0)))) is Commit.CONFLICT
+    assert stores.ledger.order("shopify:shop#1001") == refunded
+    # And a pending order is found on its release date, and no longer once released
+    assert [w.order_id for w in due(stores.job_runs, stores.job_runs.releases(date(2026, 4, 1)))] == ["1001"]
+    released = replace(refunded, version=3, status=OrderStatus.RELEASED, release_on=None)
+    assert stores.ledger.commit(LedgerChange(order=OrderChange(released))) is Commit.APPLIED
+    assert due(stores.job_runs, stores.job_runs.releases(date(2026, 4, 1))) == []
+
+
+def test_a_refund_kept_before_its_order_reads_back(stores: Stores) -> None:
+    parked = OrderState(order_key="woocommerce:shop#7", version=1, parked={"r1": {"2": 1}, "status:refunded": {}})
+    assert stores.ledger.commit(LedgerChange(order=OrderChange(parked))) is Commit.APPLIED
+    assert stores.ledger.order("woocommerce:shop#7") == parked
+    assert stores.ledger.member_and_order("nobody", "woocommerce:shop#7") == (None, parked)
+
+
+def test_an_entry_reads_back_with_every_field(stores: Stores) -> None:
+    member = enrolled(stores)
+    full = Entry(
+        member_id=member.member_id,
+        source_key="accrual#shopify:shop#1001",
+        kind=EntryKind.ACCRUAL,
+        created_at=datetime(2026, 3, 2, 10, 15, 30, 123456, tzinfo=UTC),
+        points=0,
+        pending=125,
+        lifetime=125,
+        qualifying=125,
+        reason="Order 1001 (shopify:shop): 125 points pending until 2026-04-01, tier bronze",
+        source="shopify:shop",
+        order_key="shopify:shop#1001",
+        actor="005xx",
+        campaigns=("spring", "weekend"),
+        lines={"1": 100, "2": 25},
+        unrecovered=3,
+        month="2026-03",
+        tier="bronze",
+        tier_reached="silver",
+        tier_period_end=date(2027, 3, 2),
+        valid_until=date(2026, 12, 31),
+        placed_on=date(2026, 3, 1),
+        base_points=125,
+        discounted=True,
+        categories=("outdoor", "shoes"),
+        offers=("DOUBLE1",),
+    )
+    assert stores.ledger.commit(LedgerChange(entry=full)) is Commit.APPLIED
+    assert stores.ledger.entry(member.member_id, full.source_key) == full
+    assert stores.ledger.member_and_entry(member.member_id, full.source_key) == (member, full)
+
+
+def test_open_lots_are_in_stream_order_and_only_what_is_not_consumed(stores: Stores) -> None:
+    member = enrolled(stores)
+    for number, (points, start) in enumerate([(10, 0), (20, 10), (30, 30)]):
+        change = credit(member.member_id, f"bonus#review#{number}", points, start, date(2027, 3 + number, 28))
+        assert stores.ledger.commit(change) is Commit.APPLIED
+    # When 15 points have been consumed from the front of the stream
+    lots = list(stores.ledger.open_lots(member.member_id, consumed=15))
+    # Then the first lot is closed and the others are open, oldest first
+    assert [(lot.source_key, lot.lot_start, lot.lot_end) for lot in lots] == [
+        ("bonus#review#1", 10, 30),
+        ("bonus#review#2", 30, 60),
+    ]
+    # And each lot is found by the expiry job the day after its last valid day
+    expiring = due(stores.job_runs, stores.job_runs.lots_expiring_after(date(2027, 4, 28)))
+    assert [(w.member_id, w.lot) for w in expiring] == [(member.member_id, lots[0])]
+
+
+def test_history_is_newest_first_in_pages_and_entries_oldest_first(stores: Stores) -> None:
+    member = enrolled(stores)
+    written = []
+    for number in range(5):
+        made = entry(member.member_id, f"bonus#review#{number}", NOW + timedelta(minutes=number))
+        assert stores.ledger.commit(LedgerChange(entry=made)) is Commit.APPLIED
+        written.append(made)
+    pages, cursor = [], None
+    while True:
+        page = stores.ledger.history(member.member_id, 2, cursor)
+        pages.append([e.source_key for e in page.entries])
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert [key for page in pages for key in page] == [e.source_key for e in reversed(written)]
+    assert all(len(page) <= 2 for page in pages)
+    assert stores.ledger.entries(member.member_id) == written
+    assert stores.ledger.entries(member.member_id, since=NOW + timedelta(minutes=3)) == written[3:]
+
+
+def test_erasure_removes_personal_data_and_the_email_guard(stores: Stores) -> None:
+    member = enrolled(stores, "erase.me@example.com", first_name="Erik", last_name="Berg", phone="+46701234567")
+    assert stores.ledger.commit(credit(member.member_id, "bonus#signup#1", 10, 0, date(2027, 3, 31))) is Commit.APPLIED
+    assert stores.ledger.erase_personal_data(member.member_id)
+    stored = stores.ledger.member(member.member_id)
+    assert stored is not None
+    assert (stored.email, stored.first_name, stored.last_name, stored.phone, stored.birthdate) == (None,) * 5
+    assert stored.available == 10
+    assert stores.ledger.member_for_email("erase.me@example.com") is None
+    assert not stores.ledger.erase_personal_data("nobody")
+
+
+def test_offers_are_granted_dropped_and_used(stores: Stores) -> None:
+    member = enrolled(stores)
+    old = OfferGrant("OLD", date(2025, 1, 1), date(2025, 1, 31), bonus_points=50)
+    double = OfferGrant("DOUBLE", date(2026, 3, 1), date(2026, 3, 31), multiplier=Decimal("2"))
+    bonus = OfferGrant("BONUS", date(2026, 3, 1), date(2026, 3, 31), bonus_points=100)
+    stores.ledger.grant_offer(member.member_id, "OLD#1", old, [])
+    stores.ledger.grant_offer(member.member_id, "DOUBLE#1", double, ["OLD#1"])
+    stores.ledger.grant_offer(member.member_id, "BONUS#1", bonus, [])
+    used = MemberChange(member.member_id, offers_used={"BONUS#1": "shopify:shop#1001"})
+    assert stores.ledger.commit(LedgerChange(entry=entry(member.member_id, "accrual#x"), member=used)) is Commit.APPLIED
+    stored = stores.ledger.member(member.member_id)
+    assert stored is not None
+    assert stored.offers == {"DOUBLE#1": double, "BONUS#1": replace(bonus, used="shopify:shop#1001")}

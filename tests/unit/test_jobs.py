@@ -1,0 +1,311 @@
+"""The scheduled jobs on the ports' fakes, with a clock: each rule, idempotent per run date, resumable after a crash,
+and finding its work where it falls due (tests/contract holds the fakes to the DynamoDB adapters)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from loyalty.fakes import Fakes
+from loyalty.jobs import ScheduledJobs
+from loyalty.ledger.model import Entry, EntryKind, LedgerResult
+from loyalty.ledger.service import Ledger
+from loyalty.offers.requests import OfferRequest, Trigger
+from loyalty.offers.rules import load_offer_rules
+from loyalty.programme.rules import ProgramRules
+from tests.conftest import FakeClock
+from tests.orders import simple_order
+
+SHOP = "shopify:demo"
+
+
+@pytest.fixture
+def sent(fakes: Fakes) -> list[OfferRequest]:
+    """What the jobs asked the offer sender for."""
+    return fakes.offer_queue.requests
+
+
+def scheduled_jobs(fakes: Fakes, ledger: Ledger, page_size: int = 100) -> ScheduledJobs:
+    return ScheduledJobs(
+        ledger, fakes.reviews, fakes.job_runs, fakes.offer_queue, load_offer_rules(), fakes.offer_records, page_size
+    )
+
+
+@pytest.fixture
+def jobs(fakes: Fakes, ledger: Ledger) -> ScheduledJobs:
+    return scheduled_jobs(fakes, ledger)
+
+
+def at_day(clock: FakeClock, day: date, hour: int = 3) -> None:
+    clock.now = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def test_release_runs_once_per_date_and_catches_up_a_missed_date(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given two orders placed a day apart, due for release 30 days later
+    ledger.enrol("m1", email="m1@example.com")
+    ledger.accrue("m1", simple_order("1", clock.now))
+    clock.advance(days=1)
+    ledger.accrue("m1", simple_order("2", clock.now))
+    first_due = ledger.rules.release_date(ledger.rules.local_date(clock.now)) - timedelta(days=1)
+    # When the job runs only on the second due date (the first date's run was missed)
+    at_day(clock, first_due + timedelta(days=1))
+    report = jobs.run("release", first_due + timedelta(days=1))
+    # Then both dates are done and both orders released
+    assert report.dates_done[-2:] == [first_due, first_due + timedelta(days=1)]
+    assert report.changed == 2
+    assert ledger.summary("m1").available == 200
+    # And running again for the same date does nothing at all
+    again = jobs.run("release", first_due + timedelta(days=1))
+    assert (again.dates_done, again.processed) == ([], 0)
+    assert ledger.check_invariants("m1") == []
+
+
+def test_expiry_takes_due_lots_once_and_warns_ahead(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, sent: list[OfferRequest]
+) -> None:
+    # Given 100 points earned on 2026-03-02 (valid to 2027-03-31) and 30 of them redeemed
+    ledger.enrol("m1", email="m1@example.com")
+    ledger.bonus("m1", "review", "r1", points=100)
+    ledger.redeem("m1", 30, "red1", "voucher")
+    # When the warning job runs 30 days before the last valid day
+    warn_day = date(2027, 3, 1)
+    at_day(clock, warn_day)
+    jobs.run("expiry_warning", warn_day)
+    jobs.run("expiry_warning", warn_day)
+    # Then one warning request for what is left, keyed so the member hears once
+    assert [(r.trigger, r.details, r.request_id) for r in sent] == [
+        (Trigger.EXPIRY_WARNING, {"points": 70, "expires_on": "2027-03-31"}, "expiry_warning#m1#2027-03-31")
+    ]
+    # When the expiry job runs the day after the last valid day
+    at_day(clock, date(2027, 4, 1))
+    report = jobs.run("expire", date(2027, 4, 1))
+    # Then only the unredeemed 70 points expire, as an explicit entry
+    assert report.changed == 1
+    summary = ledger.summary("m1")
+    assert summary.available == 0
+    expiries = [e for e in ledger.entries("m1") if e.kind is EntryKind.EXPIRY]
+    assert [e.points for e in expiries] == [-70]
+    assert ledger.check_invariants("m1") == []
+
+
+class CrashingLedger(Ledger):
+    """The ledger of a job that dies after ``survive`` expirations."""
+
+    survive = 0
+
+    def expire_lot(self, lot: Entry) -> LedgerResult | None:
+        if self.survive <= 0:
+            raise RuntimeError("the job's container died")
+        self.survive -= 1
+        return super().expire_lot(lot)
+
+
+def lot_history(ledger: Ledger, members: list[str]) -> list[tuple[str, int]]:
+    return sorted((e.source_key, e.points) for m in members for e in ledger.entries(m))
+
+
+def test_a_job_killed_midway_and_rerun_gives_the_same_ledger(rules: ProgramRules, clock: FakeClock) -> None:
+    members = [f"m{n}" for n in range(7)]
+    histories = []
+    for crash in (False, True):
+        # Given fresh stores with seven members whose points expire on the same day
+        fakes = Fakes()
+        start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+        clock.now = start
+        ledger = CrashingLedger(fakes.ledger_store, rules, clock=clock)
+        for member in members:
+            ledger.enrol(member)
+            ledger.bonus(member, "review", f"{member}-b", points=10 + len(member))
+            ledger.redeem(member, 3, f"{member}-r", "voucher")
+        jobs = scheduled_jobs(fakes, ledger, page_size=3)
+        at_day(clock, date(2027, 4, 1))
+        ledger.survive = 4 if crash else 100
+        if crash:
+            # When the job dies after four of seven lots (in its second page)
+            with pytest.raises(RuntimeError):
+                jobs.run("expire", date(2027, 4, 1))
+            assert sum(ledger.summary(m).available == 0 for m in members) == 4
+            ledger.survive = 100
+        # When it runs (again)
+        report = jobs.run("expire", date(2027, 4, 1))
+        assert report.complete and report.dates_done[-1] == date(2027, 4, 1)
+        # Then every lot expired exactly once
+        assert all(ledger.summary(m).available == 0 for m in members)
+        assert all(ledger.check_invariants(m) == [] for m in members)
+        histories.append(lot_history(ledger, members))
+    assert histories[0] == histories[1]
+
+
+def test_a_run_stops_for_time_and_the_next_goes_on(jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock) -> None:
+    jobs.page_size = 2
+    for n in range(5):
+        ledger.enrol(f"m{n}")
+        ledger.bonus(f"m{n}", "review", f"b{n}", points=5)
+    at_day(clock, date(2027, 4, 1))
+    # When the function is nearly out of time after the first page
+    first = jobs.run("expire", date(2027, 4, 1), seconds_left=lambda: 10.0)
+    assert not first.complete and first.processed == 2
+    # Then the next run goes on from where it stopped
+    second = jobs.run("expire", date(2027, 4, 1))
+    assert second.complete and second.processed == 3
+    assert all(ledger.summary(f"m{n}").available == 0 for n in range(5))
+
+
+def test_birthday_bonus_once_a_year_and_not_for_a_birthday_entered_late(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, sent: list[OfferRequest], fakes: Fakes
+) -> None:
+    directory = fakes.directory
+    ledger.enrol("early", email="early@example.com")
+    ledger.enrol("late", email="late@example.com")
+    ledger.enrol("leap", email="leap@example.com")
+    # Given birthdays entered in March, one in May (less than 30 days before the day), one on 29 February
+    assert directory.update_profile("early", {"birthdate": "1990-05-20"}, datetime(2026, 3, 10, tzinfo=UTC))
+    assert directory.update_profile("late", {"birthdate": "1985-05-20"}, datetime(2026, 5, 1, tzinfo=UTC))
+    assert directory.update_profile("leap", {"birthdate": "1992-02-29"}, datetime(2026, 3, 10, tzinfo=UTC))
+    # When the birthday job runs on the day, twice
+    at_day(clock, date(2026, 5, 20))
+    jobs.run("birthday", date(2026, 5, 20))
+    jobs.run("birthday", date(2026, 5, 20))
+    # Then the early one is paid once, the late one not this year
+    assert ledger.summary("early").available == 200
+    assert ledger.summary("late").available == 0
+    assert [(r.member_id, r.trigger) for r in sent] == [("early", Trigger.BIRTHDAY)]
+    # And next year both are paid
+    at_day(clock, date(2027, 5, 20))
+    jobs.run("birthday", date(2027, 5, 20))
+    assert (ledger.summary("early").available, ledger.summary("late").available) == (400, 200)
+    # A 29 February birthday is paid on the 28th in a year without one
+    at_day(clock, date(2027, 2, 28))
+    jobs.run("birthday", date(2027, 2, 28))
+    assert ledger.summary("leap").available == 200
+    for member in ("early", "late", "leap"):
+        assert ledger.check_invariants(member) == []
+
+
+def earn(ledger: Ledger, clock: FakeClock, member: str, order_id: str, euros: int) -> None:
+    ledger.accrue(member, simple_order(order_id, clock.now, [("1", 1, f"{euros}.00")]))
+
+
+def test_review_downgrades_after_the_period_and_grace_and_keeps_a_qualifying_tier(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given two members who reach gold on 2026-03-02 (3,000 qualifying points), one of whom keeps earning
+    for member in ("keeps", "stops"):
+        ledger.enrol(member)
+        earn(ledger, clock, member, f"{member}-1", 3000)
+        summary = ledger.summary(member)
+        assert (summary.tier, summary.tier_period_end) == ("gold", date(2027, 3, 2))
+    at_day(clock, date(2027, 3, 1))  # March 2026 has left the running window: 3,125 points, still gold
+    earn(ledger, clock, "keeps", "keeps-2", 2500)
+    # When reviews run on the day after the period end plus 30 days' grace
+    review_day = date(2027, 4, 2)
+    at_day(clock, review_day)
+    for member in ("keeps", "stops"):
+        assert jobs.review(member, review_day)
+    # Then one keeps gold for another period; the other falls to bronze, with the reason on the ledger
+    keeps, stops = ledger.summary("keeps"), ledger.summary("stops")
+    assert (keeps.tier, keeps.tier_period_end) == ("gold", date(2028, 3, 2))
+    assert (stops.tier, stops.tier_period_end, stops.tier_expires_on) == ("bronze", None, None)
+    decision = [e for e in ledger.entries("stops") if e.kind is EntryKind.TIER]
+    assert [e.reason for e in decision] == [
+        "Gold to Bronze: 0 qualifying points in the period ending 2027-03-02, 3000 needed"
+    ]
+    # And a second review decides nothing again
+    jobs.review("stops", review_day)
+    assert len([e for e in ledger.entries("stops") if e.kind is EntryKind.TIER]) == 1
+    assert ledger.check_invariants("keeps") == [] and ledger.check_invariants("stops") == []
+
+
+def test_a_tier_is_not_lost_inside_the_grace(jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock) -> None:
+    ledger.enrol("m1")
+    earn(ledger, clock, "m1", "1", 1200)
+    at_day(clock, date(2027, 3, 20))  # period end 2027-03-02, grace to 2027-04-01
+    jobs.review("m1", date(2027, 3, 20))
+    assert ledger.summary("m1").tier == "silver"
+    assert ledger.summary("m1").tier_expires_on == date(2027, 4, 1)
+
+
+def test_review_assigns_a_segment_and_asks_to_win_back_a_member_at_risk(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, sent: list[OfferRequest]
+) -> None:
+    # Given a member who bought twice in spring and then stopped
+    ledger.enrol("m1", email="m1@example.com")
+    earn(ledger, clock, "m1", "1", 200)
+    review_day = ledger.rules.local_date(clock.now) + timedelta(days=1)
+    at_day(clock, review_day)
+    jobs.review("m1", review_day)
+    summary = ledger.summary("m1")
+    assert (summary.segment, summary.segment_reason) == ("new", "Joined 1 day ago, 1 order so far")
+    clock.advance(days=20)
+    earn(ledger, clock, "m1", "2", 150)
+    at_day(clock, date(2026, 6, 1))
+    jobs.review("m1", date(2026, 6, 1))
+    assert ledger.summary("m1").segment == "satisfaction_driven"
+    # When a review finds no order for more than 120 days
+    at_day(clock, date(2026, 8, 1))
+    jobs.review("m1", date(2026, 8, 1))
+    # Then the member is at risk, with the reason, and a win-back offer is asked for once
+    summary = ledger.summary("m1")
+    assert summary.segment == "at_risk" and summary.segment_reason is not None
+    assert summary.segment_reason.startswith("No order for 131 days")
+    jobs.review("m1", date(2026, 8, 1))
+    assert [r.trigger for r in sent] == [Trigger.WIN_BACK]
+    assert ledger.check_invariants("m1") == []
+
+
+def test_an_order_placed_while_the_review_runs_is_looked_at_the_next_day(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, fakes: Fakes
+) -> None:
+    ledger.enrol("m1")
+    earn(ledger, clock, "m1", "1", 200)
+    review_day = date(2026, 3, 10)
+    at_day(clock, review_day)
+    read_entries = ledger.entries_since
+
+    def entries_then_an_order(member_id: str, since: datetime) -> list[Entry]:
+        found = read_entries(member_id, since)
+        earn(ledger, clock, "m1", "2", 150)  # lands after the review has read the member's entries
+        return found
+
+    # When an order lands between the review's reading and its writing
+    monkeypatch.setattr(ledger, "entries_since", entries_then_an_order)
+    assert jobs.review("m1", review_day)
+    # Then the segment is stored, and the member is due again the next day rather than weeks later
+    assert fakes.memory.reviews["m1"] == date(2026, 3, 11)
+    assert ledger.summary("m1").segment == "new"
+    # And a review without anything happening meanwhile sets the usual, later date
+    monkeypatch.setattr(ledger, "entries_since", read_entries)
+    at_day(clock, date(2026, 3, 11))
+    assert jobs.review("m1", date(2026, 3, 11))
+    assert fakes.memory.reviews["m1"] > date(2026, 3, 12)
+
+
+def test_the_review_job_finds_members_through_the_index(jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock) -> None:
+    # Given members enrolled today: each is due a first review tomorrow
+    for n in range(3):
+        ledger.enrol(f"m{n}")
+    tomorrow = ledger.rules.local_date(clock.now) + timedelta(days=1)
+    at_day(clock, tomorrow)
+    report = jobs.run("review", tomorrow)
+    assert report.changed == 3
+    assert {ledger.summary(f"m{n}").segment for n in range(3)} == {"new"}
+
+
+def test_a_tier_override_shows_until_its_last_day_and_is_audited(ledger: Ledger, clock: FakeClock) -> None:
+    ledger.enrol("m1")
+    first = ledger.override_tier("m1", "platinum", date(2026, 6, 30), "Press event", "salesforce-user:005A", "req-1")
+    again = ledger.override_tier("m1", "platinum", date(2026, 6, 30), "Press event", "salesforce-user:005A", "req-1")
+    assert again.duplicate and again.entry == first.entry
+    summary = ledger.summary("m1")
+    assert (summary.tier, summary.earned_tier, summary.tier_override_until) == ("platinum", "bronze", date(2026, 6, 30))
+    assert first.entry.actor == "salesforce-user:005A"
+    assert first.entry.reason == "Tier set to Platinum until 2026-06-30 by salesforce-user:005A: Press event"
+    # An order during the override earns at the override's tier (x1.5)
+    earn(ledger, clock, "m1", "1", 100)
+    assert ledger.summary("m1").pending == 150
+    at_day(clock, date(2026, 7, 1))
+    assert (ledger.summary("m1").tier, ledger.summary("m1").tier_override_until) == ("bronze", None)
+    assert ledger.check_invariants("m1") == []

@@ -1,0 +1,255 @@
+"""The ledger service on its in-memory store: every operation, its duplicate, its bad input.
+
+tests/contract/test_ledger_store.py holds the in-memory store to the DynamoDB store's behaviour."""
+
+from __future__ import annotations
+
+import pytest
+
+from loyalty.errors import (
+    InsufficientPointsError,
+    InvalidAmountError,
+    NotDueError,
+    RefundExceedsOrderError,
+    UnknownCurrencyError,
+    UnknownMemberError,
+    UnknownOrderError,
+)
+from loyalty.ledger.model import EntryKind, ParkedRefund
+from loyalty.ledger.service import Ledger
+from tests.conftest import FakeClock
+from tests.orders import simple_order
+
+# EUR earns 1 point per euro at x1 for a bronze member with no campaign on 2026-03-02 (a Monday).
+
+
+def enrolled(ledger: Ledger, member_id: str = "m1") -> str:
+    ledger.enrol(member_id, email=f"{member_id}@example.com")
+    return member_id
+
+
+def test_accrual_is_pending_and_a_duplicate_changes_nothing(ledger: Ledger, clock: FakeClock) -> None:
+    # Given an enrolled member
+    member = enrolled(ledger)
+    order = simple_order("1001", clock.now, [("1", 2, "50.00"), ("2", 1, "25.00")])
+    # When the paid order is accrued twice
+    first = ledger.accrue(member, order)
+    again = ledger.accrue(member, order)
+    # Then the points are pending once, and the duplicate returns the original entry
+    assert first.entry.pending == 125 and first.entry.points == 0
+    assert first.entry.lines == {"1": 100, "2": 25}
+    assert again.duplicate and again.entry == first.entry
+    summary = ledger.summary(member)
+    assert (summary.available, summary.pending, summary.lifetime, summary.qualifying) == (0, 125, 125, 125)
+    assert ledger.check_invariants(member) == []
+
+
+def test_release_makes_points_available_as_a_lot(ledger: Ledger, clock: FakeClock) -> None:
+    # Given an accrued order
+    member = enrolled(ledger)
+    ledger.accrue(member, simple_order("1001", clock.now))
+    # When it is released, twice
+    release = ledger.release("shopify:demo", "1001")
+    assert ledger.release("shopify:demo", "1001") == release.model_copy(update={"duplicate": True})
+    # Then its points are available in one lot expiring at the month end 12 months after earning
+    summary = ledger.summary(member)
+    assert (summary.available, summary.pending) == (100, 0)
+    lots = ledger.open_lots(member)
+    assert [(lot.points, lot.remaining, str(lot.expires_on)) for lot in lots] == [(100, 100, "2027-03-31")]
+    assert (summary.next_expiry_on, summary.next_expiry_points) == (lots[0].expires_on, 100)
+    assert ledger.check_invariants(member) == []
+
+
+def test_partial_refunds_reverse_pro_rata_and_never_more_than_earned(ledger: Ledger, clock: FakeClock) -> None:
+    # Given an order of 3 units earning 100 points (33.33 a unit)
+    member = enrolled(ledger)
+    ledger.accrue(member, simple_order("1001", clock.now, [("1", 3, "33.34")]))
+    # When one unit, then the other two, are refunded (and the second refund is redelivered)
+    first = ledger.reverse("shopify:demo", "1001", "r1", {"1": 1})
+    second = ledger.reverse("shopify:demo", "1001", "r2", {"1": 2})
+    repeat = ledger.reverse("shopify:demo", "1001", "r2", {"1": 2})
+    # Then 100 * 2/3 = 66.67 -> 67 is kept after the first (33 reversed) and the rest after the second
+    assert not isinstance(first, ParkedRefund) and first.entry.pending == -33
+    assert not isinstance(second, ParkedRefund) and second.entry.pending == -67
+    assert not isinstance(repeat, ParkedRefund) and repeat.duplicate
+    assert ledger.summary(member).pending == 0 and ledger.summary(member).lifetime == 0
+    # And a further refund is refused and writes nothing
+    with pytest.raises(RefundExceedsOrderError):
+        ledger.reverse("shopify:demo", "1001", "r3", {"1": 1})
+    assert ledger.check_invariants(member) == []
+    # And a fully refunded order has nothing to release
+    assert ledger.release("shopify:demo", "1001") is None
+
+
+def test_refund_after_release_takes_available_points(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    ledger.accrue(member, simple_order("1001", clock.now, [("1", 1, "60.00"), ("2", 1, "40.00")]))
+    ledger.release("shopify:demo", "1001")
+    # When line 2 is refunded after the return window
+    result = ledger.reverse("shopify:demo", "1001", "r1", {"2": 1})
+    # Then exactly what line 2 earned is reversed from available points
+    assert not isinstance(result, ParkedRefund)
+    assert (result.entry.points, result.entry.lines) == (-40, {"2": 40})
+    assert ledger.summary(member).available == 60
+    assert ledger.check_invariants(member) == []
+
+
+def test_refund_after_points_were_spent_never_goes_below_zero(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    ledger.accrue(member, simple_order("1001", clock.now))
+    ledger.release("shopify:demo", "1001")
+    ledger.redeem(member, 80, "red-1", "voucher")
+    # When the whole order is refunded
+    result = ledger.reverse("shopify:demo", "1001", "r1")
+    # Then only the 20 left are taken, and the 80 spent are recorded as not recovered
+    assert not isinstance(result, ParkedRefund)
+    assert (result.entry.points, result.entry.unrecovered) == (-20, 80)
+    assert ledger.summary(member).available == 0
+    assert ledger.check_invariants(member) == []
+
+
+def test_refund_before_its_order_is_parked_and_applied_on_arrival(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    # When the refund of one of two lines arrives first (twice), then the order
+    parked = ledger.reverse("shopify:demo", "1001", "r1", {"2": 1})
+    assert parked == ParkedRefund(order_key="shopify:demo#1001", refund_id="r1")
+    assert ledger.reverse("shopify:demo", "1001", "r1", {"2": 1}) == parked.model_copy(update={"duplicate": True})
+    ledger.accrue(member, simple_order("1001", clock.now, [("1", 1, "60.00"), ("2", 1, "40.00")]))
+    # Then the order earned 100 and the early refund took back line 2's 40
+    summary = ledger.summary(member)
+    assert (summary.pending, summary.lifetime) == (60, 60)
+    kinds = sorted(entry.kind for entry in ledger.entries(member))
+    assert kinds == [EntryKind.ACCRUAL, EntryKind.REVERSAL]
+    assert ledger.check_invariants(member) == []
+
+
+def test_redemption_beyond_the_balance_is_refused_and_writes_nothing(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    ledger.bonus(member, "signup", member, points=50)
+    before = list(ledger.entries(member))
+    with pytest.raises(InsufficientPointsError):
+        ledger.redeem(member, 51, "red-1", "too much")
+    assert list(ledger.entries(member)) == before
+    assert ledger.summary(member).available == 50
+
+
+def test_redemption_is_idempotent_and_consumes_oldest_lots_first(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    ledger.bonus(member, "signup", member, points=30)
+    clock.advance(days=40)
+    ledger.bonus(member, "review", "rev-1", points=50)
+    # When 40 points are redeemed (and the request repeated)
+    ledger.redeem(member, 40, "red-1", "voucher")
+    assert ledger.redeem(member, 40, "red-1", "voucher").duplicate
+    # Then the older lot is used up and 40 of the newer remain
+    assert [(lot.points, lot.remaining) for lot in ledger.open_lots(member)] == [(50, 40)]
+    assert ledger.summary(member).available == 40
+
+
+def test_expiry_takes_only_what_is_left_of_the_lot(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    lot = ledger.bonus(member, "signup", member, points=100).entry
+    ledger.redeem(member, 30, "red-1", "voucher")
+    # Before its date the lot cannot expire
+    with pytest.raises(NotDueError):
+        ledger.expire(member, lot.source_key)
+    # When its expiry date comes and the job runs twice
+    assert lot.expires_on is not None
+    clock.now = clock.now.replace(year=lot.expires_on.year, month=lot.expires_on.month, day=lot.expires_on.day)
+    with pytest.raises(NotDueError):  # still valid on its last day
+        ledger.expire(member, lot.source_key)
+    clock.advance(days=1)
+    expired = ledger.expire(member, lot.source_key)
+    assert expired is not None and not expired.duplicate
+    assert ledger.expire(member, lot.source_key) is None  # a rerun finds nothing left of the lot
+    # Then 70 expired (not the 30 redeemed), as an explicit entry, and nothing is open
+    expiry = [entry for entry in ledger.entries(member) if entry.kind is EntryKind.EXPIRY]
+    assert [entry.points for entry in expiry] == [-70]
+    assert ledger.summary(member).available == 0 and ledger.open_lots(member) == []
+    assert ledger.check_invariants(member) == []
+
+
+def test_adjustments_are_audited_and_never_go_below_zero(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    credit = ledger.adjust(member, 25, actor="005xx0000012345", reason="late delivery", adjustment_id="a1")
+    assert credit.entry.actor == "005xx0000012345" and "late delivery" in credit.entry.reason
+    assert ledger.adjust(member, 25, "005xx0000012345", "late delivery", "a1").duplicate
+    with pytest.raises(InsufficientPointsError):
+        ledger.adjust(member, -26, actor="005xx0000012345", reason="correction", adjustment_id="a2")
+    ledger.adjust(member, -25, actor="005xx0000012345", reason="correction", adjustment_id="a3")
+    assert ledger.summary(member).available == 0
+    assert ledger.check_invariants(member) == []
+
+
+def test_history_is_newest_first_and_paginated(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    for number in range(5):
+        clock.advance(minutes=1)
+        ledger.bonus(member, "review", f"rev-{number}", points=number + 1)
+    first = ledger.history(member, limit=2)
+    second = ledger.history(member, limit=2, cursor=first.cursor)
+    third = ledger.history(member, limit=2, cursor=second.cursor)
+    keys = [entry.source_key for page in (first, second, third) for entry in page.entries]
+    assert keys == [f"bonus#review#rev-{n}" for n in (4, 3, 2, 1, 0)]
+    assert all(entry.reason for page in (first, second, third) for entry in page.entries)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda ledger, order: ledger.accrue("nobody", order),
+        lambda ledger, order: ledger.redeem("nobody", 1, "r", "x"),
+        lambda ledger, order: ledger.bonus("nobody", "signup", "s"),
+        lambda ledger, order: ledger.adjust("nobody", 5, "actor", "why", "a"),
+        lambda ledger, order: ledger.summary("nobody"),
+    ],
+)
+def test_unknown_member_is_refused(ledger: Ledger, clock: FakeClock, operation) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UnknownMemberError):
+        operation(ledger, simple_order("1", clock.now))
+
+
+@pytest.mark.parametrize("points", [0, -5])
+def test_zero_or_negative_amounts_are_refused(ledger: Ledger, points: int) -> None:
+    member = enrolled(ledger)
+    with pytest.raises(InvalidAmountError):
+        ledger.redeem(member, points, "r", "x")
+    with pytest.raises(InvalidAmountError):
+        ledger.bonus(member, "signup", "s", points=points)
+    with pytest.raises(InvalidAmountError):
+        ledger.reverse("shopify:demo", "1", "r", {"1": points})
+    assert list(ledger.entries(member)) == []
+
+
+def test_unknown_currency_and_unknown_lines_are_refused(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    with pytest.raises(UnknownCurrencyError):
+        ledger.accrue(member, simple_order("x", clock.now, currency="USD"))
+    ledger.accrue(member, simple_order("1001", clock.now))
+    with pytest.raises(UnknownOrderError):
+        ledger.reverse("shopify:demo", "1001", "r1", {"nope": 1})
+    with pytest.raises(UnknownOrderError):
+        ledger.release("shopify:demo", "missing")
+    assert [entry.kind for entry in ledger.entries(member)] == [EntryKind.ACCRUAL]
+
+
+def test_erasure_removes_personal_data_and_keeps_amounts(ledger: Ledger, clock: FakeClock) -> None:
+    member = enrolled(ledger)
+    ledger.bonus(member, "signup", member, points=10)
+    ledger.erase_personal_data(member)
+    assert ledger.summary(member).available == 10
+    assert ledger.check_invariants(member) == []
+    assert ledger.summary(member).profile.email is None
+    assert ledger.member_for_email(f"{member}@example.com") is None
+
+
+def test_one_member_per_email_address(ledger: Ledger) -> None:
+    # Given a member enrolled from one shop
+    first = ledger.enrol("m-shop-a", email="Anna.Berg@example.com", first_name="Anna")
+    # When the same person (address in another case) is enrolled from a second shop
+    second = ledger.enrol("m-shop-b", email=" anna.berg@EXAMPLE.com")
+    # Then both shops' enrolments give the same member, and no second member exists
+    assert first == second == "m-shop-a"
+    assert ledger.member_for_email("anna.berg@example.com") == "m-shop-a"
+    with pytest.raises(UnknownMemberError):
+        ledger.summary("m-shop-b")

@@ -1,0 +1,366 @@
+"""The offer sender on the ports' fakes: consent at send time with its evidence, the frequency cap, quiet hours held
+and released, one message per offer, the member's language, and offers that change earning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from loyalty.consent import EmailFeedback, apply_email_feedback, opt_out
+from loyalty.erasure import erase_member
+from loyalty.errors import ChannelRejectedError, ChannelRetryableError, OfferInFlightError
+from loyalty.fakes import Fakes
+from loyalty.jobs import held_sms
+from loyalty.ledger.service import Ledger
+from loyalty.offers.records import SendRecord
+from loyalty.offers.requests import (
+    ContactSnapshot,
+    CrmConsent,
+    Offer,
+    OfferKind,
+    OfferRequest,
+    Trigger,
+)
+from loyalty.offers.rules import load_offer_rules
+from loyalty.offers.sending import OfferSender
+from loyalty.offers.unsubscribe import unsubscribe_url, valid_unsubscribe
+from loyalty.programme.rules import ProgramRules
+from tests.conftest import FakeClock
+from tests.orders import simple_order
+
+FROM = "loyalty@example.com"
+Outbox = list[dict[str, Any]]  # what a fake channel sent
+SECRET = "unsubscribe-key"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))  # 11:00 in Stockholm: no quiet hours
+
+
+@pytest.fixture
+def sender(fakes: Fakes, rules: ProgramRules, clock: FakeClock) -> OfferSender:
+    fakes.sms.opted_out.add("+46701234599")  # a number on the carrier's opt-out list
+    return OfferSender(
+        ledger=Ledger(fakes.ledger_store, rules, clock=clock),
+        directory=fakes.directory,
+        store=fakes.offer_records,
+        email=fakes.email,
+        sms=fakes.sms,
+        rules=load_offer_rules(),
+        links=lambda member, channel: unsubscribe_url("https://api.example.com", SECRET, member, channel),
+    )
+
+
+@pytest.fixture
+def emails(fakes: Fakes) -> Outbox:
+    return fakes.email.sent
+
+
+@pytest.fixture
+def texts(fakes: Fakes) -> Outbox:
+    return fakes.sms.sent
+
+
+def member(sender: OfferSender, member_id: str = "m1", **profile: Any) -> str:
+    defaults = {
+        "first_name": "Anna",
+        "locale": "sv_SE",
+        "email_consent": True,
+        "sms_consent": True,
+        "phone": "+46701234567",
+    }
+    sender.ledger.enrol(member_id, email=f"{member_id}@example.se", **{**defaults, **profile})
+    return member_id
+
+
+def request(member_id: str, number: int = 1, **changes: Any) -> OfferRequest:
+    fields: dict[str, Any] = {
+        "request_id": f"salesforce:req-{number}",
+        "member_id": member_id,
+        "trigger": Trigger.CRM,
+        "template_key": "offer_points_multiplier",
+        "requested_at": datetime(2026, 11, 20, 9, tzinfo=UTC),
+        "offer": Offer(
+            code=f"DOUBLE{number}",
+            kind=OfferKind.POINTS_MULTIPLIER,
+            multiplier="2",
+            valid_from=date(2026, 11, 20),
+            valid_until=date(2026, 12, 20),
+        ),
+        "channels": ("email",),
+    }
+    return OfferRequest(**{**fields, **changes})
+
+
+def record(sender: OfferSender, member_id: str, dedup: str, channel: str) -> SendRecord:
+    found = sender.store.find(member_id, dedup, channel)
+    assert found is not None, f"no record of {dedup} on {channel}"
+    return found
+
+
+def test_an_offer_is_sent_once_in_the_members_language(sender: OfferSender, emails: Outbox) -> None:
+    # Given a Swedish member who agreed to e-mail
+    anna = member(sender)
+    # When the CRM's request arrives twice (Flow retried, or the queue redelivered it)
+    first = sender.handle(request(anna))
+    again = sender.handle(request(anna))
+    # Then one e-mail, in Swedish, with the offer and a signed unsubscribe link; the repeat sends nothing
+    assert first == {"email": "sent"} and again == {"email": "sent"}
+    (sent,) = emails
+    assert sent["to"] == "m1@example.se"
+    assert "Anna" in sent["html"] and "DOUBLE1" in sent["html"] and "/unsubscribe?m=m1" in sent["html"]
+    assert record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "email").language == "sv"
+    assert record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "email").task_state == "pending"  # a Task for the CRM
+
+
+def test_every_language_is_chosen_by_locale_with_english_as_fallback(sender: OfferSender) -> None:
+    expected = {"fi_FI": "fi", "nb_NO": "nb", "da_DK": "da", "de_DE": "en"}
+    for number, (locale, language) in enumerate(expected.items()):
+        who = member(sender, f"m{number}", locale=locale)
+        sender.handle(request(who, number))
+        assert record(sender, who, f"DOUBLE{number}#2026-11-20#2026-12-20", "email").language == language
+
+
+def test_refused_consent_sends_nothing_and_records_why(sender: OfferSender, emails: Outbox, texts: Outbox) -> None:
+    # Given a member who opted out of e-mail, and the CRM's flag says no to SMS
+    anna = member(sender, email_consent=False)
+    ask = request(anna, channels=("email", "sms"), crm_consent=CrmConsent(email=True, sms=False))
+    # When the offer is requested
+    assert sender.handle(ask) == {"email": "refused", "sms": "refused"}
+    # Then nothing is sent, and the record says which flag, its value, when and from where
+    assert emails == [] and texts == []
+    email = record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "email")
+    assert email.reason == "no email consent (the member's latest consent says no)"
+    evidence = email.evidence or {}
+    assert evidence["programme"]["flag"] == "email_consent" and evidence["programme"]["value"] is False
+    assert evidence["programme"]["as_of"] and evidence["crm"]["value"] is True
+    sms = record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "sms")
+    assert sms.reason == "no sms consent (the CRM's consent flag says no)"
+
+
+def test_marketing_needs_a_yes_but_an_expiry_warning_only_no_no(sender: OfferSender) -> None:
+    # Given a member who never said yes or no to e-mail
+    who = member(sender, email_consent=None)
+    assert sender.handle(request(who)) == {"email": "refused"}
+    warning = OfferRequest(
+        request_id="expiry_warning#m1#2027-03-31",
+        member_id=who,
+        trigger=Trigger.EXPIRY_WARNING,
+        template_key="expiry_warning",
+        requested_at=datetime(2026, 11, 20, 9, tzinfo=UTC),
+        channels=("email",),
+        details={"points": 70, "expires_on": "2027-03-31"},
+    )
+    assert sender.handle(warning) == {"email": "sent"}
+
+
+def test_the_frequency_cap_counts_marketing_and_service_apart(
+    sender: OfferSender, clock: FakeClock, emails: Outbox
+) -> None:
+    anna = member(sender)
+    # Given two marketing e-mails this week
+    assert sender.handle(request(anna, 1)) == {"email": "sent"}
+    clock.advance(days=2)
+    assert sender.handle(request(anna, 2)) == {"email": "sent"}
+    # When a third comes within 7 days, it is capped (recorded, not sent); a service message still goes
+    clock.advance(days=2)
+    assert sender.handle(request(anna, 3)) == {"email": "capped"}
+    assert (
+        record(sender, anna, "DOUBLE3#2026-11-20#2026-12-20", "email").reason
+        == "marketing cap: 2 email messages in 7 days reached"
+    )
+    notice = request(
+        anna,
+        9,
+        trigger=Trigger.EXPIRY_WARNING,
+        template_key="expiry_warning",
+        offer=None,
+        request_id="expiry_warning#m1#2027-01-31",
+        details={"points": 5, "expires_on": "2027-01-31"},
+    )
+    assert sender.handle(notice) == {"email": "sent"}
+    # And a week after the first, marketing may go again
+    clock.advance(days=4)
+    assert sender.handle(request(anna, 4)) == {"email": "sent"}
+    assert len(emails) == 4
+
+
+def test_sms_in_quiet_hours_is_held_and_sent_when_they_end(
+    sender: OfferSender, clock: FakeClock, texts: Outbox
+) -> None:
+    # Given 22:30 in Stockholm
+    anna = member(sender)
+    clock.now = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
+    # When an SMS offer is requested
+    assert sender.handle(request(anna, channels=("sms",))) == {"sms": "held"}
+    # Then nothing is sent yet: it is held, not dropped, until 08:00 local time
+    assert texts == []
+    held = record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "sms")
+    assert held.hold_until == datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
+    assert list(sender.store.held_due(clock.now)) == []
+    # When the quiet hours are over, the release job finds it and the sender sends it, once
+    clock.now = datetime(2026, 11, 21, 7, 15, tzinfo=UTC)
+    (due,) = sender.store.held_due(clock.now)
+    assert sender.handle(held_sms(due.request)) == {"sms": "sent"}
+    assert sender.handle(held_sms(due.request)) == {"sms": "sent"}
+    ((phone, text),) = [(sms["to"], sms["text"]) for sms in texts]
+    assert phone == "+46701234567" and len(text) <= 160 and "DOUBLE1" in text
+
+
+def email_fails(sender: OfferSender, monkeypatch: pytest.MonkeyPatch, error: Exception) -> Callable[[], None]:
+    """Make sending e-mail raise ``error``; returns what makes it work again."""
+    send = sender.email.send
+
+    def fail(*args: Any) -> str:
+        raise error
+
+    monkeypatch.setattr(sender.email, "send", fail)
+    return lambda: monkeypatch.setattr(sender.email, "send", send)
+
+
+def test_a_failure_worth_retrying_gives_the_offer_back_for_the_next_delivery(
+    sender: OfferSender, monkeypatch: pytest.MonkeyPatch, emails: Outbox
+) -> None:
+    anna = member(sender)
+    # When SES throttles the first delivery, the delivery fails (the queue redelivers it)
+    recover = email_fails(sender, monkeypatch, ChannelRetryableError("TooManyRequestsException"))
+    with pytest.raises(ChannelRetryableError):
+        sender.handle(request(anna, 1))
+    # Then the redelivery sends it, once, and the failed try took no cap slot (2 per 7 days)
+    recover()
+    assert sender.handle(request(anna, 1)) == {"email": "sent"}
+    assert sender.handle(request(anna, 2)) == {"email": "sent"}
+    assert sender.handle(request(anna, 3)) == {"email": "capped"}
+    assert len(emails) == 2
+
+
+def test_a_number_the_provider_rejects_fails_without_using_the_cap(
+    sender: OfferSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anna = member(sender)
+    recover = email_fails(sender, monkeypatch, ChannelRejectedError("MessageRejected"))
+    assert sender.handle(request(anna, 1)) == {"email": "failed"}
+    assert record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "email").reason == "MessageRejected"
+    recover()
+    assert sender.handle(request(anna, 2)) == {"email": "sent"}
+    assert sender.handle(request(anna, 3)) == {"email": "sent"}
+
+
+def test_a_claim_left_by_a_sender_that_died_is_taken_over_later(
+    sender: OfferSender, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, emails: Outbox
+) -> None:
+    anna = member(sender)
+    # Given a sender that died after claiming the offer and counting it against the cap (nothing given back)
+    recover = email_fails(sender, monkeypatch, TimeoutError("the function timed out"))
+    monkeypatch.setattr(sender.store, "release", lambda record: None)
+    monkeypatch.setattr(sender, "_release_cap", lambda *args: None)
+    with pytest.raises(TimeoutError):
+        sender.handle(request(anna, 1))
+    recover()
+    # When a redelivery comes at once, it leaves the claim alone (another sender may still be deciding) and fails,
+    # so the queue delivers it again later
+    with pytest.raises(OfferInFlightError):
+        sender.handle(request(anna, 1))
+    assert emails == []
+    # When it comes again after the queue's visibility timeout, it takes over, sends once, counted once on the cap
+    clock.advance(minutes=3)
+    assert sender.handle(request(anna, 1)) == {"email": "sent"}
+    assert sender.handle(request(anna, 2)) == {"email": "sent"}
+    assert sender.handle(request(anna, 3)) == {"email": "capped"}
+    assert len(emails) == 2
+
+
+def test_a_number_on_the_sns_opt_out_list_is_refused_and_the_opt_out_recorded(
+    sender: OfferSender, texts: Outbox
+) -> None:
+    # moto reports numbers ending in 99 as opted out
+    anna = member(sender, phone="+46701234599")
+    assert sender.handle(request(anna, channels=("sms",))) == {"sms": "refused"}
+    assert texts == []
+    assert sender.ledger.summary(anna).profile.sms_consent is False
+
+
+def test_one_birthday_message_a_year_whoever_asks_first(sender: OfferSender, emails: Outbox) -> None:
+    anna = member(sender)
+    programme = OfferRequest(
+        request_id="birthday#m1#2026",
+        member_id=anna,
+        trigger=Trigger.BIRTHDAY,
+        template_key="birthday",
+        requested_at=datetime(2026, 11, 20, 2, tzinfo=UTC),
+        channels=("email",),
+        details={"points": 200},
+    )
+    crm = request(anna, template_key="birthday", offer=request(anna).offer.model_copy(update={"code": "BDAY"}))  # type: ignore[union-attr]
+    assert sender.handle(programme) == {"email": "sent"}
+    assert sender.handle(crm) == {"email": "sent"}  # decided already: no second birthday e-mail
+    assert len(emails) == 1
+
+
+def test_a_granted_multiplier_changes_earning_within_its_validity(sender: OfferSender, clock: FakeClock) -> None:
+    # Given a member sent a double-points offer valid 20 November to 20 December
+    anna = member(sender)
+    sender.handle(request(anna))
+    ledger = sender.ledger
+    # When they order inside and after the validity
+    inside = ledger.accrue(anna, simple_order("in", datetime(2026, 12, 1, 12, tzinfo=UTC)))
+    outside = ledger.accrue(anna, simple_order("out", datetime(2026, 12, 21, 12, tzinfo=UTC)))
+    # Then only the order inside earns double, and its entry says which offer did it
+    assert (inside.entry.pending, outside.entry.pending) == (200, 100)
+    assert inside.entry.offers == ("DOUBLE1",) and outside.entry.offers == ()
+    assert "offers DOUBLE1" in inside.entry.reason
+    assert ledger.check_invariants(anna) == []
+
+
+def test_a_bonus_offer_pays_once(sender: OfferSender) -> None:
+    anna = member(sender)
+    bonus = Offer(
+        code="B200",
+        kind=OfferKind.BONUS_POINTS,
+        bonus_points=200,
+        valid_from=date(2026, 11, 20),
+        valid_until=date(2026, 12, 31),
+    )
+    sender.handle(request(anna, offer=bonus))
+    first = sender.ledger.accrue(anna, simple_order("a", datetime(2026, 11, 25, tzinfo=UTC)))
+    second = sender.ledger.accrue(anna, simple_order("b", datetime(2026, 11, 26, tzinfo=UTC)))
+    assert (first.entry.pending, second.entry.pending) == (300, 100)
+
+
+def test_bounces_complaints_and_unsubscribe_links_turn_consent_off(sender: OfferSender, clock: FakeClock) -> None:
+    anna, bo = member(sender, "anna"), member(sender, "bo")
+    at = clock.now + timedelta(minutes=5)
+    notices = [
+        EmailFeedback("anna@example.se", "bounce", True, at, "f1", "m1", {}),
+        EmailFeedback("bo@example.se", "bounce", False, at, "f2", "m2", {}),  # transient: nothing changes
+    ]
+    assert apply_email_feedback(sender.ledger.member_for_email, sender.directory, notices) == 1
+    assert sender.ledger.summary(anna).profile.email_consent is False
+    assert sender.ledger.summary(bo).profile.email_consent is True
+    # An unsubscribe link is valid only for its member and channel
+    link = unsubscribe_url("https://api.example.com", SECRET, bo, "sms")
+    token = link.rsplit("t=", 1)[1]
+    assert valid_unsubscribe(SECRET, bo, "sms", token)
+    assert not valid_unsubscribe(SECRET, bo, "email", token) and not valid_unsubscribe(SECRET, anna, "sms", token)
+    assert opt_out(sender.directory, bo, "sms", at, "unsubscribe link")
+    assert sender.ledger.summary(bo).profile.sms_consent is False
+
+
+def test_erasure_keeps_offer_decisions_without_the_persons_data(sender: OfferSender) -> None:
+    # Given a member sent an offer whose request carried their contact details
+    anna = member(sender)
+    ask = request(anna).model_copy(
+        update={"contact": ContactSnapshot(first_name="Anna", email="anna@example.se", mobile_phone="+46701234567")}
+    )
+    sender.handle(ask)
+    # When the person is erased
+    erase_member(sender.ledger, sender.store, anna)
+    # Then the decision stays, with nothing that identifies the person
+    item = record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "email")
+    assert item.status == "sent" and item.subject is None
+    assert "anna@example.se" not in item.request and "+4670" not in item.request and "Anna" not in item.request
+    assert sender.ledger.summary(anna).profile.email is None
