@@ -16,11 +16,11 @@ from moto import mock_aws
 
 from infra.local.dynamodb_local import DynamoDBLocal
 from infra.local.template import create_table_kwargs
-from loyalty import wiring
 from loyalty.adapters.dynamodb.models import bind_table
 from loyalty.fakes import Fakes
 from loyalty.ledger.service import Ledger
 from loyalty.programme.rules import ProgramRules, load_program
+from loyalty.wiring import services
 
 REGION = "eu-north-1"
 _table_numbers = itertools.count()
@@ -55,9 +55,9 @@ def _aws_test_environment() -> Iterator[None]:
 def _settings_read_afresh() -> Iterator[None]:
     """Settings and services are cached per process as in a Lambda container; a test that sets the environment
     sees it."""
-    wiring.reset()
+    services.reset()
     yield
-    wiring.reset()
+    services.reset()
 
 
 class FakeClock:

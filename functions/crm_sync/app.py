@@ -7,13 +7,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty import wiring
 from loyalty.observability import logger, metrics
+from loyalty.wiring import services
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    members, sent = wiring.stream_changes(event)
-    wiring.crm_sync().sync(members, sent)
+    members, sent = services.stream_changes(event)
+    services.crm_sync().sync(members, sent)
     return {"batchItemFailures": []}

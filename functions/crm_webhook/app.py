@@ -8,10 +8,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty import wiring
 from loyalty.http_body import raw_body
 from loyalty.http_errors import register_error_handlers
 from loyalty.observability import logger, metrics
+from loyalty.wiring import services
 
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
@@ -19,14 +19,14 @@ register_error_handlers(app)
 
 @app.post("/webhooks/salesforce/outbound")
 def outbound_message() -> Response:
-    inbound, max_bytes = wiring.crm_inbound()
+    inbound, max_bytes = services.crm_inbound()
     ack = inbound.outbound_message(raw_body(app.current_event, max_bytes))
     return Response(200, "text/xml; charset=utf-8", ack.decode("utf-8"))
 
 
 @app.post("/webhooks/salesforce/flow")
 def flow_callout() -> Response:
-    inbound, max_bytes = wiring.crm_inbound()
+    inbound, max_bytes = services.crm_inbound()
     answer = inbound.flow_callout(raw_body(app.current_event, max_bytes), app.current_event.headers)
     return Response(202, content_types.APPLICATION_JSON, answer)
 
@@ -34,5 +34,5 @@ def flow_callout() -> Response:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    wiring.idempotency("notification_id").register_lambda_context(context)
+    services.idempotency("notification_id").register_lambda_context(context)
     return app.resolve(event, context)

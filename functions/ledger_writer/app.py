@@ -14,9 +14,9 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
-from loyalty import wiring
 from loyalty.observability import logger, metrics
 from loyalty.shop.webhooks import QueuedWebhook
+from loyalty.wiring import services
 
 
 class QueuedWebhookRecord(SqsRecordModel):
@@ -27,11 +27,11 @@ processor = BatchProcessor(event_type=EventType.SQS, model=QueuedWebhookRecord)
 
 
 def record_handler(record: QueuedWebhookRecord) -> str:
-    return wiring.shop_event_applier().deliver(record.body)
+    return services.shop_event_applier().deliver(record.body)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    wiring.idempotency("dedup_key").register_lambda_context(context)
+    services.idempotency("dedup_key").register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -11,9 +11,9 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
-from loyalty import wiring
 from loyalty.observability import logger, metrics
 from loyalty.offers.requests import OfferRequest
+from loyalty.wiring import services
 
 
 class OfferRecord(SqsRecordModel):
@@ -24,7 +24,7 @@ processor = BatchProcessor(event_type=EventType.SQS, model=OfferRecord)
 
 
 def record_handler(record: OfferRecord) -> dict[str, str]:
-    return wiring.offer_sender().handle(record.body)
+    return services.offer_sender().handle(record.body)
 
 
 @logger.inject_lambda_context

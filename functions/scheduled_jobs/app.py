@@ -10,10 +10,10 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
-from loyalty import wiring
 from loyalty.clock import now
 from loyalty.jobs import JobName
 from loyalty.observability import logger, metrics
+from loyalty.wiring import services
 
 
 class ScheduledRun(BaseModel):
@@ -30,7 +30,7 @@ class ScheduledRun(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = parse(event=event, model=ScheduledRun)
     metrics.add_dimension(name="job", value=run.job)
-    jobs = wiring.scheduled_jobs()
+    jobs = services.scheduled_jobs()
     today = run.day or jobs.rules.local_date(now())
     report = jobs.run(run.job, today, seconds_left=lambda: context.get_remaining_time_in_millis() / 1000)
     metrics.add_metric(name="JobItemsProcessed", unit="Count", value=report.processed)

@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty import wiring
 from loyalty.observability import logger, metrics
+from loyalty.wiring import services
 
 app = APIGatewayHttpResolver()
 HTML = "text/html; charset=utf-8"
@@ -19,13 +19,13 @@ HTML = "text/html; charset=utf-8"
 @app.get("/unsubscribe")
 def confirm() -> Response:
     query = app.current_event.query_string_parameters or {}
-    status, page = wiring.unsubscribe().confirm(query, app.current_event.raw_query_string)
+    status, page = services.unsubscribe().confirm(query, app.current_event.raw_query_string)
     return Response(status, HTML, page)
 
 
 @app.post("/unsubscribe")
 def unsubscribe() -> Response:
-    status, page = wiring.unsubscribe().unsubscribe(app.current_event.query_string_parameters or {})
+    status, page = services.unsubscribe().unsubscribe(app.current_event.query_string_parameters or {})
     return Response(status, HTML, page)
 
 

@@ -11,10 +11,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from loyalty import wiring
 from loyalty.http_body import raw_body
 from loyalty.http_errors import register_error_handlers
 from loyalty.observability import logger, metrics
+from loyalty.wiring import webhook_receiver
 
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
@@ -22,13 +22,13 @@ register_error_handlers(app)
 
 @app.post("/webhooks/shopify")
 def shopify_webhook() -> dict[str, str]:
-    receiver, max_bytes = wiring.webhook_receiver()
+    receiver, max_bytes = webhook_receiver()
     return receiver.shopify(raw_body(app.current_event, max_bytes), app.current_event.headers)
 
 
 @app.post("/webhooks/woocommerce")
 def woocommerce_webhook() -> dict[str, str]:
-    receiver, max_bytes = wiring.webhook_receiver()
+    receiver, max_bytes = webhook_receiver()
     return receiver.woocommerce(raw_body(app.current_event, max_bytes), app.current_event.headers)
 
 

@@ -37,9 +37,9 @@ from infra.local.dynamodb_local import DynamoDBLocal
 from infra.local.processes import stop_process
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
-from loyalty import wiring
 from loyalty.clock import now as programme_now
 from loyalty.observability import metrics
+from loyalty.wiring import services
 
 REGION = "eu-north-1"
 ACCOUNT = "123456789012"
@@ -402,7 +402,7 @@ class Stack:
                         )
                     )
         os.environ.update({key: str(self._resolve(value)) for key, value in environment.items()})
-        wiring.reset()  # the handlers read the environment just set, not one read earlier in this process
+        services.reset()  # the handlers read the environment just set, not one read earlier in this process
 
     @staticmethod
     def _stream_source(function: str, props: dict[str, Any]) -> StreamSource:

@@ -24,8 +24,15 @@ from tests.bench.conftest import Figures
 ROOT = Path(__file__).resolve().parents[2]
 
 
-IMPORT_ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'layers' / 'loyalty'}:{ROOT}"}
-HANDLER = "import functions.webshop_webhook.app"
+RECEIVER_SETTINGS = {
+    "LEDGER_QUEUE_URL": "https://sqs.eu-north-1.amazonaws.com/123456789012/ledger",
+    "SHOPIFY_SECRET_NAME": "shopify",
+    "WOOCOMMERCE_SECRET_NAME": "woocommerce",
+}
+IMPORT_ENV = {**os.environ, **RECEIVER_SETTINGS, "PYTHONPATH": f"{ROOT / 'layers' / 'loyalty'}:{ROOT}"}
+# A cold start before the first answer: the handler's import and its services built (no network: the secret and
+# the SQS client come with the first request, as before)
+HANDLER = "import functions.webshop_webhook.app; from loyalty.wiring import webhook_receiver; webhook_receiver()"
 POWERTOOLS = (
     "import boto3, aws_lambda_powertools.event_handler, aws_lambda_powertools.utilities.parameters,"
     " aws_lambda_powertools.logging, aws_lambda_powertools.metrics"

@@ -79,7 +79,8 @@ def queues(request: pytest.FixtureRequest) -> Iterator[Queues]:
         ledger, offers = InMemoryLedgerQueue(), InMemoryOfferQueue()
         yield Queues(ledger, offers, lambda: ledger.messages, lambda: [r.model_dump_json() for r in offers.requests])
         return
-    from loyalty.adapters.sqs import SqsLedgerQueue, SqsOfferQueue
+    from loyalty.adapters.sqs import SqsLedgerQueue
+    from loyalty.adapters.sqs_offers import SqsOfferQueue
 
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from loyalty.errors import SettingsError
-from loyalty.settings import CrmSyncSettings, OfferSenderSettings, WebhookSettings, _env, _text, load_settings
+from loyalty.settings import WebhookSettings, load_settings, setting, text
+from loyalty.wiring.settings import CrmSyncSettings, OfferSenderSettings
 
 WEBHOOK = {
     "LEDGER_QUEUE_URL": "http://127.0.0.1:5000/123456789012/ledger",
@@ -104,7 +105,7 @@ def test_a_base_setting_is_read_for_every_function_and_a_subclass_may_redeclare_
     assert load_settings(CrmSyncSettings).table == "loyalty-prod"
 
     class Renamed(CrmSyncSettings):
-        table = _env("OTHER_TABLE", _text(min_length=3))
+        table = setting("OTHER_TABLE", text(min_length=3))
         create_contacts = True  # a plain value: not read from the environment
 
     env.setenv("OTHER_TABLE", "loyalty-other")

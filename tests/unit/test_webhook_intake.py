@@ -209,8 +209,8 @@ def test_receiver_loads_neither_pydantic_nor_what_only_the_ledger_writer_needs()
     # Given a fresh interpreter with the receiver's settings / When it imports the handler and builds its services
     program = (
         "import sys, functions.webshop_webhook.app\n"
-        "from loyalty import wiring\n"
-        "receiver, _ = wiring.webhook_receiver()\n"
+        "from loyalty.wiring import webhook_receiver\n"
+        "receiver, _ = webhook_receiver()\n"
         "print(sorted(sys.modules))"
     )
     settings = {
@@ -227,4 +227,5 @@ def test_receiver_loads_neither_pydantic_nor_what_only_the_ledger_writer_needs()
     modules = set(loaded.strip("[]\n").replace("'", "").split(", "))
     # Then it loaded the receiver's path, and nothing only the ledger writer needs
     assert {"functions.webshop_webhook.app", "loyalty.shop.intake", "loyalty.adapters.sqs"} <= modules
+    assert "loyalty.wiring.services" not in modules  # the other functions' wiring is not even compiled
     assert not {"pydantic", "pynamodb", "simple_salesforce", "loyalty.shop.events", "loyalty.shop.shopify"} & modules

@@ -1,4 +1,6 @@
-"""Each function's settings, read from the environment on first use and checked.
+"""Each function's settings, read from the environment on first use and checked: how they are declared and read,
+and the webhook receiver's (the other functions' are in loyalty.wiring.settings, so the receiver's cold start
+does not build them).
 
 A missing or invalid variable fails at start with a message that names it (never its value). Nothing is read
 at import time. Plain classes rather than pydantic models or dataclasses: the webhook receiver reads its
@@ -19,7 +21,7 @@ _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
-def _text(min_length: int = 1, max_length: int | None = None, pattern: str | None = None) -> Callable[[str], str]:
+def text(min_length: int = 1, max_length: int | None = None, pattern: str | None = None) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if len(value) < min_length:
             raise ValueError(f"must be at least {min_length} characters")
@@ -32,11 +34,11 @@ def _text(min_length: int = 1, max_length: int | None = None, pattern: str | Non
     return parse
 
 
-def _optional_text(value: str) -> str | None:
+def optional_text(value: str) -> str | None:
     return value or None
 
 
-def _integer(minimum: int) -> Callable[[str], int]:
+def whole_number(minimum: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         try:
             number = int(value)
@@ -49,7 +51,7 @@ def _integer(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def _flag(value: str) -> bool:
+def flag(value: str) -> bool:
     word = value.strip().lower()
     if word in _TRUE:
         return True
@@ -68,7 +70,7 @@ class _Env:
         self.name, self.parse, self.default = name, parse, default
 
 
-def _env(name: str, parse: Callable[[str], Any], default: Any = _REQUIRED) -> Any:
+def setting(name: str, parse: Callable[[str], Any], default: Any = _REQUIRED) -> Any:
     return _Env(name, parse, default)
 
 
@@ -92,60 +94,15 @@ class Settings:
 
 
 class TableSettings(Settings):
-    table: str = _env("LOYALTY_TABLE", _text(min_length=3))
+    table: str = setting("LOYALTY_TABLE", text(min_length=3))
 
 
 class WebhookSettings(Settings):
-    queue_url: str = _env("LEDGER_QUEUE_URL", _text())
-    shopify_secret_name: str = _env("SHOPIFY_SECRET_NAME", _text())
-    woocommerce_secret_name: str = _env("WOOCOMMERCE_SECRET_NAME", _text())
-    max_body_bytes: int = _env("MAX_BODY_BYTES", _integer(1), 1_048_576)
-    secret_max_age_seconds: int = _env("SECRET_MAX_AGE_SECONDS", _integer(0), 300)
-
-
-class LedgerWriterSettings(TableSettings):
-    idempotency_table: str = _env("LOYALTY_IDEMPOTENCY_TABLE", _text(min_length=3))
-    guest_hold_days: int = _env("GUEST_HOLD_DAYS", _integer(0), 30)
-    offer_queue_url: str = _env("OFFER_QUEUE_URL", _text())
-
-
-class MemberApiSettings(TableSettings):
-    pass
-
-
-class CrmSyncSettings(TableSettings):
-    salesforce_secret_name: str = _env("SALESFORCE_SECRET_NAME", _text())
-    create_contacts: bool = _env("CRM_CREATE_CONTACTS", _flag, False)
-    secret_max_age_seconds: int = _env("SECRET_MAX_AGE_SECONDS", _integer(0), 300)
-
-
-class CrmWebhookSettings(TableSettings):
-    idempotency_table: str = _env("LOYALTY_IDEMPOTENCY_TABLE", _text(min_length=3))
-    org_id: str = _env("SALESFORCE_ORG_ID", _text(min_length=15, max_length=18))
-    callout_secret_name: str = _env("SALESFORCE_CALLOUT_SECRET_NAME", _text())
-    offer_queue_url: str = _env("OFFER_QUEUE_URL", _text())
-    max_body_bytes: int = _env("MAX_BODY_BYTES", _integer(1), 1_048_576)
-    secret_max_age_seconds: int = _env("SECRET_MAX_AGE_SECONDS", _integer(0), 300)
-
-
-class ScheduledJobsSettings(TableSettings):
-    offer_queue_url: str = _env("OFFER_QUEUE_URL", _text())
-
-
-class OfferSenderSettings(TableSettings):
-    email_from: str = _env("EMAIL_FROM_ADDRESS", _text(min_length=3))
-    configuration_set: str | None = _env("SES_CONFIGURATION_SET", _optional_text, None)
-    sms_sender_id: str = _env("SMS_SENDER_ID", _text(max_length=11))
-    unsubscribe_base_url: str = _env("UNSUBSCRIBE_BASE_URL", _text(pattern=r"https?://"))
-    unsubscribe_secret_name: str = _env("UNSUBSCRIBE_SECRET_NAME", _text())
-    programme_name: str = _env("PROGRAMME_NAME", _text(), "Loyalty Club")
-    secret_max_age_seconds: int = _env("SECRET_MAX_AGE_SECONDS", _integer(0), 300)
-
-
-class UnsubscribeSettings(TableSettings):
-    unsubscribe_secret_name: str = _env("UNSUBSCRIBE_SECRET_NAME", _text())
-    programme_name: str = _env("PROGRAMME_NAME", _text(), "Loyalty Club")
-    secret_max_age_seconds: int = _env("SECRET_MAX_AGE_SECONDS", _integer(0), 300)
+    queue_url: str = setting("LEDGER_QUEUE_URL", text())
+    shopify_secret_name: str = setting("SHOPIFY_SECRET_NAME", text())
+    woocommerce_secret_name: str = setting("WOOCOMMERCE_SECRET_NAME", text())
+    max_body_bytes: int = setting("MAX_BODY_BYTES", whole_number(1), 1_048_576)
+    secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
 
 
 S = TypeVar("S", bound=Settings)

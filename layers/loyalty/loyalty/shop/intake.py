@@ -20,12 +20,14 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loyalty.errors import InvalidSignatureError, MalformedPayloadError, PayloadTooLargeError
 from loyalty.observability import logger, metrics
-from loyalty.ports.queues import LedgerQueue
 from loyalty.wire_json import load_json
+
+if TYPE_CHECKING:  # the port is only a type here: the receiver starts without defining it
+    from loyalty.ports.queues import LedgerQueue
 
 SHOPIFY_TOPICS = frozenset(
     {"orders/paid", "refunds/create", "customers/create", "customers/update", "products/create", "products/update"}

@@ -1,19 +1,14 @@
-"""Builds each function's services from the adapters: the one place that chooses DynamoDB, SQS, SES, SNS and
-Salesforce for the ports the use cases take.
-
-Built once per container, on first use (never at import), and each function imports only what its path needs:
-the webhook receiver loads boto3 and Powertools, not pydantic, pynamodb or simple_salesforce. Settings are read
-here (loyalty.settings), so a missing variable fails the first invocation naming it.
-"""
+"""The services of every function but the webhook receiver (loyalty.wiring), built from the adapters once
+per container, on first use."""
 
 from __future__ import annotations
 
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities import parameters
-
-from loyalty.settings import Settings, load_settings
+from loyalty.settings import load_settings
+from loyalty.wiring import secret as _secret
+from loyalty.wiring import webhook_receiver
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
@@ -28,14 +23,8 @@ if TYPE_CHECKING:
     from loyalty.ports.directory import Directory
     from loyalty.programme.rules import ProgramRules
     from loyalty.shop.applier import ShopEventApplier
-    from loyalty.shop.intake import WebhookReceiver
 
 IDEMPOTENCY_DAYS = 7
-
-
-def _secret(name: str, settings: Settings) -> str:
-    """A secret from Secrets Manager, cached for the settings' SECRET_MAX_AGE_SECONDS."""
-    return str(parameters.get_secret(name, max_age=getattr(settings, "secret_max_age_seconds", 300)))
 
 
 @cache
@@ -86,30 +75,13 @@ def idempotency(event_key: str) -> IdempotencyConfig:
 
 
 @cache
-def webhook_receiver() -> tuple[WebhookReceiver, int]:
-    """webshop_webhook: the receiver and the largest body it takes."""
-    from loyalty.adapters.sqs import SqsLedgerQueue
-    from loyalty.settings import WebhookSettings
-    from loyalty.shop.intake import WebhookReceiver
-
-    settings = load_settings(WebhookSettings)
-    receiver = WebhookReceiver(
-        SqsLedgerQueue(settings.queue_url),
-        lambda name: _secret(name, settings),
-        settings.shopify_secret_name,
-        settings.woocommerce_secret_name,
-    )
-    return receiver, settings.max_body_bytes
-
-
-@cache
 def shop_event_applier() -> ShopEventApplier:
     """ledger_writer: each shop event (by its dedup key) applied once."""
     from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
-    from loyalty.adapters.sqs import SqsOfferQueue
+    from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.offers.rules import load_offer_rules
-    from loyalty.settings import LedgerWriterSettings
     from loyalty.shop.applier import ShopEventApplier
+    from loyalty.wiring.settings import LedgerWriterSettings
 
     settings = load_settings(LedgerWriterSettings)
     applier = ShopEventApplier(
@@ -127,7 +99,7 @@ def shop_event_applier() -> ShopEventApplier:
 @cache
 def member_ledger() -> Ledger:
     """member_api: the ledger, read only."""
-    from loyalty.settings import MemberApiSettings
+    from loyalty.wiring.settings import MemberApiSettings
 
     return _ledger(load_settings(MemberApiSettings).table)
 
@@ -136,9 +108,9 @@ def member_ledger() -> Ledger:
 def crm_inbound() -> tuple[CrmInbound, int]:
     """crm_webhook: Outbound Messages (each notification once) and Flow callouts; and the largest body taken."""
     from loyalty.adapters.dynamodb.crm_states import DynamoDBCrmStates
-    from loyalty.adapters.sqs import SqsOfferQueue
+    from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.crm.inbound import CrmInbound
-    from loyalty.settings import CrmWebhookSettings
+    from loyalty.wiring.settings import CrmWebhookSettings
 
     settings = load_settings(CrmWebhookSettings)
     inbound = CrmInbound(
@@ -163,7 +135,7 @@ def crm_sync() -> CrmSync:
     from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
     from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
     from loyalty.crm.sync import CrmSync
-    from loyalty.settings import CrmSyncSettings
+    from loyalty.wiring.settings import CrmSyncSettings
 
     settings = load_settings(CrmSyncSettings)
     client = SalesforceClient(
@@ -191,10 +163,10 @@ def scheduled_jobs() -> ScheduledJobs:
     from loyalty.adapters.dynamodb.job_runs import DynamoDBJobRuns
     from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
     from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
-    from loyalty.adapters.sqs import SqsOfferQueue
+    from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.jobs import ScheduledJobs
     from loyalty.offers.rules import load_offer_rules
-    from loyalty.settings import ScheduledJobsSettings
+    from loyalty.wiring.settings import ScheduledJobsSettings
 
     settings = load_settings(ScheduledJobsSettings)
     return ScheduledJobs(
@@ -215,7 +187,7 @@ def offer_sender() -> OfferSender:
     from loyalty.offers.rules import load_offer_rules
     from loyalty.offers.sending import OfferSender
     from loyalty.offers.unsubscribe import unsubscribe_url
-    from loyalty.settings import OfferSenderSettings
+    from loyalty.wiring.settings import OfferSenderSettings
 
     settings = load_settings(OfferSenderSettings)
 
@@ -248,7 +220,7 @@ def email_feedback() -> tuple[Ledger, Directory]:
 def unsubscribe() -> Unsubscribe:
     from loyalty.clock import now
     from loyalty.offers.unsubscribe import Unsubscribe
-    from loyalty.settings import UnsubscribeSettings
+    from loyalty.wiring.settings import UnsubscribeSettings
 
     settings = load_settings(UnsubscribeSettings)
     secret = settings.unsubscribe_secret_name

@@ -1,0 +1,51 @@
+"""The settings of every function but the webhook receiver (loyalty.settings has the receiver's, and how settings
+are declared and read): one class per function, read from the environment on first use and checked."""
+
+from __future__ import annotations
+
+from loyalty.settings import TableSettings, flag, optional_text, setting, text, whole_number
+
+
+class LedgerWriterSettings(TableSettings):
+    idempotency_table: str = setting("LOYALTY_IDEMPOTENCY_TABLE", text(min_length=3))
+    guest_hold_days: int = setting("GUEST_HOLD_DAYS", whole_number(0), 30)
+    offer_queue_url: str = setting("OFFER_QUEUE_URL", text())
+
+
+class MemberApiSettings(TableSettings):
+    pass
+
+
+class CrmSyncSettings(TableSettings):
+    salesforce_secret_name: str = setting("SALESFORCE_SECRET_NAME", text())
+    create_contacts: bool = setting("CRM_CREATE_CONTACTS", flag, False)
+    secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
+
+
+class CrmWebhookSettings(TableSettings):
+    idempotency_table: str = setting("LOYALTY_IDEMPOTENCY_TABLE", text(min_length=3))
+    org_id: str = setting("SALESFORCE_ORG_ID", text(min_length=15, max_length=18))
+    callout_secret_name: str = setting("SALESFORCE_CALLOUT_SECRET_NAME", text())
+    offer_queue_url: str = setting("OFFER_QUEUE_URL", text())
+    max_body_bytes: int = setting("MAX_BODY_BYTES", whole_number(1), 1_048_576)
+    secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
+
+
+class ScheduledJobsSettings(TableSettings):
+    offer_queue_url: str = setting("OFFER_QUEUE_URL", text())
+
+
+class OfferSenderSettings(TableSettings):
+    email_from: str = setting("EMAIL_FROM_ADDRESS", text(min_length=3))
+    configuration_set: str | None = setting("SES_CONFIGURATION_SET", optional_text, None)
+    sms_sender_id: str = setting("SMS_SENDER_ID", text(max_length=11))
+    unsubscribe_base_url: str = setting("UNSUBSCRIBE_BASE_URL", text(pattern=r"https?://"))
+    unsubscribe_secret_name: str = setting("UNSUBSCRIBE_SECRET_NAME", text())
+    programme_name: str = setting("PROGRAMME_NAME", text(), "Loyalty Club")
+    secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
+
+
+class UnsubscribeSettings(TableSettings):
+    unsubscribe_secret_name: str = setting("UNSUBSCRIBE_SECRET_NAME", text())
+    programme_name: str = setting("PROGRAMME_NAME", text(), "Loyalty Club")
+    secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
