@@ -1,0 +1,111 @@
+"""What only the DynamoDB adapters do, on moto: items stored before a field existed, the table's stream as crm_sync
+receives it, and seeding the catalogue from the command line."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.seed_catalogue import main as seed_catalogue
+from loyalty.adapters.dynamodb.directory import DynamoDBDirectory
+from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
+from loyalty.adapters.dynamodb.models import MEMBER_SK, MemberItem, member_pk
+from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
+from loyalty.adapters.dynamodb.stream import stream_changes
+from loyalty.ledger.service import Ledger
+from loyalty.ledger.state import OfferGrant
+from loyalty.offers.records import SendRecord, Status
+from loyalty.programme.rules import ProgramRules
+from tests.conftest import FakeClock
+from tests.orders import simple_order
+from tests.unit.test_catalogue import WOO_EXPORT
+
+
+def test_a_member_stored_before_offers_existed_gets_an_offer_too(
+    moto_table: str, rules: ProgramRules, clock: FakeClock
+) -> None:
+    # Given a member item without the offers map (stored before offers existed)
+    ledger = Ledger(DynamoDBLedgerStore(), rules, clock=clock)
+    anna = ledger.enrol("anna")
+    MemberItem(member_pk(anna), MEMBER_SK).update(actions=[MemberItem.offers.remove()])
+    # When two offers that double points are granted
+    for code in ("DOUBLE1", "DOUBLE2"):
+        ledger.grant_offer(anna, OfferGrant(code, date(2026, 11, 20), date(2026, 12, 20), multiplier=Decimal(2)))
+    # Then an order inside their validity earns under both
+    inside = ledger.accrue(anna, simple_order("in", datetime(2026, 12, 1, 12, tzinfo=UTC)))
+    assert inside.entry.offers == ("DOUBLE1", "DOUBLE2")
+
+
+STREAM_ARN = "arn:aws:dynamodb:eu-north-1:123456789012:table/loyalty/stream/2026-01-01T00:00:00.000"
+
+
+def stream_event(*items: Any) -> dict[str, Any]:
+    """The table's stream records of ``items`` as Lambda delivers them (NEW_AND_OLD_IMAGES)."""
+    records = []
+    for number, item in enumerate(items):
+        image = item.serialize()
+        keys = {"pk": image["pk"], "sk": image["sk"]}
+        records.append(
+            {
+                "eventID": f"e{number}",
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "eu-north-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1796000000,
+                    "Keys": keys,
+                    "NewImage": image,
+                    "SequenceNumber": str(100 + number),
+                    "SizeBytes": 200,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                },
+                "eventSourceARN": STREAM_ARN,
+            }
+        )
+    return {"Records": records}
+
+
+def test_the_stream_gives_changed_members_and_sent_offers_waiting_for_their_task(moto_table: str) -> None:
+    # Given a member item, a sent offer waiting for its Task, and one whose Task is pushed
+    sent = SendRecord(
+        member_id="m1",
+        dedup="SPRING#2026-03-02#2026-03-31",
+        channel="email",
+        status=Status.SENT,
+        request="{}",
+        decided_at=datetime(2026, 3, 2, 9, tzinfo=UTC),
+        trigger="crm",
+        template_key="offer_voucher",
+        offer_code="SPRING",
+        subject="Ett erbjudande",
+        language="sv",
+    )
+    records = DynamoDBOfferRecords()
+    records.decide(sent, "req-1")
+    waiting = records._item(sent, "req-1")
+    waiting.task_state = "pending"
+    pushed = records._item(sent, "req-1")
+    pushed.task_state = "pushed"
+    member = MemberItem(member_pk("m1"), MEMBER_SK, member_id="m1", enrolled_at=sent.decided_at)
+    # When the stream's batch is read
+    members, sends = stream_changes(stream_event(member, waiting, pushed))
+    # Then crm_sync learns the member and the one send it has to record, whole
+    assert members == {"m1"}
+    assert sends == [sent]
+
+
+def test_the_catalogue_is_seeded_from_the_command_line(
+    moto_table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = tmp_path / "products.csv"
+    export.write_text(WOO_EXPORT, encoding="utf-8")
+    monkeypatch.setenv("LOYALTY_TABLE", moto_table)
+    monkeypatch.setattr("infra.seed_catalogue.bind_table", lambda name: None)  # moto_table bound it already
+    assert seed_catalogue(["--shop", "woocommerce:shop.example", str(export)]) == 0
+    found = DynamoDBDirectory().categories_for("woocommerce:shop.example", ["101", "102"])
+    assert found == {"101": ("shoes", "running", "outdoor", "trail", "new-arrivals"), "102": ("accessories",)}
