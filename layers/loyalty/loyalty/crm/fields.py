@@ -165,13 +165,14 @@ def contact_fields(summary: MemberSummary, rules: ProgramRules) -> dict[str, Any
     return fields
 
 
-def consent_shown(pushed: Mapping[str, Any]) -> dict[str, bool | None]:
-    """Each consent flag as the Contact shows it, from the fields last pushed (None: never pushed)."""
-    shown: dict[str, bool | None] = {}
+def consent_on(contact: Mapping[str, Any]) -> dict[str, bool | None]:
+    """Each consent flag as a Contact's fields state it (None where a field is absent or empty): the fields a CRM
+    user changed, or the fields last pushed to the Contact."""
+    stated: dict[str, bool | None] = {}
     for flag, (field, showing_no) in CONSENT_ON_CONTACT.items():
-        value = pushed.get(field)
-        shown[flag] = None if value is None else (not value) if showing_no else bool(value)
-    return shown
+        value = contact.get(field)
+        stated[flag] = None if value is None else (not value) if showing_no else bool(value)
+    return stated
 
 
 def new_contact(summary: MemberSummary) -> dict[str, Any]:

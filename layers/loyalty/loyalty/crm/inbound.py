@@ -8,7 +8,7 @@ from typing import Any
 
 from loyalty.clock import now as clock_now
 from loyalty.consent import apply_profile_changes, stale_crm_consent
-from loyalty.crm.fields import consent_shown
+from loyalty.crm.fields import HAS_OPTED_OUT_OF_EMAIL, SMS_OPT_IN, consent_on
 from loyalty.crm.flow_callouts import (
     CalloutContact,
     FlowCallout,
@@ -34,7 +34,7 @@ from loyalty.offers.messages import template_keys
 from loyalty.offers.records import OfferQueue
 from loyalty.offers.requests import ContactSnapshot, CrmConsent, Offer, OfferKind, OfferRequest, Trigger
 from loyalty.ports.crm import CrmStates
-from loyalty.ports.directory import Directory
+from loyalty.ports.directory import CONSENT_FIELDS, Directory
 
 
 class CrmInbound:
@@ -92,16 +92,15 @@ class CrmInbound:
             "crm_contact_id": change.contact_id,
             "phone": change.mobile_phone,
             "birthdate": change.birthdate.isoformat() if change.birthdate else None,
-            "email_consent": None if change.has_opted_out_of_email is None else not change.has_opted_out_of_email,
-            "sms_consent": change.sms_opt_in,
+            **consent_on({HAS_OPTED_OUT_OF_EMAIL: change.has_opted_out_of_email, SMS_OPT_IN: change.sms_opt_in}),
             "first_name": change.first_name,
             "last_name": change.last_name,
             "locale": change.locale,
         }
         known = {name: value for name, value in profile.items() if value is not None}
-        if any(known.get(field) is True for field in ("email_consent", "sms_consent")):
+        if any(known.get(field) is True for field in CONSENT_FIELDS):
             pushed = self.crm_states.states([member_id]).get(member_id)
-            shown = consent_shown(pushed.pushed if pushed is not None else {})
+            shown = consent_on(pushed.pushed if pushed is not None else {})
             for field in stale_crm_consent(self.ledger.summary(member_id).profile, known, shown):
                 del known[field]
         applied = apply_profile_changes(self.directory, member_id, known, change.last_modified)
