@@ -30,12 +30,12 @@ from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
 from loyalty.errors import InsufficientPointsError
 from loyalty.fakes.offers import InMemoryOfferQueue
 from loyalty.jobs import JOBS, ScheduledJobs
-from loyalty.ledger.decisions import tier_in_force
 from loyalty.ledger.model import EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.offers.rules import load_offer_rules
 from loyalty.programme.orders import Order, OrderLine
 from loyalty.programme.rules import ProgramRules
+from loyalty.programme.tiers import tier_in_force
 from tests.conftest import FakeClock, create_table
 
 pytestmark = pytest.mark.dynamodb_local
@@ -110,7 +110,9 @@ def test_a_year_day_by_day_keeps_every_invariant(
                 for member in members:
                     stored = ledger.store.member(member)  # the tier as stored (one read; a summary reads the lots too)
                     assert stored is not None
-                    tiers_seen.setdefault(member, set()).add(tier_in_force(rules, stored, happening.day))
+                    tiers_seen.setdefault(member, set()).add(
+                        tier_in_force(rules, stored.tier, stored.tier_override, happening.day)
+                    )
     # Then every member's ledger explains their balance, lots, tier and segment
     problems = {member: ledger.check_invariants(member) for member in members}
     assert {member: found for member, found in problems.items() if found} == {}

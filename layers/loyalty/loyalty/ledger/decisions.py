@@ -42,7 +42,15 @@ from loyalty.programme.earning import Earning, GrantedOffer, earn_for_order
 from loyalty.programme.money import floor_points
 from loyalty.programme.orders import Order
 from loyalty.programme.rules import ProgramRules
-from loyalty.programme.tiers import TierOverride, assess, assessment_due, month_key, tier_status, upgrade
+from loyalty.programme.tiers import (
+    TierOverride,
+    assess,
+    assessment_due,
+    month_key,
+    tier_in_force,
+    tier_status,
+    upgrade,
+)
 
 BONUS_KINDS = ("signup", "birthday", "referral", "review")
 OFFERS_KEPT_FOR = timedelta(days=366)  # granted offers that ended longer ago are dropped from the member
@@ -92,13 +100,6 @@ def _unchanged_qualifying(member: MemberState, **more: int) -> MemberExpectation
 # ---------------------------------------------------------------- tiers and offers in force
 
 
-def tier_in_force(rules: ProgramRules, member: MemberState, today: date) -> str:
-    override = member.tier_override
-    if override is not None and override.active_on(today):
-        return override.tier
-    return member.tier or rules.tiers[0].name
-
-
 def offers_in_force(member: MemberState, day: date) -> list[tuple[str, GrantedOffer]]:
     """The member's granted offers in force on ``day`` (a bonus offer only until an order has used it)."""
     return [
@@ -130,7 +131,7 @@ def accrual(
     if stored is not None and stored.member_id is not None:
         return Original(stored.member_id, f"accrual#{key}")
     today = rules.local_date(now)
-    earning_tier = tier_in_force(rules, member, today)
+    earning_tier = tier_in_force(rules, member.tier, member.tier_override, today)
     earned_on = rules.local_date(order.placed_at)
     granted = offers_in_force(member, earned_on)
     earning = earn_for_order(rules, order, earning_tier, tuple(offer for _, offer in granted))

@@ -11,7 +11,7 @@ from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.state import MemberState
 from loyalty.programme.rules import ProgramRules
 from loyalty.programme.segments import Purchase, assign_segment, segment_window_start
-from loyalty.programme.tiers import TierOverride, assess, assessment_due, upgrade
+from loyalty.programme.tiers import TierOverride, assess, assessment_due, tier_in_force, upgrade
 
 
 def purchases_from(entries: Iterable[Entry]) -> tuple[list[Purchase], int]:
@@ -61,7 +61,7 @@ def replay_tier(rules: ProgramRules, entries: Iterable[Entry]) -> tuple[str | No
         if entry.kind is EntryKind.TIER_OVERRIDE and entry.tier and entry.valid_until:
             override = TierOverride(entry.tier, entry.valid_until, entry.reason, entry.actor or "")
         elif entry.kind is EntryKind.ACCRUAL:
-            in_force = override.tier if override and override.active_on(day) else held or rules.tiers[0].name
+            in_force = tier_in_force(rules, held, override, day)
             if entry.tier != in_force:
                 problems.append(f"{entry.source_key} earned at tier {entry.tier}, but {in_force} was in force")
             reached = upgrade(rules, held, buckets, day)

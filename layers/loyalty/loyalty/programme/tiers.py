@@ -68,6 +68,14 @@ class TierStatus:
     override: TierOverride | None = None
 
 
+def tier_in_force(rules: ProgramRules, held: str | None, override: TierOverride | None, day: date) -> str:
+    """The tier orders earn at and the CRM shows on ``day``: a CRM user's override while it lasts, else the earned
+    tier (the lowest when none is held)."""
+    if override is not None and override.active_on(day):
+        return override.tier
+    return held or rules.tiers[0].name
+
+
 def month_key(day: date) -> str:
     """The month a day falls in, as qualifying points are kept: "YYYY-MM"."""
     return f"{day.year:04d}-{day.month:02d}"
@@ -187,7 +195,7 @@ def tier_status(
     earned = held or rules.tiers[0].name
     running = running_total(rules, buckets, today)
     active = override if override is not None and override.active_on(today) else None
-    shown = active.tier if active is not None else earned
+    shown = tier_in_force(rules, held, override, today)
     above = rules.next_tier(shown)
     to_next = max(0, above.threshold - running) if above is not None else None
     to_keep: int | None = None
