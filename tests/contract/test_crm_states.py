@@ -22,6 +22,7 @@ def test_states_read_back_and_list_who_is_not_in_sync(stores: Stores) -> None:
     }
     assert states.not_in_sync("unlinked") == [("m2", "no Contact with the member's e-mail yet")]
     assert states.not_in_sync("parked") == [("m3", "2 Contacts share the member's e-mail")]
+    assert states.not_in_sync("synced") == []  # only those not in sync are listed
     # When a member is synced again, it leaves the list
     states.save("m2", CrmState(pushed={"Loyalty_Points__c": 0}), T0)
     assert states.not_in_sync("unlinked") == []

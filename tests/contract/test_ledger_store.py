@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from loyalty.errors import UnknownMemberError
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.state import (
     Commit,
@@ -262,6 +263,24 @@ def test_history_is_newest_first_in_pages_and_entries_oldest_first(stores: Store
     assert all(len(page) <= 2 for page in pages)
     assert stores.ledger.entries(member.member_id) == written
     assert stores.ledger.entries(member.member_id, since=NOW + timedelta(minutes=3)) == written[3:]
+
+
+def test_a_full_page_of_history_may_be_followed_by_an_empty_one(stores: Stores) -> None:
+    member = enrolled(stores)
+    for number in range(2):
+        made = entry(member.member_id, f"bonus#review#{number}", NOW + timedelta(minutes=number))
+        assert stores.ledger.commit(LedgerChange(entry=made)) is Commit.APPLIED
+    first = stores.ledger.history(member.member_id, 2, None)
+    assert len(first.entries) == 2 and first.cursor is not None  # the store cannot tell whether more follow
+    last = stores.ledger.history(member.member_id, 2, first.cursor)
+    assert (last.entries, last.cursor) == ((), None)
+
+
+def test_an_offer_for_a_member_who_is_not_there_is_refused(stores: Stores) -> None:
+    grant = OfferGrant("DOUBLE", date(2026, 3, 1), date(2026, 3, 31), multiplier=Decimal("2"))
+    with pytest.raises(UnknownMemberError):
+        stores.ledger.grant_offer("nobody", "DOUBLE#1", grant, [])
+    assert stores.ledger.member("nobody") is None
 
 
 def test_erasure_removes_personal_data_and_the_email_guard(stores: Stores) -> None:

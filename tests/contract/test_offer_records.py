@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from loyalty.errors import UnknownRecordError
 from loyalty.offers.records import SendRecord, Status
 from tests.contract.conftest import Stores
 
@@ -94,3 +97,17 @@ def test_a_cap_is_saved_only_over_the_version_read(stores: Stores) -> None:
     assert records.save_cap("m1", "marketing", "email", 1, [])
     assert records.cap("m1", "marketing", "email") == (2, [])
     assert records.cap("m1", "service", "email") == (0, [])
+
+
+def test_a_held_claim_on_a_record_that_is_gone_is_refused(stores: Stores) -> None:
+    # A delivery that comes back for a held or claimed record finds nothing to take over (another gave it up)
+    assert not stores.offer_records.claim(RECORD, "r1", held=True, before=T0 + timedelta(hours=1))
+    assert stores.offer_records.find("m1", RECORD.dedup, "email") is None
+
+
+def test_a_task_or_an_erasure_for_a_record_that_is_not_there_is_an_error(stores: Stores) -> None:
+    with pytest.raises(UnknownRecordError):
+        stores.offer_records.mark_task("m1", "nothing#2026", "email", "pushed")
+    with pytest.raises(UnknownRecordError):
+        stores.offer_records.forget_person("m1", "nothing#2026", "email", "{}")
+    assert stores.offer_records.sent("m1") == []

@@ -13,7 +13,7 @@ import pytest
 from infra.seed_catalogue import main as seed_catalogue
 from loyalty.adapters.dynamodb.directory import DynamoDBDirectory
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
-from loyalty.adapters.dynamodb.models import MEMBER_SK, MemberItem, member_pk
+from loyalty.adapters.dynamodb.models import MEMBER_SK, ORDER_SK, MemberItem, OrderItem, member_pk, order_pk
 from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.adapters.dynamodb.stream import stream_changes
 from loyalty.ledger.service import Ledger
@@ -41,6 +41,28 @@ def test_a_member_stored_before_offers_existed_gets_an_offer_too(
 
 
 STREAM_ARN = "arn:aws:dynamodb:eu-north-1:123456789012:table/loyalty/stream/2026-01-01T00:00:00.000"
+
+
+def test_an_order_stored_before_orders_had_a_version_is_refunded_and_released(
+    moto_table: str, rules: ProgramRules, clock: FakeClock
+) -> None:
+    # Given a pending order as stored before orders carried their version and release day apart from the index
+    ledger = Ledger(DynamoDBLedgerStore(), rules, clock=clock)
+    member = ledger.enrol("m1")
+    ledger.accrue(member, simple_order("1001", clock.now, [("1", 1, "60.00"), ("2", 1, "40.00")]))
+    order = OrderItem.get(order_pk("shopify:demo#1001"), ORDER_SK)
+    release_day = order.release_on
+    OrderItem(order_pk("shopify:demo#1001"), ORDER_SK).update(
+        actions=[OrderItem.version.remove(), OrderItem.release_on.remove()]
+    )
+    # When one of its lines is refunded
+    ledger.reverse("shopify:demo", "1001", "r1", {"2": 1})
+    # Then the order keeps its place on the release index, and the release job releases what is left
+    refunded = OrderItem.get(order_pk("shopify:demo#1001"), ORDER_SK)
+    assert (refunded.due_pk, refunded.version) == (f"RELEASE#{release_day}", 1)
+    released = ledger.release("shopify:demo", "1001")
+    assert released is not None and released.entry.points == 60
+    assert ledger.check_invariants(member) == []
 
 
 def stream_event(*items: Any) -> dict[str, Any]:

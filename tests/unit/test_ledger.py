@@ -202,6 +202,7 @@ def test_history_is_newest_first_and_paginated(ledger: Ledger, clock: FakeClock)
         lambda ledger, order: ledger.bonus("nobody", "signup", "s"),
         lambda ledger, order: ledger.adjust("nobody", 5, "actor", "why", "a"),
         lambda ledger, order: ledger.summary("nobody"),
+        lambda ledger, order: ledger.expire("nobody", "bonus#signup#nobody"),
     ],
 )
 def test_unknown_member_is_refused(ledger: Ledger, clock: FakeClock, operation) -> None:  # type: ignore[no-untyped-def]

@@ -37,6 +37,10 @@ class RefundExceedsOrderError(LoyaltyError):
     """A refund asks to reverse more than is left of the order; nothing was written."""
 
 
+class UnknownRecordError(LoyaltyError, LookupError):
+    """A stored record that a write needs is not there (an offer record whose Task or erasure is written)."""
+
+
 class ConcurrentUpdateError(LoyaltyError):
     """Other writers kept changing the member while this operation retried; safe to retry later."""
 

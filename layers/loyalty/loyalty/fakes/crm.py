@@ -52,7 +52,8 @@ class InMemoryCrmStates:
 
     def not_in_sync(self, status: str) -> list[tuple[str, str | None]]:
         stored = self.memory.items("crm_states")
-        return sorted((m, s.reason) for m, s in stored.items() if s.status == status)
+        parked = status in ("parked", "unlinked")  # only those are listed: a synced member is nobody's task
+        return sorted((m, s.reason) for m, s in stored.items() if parked and s.status == status)
 
 
 class InMemoryOrg:

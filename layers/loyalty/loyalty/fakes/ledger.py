@@ -58,11 +58,8 @@ class InMemoryLedgerStore:
             after = (datetime.fromisoformat(at), source_key)
             newest_first = [entry for entry in newest_first if _time_key(entry) < after]
         page = newest_first[:limit]
-        more = len(newest_first) > limit
-        last = _time_key(page[-1]) if page else None
-        next_cursor = (
-            base64.urlsafe_b64encode(f"{last[0].isoformat()}|{last[1]}".encode()).decode() if more and last else None
-        )
+        last = _time_key(page[-1]) if len(page) == limit else None  # a full page may have more after it, as in DynamoDB
+        next_cursor = base64.urlsafe_b64encode(f"{last[0].isoformat()}|{last[1]}".encode()).decode() if last else None
         return HistoryPage(entries=tuple(page), cursor=next_cursor)
 
     def entries(self, member_id: str, since: datetime | None = None) -> list[Entry]:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from loyalty.errors import UnknownRecordError
 from loyalty.fakes.memory import Memory
 from loyalty.offers.records import SendRecord, Status
 from loyalty.offers.requests import OfferRequest
@@ -27,6 +28,8 @@ class InMemoryOfferRecords:
         key = (record.member_id, record.dedup, record.channel)
         with self.memory.atomically():
             stored = self._records.get(key)
+            if stored is None and held:
+                return False  # it was held or claimed, and is gone
             if stored is not None:
                 abandoned = stored.status is Status.SENDING and stored.decided_at < before
                 if not held or not (stored.status is Status.HELD or abandoned):
@@ -52,7 +55,7 @@ class InMemoryOfferRecords:
 
     def mark_task(self, member_id: str, dedup: str, channel: str, state: str, reason: str | None = None) -> None:
         with self.memory.atomically():
-            stored = self._records[(member_id, dedup, channel)]
+            stored = self._stored(member_id, dedup, channel)
             self._records[(member_id, dedup, channel)] = replace(stored, task_state=state, task_reason=reason)
 
     def sent(self, member_id: str) -> list[SendRecord]:
@@ -62,8 +65,14 @@ class InMemoryOfferRecords:
 
     def forget_person(self, member_id: str, dedup: str, channel: str, request: str) -> None:
         with self.memory.atomically():
-            stored = self._records[(member_id, dedup, channel)]
+            stored = self._stored(member_id, dedup, channel)
             self._records[(member_id, dedup, channel)] = replace(stored, request=request, subject=None)
+
+    def _stored(self, member_id: str, dedup: str, channel: str) -> SendRecord:
+        stored = self._records.get((member_id, dedup, channel))
+        if stored is None:
+            raise UnknownRecordError(f"no record of {dedup} on {channel} for member {member_id}")
+        return stored
 
     def cap(self, member_id: str, kind: str, channel: str) -> tuple[int, list[str]]:
         version, entries = self.memory.items("caps").get((member_id, kind, channel), (0, []))

@@ -19,6 +19,7 @@ def _date(value: date | None) -> str | None:
 def member_by_email(ledger: Ledger, email: str | None) -> dict[str, Any]:
     """The member enrolled with ``email`` (``GET /members?email=``)."""
     if not email:
+        metrics.add_metric(name="MemberRead", unit="Count", value=1)
         raise InvalidAmountError("give ?email=<address> or use /members/{member_id}")
     member_id = ledger.member_for_email(email)
     if member_id is None:
@@ -28,8 +29,8 @@ def member_by_email(ledger: Ledger, email: str | None) -> dict[str, Any]:
 
 def member_view(ledger: Ledger, member_id: str) -> dict[str, Any]:
     """What the member API answers for a member."""
-    summary = ledger.summary(member_id)
     metrics.add_metric(name="MemberRead", unit="Count", value=1)
+    summary = ledger.summary(member_id)
     history = ledger.history(member_id, limit=RECENT_ENTRIES)
     return {
         "memberId": summary.member_id,

@@ -183,9 +183,10 @@ class Ledger:
 
         def decide() -> Decision:
             member, lot = self.store.member_and_entry(member_id, lot_source_key)
+            known = self._known(member, member_id)
             if lot is None:
                 raise UnknownOrderError(f"member {member_id} has no lot {lot_source_key}")
-            return decisions.expiry(self.rules, self._known(member, member_id), lot, self.clock())
+            return decisions.expiry(self.rules, known, lot, self.clock())
 
         return self._write(decide)
 

@@ -87,6 +87,8 @@ class OfferSender:
             status = self._channel(request, summary, channel, released)
             outcome[channel] = status.value
             metrics.add_metric(name=METRIC_OF[status], unit="Count", value=1)
+        trigger = request.trigger.value
+        logger.info("offer request handled", request_id=request.request_id, trigger=trigger, channels=outcome)
         return outcome
 
     # ------------------------------------------------------------ one channel

@@ -56,11 +56,15 @@ def _directory(table: str) -> Directory:
     return DynamoDBDirectory()
 
 
-def _idempotent(config: IdempotencyConfig, table: str, function: Any, keyword: str) -> Any:
+def _idempotent(config: IdempotencyConfig, table: str, function: Any, keyword: str, key_prefix: str) -> Any:
+    """``function`` applied once per key (``key_prefix`` names the records, whatever the code's layout)."""
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 
     store = DynamoDBPersistenceLayer(table_name=table)
-    return idempotent_function(data_keyword_argument=keyword, config=config, persistence_store=store)(function)
+    once = idempotent_function(
+        data_keyword_argument=keyword, config=config, persistence_store=store, key_prefix=key_prefix
+    )
+    return once(function)
 
 
 @cache
@@ -92,7 +96,8 @@ def shop_event_applier() -> ShopEventApplier:
         load_offer_rules(),
         SqsOfferQueue(settings.offer_queue_url),
     )
-    applier.apply_event = _idempotent(idempotency("dedup_key"), settings.idempotency_table, applier.apply, "event")
+    config, table = idempotency("dedup_key"), settings.idempotency_table
+    applier.apply_event = _idempotent(config, table, applier.apply, "event", "ledger_writer.shop_event")
     return applier
 
 
@@ -123,7 +128,7 @@ def crm_inbound() -> tuple[CrmInbound, int]:
     )
     notifications = idempotency("notification_id")
     inbound.apply_notification = _idempotent(
-        notifications, settings.idempotency_table, inbound.apply_contact_change, "change"
+        notifications, settings.idempotency_table, inbound.apply_contact_change, "change", "crm_webhook.contact_change"
     )
     return inbound, settings.max_body_bytes
 

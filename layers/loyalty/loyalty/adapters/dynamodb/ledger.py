@@ -50,6 +50,7 @@ from loyalty.adapters.dynamodb.models import (
     review_due,
     table_connection,
 )
+from loyalty.errors import UnknownMemberError
 from loyalty.ledger.model import Entry, HistoryPage
 from loyalty.ledger.state import (
     Commit,
@@ -138,10 +139,7 @@ class DynamoDBLedgerStore:
                     transaction.save(entry_item(change.entry), condition=EntryItem.pk.does_not_exist())
                 if change.order is not None:
                     state = change.order.state
-                    read = (
-                        OrderItem.pk.does_not_exist() if state.version == 1 else OrderItem.version == state.version - 1
-                    )
-                    transaction.save(order_item(state), condition=read)
+                    transaction.save(order_item(state), condition=_order_read_at(state.version - 1))
                 if change.member is not None:
                     actions, condition = _member_update(change.member)
                     item = MemberItem(member_pk(change.member.member_id), MEMBER_SK)
@@ -199,11 +197,22 @@ class DynamoDBLedgerStore:
         except UpdateError as error:
             if not condition_failed(error):
                 raise
-            # a member stored before offers existed: the map comes with the first grant
-            item.update(
-                actions=[MemberItem.offers.set({key: value})],
-                condition=MemberItem.pk.exists() & MemberItem.offers.does_not_exist(),
-            )
+            try:  # a member stored before offers existed: the map comes with the first grant
+                item.update(
+                    actions=[MemberItem.offers.set({key: value})],
+                    condition=MemberItem.pk.exists() & MemberItem.offers.does_not_exist(),
+                )
+            except UpdateError as missing:
+                if condition_failed(missing):
+                    raise UnknownMemberError(member_id) from None
+                raise
+
+
+def _order_read_at(version: int) -> Condition:
+    """The stored order is still the one read: at ``version`` (0: absent, or stored before orders had a version)."""
+    if version == 0:
+        return OrderItem.pk.does_not_exist() | OrderItem.version.does_not_exist()
+    return OrderItem.version == version
 
 
 def _member_update(change: MemberChange) -> tuple[list[Action], Condition]:

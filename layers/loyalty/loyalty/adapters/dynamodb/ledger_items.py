@@ -237,11 +237,16 @@ def order_state(order_key: str, item: OrderItem) -> OrderState:
         qualifying_left=int(item.qualifying_left or 0),
         qualifying_month=item.qualifying_month,
         earned_on=_date(item.earned_on),
-        release_on=_date(item.release_on),
+        release_on=_date(item.release_on) or _release_day(item),
         lines={k: LineState(int(s["q"]), int(s["ql"]), int(s["p"]), int(s["pl"])) for k, s in lines.items()},
         refunds=frozenset(item.refunds or ()),
         parked={refund: {line: int(q) for line, q in dict(lines_).items()} for refund, lines_ in parked.items()},
     )
+
+
+def _release_day(item: OrderItem) -> date | None:
+    """The release day of a pending order stored before orders kept it apart from their index key."""
+    return _date(item.due_pk.removeprefix("RELEASE#")) if item.due_pk and item.due_pk.startswith("RELEASE#") else None
 
 
 def _date(value: str | None) -> date | None:

@@ -4,14 +4,16 @@ sent message what the CRM Task needs), frequency caps, and SMS held through quie
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, PutError
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from loyalty.adapters.dynamodb.models import ContactCapItem, LoyaltyItem, OfferSendItem, condition_failed, member_pk
+from loyalty.errors import UnknownRecordError
 from loyalty.offers.records import SendRecord, Status
 
 HELD_SHARDS = 4
@@ -96,13 +98,11 @@ class DynamoDBOfferRecords:
                     yield _record(item)
 
     def mark_task(self, member_id: str, dedup: str, channel: str, state: str, reason: str | None = None) -> None:
-        OfferSendItem(member_pk(member_id), _send_sk(dedup, channel)).update(
-            actions=[
-                OfferSendItem.task_state.set(state),
-                OfferSendItem.task_reason.set(reason) if reason else OfferSendItem.task_reason.remove(),
-            ],
-            condition=OfferSendItem.pk.exists(),
-        )
+        actions = [
+            OfferSendItem.task_state.set(state),
+            OfferSendItem.task_reason.set(reason) if reason else OfferSendItem.task_reason.remove(),
+        ]
+        self._update(member_id, dedup, channel, actions)
 
     def sent(self, member_id: str) -> list[SendRecord]:
         """Every decision about the member's offers (for the member API and the local outbox)."""
@@ -113,10 +113,18 @@ class DynamoDBOfferRecords:
         ]
 
     def forget_person(self, member_id: str, dedup: str, channel: str, request: str) -> None:
-        OfferSendItem(member_pk(member_id), _send_sk(dedup, channel)).update(
-            actions=[OfferSendItem.request.set(request), OfferSendItem.subject.remove()],
-            condition=OfferSendItem.pk.exists(),
-        )
+        self._update(member_id, dedup, channel, [OfferSendItem.request.set(request), OfferSendItem.subject.remove()])
+
+    @staticmethod
+    def _update(member_id: str, dedup: str, channel: str, actions: Sequence[Action]) -> None:
+        try:
+            OfferSendItem(member_pk(member_id), _send_sk(dedup, channel)).update(
+                actions=list(actions), condition=OfferSendItem.pk.exists()
+            )
+        except UpdateError as error:
+            if condition_failed(error):
+                raise UnknownRecordError(f"no record of {dedup} on {channel} for member {member_id}") from None
+            raise
 
     def cap(self, member_id: str, kind: str, channel: str) -> tuple[int, list[str]]:
         try:
