@@ -42,7 +42,7 @@ from infra.local.simulation import (
     in_time_order,
     simulate_year,
 )
-from infra.local.stack import Ports, Stack
+from infra.local.stack import LOCAL_TIME_SCALE, Ports, Stack
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
 from loyalty.adapters.dynamodb.models import bind_table
 from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
@@ -381,7 +381,7 @@ def run(members: int) -> bool:
     clock = SimulatedClock()
     use_clock(clock)
     ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port(), salesforce=free_port())
-    with Stack(ports=ports) as stack:
+    with Stack(ports=ports, time_scale=LOCAL_TIME_SCALE) as stack:
         logging.getLogger("loyalty").setLevel(logging.WARNING)  # the handlers' logs would drown the progress bar
         demo = Demo(stack, clock)
         happenings = in_time_order(simulate_year(members=members))

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from infra.local.stack import DEV_SECRETS, Stack
+from infra.local.stack import DEV_SECRETS, LOCAL_TIME_SCALE, Stack
 
 
 def main() -> int:
@@ -17,7 +17,7 @@ def main() -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    stack = Stack(quiet=False)
+    stack = Stack(quiet=False, time_scale=LOCAL_TIME_SCALE)
     try:
         stack.start()
         routes = "\n".join(f"    {route.route_key}" for route in stack.routes)

@@ -6,12 +6,12 @@ import base64
 import hashlib
 import hmac
 import json
-import urllib.error
-import urllib.request
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+import urllib3
 
 from infra.local.simulation import PRODUCTS, Enrol, OrderPaid, Refund
 
@@ -121,27 +121,23 @@ def refund_payload(happening: Refund) -> dict[str, Any]:
 
 
 class ShopifyStore:
-    def __init__(self, gateway_url: str, secret: str, domain: str = "demo-shop.myshopify.com") -> None:
+    """Posts signed webhooks as a store does, over connections kept alive (one per sender thread at most)."""
+
+    def __init__(
+        self, gateway_url: str, secret: str, domain: str = "demo-shop.myshopify.com", connections: int = 8
+    ) -> None:
         self.url = gateway_url + "/webhooks/shopify"
         self.secret = secret
         self.domain = domain
+        self.http = urllib3.PoolManager(maxsize=connections, block=True, retries=False, timeout=30.0)
 
     def send(self, topic: str, payload: dict[str, Any], webhook_id: str | None = None) -> int:
         body = json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "X-Shopify-Topic": topic,
-                "X-Shopify-Shop-Domain": self.domain,
-                "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
-                "X-Shopify-Hmac-Sha256": sign_webhook(body, self.secret),
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as error:
-            return error.code
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Shop-Domain": self.domain,
+            "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+            "X-Shopify-Hmac-Sha256": sign_webhook(body, self.secret),
+        }
+        return int(self.http.request("POST", self.url, body=body, headers=headers).status)

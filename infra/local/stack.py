@@ -1,10 +1,11 @@
 """The embedded stack: template.yaml's resources and the real handlers, on this machine.
 
 DynamoDB Local holds the tables, moto in server mode the queues and secrets. The handlers run in this
-process with the event shapes AWS sends: a gateway turns HTTP requests into HTTP API v2 events, and a
-poller per SQS event source hands batches to its function, deletes what succeeded and lets the
-`batchItemFailures` come back (and, past `maxReceiveCount`, go to the dead-letter queue). Handlers find
-everything through AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB and the variables template.yaml gives them.
+process with the event shapes AWS sends: a gateway turns HTTP requests into HTTP API v2 events, and the
+event source mappings (infra/local/event_sources.py) poll the queues and the table's stream as Lambda does.
+Handlers find everything through AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB and the variables template.yaml
+gives them. The batching windows can run on a shorter time scale (LOCAL_TIME_SCALE) so that a driver need not
+wait ten seconds for each CRM push.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from infra.local.dynamodb_local import DynamoDBLocal
+from infra.local.event_sources import Activity, QueuePoller, QueueSource, StreamPoller, StreamReader, StreamSource
 from infra.local.processes import stop_process
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
@@ -64,9 +66,9 @@ OUTBOUND_FIELDS = (  # what the org's Outbound Message on Contact sends (infra/s
     "Loyalty_SMS_Opt_In__c",
     "Loyalty_Locale__c",
 )
+LOCAL_TIME_SCALE = 0.01  # the demo's, serve's and the tests' batching windows: the CRM sync's 10 s is 0.1 s
 LOCAL_JOBS_PATH = "/_local/jobs/"  # not in AWS: schedules run jobs there; here they run on demand
 TEXT_TYPES = ("json", "text/", "xml", "x-www-form-urlencoded")
-REDELIVERY_SECONDS = 1  # a failed message stays invisible this long here (AWS: the visibility timeout)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -77,25 +79,6 @@ class Route:
     pattern: re.Pattern[str]
     route_key: str
     function: str
-
-
-@dataclass
-class QueueSource:
-    function: str
-    queue_url: str
-    queue_arn: str
-    batch_size: int
-
-
-@dataclass
-class StreamSource:
-    function: str
-    table: str  # logical id
-    batch_size: int
-    window_seconds: float
-    max_retries: int
-    patterns: list[dict[str, Any]]  # a record passes if it matches any (none: every record)
-    on_failure_queue: str | None  # logical id
 
 
 @dataclass
@@ -164,6 +147,9 @@ class Stack:
     ports: Ports = field(default_factory=Ports)
     secrets: dict[str, str] = field(default_factory=dict)
     quiet: bool = True
+    # Batching windows run this many times their template values (demo, serve and most tests: 0.01, so the CRM
+    # sync's 10-second window is 0.1 s); 1.0 is AWS's timing.
+    time_scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.template = load_template()
@@ -178,12 +164,10 @@ class Stack:
         self.schedules: list[Schedule] = []
         self.sns_subscribers: dict[str, list[str]] = {}  # topic logical id -> functions subscribed
         self._function_locks: dict[str, threading.Lock] = {}
-        self._stream_quiet: dict[str, float] = {}  # function -> start of its latest poll that found nothing
+        self.activity = Activity()
         self._stopping = threading.Event()
-        self._sent = threading.Event()  # set when an in-process handler sends to SQS: wakes the pollers
-        self._busy = 0
-        self._busy_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._stream_pollers: list[StreamPoller] = []
         self._dynamodb: DynamoDBLocal | None = None
         self._moto: MotoServer | None = None
         self._gateway: ThreadingHTTPServer | None = None
@@ -230,30 +214,20 @@ class Stack:
             AWS_ENDPOINT_URL_DYNAMODB_STREAMS=self.dynamodb_url,
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
-        session = boto3._get_default_session()  # the handlers' clients come from it, so they carry this hook
-        for operation in ("SendMessage", "SendMessageBatch"):
-            session.events.register(f"after-call.sqs.{operation}", lambda **_: self._sent.set())
+        self._count_sends(boto3._get_default_session())  # the handlers' clients come from it
         self._create_resources()
+        self._sqs = boto3.client("sqs")
         self._load_functions()
         self._start_gateway()
         self.salesforce.configure_outbound(
             f"{self.gateway_url}/webhooks/salesforce/outbound", OUTBOUND_FIELDS, self.salesforce.integration_user_id
         )
-        for source in self.queue_sources:
-            thread = threading.Thread(target=self._poll, args=(source,), name=f"sqs-{source.function}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        for stream in self.stream_sources:
-            thread = threading.Thread(
-                target=self._poll_stream, args=(stream,), name=f"stream-{stream.function}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        self._start_pollers()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        self._sent.set()
+        self._wake_streams()
         if self._gateway is not None:
             self._gateway.shutdown()
             self._gateway.server_close()
@@ -395,24 +369,30 @@ class Stack:
                 elif event["Type"] == "DynamoDB":
                     self.stream_sources.append(self._stream_source(logical_id, event["Properties"]))
                 elif event["Type"] == "SQS":
-                    queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
-                    self.queue_sources.append(
-                        QueueSource(
-                            logical_id, self.names[queue], self.arns[queue], int(event["Properties"]["BatchSize"])
-                        )
-                    )
+                    self.queue_sources.append(self._queue_source(logical_id, event["Properties"]))
         os.environ.update({key: str(self._resolve(value)) for key, value in environment.items()})
         services.reset()  # the handlers read the environment just set, not one read earlier in this process
 
-    @staticmethod
-    def _stream_source(function: str, props: dict[str, Any]) -> StreamSource:
+    def _queue_source(self, function: str, props: dict[str, Any]) -> QueueSource:
+        queue = props["Queue"]["Fn::GetAtt"][0]
+        redrive = self.resources[queue].get("Properties", {}).get("RedrivePolicy")
+        return QueueSource(
+            function=function,
+            queue_url=self.names[queue],
+            queue_arn=self.arns[queue],
+            batch_size=int(props.get("BatchSize", 10)),
+            window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)) * self.time_scale,
+            max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
+        )
+
+    def _stream_source(self, function: str, props: dict[str, Any]) -> StreamSource:
         filters = props.get("FilterCriteria", {}).get("Filters", [])
         failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         return StreamSource(
             function=function,
             table=props["Stream"]["Fn::GetAtt"][0],
             batch_size=int(props.get("BatchSize", 100)),
-            window_seconds=min(0.2, float(props.get("MaximumBatchingWindowInSeconds", 0))),  # kept short here
+            window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)) * self.time_scale,
             max_retries=int(props.get("MaximumRetryAttempts", 3)),
             patterns=[json.loads(f["Pattern"]) for f in filters],
             on_failure_queue=failure["Fn::GetAtt"][0] if failure else None,
@@ -425,11 +405,15 @@ class Stack:
         # process: functions behind the HTTP API take turns here, as they never share a process in AWS.
         http_api = any(route.function == function for route in self.routes)
         with self._function_locks.setdefault("HttpApi" if http_api else function, threading.Lock()):
+            self.activity.begin()
             try:
                 return self.handlers[function](event, lambda_context(function, self.timeouts[function]))
             finally:
                 if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
                     metrics.clear_metrics()  # Powertools keeps disabled metrics, and prints them once 100 pile up
+                self.activity.end()
+                if self.activity.waiters:  # someone waits for the pipeline: read the stream now, not at the next poll
+                    self._wake_streams()
 
     # ------------------------------------------------------------ schedules
 
@@ -565,261 +549,81 @@ class Stack:
         thread = threading.Thread(target=self._gateway.serve_forever, name="gateway", daemon=True)
         thread.start()
 
-    # ------------------------------------------------------------ SQS event sources
+    # ------------------------------------------------------------ event sources
 
-    def _poll(self, source: QueueSource) -> None:
-        sqs = boto3.client("sqs")
-        while not self._stopping.is_set():
-            self._sent.clear()
-            response = sqs.receive_message(
-                QueueUrl=source.queue_url,
-                MaxNumberOfMessages=source.batch_size,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,  # moto's long poll spins: wait for a send (or redelivery time) instead
-            )
-            messages = response.get("Messages", [])
-            if not messages:
-                self._sent.wait(REDELIVERY_SECONDS / 2)
-                continue
-            with self._busy_lock:
-                self._busy += 1
-            try:
-                self._deliver(sqs, source, messages)
-            finally:
-                with self._busy_lock:
-                    self._busy -= 1
+    def _count_sends(self, session: boto3.Session) -> None:
+        """Messages sent to SQS by anything in this process (handlers, drivers): wait_idle knows what is queued."""
 
-    def _deliver(self, sqs: Any, source: QueueSource, messages: list[dict[str, Any]]) -> None:
-        event = {
-            "Records": [
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": message.get("Attributes", {}),
-                    "messageAttributes": message.get("MessageAttributes", {}),
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": source.queue_arn,
-                    "awsRegion": REGION,
-                }
-                for message in messages
-            ]
-        }
-        try:
-            response = self.invoke(source.function, event)
-            failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-        except Exception:  # the whole invocation failed: as in AWS, every message comes back
-            logging.getLogger(__name__).exception("%s failed; its batch will be redelivered", source.function)
-            failed = {message["MessageId"] for message in messages}
-        for message in messages:
-            if message["MessageId"] in failed:
-                sqs.change_message_visibility(
-                    QueueUrl=source.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=REDELIVERY_SECONDS,
-                )
-            else:
-                sqs.delete_message(QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        def remember_queue(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            context["local_queue_url"] = params.get("QueueUrl")
 
-    # ------------------------------------------------------------ DynamoDB stream event sources
+        def count(parsed: dict[str, Any], context: dict[str, Any], model: Any, **_: Any) -> None:
+            sent = len(parsed.get("Successful", [])) if model.name == "SendMessageBatch" else int("MessageId" in parsed)
+            if sent and context.get("local_queue_url"):
+                self.activity.sent(context["local_queue_url"], sent)
 
-    def _poll_stream(self, source: StreamSource) -> None:
-        reader = _StreamReader(self.dynamodb_url, self.names[source.table])
-        buffered: list[dict[str, Any]] = []
-        first_buffered = 0.0
-        while not self._stopping.is_set():
-            started = time.monotonic()
-            try:
-                fetched = reader.read()
-            except Exception:  # the poller must outlive a bad read, as Lambda's does
-                logging.getLogger(__name__).exception("reading the stream of %s failed", source.table)
-                self._stopping.wait(1.0)
-                continue
-            if fetched and not buffered:
-                first_buffered = started
-            buffered += [self._stream_record(record, reader.arn) for record in fetched]
-            due = buffered and (
-                len(buffered) >= source.batch_size or time.monotonic() - first_buffered >= source.window_seconds
-            )
-            if due:
-                batch, buffered = buffered[: source.batch_size], buffered[source.batch_size :]
-                first_buffered = time.monotonic()
-                self._deliver_stream(source, batch)
-            elif not buffered:
-                self._stream_quiet[source.function] = started
-                self._stopping.wait(0.1)
-            else:
-                self._stopping.wait(0.05)
+        for operation in ("SendMessage", "SendMessageBatch"):
+            session.events.register(f"before-parameter-build.sqs.{operation}", remember_queue)
+            session.events.register(f"after-call.sqs.{operation}", count)
 
-    @staticmethod
-    def _stream_record(record: dict[str, Any], arn: str) -> dict[str, Any]:
-        change = dict(record["dynamodb"])
-        for image in ("Keys", "NewImage", "OldImage"):
-            if image in change:
-                change[image] = {name: _attribute_value(value) for name, value in change[image].items()}
-        created = change.get("ApproximateCreationDateTime")
-        if isinstance(created, datetime):  # boto3 parsed it; Lambda sends epoch seconds
-            change["ApproximateCreationDateTime"] = int(created.timestamp())
-        return {
-            "eventID": record["eventID"],
-            "eventName": record["eventName"],
-            "eventVersion": record.get("eventVersion", "1.1"),
-            "eventSource": "aws:dynamodb",
-            "awsRegion": REGION,
-            "dynamodb": change,
-            "eventSourceARN": arn,
-        }
+    def _start_pollers(self) -> None:
+        for source in self.queue_sources:
+            self._thread(QueuePoller(source, self.invoke, self.activity, self._stopping).run, f"sqs-{source.function}")
+        for stream in self.stream_sources:
+            failure_queue = self.names[stream.on_failure_queue] if stream.on_failure_queue else None
+            reader = StreamReader(self.dynamodb_url, self.names[stream.table])
+            poller = StreamPoller(stream, reader, self.invoke, self.activity, self._stopping, failure_queue)
+            self._stream_pollers.append(poller)
+            self._thread(poller.run, f"stream-{stream.function}")
 
-    def _deliver_stream(self, source: StreamSource, batch: list[dict[str, Any]]) -> None:
-        """Filter as the event source mapping does, invoke, retry a failed batch, then report it as AWS does."""
-        records = [r for r in batch if not source.patterns or any(_matches(p, r) for p in source.patterns)]
-        with self._busy_lock:
-            self._busy += 1
-        try:
-            for attempt in range(source.max_retries + 1):
-                if not records:
-                    return
-                try:
-                    response = self.invoke(source.function, {"Records": records})
-                except Exception:
-                    logging.getLogger(__name__).exception("%s failed on attempt %d", source.function, attempt + 1)
-                    self._stopping.wait(min(5.0, 0.5 * 2**attempt))
-                    continue
-                failures = [item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])]
-                if not failures:
-                    return
-                sequence = [record["dynamodb"]["SequenceNumber"] for record in records]
-                records = records[sequence.index(min(failures, key=int)) :]  # retried from the first failure
-            if source.on_failure_queue:
-                boto3.client("sqs").send_message(
-                    QueueUrl=self.names[source.on_failure_queue],
-                    MessageBody=json.dumps(
-                        {
-                            "requestContext": {"functionArn": source.function, "condition": "RetryAttemptsExhausted"},
-                            "DDBStreamBatchInfo": {
-                                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
-                                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
-                                "batchSize": len(records),
-                                "streamArn": records[0]["eventSourceARN"],
-                            },
-                        }
-                    ),
-                )
-        finally:
-            with self._busy_lock:
-                self._busy -= 1
+    def _thread(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _wake_streams(self) -> None:
+        for poller in self._stream_pollers:
+            poller.wake.set()
 
     def wait_idle(self, timeout: float = 120.0) -> None:
-        """Wait until every event-source queue is empty, every stream is read to its end, and nothing runs."""
-        sqs = boto3.client("sqs")
+        """Wait until every event-source queue is empty, every stream is read to its end, and nothing runs.
+
+        This process's own count of what runs and what is queued says when to look; SQS confirms it."""
+        activity = self.activity
+        urls = [source.queue_url for source in self.queue_sources]
+        streams = [source.function for source in self.stream_sources]
         deadline = time.monotonic() + timeout
-        quiet_checks = 0
-        while time.monotonic() < deadline:
-            checked_at = time.monotonic()
-            pending = 0
-            for source in self.queue_sources:
-                attributes = sqs.get_queue_attributes(
-                    QueueUrl=source.queue_url,
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-                )["Attributes"]
-                pending += sum(int(value) for value in attributes.values())
-            with self._busy_lock:
-                pending += self._busy
-            if pending == 0 and self.stream_sources:
-                # the stream must have been read to its end after the queues were seen empty
-                while any(self._stream_quiet.get(s.function, 0.0) < checked_at for s in self.stream_sources):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"streams still busy after {timeout:.0f}s")
-                    time.sleep(0.02)
-                with self._busy_lock:
-                    pending += self._busy
-            quiet_checks = quiet_checks + 1 if pending == 0 else 0
-            if quiet_checks >= 2:
-                return
-            time.sleep(0.02)
-        raise TimeoutError(f"queues still busy after {timeout:.0f}s")
+        with activity.changed:
+            activity.waiters += 1
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the stack was still busy after {timeout:.0f}s")
+                with activity.changed:
+                    activity.changed.wait_for(lambda: activity.quiet(urls), timeout=min(left, 0.5))
+                    generation, looked_at = activity.generation, time.monotonic()
+                self._wake_streams()  # each stream read to its end after this moment, with nothing left buffered
+                with activity.changed:
+                    read = partial(activity.streams_read, streams, looked_at)
+                    activity.changed.wait_for(read, timeout=max(0.0, deadline - time.monotonic()))
+                    if activity.generation != generation or not activity.quiet(urls):
+                        continue  # something ran or was sent meanwhile: look again
+                queued = {url: self._queued(url) for url in urls}
+                with activity.changed:
+                    if activity.generation == generation and not any(queued.values()):
+                        return
+                self._stopping.wait(0.05)
+        finally:
+            with activity.changed:
+                activity.waiters -= 1
+
+    def _queued(self, queue_url: str) -> int:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(value) for value in attributes.values())
 
     def queue_url(self, logical_id: str) -> str:
         return self.names[logical_id]
-
-
-class _StreamReader:
-    """Reads a table's stream shard by shard, resuming after the last record read when an iterator goes stale."""
-
-    def __init__(self, endpoint_url: str, table_name: str) -> None:
-        self.client = boto3.client("dynamodbstreams", endpoint_url=endpoint_url)
-        table = boto3.client("dynamodb", endpoint_url=endpoint_url).describe_table(TableName=table_name)
-        self.arn: str = table["Table"]["LatestStreamArn"]
-        self.iterators: dict[str, str] = {}
-        self.last_sequence: dict[str, str] = {}
-        self.finished: set[str] = set()
-        self.next_discovery = 0.0
-
-    def _iterator(self, shard_id: str) -> str:
-        if shard_id in self.last_sequence:
-            try:
-                return str(
-                    self.client.get_shard_iterator(
-                        StreamArn=self.arn,
-                        ShardId=shard_id,
-                        ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                        SequenceNumber=self.last_sequence[shard_id],
-                    )["ShardIterator"]
-                )
-            except self.client.exceptions.TrimmedDataAccessException:
-                pass
-        return str(
-            self.client.get_shard_iterator(StreamArn=self.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
-                "ShardIterator"
-            ]
-        )
-
-    def read(self) -> list[dict[str, Any]]:
-        if time.monotonic() >= self.next_discovery:
-            for shard in self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]:
-                shard_id = shard["ShardId"]
-                if shard_id not in self.iterators and shard_id not in self.finished:
-                    self.iterators[shard_id] = self._iterator(shard_id)
-            self.next_discovery = time.monotonic() + 2.0
-        fetched: list[dict[str, Any]] = []
-        for shard_id, iterator in list(self.iterators.items()):
-            try:
-                response = self.client.get_records(ShardIterator=iterator, Limit=1000)
-            except (
-                self.client.exceptions.TrimmedDataAccessException,
-                self.client.exceptions.ExpiredIteratorException,
-            ):
-                self.iterators[shard_id] = self._iterator(shard_id)
-                continue
-            records = response.get("Records", [])
-            if records:
-                self.last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
-            fetched += records
-            if response.get("NextShardIterator"):
-                self.iterators[shard_id] = response["NextShardIterator"]
-            else:
-                del self.iterators[shard_id]
-                self.finished.add(shard_id)
-        return fetched
-
-
-def _attribute_value(value: dict[str, Any]) -> dict[str, Any]:
-    """botocore reads an empty map {"M": {}} as {}; Lambda sends the map."""
-    if not value:
-        return {"M": {}}
-    if "M" in value:
-        return {"M": {name: _attribute_value(item) for name, item in value["M"].items()}}
-    if "L" in value:
-        return {"L": [_attribute_value(item) for item in value["L"]]}
-    return value
-
-
-def _matches(pattern: Any, value: Any) -> bool:
-    """The subset of Lambda event filtering the template uses: nested keys, each a list of allowed values."""
-    if isinstance(pattern, dict):
-        return isinstance(value, dict) and all(k in value and _matches(v, value[k]) for k, v in pattern.items())
-    if isinstance(pattern, list):
-        return value in pattern
-    return bool(pattern == value)

@@ -14,7 +14,7 @@ from pathlib import Path
 from infra.local.dynamodb_local import free_port
 from infra.local.shop_emulator import ShopifyStore, customer_payload, order_payload, product_payload
 from infra.local.simulation import PRODUCTS, Enrol, OrderPaid
-from infra.local.stack import Ports, Stack
+from infra.local.stack import LOCAL_TIME_SCALE, Ports, Stack
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
 from loyalty.adapters.dynamodb.models import bind_table
 from loyalty.ledger.service import Ledger
@@ -91,7 +91,7 @@ def test_webhook_to_ledger_events_per_second(figures: Figures) -> None:
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port(), salesforce=free_port())
     try:
-        with Stack(ports=ports) as stack:
+        with Stack(ports=ports, time_scale=LOCAL_TIME_SCALE) as stack:
             store = ShopifyStore(stack.gateway_url, stack.secrets["SHOPIFY_WEBHOOK_SECRET"])
             now = datetime.now(UTC)
             for product_id in PRODUCTS:

@@ -15,7 +15,7 @@ import pytest
 
 from infra.local.dynamodb_local import free_port
 from infra.local.shop_emulator import sign_webhook
-from infra.local.stack import Ports, Stack
+from infra.local.stack import LOCAL_TIME_SCALE, Ports, Stack
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 SHOPIFY_SECRET = "e2e-shopify-secret"
@@ -27,7 +27,7 @@ def stack() -> Iterator[Stack]:
     saved = dict(os.environ)
     ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port(), salesforce=free_port())
     secrets = {"SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET, "WOOCOMMERCE_WEBHOOK_SECRET": WOOCOMMERCE_SECRET}
-    with Stack(ports=ports, secrets=secrets) as running:
+    with Stack(ports=ports, secrets=secrets, time_scale=LOCAL_TIME_SCALE) as running:
         Shop(running).shopify("products/create", payload("shopify/products_create.json"))  # the catalogue
         running.wait_idle()
         yield running
