@@ -12,9 +12,14 @@ T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 def test_states_read_back_and_list_who_is_not_in_sync(stores: Stores) -> None:
     states = stores.crm_states
-    states.save("m1", CrmState(pushed={"Loyalty_Points__c": 10, "Loyalty_Tier__c": "Silver"}), T0)
-    states.save("m2", CrmState(status="unlinked", reason="no Contact with the member's e-mail yet"), T0)
-    states.save("m3", CrmState(status="parked", reason="2 Contacts share the member's e-mail"), T0)
+    states.save(
+        {
+            "m1": CrmState(pushed={"Loyalty_Points__c": 10, "Loyalty_Tier__c": "Silver"}),
+            "m2": CrmState(status="unlinked", reason="no Contact with the member's e-mail yet"),
+            "m3": CrmState(status="parked", reason="2 Contacts share the member's e-mail"),
+        },
+        T0,
+    )
     found = states.states(["m1", "m2", "m4"])
     assert found == {
         "m1": CrmState(pushed={"Loyalty_Points__c": 10, "Loyalty_Tier__c": "Silver"}),
@@ -24,5 +29,12 @@ def test_states_read_back_and_list_who_is_not_in_sync(stores: Stores) -> None:
     assert states.not_in_sync("parked") == [("m3", "2 Contacts share the member's e-mail")]
     assert states.not_in_sync("synced") == []  # only those not in sync are listed
     # When a member is synced again, it leaves the list
-    states.save("m2", CrmState(pushed={"Loyalty_Points__c": 0}), T0)
+    states.save({"m2": CrmState(pushed={"Loyalty_Points__c": 0})}, T0)
     assert states.not_in_sync("unlinked") == []
+
+
+def test_many_states_are_saved_at_once(stores: Stores) -> None:
+    # More than one batch of writes: every state is stored
+    many = {f"m{n:03d}": CrmState(pushed={"Loyalty_Points__c": n}) for n in range(60)}
+    stores.crm_states.save(many, T0)
+    assert stores.crm_states.states(many) == many

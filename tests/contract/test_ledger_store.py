@@ -78,6 +78,17 @@ def test_enrolment_stores_the_member_once_and_one_member_per_email(stores: Store
     assert member.member_id in {work.member_id for work in reviews}
 
 
+def test_members_are_read_together_and_the_unknown_left_out(stores: Stores) -> None:
+    # Given more members than one batch read takes (100)
+    members = [enrolled(stores, first_name=f"M{n}") for n in range(105)]
+    ids = [m.member_id for m in members]
+    # When they are read together with an id no member has
+    found = stores.ledger.members([*ids, "nobody", ids[0]])
+    # Then each reads back as stored, and the unknown id is not there
+    assert found == {m.member_id: m for m in members}
+    assert stores.ledger.members([]) == {}
+
+
 def test_a_change_applies_its_entry_deltas_and_values_together(stores: Stores) -> None:
     member = enrolled(stores)
     override = TierOverride(tier="gold", valid_until=date(2026, 6, 30), reason="VIP event", actor="005x")

@@ -56,7 +56,7 @@ def test_a_crm_yes_counts_only_once_the_contact_has_shown_the_members_no(
     fakes: Fakes, ledger: Ledger, inbound: CrmInbound, clock: FakeClock
 ) -> None:
     member = ledger.enrol("m1", email="m1@example.com", sms_consent=True)
-    fakes.crm_states.save(member, CrmState(pushed={SMS_OPT_IN: True}), clock.now)
+    fakes.crm_states.save({member: CrmState(pushed={SMS_OPT_IN: True})}, clock.now)
     # Given the member opted out of SMS (the unsubscribe link), not yet pushed to the Contact
     assert apply_profile_changes(fakes.directory, member, {"sms_consent": False}, clock.now + timedelta(minutes=1))
 
@@ -76,6 +76,6 @@ def test_a_crm_yes_counts_only_once_the_contact_has_shown_the_members_no(
     profile = ledger.summary(member).profile
     assert (profile.phone, profile.sms_consent) == ("+46701234561", False)
     # When the Contact has shown the opt-out and a CRM user ticks the box again, that counts
-    fakes.crm_states.save(member, CrmState(pushed={SMS_OPT_IN: False}), clock.now + timedelta(minutes=3))
+    fakes.crm_states.save({member: CrmState(pushed={SMS_OPT_IN: False})}, clock.now + timedelta(minutes=3))
     inbound.apply_contact_change(contact_edit(2, 4))
     assert ledger.summary(member).profile.sms_consent is True

@@ -60,6 +60,22 @@ def test_release_makes_points_available_as_a_lot(ledger: Ledger, clock: FakeCloc
     assert ledger.check_invariants(member) == []
 
 
+def test_summaries_read_many_members_and_without_expiry_skip_the_lots(ledger: Ledger, clock: FakeClock) -> None:
+    # Given two members, one with released points
+    first, second = enrolled(ledger, "m1"), enrolled(ledger, "m2")
+    ledger.accrue(first, simple_order("1001", clock.now))
+    ledger.release("shopify:demo", "1001")
+    # When both are summarised together (with an id no member has), with and without their expiry
+    full = ledger.summaries([first, second, "nobody"])
+    standing = ledger.summaries([first, second], expiry=False)
+    # Then each summary is the member's own, the unknown id is left out
+    assert full == {first: ledger.summary(first), second: ledger.summary(second)}
+    assert full[first].next_expiry_points == 100
+    # And without expiry everything but the next expiry is the same
+    assert standing[first] == full[first].model_copy(update={"next_expiry_on": None, "next_expiry_points": 0})
+    assert ledger.summary(first, expiry=False) == standing[first]
+
+
 def test_partial_refunds_reverse_pro_rata_and_never_more_than_earned(ledger: Ledger, clock: FakeClock) -> None:
     # Given an order of 3 units earning 100 points (33.33 a unit)
     member = enrolled(ledger)

@@ -201,11 +201,11 @@ class ScheduledJobs:
     def review(self, member_id: str, today: date) -> bool:
         """Decide ended qualification periods, recompute the segment and set the next review."""
         try:
-            summary = self.ledger.summary(member_id)
+            summary = self.ledger.summary(member_id, expiry=False)
             due = assessment_due(self.rules, summary.earned_tier, summary.tier_period_end)
             if due is not None and due <= self.rules.local_date(self.ledger.clock()):
                 self.ledger.assess_tier(member_id)  # ended periods decided, oldest first
-                summary = self.ledger.summary(member_id)
+                summary = self.ledger.summary(member_id, expiry=False)
         except UnknownMemberError:
             return False
         since = segment_window_start(self.rules.segments, today)

@@ -101,7 +101,7 @@ class CrmInbound:
         if any(known.get(field) is True for field in CONSENT_FIELDS):
             pushed = self.crm_states.states([member_id]).get(member_id)
             shown = consent_on(pushed.pushed if pushed is not None else {})
-            for field in stale_crm_consent(self.ledger.summary(member_id).profile, known, shown):
+            for field in stale_crm_consent(self.ledger.summary(member_id, expiry=False).profile, known, shown):
                 del known[field]
         applied = apply_profile_changes(self.directory, member_id, known, change.last_modified)
         return "contact change applied" if applied else "contact change older than the last applied: ignored"
@@ -168,7 +168,7 @@ class CrmInbound:
     def _member(self, member_id: str | None, email: str | None) -> str | None:
         if member_id:
             try:
-                self.ledger.summary(member_id)
+                self.ledger.summary(member_id, expiry=False)
                 return member_id
             except UnknownMemberError:
                 pass

@@ -1,8 +1,9 @@
 """Push members' loyalty fields to their Salesforce Contacts: coalesced, only what changed, 200 a request.
 
-For the members changed in a batch: read each member's current summary once (so ten changes in a batch
-become one record with the latest values), link members to Contacts (by the member id field, else by
-e-mail with one query for the batch, then the member id is written to the Contact), send only the fields
+For the members changed in a batch: read the members once, together (so ten changes in a batch become one
+record with the latest values; the lots, for the expiring points, only of members with a Contact), link
+members to Contacts (by the member id field, else by e-mail with one query for the batch, then the member id
+is written to the Contact), send only the fields
 that differ from the last successful push, and keep what Salesforce refused: retryable per-record failures
 are retried a bounded number of times, validation failures are parked with their reason, members without a
 Contact are parked as unlinked (never a duplicate Contact unless creating Contacts is switched on).
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loyalty.crm.fields import TASK_SEND_ID, contact_fields, new_contact, task_fields
-from loyalty.errors import CrmRetryableError, UnknownMemberError
+from loyalty.errors import CrmRetryableError
 from loyalty.ledger.model import MemberSummary
 from loyalty.ledger.service import Ledger
 from loyalty.observability import logger, metrics
@@ -65,31 +66,38 @@ class CrmSync:
 
     def push(self, member_ids: Iterable[str]) -> PushReport:
         report = PushReport()
-        summaries: dict[str, MemberSummary] = {}
-        for member_id in sorted(set(member_ids)):
-            try:
-                summaries[member_id] = self.ledger.summary(member_id)
-            except UnknownMemberError:
+        members = sorted(set(member_ids))
+        standing = self.ledger.summaries(members, expiry=False)  # who they are and their Contact: one batch read
+        for member_id in members:
+            if member_id not in standing:
                 logger.warning("member gone before its CRM push", member_id=member_id)
-        if not summaries:
+        if not standing:
             return report
-        states = self.store.states(summaries)
-        contacts = {m: s.profile.crm_contact_id for m, s in summaries.items() if s.profile.crm_contact_id}
-        newly_linked = self._link(summaries, contacts, states, report)
-        updates: dict[str, dict[str, Any]] = {}
-        for member_id, contact_id in contacts.items():
-            state = states.setdefault(member_id, CrmState())
-            fields = contact_fields(summaries[member_id], self.ledger.rules)
-            changed = {
-                name: value
-                for name, value in fields.items()
-                if member_id in newly_linked or state.status != "synced" or state.pushed.get(name, ...) != value
-            }
-            if changed:
-                updates[member_id] = {"Id": contact_id, **changed}
-            else:
-                report.unchanged += 1
-        self._send(updates, states, contacts, report)
+        states = self.store.states(standing)
+        touched: set[str] = set()  # whose state changed: saved together at the end, even if Salesforce fails
+        try:
+            contacts = {m: s.profile.crm_contact_id for m, s in standing.items() if s.profile.crm_contact_id}
+            newly_linked = self._link(standing, contacts, states, touched, report)
+            summaries = self.ledger.summaries(contacts)  # the fields, expiring points included: linked members only
+            updates: dict[str, dict[str, Any]] = {}
+            for member_id, contact_id in contacts.items():
+                if member_id not in summaries:
+                    continue
+                state = states.setdefault(member_id, CrmState())
+                fields = contact_fields(summaries[member_id], self.ledger.rules)
+                changed = {
+                    name: value
+                    for name, value in fields.items()
+                    if member_id in newly_linked or state.status != "synced" or state.pushed.get(name, ...) != value
+                }
+                if changed:
+                    updates[member_id] = {"Id": contact_id, **changed}
+                else:
+                    report.unchanged += 1
+            self._send(updates, states, contacts, touched, report)
+        finally:
+            if touched:
+                self.store.save({member_id: states[member_id] for member_id in touched}, self.clock())
         return report
 
     def record_tasks(self, sends: Iterable[SendRecord]) -> PushReport:
@@ -98,12 +106,9 @@ class CrmSync:
         sends = list({(s.member_id, s.dedup, s.channel): s for s in sends}.values())
         if not sends:
             return report
-        contacts: dict[str, str | None] = {}
-        for member_id in sorted({s.member_id for s in sends}):
-            try:
-                contacts[member_id] = self.ledger.summary(member_id).profile.crm_contact_id
-            except UnknownMemberError:
-                contacts[member_id] = None
+        member_ids = {s.member_id for s in sends}
+        standing = self.ledger.summaries(member_ids, expiry=False)
+        contacts = {m: standing[m].profile.crm_contact_id if m in standing else None for m in member_ids}
         linked = [s for s in sends if contacts[s.member_id]]
         for sent in sends:
             if not contacts[sent.member_id]:
@@ -129,6 +134,7 @@ class CrmSync:
         summaries: dict[str, MemberSummary],
         contacts: dict[str, str],
         states: dict[str, CrmState],
+        touched: set[str],
         report: PushReport,
     ) -> set[str]:
         unlinked = [m for m in summaries if m not in contacts]
@@ -152,17 +158,19 @@ class CrmSync:
                 contacts[member_id] = matches[0]
                 linked.add(member_id)
             elif len(matches) > 1:
-                self._park(member_id, states, "parked", f"{len(matches)} Contacts share the member's e-mail", report)
+                reason = f"{len(matches)} Contacts share the member's e-mail"
+                self._park(member_id, states, touched, "parked", reason, report)
             elif self.create_contacts:
                 to_create.append(member_id)
             else:
-                self._park(member_id, states, "unlinked", "no Contact with the member's e-mail yet", report)
+                self._park(member_id, states, touched, "unlinked", "no Contact with the member's e-mail yet", report)
         searched = set(by_email.values())
         for member_id in unlinked:
             if member_id not in contacts and member_id not in searched:
-                self._park(member_id, states, "unlinked", "the member has no e-mail to find a Contact by", report)
+                reason = "the member has no e-mail to find a Contact by"
+                self._park(member_id, states, touched, "unlinked", reason, report)
         if to_create:
-            self._create(to_create, summaries, contacts, linked, states, report)
+            self._create(to_create, summaries, contacts, linked, states, touched, report)
         for member_id in linked:
             self.directory.link_contact(member_id, contacts[member_id])
         report.linked += len(linked)
@@ -175,6 +183,7 @@ class CrmSync:
         contacts: dict[str, str],
         linked: set[str],
         states: dict[str, CrmState],
+        touched: set[str],
         report: PushReport,
     ) -> None:
         records = [new_contact(summaries[m]) for m in member_ids]
@@ -184,16 +193,16 @@ class CrmSync:
                 linked.add(member_id)
                 report.contacts_created += 1
             else:
-                self._park(member_id, states, "parked", _describe(result), report)
+                self._park(member_id, states, touched, "parked", _describe(result), report)
 
     def _send(
         self,
         updates: dict[str, dict[str, Any]],
         states: dict[str, CrmState],
         contacts: dict[str, str],
+        touched: set[str],
         report: PushReport,
     ) -> None:
-        now = self.clock()
         pending = dict(updates)
         for attempt in range(RECORD_RETRIES + 1):
             if not pending:
@@ -207,16 +216,16 @@ class CrmSync:
                 if result.success:
                     state.pushed.update({k: v for k, v in record.items() if k != "Id"})
                     state.status, state.reason = "synced", None
-                    self.store.save(member_id, state, now)
+                    touched.add(member_id)
                     report.pushed += 1
                 elif result.retryable:
                     retry[member_id] = record
                 elif any(code in STALE_LINK_CODES for code, _ in result.errors):
                     self.directory.link_contact(member_id, None)  # relinked on the next push
                     contacts.pop(member_id, None)
-                    self._park(member_id, states, "unlinked", "the linked Contact was deleted", report)
+                    self._park(member_id, states, touched, "unlinked", "the linked Contact was deleted", report)
                 else:
-                    self._park(member_id, states, "parked", _describe(result), report)
+                    self._park(member_id, states, touched, "parked", _describe(result), report)
                     metrics.add_metric(name="CrmRecordsParked", unit="Count", value=1)
             pending = retry
             if pending and attempt < RECORD_RETRIES:
@@ -224,10 +233,14 @@ class CrmSync:
         if pending:
             raise CrmRetryableError(f"{len(pending)} Contacts stayed locked after {RECORD_RETRIES} retries")
 
-    def _park(self, member_id: str, states: dict[str, CrmState], status: str, reason: str, report: PushReport) -> None:
+    def _park(
+        self, member_id: str, states: dict[str, CrmState], touched: set[str], status: str, reason: str,
+        report: PushReport,
+    ) -> None:  # fmt: skip
         state = states.setdefault(member_id, CrmState())
-        state.status, state.reason = status, reason
-        self.store.save(member_id, state, self.clock())
+        if (state.status, state.reason) != (status, reason):  # parked for the same reason before: nothing to write
+            state.status, state.reason = status, reason
+            touched.add(member_id)
         if status == "unlinked":
             report.unlinked += 1
         else:

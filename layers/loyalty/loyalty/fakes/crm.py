@@ -9,7 +9,7 @@ them until used up.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -47,8 +47,9 @@ class InMemoryCrmStates:
             if m in stored
         }
 
-    def save(self, member_id: str, state: CrmState, at: datetime) -> None:
-        self.memory.items("crm_states")[member_id] = CrmState(dict(state.pushed), state.status, state.reason)
+    def save(self, states: Mapping[str, CrmState], at: datetime) -> None:
+        for member_id, state in states.items():
+            self.memory.items("crm_states")[member_id] = CrmState(dict(state.pushed), state.status, state.reason)
 
     def not_in_sync(self, status: str) -> list[tuple[str, str | None]]:
         stored = self.memory.items("crm_states")

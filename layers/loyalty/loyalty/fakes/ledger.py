@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
@@ -31,6 +31,10 @@ class InMemoryLedgerStore:
 
     def member(self, member_id: str) -> MemberState | None:
         return self.memory.members.get(member_id)
+
+    def members(self, member_ids: Iterable[str]) -> dict[str, MemberState]:
+        with self.memory.atomically():
+            return {m: self.memory.members[m] for m in set(member_ids) if m in self.memory.members}
 
     def member_and_order(self, member_id: str, order_key: str) -> tuple[MemberState | None, OrderState | None]:
         with self.memory.atomically():

@@ -6,7 +6,7 @@ loyalty.fakes.ledger (in memory); tests/contract/test_ledger_store.py holds both
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
@@ -16,6 +16,10 @@ from loyalty.ledger.state import Commit, LedgerChange, MemberState, OfferGrant, 
 
 class LedgerStore(Protocol):
     def member(self, member_id: str) -> MemberState | None: ...
+
+    def members(self, member_ids: Iterable[str]) -> dict[str, MemberState]:
+        """Those of the members that exist, read together."""
+        ...
 
     def member_and_order(self, member_id: str, order_key: str) -> tuple[MemberState | None, OrderState | None]:
         """Both in one read."""

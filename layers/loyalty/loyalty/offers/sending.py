@@ -72,7 +72,7 @@ class OfferSender:
         """Decide and send ``request`` on each channel; returns channel -> status."""
         released = request.released
         try:
-            summary = self.ledger.summary(request.member_id)
+            summary = self.ledger.summary(request.member_id, expiry=False)  # the next expiry is not shown
         except UnknownMemberError:
             logger.warning("offer for an unknown member dropped", request_id=request.request_id)
             return {}

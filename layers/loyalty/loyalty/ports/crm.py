@@ -6,7 +6,7 @@ loyalty.fakes.crm (tests/contract holds each pair to the same behaviour; the cli
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -40,7 +40,9 @@ class CrmStates(Protocol):
         """The states of those members that have one."""
         ...
 
-    def save(self, member_id: str, state: CrmState, at: datetime) -> None: ...
+    def save(self, states: Mapping[str, CrmState], at: datetime) -> None:
+        """Store each member's state (member id -> state), in as few writes as the store allows."""
+        ...
 
     def not_in_sync(self, status: str) -> list[tuple[str, str | None]]:
         """Members parked or unlinked (``status``), with the reason: the list an operator looks at."""

@@ -111,7 +111,11 @@ class ShopEventApplier:
         # asked again on a redelivery too (the sender sends each once): a crash before this line loses nothing
         now = self.ledger.clock()
         offers = after_order(
-            self.offer_rules, result, self.ledger.summary(member_id), self.ledger.rules.local_date(now), now
+            self.offer_rules,
+            result,
+            self.ledger.summary(member_id, expiry=False),
+            self.ledger.rules.local_date(now),
+            now,
         )
         if offers:
             self.offer_queue.send(offers)

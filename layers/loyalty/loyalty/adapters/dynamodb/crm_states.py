@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from loyalty.adapters.dynamodb.models import CRM_STATE_SK, CrmStateItem, LoyaltyItem, member_pk
@@ -20,19 +20,23 @@ class DynamoDBCrmStates:
                 )
         return found
 
-    def save(self, member_id: str, state: CrmState, at: datetime) -> None:
-        parked = state.status in ("parked", "unlinked")
-        CrmStateItem(
-            member_pk(member_id),
-            CRM_STATE_SK,
-            member_id=member_id,
-            pushed=dict(state.pushed),
-            status=state.status,
-            reason=state.reason,
-            updated_at=at,
-            due_pk=f"CRM#{state.status}" if parked else None,
-            due_sk=member_id if parked else None,
-        ).save()
+    def save(self, states: Mapping[str, CrmState], at: datetime) -> None:
+        with LoyaltyItem.batch_write() as batch:  # 25 a request; what the table returns unprocessed is retried
+            for member_id, state in sorted(states.items()):
+                parked = state.status in ("parked", "unlinked")
+                batch.save(
+                    CrmStateItem(
+                        member_pk(member_id),
+                        CRM_STATE_SK,
+                        member_id=member_id,
+                        pushed=dict(state.pushed),
+                        status=state.status,
+                        reason=state.reason,
+                        updated_at=at,
+                        due_pk=f"CRM#{state.status}" if parked else None,
+                        due_sk=member_id if parked else None,
+                    )
+                )
 
     def not_in_sync(self, status: str) -> list[tuple[str, str | None]]:
         """Members parked or unlinked, with the reason: the list an operator looks at."""

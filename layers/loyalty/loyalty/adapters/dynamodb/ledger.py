@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -76,6 +76,11 @@ class DynamoDBLedgerStore:
     def member(self, member_id: str) -> MemberState | None:
         item = _get(MemberItem, member_pk(member_id), MEMBER_SK)
         return member_state(item) if item is not None else None
+
+    def members(self, member_ids: Iterable[str]) -> dict[str, MemberState]:
+        keys = [(member_pk(member_id), MEMBER_SK) for member_id in sorted(set(member_ids))]
+        found = (member_state(item) for item in _batch_get(keys) if isinstance(item, MemberItem)) if keys else ()
+        return {member.member_id: member for member in found}
 
     def member_and_order(self, member_id: str, order_key: str) -> tuple[MemberState | None, OrderState | None]:
         member = order = None
