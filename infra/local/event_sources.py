@@ -38,8 +38,9 @@ class QueueSource:
     queue_url: str
     queue_arn: str
     batch_size: int
-    window_seconds: float  # the template's MaximumBatchingWindowInSeconds, on the stack's time scale
+    template_window_seconds: float  # the template's MaximumBatchingWindowInSeconds
     max_receive_count: int | None  # the queue's redrive policy: past it a failed message goes to the dead letters
+    window_seconds: float = 0.0  # the window on the stack's time scale
 
 
 @dataclass
@@ -47,10 +48,11 @@ class StreamSource:
     function: str
     table: str  # logical id
     batch_size: int
-    window_seconds: float  # the template's MaximumBatchingWindowInSeconds, on the stack's time scale
+    template_window_seconds: float  # the template's MaximumBatchingWindowInSeconds
     max_retries: int
     patterns: list[dict[str, Any]]  # a record passes if it matches any (none: every record)
     on_failure_queue: str | None  # logical id
+    window_seconds: float = 0.0  # the window on the stack's time scale
 
 
 class Activity:

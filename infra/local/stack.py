@@ -370,8 +370,16 @@ class Stack:
                     self.stream_sources.append(self._stream_source(logical_id, event["Properties"]))
                 elif event["Type"] == "SQS":
                     self.queue_sources.append(self._queue_source(logical_id, event["Properties"]))
+        self.set_time_scale(self.time_scale)
         os.environ.update({key: str(self._resolve(value)) for key, value in environment.items()})
         services.reset()  # the handlers read the environment just set, not one read earlier in this process
+
+    def set_time_scale(self, scale: float) -> None:
+        """Run the batching windows at ``scale`` times their template values from now on (1.0: AWS's timing)."""
+        self.time_scale = scale
+        sources: list[QueueSource | StreamSource] = [*self.queue_sources, *self.stream_sources]
+        for source in sources:
+            source.window_seconds = source.template_window_seconds * scale
 
     def _queue_source(self, function: str, props: dict[str, Any]) -> QueueSource:
         queue = props["Queue"]["Fn::GetAtt"][0]
@@ -381,7 +389,7 @@ class Stack:
             queue_url=self.names[queue],
             queue_arn=self.arns[queue],
             batch_size=int(props.get("BatchSize", 10)),
-            window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)) * self.time_scale,
+            template_window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)),
             max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
         )
 
@@ -392,7 +400,7 @@ class Stack:
             function=function,
             table=props["Stream"]["Fn::GetAtt"][0],
             batch_size=int(props.get("BatchSize", 100)),
-            window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)) * self.time_scale,
+            template_window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)),
             max_retries=int(props.get("MaximumRetryAttempts", 3)),
             patterns=[json.loads(f["Pattern"]) for f in filters],
             on_failure_queue=failure["Fn::GetAtt"][0] if failure else None,
