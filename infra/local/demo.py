@@ -18,6 +18,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -58,17 +60,21 @@ LOCALES = ("sv_SE", "nb_NO", "da_DK", "fi_FI", "en_GB")
 
 
 class SimulatedClock:
-    """The programme's clock during the demo: set to each happening's time, a microsecond apart."""
+    """The programme's clock during the demo: set to each happening's time, a microsecond apart (the handlers and
+    the jobs' workers read it from several threads)."""
 
     def __init__(self) -> None:
         self.now = datetime(2025, 1, 1, tzinfo=UTC)
+        self._lock = threading.Lock()
 
     def set(self, moment: datetime) -> None:
-        self.now = max(self.now, moment)
+        with self._lock:
+            self.now = max(self.now, moment)
 
     def __call__(self) -> datetime:
-        self.now += timedelta(microseconds=1)
-        return self.now
+        with self._lock:
+            self.now += timedelta(microseconds=1)
+            return self.now
 
 
 class Demo:
@@ -392,10 +398,15 @@ def run(members: int) -> bool:
         first = happenings[0].at
         for product_id in PRODUCTS:
             demo.send("products/create", product_payload(product_id, first))
-        for happening in tqdm(happenings, desc="simulating the year", unit="event", file=sys.stdout):
+        started = time.monotonic()
+        # the bar shows events a second and the time left (averaged over the last few hundred events)
+        for happening in tqdm(happenings, desc="simulating the year", unit="event", smoothing=0.02, file=sys.stdout):
             demo.happen(happening)
         demo.settle()
         demo.pool.shutdown()
+        took = time.monotonic() - started
+        print(f"\nThe year took {took // 60:.0f} min {took % 60:.0f} s: {len(happenings):,} events, "
+              f"{len(happenings) / took:.1f} a second")  # fmt: skip
         return print_summary(demo)
 
 

@@ -139,6 +139,40 @@ def test_a_job_killed_midway_and_rerun_gives_the_same_ledger(rules: ProgramRules
     assert histories[0] == histories[1]
 
 
+def test_members_worked_on_at_once_end_as_one_at_a_time(rules: ProgramRules, clock: FakeClock) -> None:
+    members = [f"m{n}" for n in range(40)]
+    results = []
+    for workers in (1, 6):
+        # Given forty members, each with two or three lots expiring on the same day and an order to release
+        fakes = Fakes()
+        clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+        ledger = Ledger(fakes.ledger_store, rules, clock=clock)
+        for number, member in enumerate(members):
+            ledger.enrol(member)
+            for lot in range(2 + number % 2):
+                ledger.bonus(member, "review", f"{member}-b{lot}", points=10 + lot)
+            ledger.redeem(member, 5, f"{member}-r", "voucher")
+            ledger.accrue(member, simple_order(f"o-{member}", clock.now))
+        jobs = ScheduledJobs(
+            ledger, fakes.reviews, fakes.job_runs, fakes.offer_queue, load_offer_rules(), fakes.offer_records,
+            page_size=25, workers=workers,
+        )  # fmt: skip
+        # When the release and expiry jobs run with one worker, then with six
+        at_day(clock, date(2026, 4, 2))
+        released = jobs.run("release", date(2026, 4, 2))
+        at_day(clock, date(2027, 4, 1))
+        expired = jobs.run("expire", date(2027, 4, 1))
+        assert ledger.summary("m0").available == 0  # the order's lot was earned in March too
+        results.append(
+            (released.changed, expired.processed, expired.changed, lot_history(ledger, members),
+             [ledger.check_invariants(m) for m in members])
+        )  # fmt: skip
+    # Then both end alike: every order released once, every lot expired once, every invariant holding
+    assert results[0] == results[1]
+    lots = sum(2 + n % 2 for n in range(len(members))) + len(members)  # the bonuses' and the orders'
+    assert results[0][0] == len(members) and results[0][2] == lots
+
+
 def test_a_run_stops_for_time_and_the_next_goes_on(jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock) -> None:
     jobs.page_size = 2
     for n in range(5):

@@ -181,6 +181,7 @@ def scheduled_jobs() -> ScheduledJobs:
         SqsOfferQueue(settings.offer_queue_url),
         load_offer_rules(),
         DynamoDBOfferRecords(),
+        workers=settings.workers,
     )
 
 
