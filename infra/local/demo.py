@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 import warnings
 from collections import Counter
@@ -30,6 +29,7 @@ import boto3
 from tqdm import tqdm
 
 from infra.local.dynamodb_local import free_port
+from infra.local.instances import SharedClock
 from infra.local.outbox import as_text, sent
 from infra.local.shop_emulator import ShopifyStore, customer_payload, order_payload, product_payload, refund_payload
 from infra.local.simulation import (
@@ -59,26 +59,8 @@ from loyalty.programme.rules import load_program
 LOCALES = ("sv_SE", "nb_NO", "da_DK", "fi_FI", "en_GB")
 
 
-class SimulatedClock:
-    """The programme's clock during the demo: set to each happening's time, a microsecond apart (the handlers and
-    the jobs' workers read it from several threads)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2025, 1, 1, tzinfo=UTC)
-        self._lock = threading.Lock()
-
-    def set(self, moment: datetime) -> None:
-        with self._lock:
-            self.now = max(self.now, moment)
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            self.now += timedelta(microseconds=1)
-            return self.now
-
-
 class Demo:
-    def __init__(self, stack: Stack, clock: SimulatedClock) -> None:
+    def __init__(self, stack: Stack, clock: SharedClock) -> None:
         self.stack = stack
         self.clock = clock
         self.store = ShopifyStore(stack.gateway_url, stack.secrets["SHOPIFY_WEBHOOK_SECRET"])
@@ -382,12 +364,13 @@ def print_contacts(demo: Demo) -> bool:
 
 
 def run(members: int) -> bool:
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # the handlers' metrics would drown the progress bar
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # the handlers' metrics and logs would drown the progress bar
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    clock = SimulatedClock()
+    clock = SharedClock(datetime(2025, 1, 1, tzinfo=UTC))  # the simulated year's, in every function instance too
     use_clock(clock)
     ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port(), salesforce=free_port())
-    with Stack(ports=ports, time_scale=LOCAL_TIME_SCALE) as stack:
+    with Stack(ports=ports, time_scale=LOCAL_TIME_SCALE, clock=clock) as stack:
         logging.getLogger("loyalty").setLevel(logging.WARNING)  # the handlers' logs would drown the progress bar
         demo = Demo(stack, clock)
         happenings = in_time_order(simulate_year(members=members))

@@ -180,8 +180,8 @@ class QueuePoller:
         try:
             response = self.invoke(source.function, event)
             failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-        except Exception:  # the whole invocation failed: as in AWS, every message comes back
-            log.exception("%s failed; its batch will be redelivered", source.function)
+        except Exception as error:  # the whole invocation failed: as in AWS, every message comes back
+            log.warning("%s failed; its batch will be redelivered: %s", source.function, _last_line(error))
             failed = {message["MessageId"] for message in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
         again = [m for m in messages if m["MessageId"] in failed]
@@ -268,8 +268,8 @@ class StreamPoller:
                 return
             try:
                 response = self.invoke(source.function, {"Records": records})
-            except Exception:
-                log.exception("%s failed on attempt %d", source.function, attempt + 1)
+            except Exception as error:
+                log.warning("%s failed on attempt %d: %s", source.function, attempt + 1, _last_line(error))
                 self.stopping.wait(min(5.0, 0.5 * 2**attempt))
                 continue
             failures = [item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])]
@@ -392,6 +392,12 @@ def matches(pattern: Any, value: Any) -> bool:
     if isinstance(pattern, list):
         return value in pattern
     return bool(pattern == value)
+
+
+def _last_line(error: Exception) -> str:
+    """What went wrong, in a line (an instance's error carries its whole traceback)."""
+    lines = str(error).strip().splitlines()
+    return lines[-1] if lines else type(error).__name__
 
 
 def _chunks(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

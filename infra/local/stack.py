@@ -11,7 +11,6 @@ wait ten seconds for each CRM push.
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import logging
 import os
@@ -26,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -36,15 +34,20 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from infra.local.dynamodb_local import DynamoDBLocal
 from infra.local.event_sources import Activity, QueuePoller, QueueSource, StreamPoller, StreamReader, StreamSource
+from infra.local.instances import (
+    ACCOUNT,
+    REGION,
+    Function,
+    FunctionError,
+    SharedClock,
+    count_sends,
+    lambda_context,
+)
 from infra.local.processes import stop_process
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
 from loyalty.clock import now as programme_now
-from loyalty.observability import metrics
-from loyalty.wiring import services
 
-REGION = "eu-north-1"
-ACCOUNT = "123456789012"
 DEV_SECRETS = {  # development defaults; override with the environment variables of the same name
     "SHOPIFY_WEBHOOK_SECRET": "dev-shopify-webhook-secret",
     "WOOCOMMERCE_WEBHOOK_SECRET": "dev-woocommerce-webhook-secret",
@@ -71,6 +74,7 @@ LOCAL_JOBS_PATH = "/_local/jobs/"  # not in AWS: schedules run jobs there; here 
 TEXT_TYPES = ("json", "text/", "xml", "x-www-form-urlencoded")
 
 Handler = Callable[[dict[str, Any], Any], Any]
+DEFAULT_CONCURRENCY = 2  # instances per function at most (Lambda's reserved concurrency, here)
 
 
 @dataclass
@@ -128,20 +132,6 @@ class MotoServer:
         self._process = None
 
 
-def lambda_context(function_name: str, timeout_seconds: int = 30) -> SimpleNamespace:
-    deadline = time.monotonic() + timeout_seconds
-    return SimpleNamespace(
-        function_name=function_name,
-        function_version="$LATEST",
-        invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
-        memory_limit_in_mb=512,
-        aws_request_id=str(uuid.uuid4()),
-        log_group_name=f"/aws/lambda/{function_name}",
-        log_stream_name="local",
-        get_remaining_time_in_millis=lambda: int(max(0.0, deadline - time.monotonic()) * 1000),
-    )
-
-
 @dataclass
 class Stack:
     ports: Ports = field(default_factory=Ports)
@@ -150,13 +140,16 @@ class Stack:
     # Batching windows run this many times their template values (demo, serve and most tests: 0.01, so the CRM
     # sync's 10-second window is 0.1 s); 1.0 is AWS's timing.
     time_scale: float = 1.0
+    # The programme's clock for every instance (the demo's simulated year); None: the real time
+    clock: SharedClock | None = None
+    concurrency: dict[str, int] = field(default_factory=dict)  # function -> instances at most (else 2)
 
     def __post_init__(self) -> None:
         self.template = load_template()
         self.resources: dict[str, dict[str, Any]] = self.template["Resources"]
         self.names: dict[str, str] = {}  # logical id -> what !Ref gives (table name, queue URL, secret ARN)
         self.arns: dict[str, str] = {}
-        self.handlers: dict[str, Handler] = {}
+        self.handlers: dict[str, Function | Handler] = {}  # a test may put a stand-in handler here
         self.timeouts: dict[str, int] = {}
         self.routes: list[Route] = []
         self.queue_sources: list[QueueSource] = []
@@ -214,7 +207,7 @@ class Stack:
             AWS_ENDPOINT_URL_DYNAMODB_STREAMS=self.dynamodb_url,
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
-        self._count_sends(boto3._get_default_session())  # the handlers' clients come from it
+        count_sends(boto3._get_default_session(), self.activity.sent)  # what drivers in this process send
         self._create_resources()
         self._sqs = boto3.client("sqs")
         self._load_functions()
@@ -233,6 +226,9 @@ class Stack:
             self._gateway.server_close()
         for thread in self._threads:
             thread.join(timeout=10)
+        for handler in self.handlers.values():
+            if isinstance(handler, Function):
+                handler.stop()
         self.salesforce.stop()
         if self._moto is not None:
             self._moto.stop()
@@ -344,14 +340,25 @@ class Stack:
 
     def _load_functions(self) -> None:
         globals_ = self.template.get("Globals", {}).get("Function", {})
-        environment = dict(globals_.get("Environment", {}).get("Variables", {}))
+        shared = dict(globals_.get("Environment", {}).get("Variables", {}))
+        everything: dict[str, str] = {}
         for logical_id, resource in self._of_type("AWS::Serverless::Function").items():
             props = resource["Properties"]
-            environment.update(props.get("Environment", {}).get("Variables", {}))
+            variables = {**shared, **props.get("Environment", {}).get("Variables", {})}
+            environment = {key: str(self._resolve(value)) for key, value in variables.items()}
+            everything.update(environment)
             module_name = props["CodeUri"].strip("/").replace("/", ".") + "." + props["Handler"].rsplit(".", 1)[0]
-            module = importlib.import_module(module_name)
-            self.handlers[logical_id] = getattr(module, props["Handler"].rsplit(".", 1)[1])
+            handler = f"{module_name}.{props['Handler'].rsplit('.', 1)[1]}"
             self.timeouts[logical_id] = int(props.get("Timeout", globals_.get("Timeout", 30)))
+            self.handlers[logical_id] = Function(
+                logical_id,
+                handler,
+                environment,
+                self.timeouts[logical_id],
+                self.concurrency_of(logical_id),
+                self.clock,
+                self.activity.sent,
+            )
             for event_name, event in props.get("Events", {}).items():
                 if event["Type"] == "Schedule":
                     schedule = event["Properties"]
@@ -371,8 +378,11 @@ class Stack:
                 elif event["Type"] == "SQS":
                     self.queue_sources.append(self._queue_source(logical_id, event["Properties"]))
         self.set_time_scale(self.time_scale)
-        os.environ.update({key: str(self._resolve(value)) for key, value in environment.items()})
-        services.reset()  # the handlers read the environment just set, not one read earlier in this process
+        os.environ.update(everything)  # for drivers that read the stack's settings; each function has its own
+
+    def concurrency_of(self, function: str) -> int:
+        """How many instances of the function may run at once (and pollers its queue has)."""
+        return self.concurrency.get(function, DEFAULT_CONCURRENCY)
 
     def set_time_scale(self, scale: float) -> None:
         """Run the batching windows at ``scale`` times their template values from now on (1.0: AWS's timing)."""
@@ -407,21 +417,19 @@ class Stack:
         )
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
-        """Invoke a function's handler with an event, one event at a time per function, as one Lambda container
-        handles them (the handlers keep per-invocation state, such as the resolver's current event)."""
-        # Powertools' resolvers keep the current request on a class attribute shared by every resolver in a
-        # process: functions behind the HTTP API take turns here, as they never share a process in AWS.
-        http_api = any(route.function == function for route in self.routes)
-        with self._function_locks.setdefault("HttpApi" if http_api else function, threading.Lock()):
-            self.activity.begin()
-            try:
-                return self.handlers[function](event, lambda_context(function, self.timeouts[function]))
-            finally:
-                if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
-                    metrics.clear_metrics()  # Powertools keeps disabled metrics, and prints them once 100 pile up
-                self.activity.end()
-                if self.activity.waiters:  # someone waits for the pipeline: read the stream now, not at the next poll
-                    self._wake_streams()
+        """Invoke a function with an event: an instance of it that is free handles it (one event at a time per
+        instance, as in Lambda); raises FunctionError if the handler raised."""
+        handler = self.handlers[function]
+        self.activity.begin()
+        try:
+            if isinstance(handler, Function):
+                return handler(event)
+            with self._function_locks.setdefault(function, threading.Lock()):  # a stand-in, in this process
+                return handler(event, lambda_context(function, self.timeouts[function]))
+        finally:
+            self.activity.end()
+            if self.activity.waiters:  # someone waits for the pipeline: read the stream now, not at the next poll
+                self._wake_streams()
 
     # ------------------------------------------------------------ schedules
 
@@ -513,7 +521,11 @@ class Stack:
             "body": body_text if body else None,
             "isBase64Encoded": encoded if body else False,
         }
-        response = self.invoke(route.function, event)
+        try:
+            response = self.invoke(route.function, event)
+        except FunctionError:  # as API Gateway answers when the integration fails
+            logging.getLogger(__name__).exception("%s failed", route.function)
+            return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
         return int(response["statusCode"]), dict(response.get("headers") or {}), data
@@ -559,24 +571,11 @@ class Stack:
 
     # ------------------------------------------------------------ event sources
 
-    def _count_sends(self, session: boto3.Session) -> None:
-        """Messages sent to SQS by anything in this process (handlers, drivers): wait_idle knows what is queued."""
-
-        def remember_queue(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-            context["local_queue_url"] = params.get("QueueUrl")
-
-        def count(parsed: dict[str, Any], context: dict[str, Any], model: Any, **_: Any) -> None:
-            sent = len(parsed.get("Successful", [])) if model.name == "SendMessageBatch" else int("MessageId" in parsed)
-            if sent and context.get("local_queue_url"):
-                self.activity.sent(context["local_queue_url"], sent)
-
-        for operation in ("SendMessage", "SendMessageBatch"):
-            session.events.register(f"before-parameter-build.sqs.{operation}", remember_queue)
-            session.events.register(f"after-call.sqs.{operation}", count)
-
     def _start_pollers(self) -> None:
-        for source in self.queue_sources:
-            self._thread(QueuePoller(source, self.invoke, self.activity, self._stopping).run, f"sqs-{source.function}")
+        for source in self.queue_sources:  # one poller per instance the function may have, as Lambda scales out
+            for number in range(self.concurrency_of(source.function)):
+                queue_poller = QueuePoller(source, self.invoke, self.activity, self._stopping)
+                self._thread(queue_poller.run, f"sqs-{source.function}-{number}")
         for stream in self.stream_sources:
             failure_queue = self.names[stream.on_failure_queue] if stream.on_failure_queue else None
             reader = StreamReader(self.dynamodb_url, self.names[stream.table])
