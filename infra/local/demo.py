@@ -364,14 +364,14 @@ def print_contacts(demo: Demo) -> bool:
 
 
 def run(members: int) -> bool:
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # the handlers' metrics and logs would drown the progress bar
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    quiet = {"POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}  # the bar stays readable
+    os.environ.update(quiet)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     clock = SharedClock(datetime(2025, 1, 1, tzinfo=UTC))  # the simulated year's, in every function instance too
     use_clock(clock)
     ports = Ports(gateway=free_port(), dynamodb=free_port(), moto=free_port(), salesforce=free_port())
-    with Stack(ports=ports, time_scale=LOCAL_TIME_SCALE, clock=clock) as stack:
-        logging.getLogger("loyalty").setLevel(logging.WARNING)  # the handlers' logs would drown the progress bar
+    with Stack(ports=ports, time_scale=LOCAL_TIME_SCALE, clock=clock, environment=quiet) as stack:
+        logging.getLogger("loyalty").setLevel(logging.WARNING)  # the demo's own ledger calls log too
         demo = Demo(stack, clock)
         happenings = in_time_order(simulate_year(members=members))
         print(

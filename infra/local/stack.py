@@ -143,6 +143,7 @@ class Stack:
     # The programme's clock for every instance (the demo's simulated year); None: the real time
     clock: SharedClock | None = None
     concurrency: dict[str, int] = field(default_factory=dict)  # function -> instances at most (else 2)
+    environment: dict[str, str] = field(default_factory=dict)  # set for every function, over template.yaml's
 
     def __post_init__(self) -> None:
         self.template = load_template()
@@ -345,7 +346,7 @@ class Stack:
         for logical_id, resource in self._of_type("AWS::Serverless::Function").items():
             props = resource["Properties"]
             variables = {**shared, **props.get("Environment", {}).get("Variables", {})}
-            environment = {key: str(self._resolve(value)) for key, value in variables.items()}
+            environment = {key: str(self._resolve(value)) for key, value in variables.items()} | self.environment
             everything.update(environment)
             module_name = props["CodeUri"].strip("/").replace("/", ".") + "." + props["Handler"].rsplit(".", 1)[0]
             handler = f"{module_name}.{props['Handler'].rsplit('.', 1)[1]}"
