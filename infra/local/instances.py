@@ -181,14 +181,16 @@ class Function:
                     self._starting += 1
                     break
                 self._changed.wait()
+        instance = None
         try:
             instance = Instance(self.name, self.handler, self.environment, self.clock)  # a cold start
+            return instance
         finally:
             with self._changed:
                 self._starting -= 1
-        with self._changed:
-            self.instances.append(instance)
-        return instance
+                if instance is not None:
+                    self.instances.append(instance)
+                self._changed.notify()  # a start that failed leaves room for another
 
     def _release(self, instance: Instance) -> None:
         with self._changed:
