@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from loyalty.crm.outbound_messages import TOKEN_PARAMETER
 from loyalty.http_body import raw_body
 from loyalty.http_errors import register_error_handlers
 from loyalty.observability import logger, metrics
@@ -20,7 +21,8 @@ register_error_handlers(app)
 @app.post("/webhooks/salesforce/outbound")
 def outbound_message() -> Response:
     inbound, max_bytes = services.crm_inbound()
-    ack = inbound.outbound_message(raw_body(app.current_event, max_bytes))
+    token = app.current_event.get_query_string_value(TOKEN_PARAMETER)
+    ack = inbound.outbound_message(raw_body(app.current_event, max_bytes), token)
     return Response(200, "text/xml; charset=utf-8", ack.decode("utf-8"))
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import boto3
 from cryptography.hazmat.primitives import serialization
@@ -52,11 +52,13 @@ DEV_SECRETS = {  # development defaults; override with the environment variables
     "SHOPIFY_WEBHOOK_SECRET": "dev-shopify-webhook-secret",
     "WOOCOMMERCE_WEBHOOK_SECRET": "dev-woocommerce-webhook-secret",
     "SALESFORCE_CALLOUT_SECRET": "dev-salesforce-callout-secret",
+    "SALESFORCE_OUTBOUND_TOKEN": "dev-salesforce-outbound-token",
 }
 SECRET_ENV = {
     "ShopifyWebhookSecret": "SHOPIFY_WEBHOOK_SECRET",
     "WooCommerceWebhookSecret": "WOOCOMMERCE_WEBHOOK_SECRET",
     "SalesforceCalloutSecret": "SALESFORCE_CALLOUT_SECRET",
+    "SalesforceOutboundToken": "SALESFORCE_OUTBOUND_TOKEN",
 }
 OUTBOUND_FIELDS = (  # what the org's Outbound Message on Contact sends (infra/salesforce/README.md)
     "Email",
@@ -213,8 +215,11 @@ class Stack:
         self._sqs = boto3.client("sqs")
         self._load_functions()
         self._start_gateway()
+        token = urlencode({"token": self.secrets["SALESFORCE_OUTBOUND_TOKEN"]})
         self.salesforce.configure_outbound(
-            f"{self.gateway_url}/webhooks/salesforce/outbound", OUTBOUND_FIELDS, self.salesforce.integration_user_id
+            f"{self.gateway_url}/webhooks/salesforce/outbound?{token}",
+            OUTBOUND_FIELDS,
+            self.salesforce.integration_user_id,
         )
         self._start_pollers()
         return self

@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.request
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.local.stack import Stack
@@ -70,8 +72,53 @@ def test_consent_and_birthday_changed_in_the_crm_show_on_the_member(stack: Stack
 
 def test_an_outbound_message_from_another_org_changes_nothing(stack: Stack, shop: Shop) -> None:
     body = (EVENTS / "salesforce" / "outbound_contact.xml").read_bytes()  # org 00D5g000004abcdEAA: not ours
-    status, _ = shop.post("/webhooks/salesforce/outbound", body, {"Content-Type": "text/xml; charset=utf-8"})
+    token = stack.secrets["SALESFORCE_OUTBOUND_TOKEN"]
+    status, _ = shop.post(
+        f"/webhooks/salesforce/outbound?token={token}", body, {"Content-Type": "text/xml; charset=utf-8"}
+    )
     assert status == 403
+
+
+def forged_outbound_message(org_id: str, contact_id: str, member_id: str, email: str) -> bytes:
+    """The captured message's first notification made about this Contact, now: a birthday, opted out of e-mail."""
+    body = (EVENTS / "salesforce" / "outbound_contact.xml").read_text()
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    for old, new in (
+        ("00D5g000004abcdEAA", org_id),
+        ("0035g00000Kp3XyAAJ", contact_id),
+        ("LM-000123", member_id),
+        ("anna.lindqvist@example.se", email),
+        ("<sf:HasOptedOutOfEmail>false", "<sf:HasOptedOutOfEmail>true"),
+        ("2026-03-02T09:14:03.000Z", now),
+    ):
+        assert old in body
+        body = body.replace(old, new, 1)
+    return body.encode()
+
+
+def test_an_outbound_message_without_the_token_changes_nothing(stack: Stack, shop: Shop) -> None:
+    # Given a member with a Contact, and a forged message for it carrying our org's id (which is not a secret)
+    email = unique_email()
+    contact_id, member_id = contact_for(stack, shop, email)
+    _, before = shop.get(f"/members/{member_id}")
+    forged = forged_outbound_message(stack.salesforce.organization_id, contact_id, member_id, email)
+    for path in ("/webhooks/salesforce/outbound", "/webhooks/salesforce/outbound?token=guess"):
+        # When it is posted without the token, or with a wrong one
+        status, answer = shop.post(path, forged, {"Content-Type": "text/xml; charset=utf-8"})
+        # Then it is refused and the member is as before
+        assert status == 401 and "token" in answer["message"]
+    stack.wait_idle()
+    _, after = shop.get(f"/members/{member_id}")
+    assert after["profile"] == before["profile"]
+    # And the same body with the token in the URL, as the Outbound Message sends it, is applied
+    token = stack.secrets["SALESFORCE_OUTBOUND_TOKEN"]
+    request = urllib.request.Request(
+        f"{stack.gateway_url}/webhooks/salesforce/outbound?token={token}", data=forged, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200 and b"<Ack>true</Ack>" in response.read()
+    _, applied = shop.get(f"/members/{member_id}")
+    assert before["profile"]["birthdate"] is None and applied["profile"]["birthdate"] == "1988-04-17"
 
 
 def test_a_repeated_flow_adjustment_adds_points_once(stack: Stack, shop: Shop) -> None:

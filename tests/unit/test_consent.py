@@ -49,7 +49,9 @@ def test_consent_is_judged_per_channel_on_its_own_time(fakes: Fakes, ledger: Led
 
 @pytest.fixture
 def inbound(fakes: Fakes, ledger: Ledger) -> CrmInbound:
-    return CrmInbound(ledger, fakes.directory, fakes.crm_states, fakes.offer_queue, ORG, lambda: "secret")
+    return CrmInbound(
+        ledger, fakes.directory, fakes.crm_states, fakes.offer_queue, ORG, lambda: "secret", lambda: "token"
+    )
 
 
 def test_a_crm_yes_counts_only_once_the_contact_has_shown_the_members_no(

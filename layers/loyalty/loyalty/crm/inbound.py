@@ -25,6 +25,7 @@ from loyalty.crm.outbound_messages import (
     acknowledgement,
     org_id_matches,
     parse_outbound_message,
+    verify_token,
 )
 from loyalty.enrolment import enrol_member
 from loyalty.errors import ForeignOrgError, MalformedPayloadError, UnknownMemberError
@@ -46,6 +47,7 @@ class CrmInbound:
         offer_queue: OfferQueue,
         org_id: str,
         callout_secret: Callable[[], str],
+        outbound_token: Callable[[], str],
         clock: Callable[[], datetime] = clock_now,
     ) -> None:
         self.ledger = ledger
@@ -54,11 +56,15 @@ class CrmInbound:
         self.offer_queue = offer_queue
         self.org_id = org_id
         self.callout_secret = callout_secret
+        self.outbound_token = outbound_token
         self.clock = clock
         self.apply_notification: Callable[..., str] = self.apply_contact_change  # wiring: once per notification
 
-    def outbound_message(self, raw_body: bytes) -> bytes:
-        """Apply an Outbound Message's Contact changes (each notification once) and return the SOAP ack."""
+    def outbound_message(self, raw_body: bytes, token: str | None) -> bytes:
+        """Apply an Outbound Message's Contact changes (each notification once) and return the SOAP ack.
+
+        `token` is the endpoint URL's `token` parameter: without the programme's, nothing is read or applied."""
+        verify_token(token, self.outbound_token())
         message = parse_outbound_message(raw_body)
         self._check_org(message.organization_id)
         for notification in message.notifications:

@@ -10,10 +10,14 @@ A field the message leaves out is None (the admin did not select it, or it has n
 is None too. The session id is kept as a SecretStr and never logged. Parsing uses the standard library's
 ElementTree; a body with a DOCTYPE or ENTITY declaration is refused before parsing (no entity expansion).
 Errors are MalformedPayloadError naming the element, never its value.
+
+The org id in the body is not a secret, so the endpoint also requires a token: the admin puts it in the
+endpoint URL of the Outbound Message as the query parameter `token` (`verify_token`).
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -35,7 +39,9 @@ from loyalty.crm.fields import (
     RECORD_ID,
     SMS_OPT_IN,
 )
-from loyalty.errors import MalformedPayloadError
+from loyalty.errors import InvalidSignatureError, MalformedPayloadError
+
+TOKEN_PARAMETER = "token"
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
@@ -148,6 +154,19 @@ def salesforce_id_18(id15: str) -> str:
         bits = sum(1 << i for i, char in enumerate(id15[start : start + 5]) if "A" <= char <= "Z")
         suffix += _SUFFIX_CHARS[bits]
     return id15 + suffix
+
+
+def verify_token(presented: str | None, token: str) -> None:
+    """Return if the Outbound Message's URL carries the programme's token; else InvalidSignatureError.
+
+    Compared in constant time, as bytes (any text may arrive); an empty token refuses everything."""
+    if not token:
+        raise InvalidSignatureError("outbound message: no token is configured")
+    if presented is None or not hmac.compare_digest(presented.encode("utf-8"), token.encode("utf-8")):
+        raise InvalidSignatureError(
+            f"outbound message: missing or wrong `{TOKEN_PARAMETER}` in the endpoint URL"
+            " (set it in the Outbound Message)"
+        )
 
 
 def org_id_matches(expected: str, received: str) -> bool:

@@ -125,6 +125,7 @@ def crm_inbound() -> tuple[CrmInbound, int]:
         SqsOfferQueue(settings.offer_queue_url),
         settings.org_id,
         lambda: _secret(settings.callout_secret_name, settings),
+        lambda: _secret(settings.outbound_token_name, settings),
     )
     notifications = idempotency("notification_id")
     inbound.apply_notification = _idempotent(

@@ -26,6 +26,7 @@ class CrmWebhookSettings(TableSettings):
     idempotency_table: str = setting("LOYALTY_IDEMPOTENCY_TABLE", text(min_length=3))
     org_id: str = setting("SALESFORCE_ORG_ID", text(min_length=15, max_length=18))
     callout_secret_name: str = setting("SALESFORCE_CALLOUT_SECRET_NAME", text())
+    outbound_token_name: str = setting("SALESFORCE_OUTBOUND_TOKEN_NAME", text())
     offer_queue_url: str = setting("OFFER_QUEUE_URL", text())
     max_body_bytes: int = setting("MAX_BODY_BYTES", whole_number(1), 1_048_576)
     secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
