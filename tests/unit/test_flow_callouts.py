@@ -250,11 +250,21 @@ def test_negative_points_are_a_debit() -> None:
     assert parse(body).adjustment.points == -40
 
 
+@pytest.mark.parametrize(("points", "expected"), [(250, 250), ("250", 250), (" -40 ", -40), (250.0, 250), ("+7", 7)])
+def test_points_come_as_a_number_or_as_text_of_digits(points: Any, expected: int) -> None:
+    # Given points as Flow sends them: a JSON number, text of digits, a Number variable with decimals
+    body = payload("flow_points_adjustment.json")
+    body["adjustment"]["points"] = points
+    # When parsed / Then the integer is read
+    assert parse(body).adjustment.points == expected
+
+
 @pytest.mark.parametrize(
-    ("points", "error"), [(250.0, "integer"), (12.5, "integer"), (True, "integer"), ("250", "integer")]
+    ("points", "error"),
+    [(12.5, "integer"), (True, "integer"), ("12.5", "integer"), ("250 points", "integer"), ("1" * 19, "integer")],
 )
 def test_points_that_are_not_an_integer_are_refused(points: Any, error: str) -> None:
-    # Given points as a float (even a whole one), a boolean or a string
+    # Given points as a fraction, a boolean, or text that is not a whole number
     body = payload("flow_points_adjustment.json")
     body["adjustment"]["points"] = points
     # When parsed / Then refused, naming the field
@@ -288,7 +298,8 @@ def test_missing_type_is_refused() -> None:
     ("change", "path"),
     [
         (lambda b: b.update(schemaVersion=2), "schemaVersion"),
-        (lambda b: b.update(schemaVersion=1.0), "schemaVersion"),
+        (lambda b: b.update(schemaVersion="2"), "schemaVersion"),
+        (lambda b: b.update(schemaVersion="one"), "schemaVersion"),
         (lambda b: b.update(schemaVersion=True), "schemaVersion"),
         (lambda b: b.update(requestId=""), "requestId"),
         (lambda b: b.update(requestId="x" * 101), "requestId"),
@@ -407,8 +418,12 @@ def test_offer_request_is_parsed_with_contact_offer_and_consent() -> None:
     [
         ({"kind": "points_multiplier", "multiplier": None}, "multiplier above 1"),
         ({"kind": "points_multiplier", "multiplier": "1"}, "multiplier above 1"),
-        ({"kind": "points_multiplier", "multiplier": 2.5}, "offer.multiplier"),
+        ({"kind": "points_multiplier", "multiplier": 2.555}, "offer.multiplier"),
+        ({"kind": "points_multiplier", "multiplier": 0}, "multiplier above 1"),
         ({"kind": "bonus_points", "bonusPoints": None, "multiplier": None}, "needs bonusPoints"),
+        ({"kind": "bonus_points", "bonusPoints": 0, "multiplier": 0}, "needs bonusPoints"),
+        ({"kind": "bonus_points", "bonusPoints": -5}, "offer.bonusPoints"),
+        ({"kind": "bonus_points", "bonusPoints": "lots"}, "offer.bonusPoints"),
         ({"kind": "cashback"}, "offer.kind"),
         ({"validUntil": "2026-11-01"}, "validUntil is before validFrom"),
         ({"channels": ["email", "fax"]}, "offer.channels[1]"),
@@ -425,3 +440,37 @@ def test_an_integer_multiplier_is_read_as_exact_text() -> None:
     body = payload("flow_offer_requested.json")
     body["offer"]["multiplier"] = 3
     assert parse(body).offer.multiplier == "3"
+
+
+@pytest.mark.parametrize("version", [1, "1", " 1 "])
+def test_schema_version_1_comes_as_a_number_or_as_text(version: Any) -> None:
+    body = payload("flow_offer_requested.json")
+    body["schemaVersion"] = version
+    assert parse(body).schema_version == 1
+
+
+@pytest.mark.parametrize("unused", [0, "0", "", None, 0.0])
+def test_a_number_the_offers_kind_does_not_use_may_travel_as_0(unused: Any) -> None:
+    # Given a points_multiplier offer whose unused bonusPoints is 0 (Flow has no nulls), and the converse
+    multiplier = payload("flow_offer_requested.json")
+    multiplier["offer"]["bonusPoints"] = unused
+    bonus = payload("flow_offer_requested.json")
+    bonus["offer"].update(kind="bonus_points", bonusPoints="500", multiplier=unused)
+    # When parsed / Then the unused number is absent, the used one read
+    first, second = parse(multiplier).offer, parse(bonus).offer
+    assert (first.multiplier, first.bonus_points) == ("2", None)
+    assert (second.multiplier, second.bonus_points) == (None, 500)
+
+
+@pytest.mark.parametrize(("sent", "read"), [(1.5, "1.5"), ("1.5", "1.5"), (2, "2")])
+def test_a_multiplier_comes_as_a_number_or_as_text(sent: Any, read: str) -> None:
+    body = payload("flow_offer_requested.json")
+    body["offer"]["multiplier"] = sent
+    assert parse(body).offer.multiplier == read
+
+
+def test_consent_comes_as_a_boolean_or_as_text() -> None:
+    body = payload("flow_offer_requested.json")
+    body["consent"] = {"email": "false", "sms": "TRUE"}
+    consent = parse(body).consent
+    assert (consent.email, consent.sms) == (False, True)

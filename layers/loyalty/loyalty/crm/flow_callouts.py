@@ -7,9 +7,11 @@ Authentication (verify over the exact bytes received, before parsing), either of
   `tolerance_seconds` of now, either way.
 
 Body: `schemaVersion` (1), `type`, `requestId` (the idempotency key: Flow may call twice), `orgId`,
-`requestedAt`, `source`, `contact`, then what the type needs. Unknown fields are ignored; values must be the
-JSON types Flow sends (strings, integers, booleans, dates, lists): a float or an object where a string or an
-integer is expected is refused. Errors name the field path, never a value (they may be personal data).
+`requestedAt`, `source`, `contact`, then what the type needs. Taken as Flow sends them: unknown fields are
+ignored; an integer may come as a JSON number or as text of digits ("1", a whole 250.0 too), a yes/no as a
+boolean or as "true"/"false"; a number that does not apply to the offer's kind may be 0, null or absent.
+An object where text or a number is expected, a fraction where an integer is, is refused. Errors name the
+field path, never a value (they may be personal data).
 """
 
 from __future__ import annotations
@@ -95,8 +97,28 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+_INTEGER_TEXT = re.compile(r"\s*[-+]?[0-9]{1,18}\s*")
+
+
+def _integer_as_sent(value: Any) -> Any:
+    """Flow sends a number as a JSON number, often as text ("1"), and a Number with decimals as 250.0."""
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e18:
+        return int(value)
+    return value
+
+
+def _boolean_as_sent(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
 OptionalText = Annotated[StrictStr | None, BeforeValidator(_blank_to_none)]
 Text = Annotated[StrictStr, Field(min_length=1)]
+Integer = Annotated[StrictInt, BeforeValidator(_integer_as_sent)]
+Boolean = Annotated[bool, BeforeValidator(_boolean_as_sent)]
 
 
 class _Wire(BaseModel):
@@ -121,7 +143,7 @@ class CalloutContact(_Wire):
 
 
 class Adjustment(_Wire):
-    points: StrictInt  # positive to credit, negative to debit; never zero
+    points: Integer  # positive to credit, negative to debit; never zero
     reason: Annotated[StrictStr, Field(min_length=1, max_length=255)]
 
     @field_validator("points")
@@ -133,7 +155,7 @@ class Adjustment(_Wire):
 
 
 class _Callout(_Wire):
-    schema_version: StrictInt = Field(alias="schemaVersion")
+    schema_version: Integer = Field(alias="schemaVersion")
     request_id: Annotated[StrictStr, Field(min_length=1, max_length=100)] = Field(alias="requestId")
     org_id: Text = Field(alias="orgId")
     requested_at: AwareDatetime = Field(alias="requestedAt")
@@ -188,19 +210,36 @@ class OfferContact(CalloutContact):
 
 
 def _decimal_text(value: Any) -> Any:
-    """Flow has no decimals in JSON here: a multiplier comes as an integer or as text ("1.5")."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    """A multiplier comes as text ("1.5") or as a JSON number (2, 1.5): kept as text, checked as a decimal."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return value
+
+
+def _not_applicable(value: Any) -> Any:
+    """Flow has no nulls: a number a Flow leaves unused travels as 0 (or "0", or "")."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value == 0:
+        return None
+    if isinstance(value, str) and (not value.strip() or _ZERO.fullmatch(value)):
+        return None
+    return value
+
+
+_ZERO = re.compile(r"\s*0+(\.0*)?\s*")
 
 
 class CalloutOffer(_Wire):
     code: Annotated[StrictStr, Field(min_length=1, max_length=80)]
     kind: Literal["points_multiplier", "bonus_points", "voucher", "free_shipping"]
-    multiplier: (
-        Annotated[StrictStr, BeforeValidator(_decimal_text), Field(pattern=r"^[0-9]{1,2}(\.[0-9]{1,2})?$")] | None
-    ) = None
-    bonus_points: Annotated[StrictInt, Field(gt=0, le=1_000_000)] | None = Field(default=None, alias="bonusPoints")
+    multiplier: Annotated[
+        Annotated[StrictStr, BeforeValidator(_decimal_text), Field(pattern=r"^[0-9]{1,2}(\.[0-9]{1,2})?$")] | None,
+        BeforeValidator(_not_applicable),
+    ] = None
+    bonus_points: Annotated[Annotated[Integer, Field(gt=0, le=1_000_000)] | None, BeforeValidator(_not_applicable)] = (
+        Field(default=None, alias="bonusPoints")
+    )
     valid_from: date = Field(alias="validFrom")
     valid_until: date = Field(alias="validUntil")
     channels: Annotated[list[Literal["email", "sms"]], Field(max_length=2)] = []
@@ -218,8 +257,8 @@ class CalloutOffer(_Wire):
 
 
 class CalloutConsent(_Wire):
-    email: bool | None = None
-    sms: bool | None = None
+    email: Boolean | None = None
+    sms: Boolean | None = None
 
 
 class OfferRequestedCallout(_Callout):
