@@ -18,7 +18,7 @@ from loyalty.offers.rules import OfferRules
 from loyalty.ports.directory import Directory
 from loyalty.ports.reviews import Reviews
 from loyalty.programme.orders import Order
-from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
+from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent, Unused
 from loyalty.shop.webhooks import QueuedWebhook, shop_event
 
 
@@ -32,6 +32,7 @@ class ShopEventApplier:
         offer_rules: OfferRules,
         offer_queue: OfferQueue,
         member_ids: Callable[[], str] = new_member_id,
+        test_orders_earn: bool = False,
     ) -> None:
         self.ledger = ledger
         self.directory = directory
@@ -40,13 +41,14 @@ class ShopEventApplier:
         self.offer_queue = offer_queue
         self.guest_hold = timedelta(days=guest_hold_days)
         self.member_ids = member_ids
+        self.test_orders_earn = test_orders_earn  # a development store's test orders earn (never in production)
         self.apply_event: Callable[..., str] = self.apply  # wiring makes it idempotent per dedup key
 
     def deliver(self, webhook: QueuedWebhook) -> str:
         """A queued delivery turned into our event and applied; a body that cannot be mapped raises (the queue
         retries it, then keeps it in its dead-letter queue, intact, to be replayed once the mapping is fixed)."""
         try:
-            event = shop_event(webhook)
+            event = shop_event(webhook, test_orders_earn=self.test_orders_earn)
         except MalformedPayloadError as error:  # the message names fields, never their values
             logger.warning("webhook body not mapped", platform=webhook.platform, topic=webhook.topic, error=str(error))
             metrics.add_metric(name="WebhookNotMapped", unit="Count", value=1)
@@ -55,6 +57,10 @@ class ShopEventApplier:
             logger.info("webhook ignored", platform=webhook.platform, topic=webhook.topic)
             metrics.add_metric(name="WebhookIgnored", unit="Count", value=1)
             return "ignored"
+        if isinstance(event, Unused):
+            logger.info(event.reason, platform=webhook.platform, topic=webhook.topic)
+            metrics.add_metric(name=event.metric, unit="Count", value=1)
+            return event.reason
         outcome = self.apply_event(event=event)
         logger.info(outcome, kind=event.kind, dedup_key=event.dedup_key)
         metrics.add_metric(name="ShopEventApplied", unit="Count", value=1)

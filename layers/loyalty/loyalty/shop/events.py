@@ -17,6 +17,9 @@ catalogue kept from `ProductEvent`s (order lines carry no product type).
 - `{}`: nothing to reverse (a refund of shipping only, or an amount without line items);
 - otherwise: those quantities of those lines.
 
+`Unused` is a delivery the programme receives and deliberately does not apply (a test delivery, a cancelled
+order): the ledger writer logs its reason and counts it under its metric, and nothing is written.
+
 Every event round-trips through JSON (`ShopEventAdapter.validate_json(event.model_dump_json())`), so it
 can travel on a queue.
 """
@@ -76,3 +79,16 @@ class RefundEvent(_Event):
 
 ShopEvent = Annotated[ProductEvent | CustomerEvent | OrderPaidEvent | RefundEvent, Field(discriminator="kind")]
 ShopEventAdapter: TypeAdapter[ShopEvent] = TypeAdapter(ShopEvent)
+
+
+class Unused(BaseModel):
+    """A delivery that is not applied, on purpose; `reason` is for the log (never personal data)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: NonEmpty
+    metric: Literal["WebhookTestDelivery", "WebhookOrderNotEarning"]
+
+
+def test_delivery(what: str) -> Unused:
+    return Unused(reason=f"test delivery: {what}", metric="WebhookTestDelivery")

@@ -30,7 +30,16 @@ if TYPE_CHECKING:  # the port is only a type here: the receiver starts without d
     from loyalty.ports.queues import LedgerQueue
 
 SHOPIFY_TOPICS = frozenset(
-    {"orders/paid", "refunds/create", "customers/create", "customers/update", "products/create", "products/update"}
+    {
+        "orders/paid",
+        "refunds/create",
+        "customers/create",
+        "customers/update",
+        "customers/email_marketing_consent_update",
+        "customers/marketing_consent_update",
+        "products/create",
+        "products/update",
+    }
 )
 WOOCOMMERCE_TOPICS = frozenset(
     {"order.created", "order.updated", "customer.created", "customer.updated", "product.created", "product.updated"}
@@ -39,7 +48,27 @@ WOOCOMMERCE_EARNING_STATUS = "completed"
 WOOCOMMERCE_REVERSING_STATUSES = ("refunded", "cancelled")
 QUEUE_MESSAGE_LIMIT = 1_048_576  # bytes: SQS's largest message
 
+WOOCOMMERCE_API_SETTING = (
+    "set the webhook's API version to 'WP REST API Integration v3' (WooCommerce > Settings > Advanced > Webhooks)"
+)
+_LEGACY_RESOURCES = ("order", "customer", "product")
+
 _PING_BODY = re.compile(rb"webhook_id=[0-9]{1,20}")
+
+
+class OtherApiVersionError(Exception):
+    """A WooCommerce body from another API version than WP REST API v3; the message says which."""
+
+
+def woocommerce_api_version(body: Mapping[str, Any]) -> str | None:
+    """The other API version a WooCommerce body comes from, or None for WP REST API v3 (or v2, alike)."""
+    if "id" not in body and any(isinstance(body.get(name), dict) for name in _LEGACY_RESOURCES):
+        return "the legacy API"  # {"order": {...}}
+    if "date_created" in body and not any(name.endswith("_gmt") for name in body):
+        return "WP REST API v1"  # dates only in the shop's time zone
+    return None
+
+
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -92,7 +121,8 @@ def woocommerce_message(topic: str, source: str, raw_body: bytes) -> str | None:
     programme does not use (an order is used when completed, refunded or cancelled).
 
     `topic` is X-WC-Webhook-Topic and `source` X-WC-Webhook-Source. Raises MalformedPayloadError for a missing
-    source or a body that is not a JSON object, and PayloadTooLargeError for a message the queue cannot take.
+    source or a body that is not a JSON object, OtherApiVersionError for a body of another API version than
+    v3, and PayloadTooLargeError for a message the queue cannot take.
     """
     topic = topic.strip().lower()
     if topic not in WOOCOMMERCE_TOPICS:
@@ -100,6 +130,9 @@ def woocommerce_message(topic: str, source: str, raw_body: bytes) -> str | None:
     if not source.strip():
         raise MalformedPayloadError(f"woocommerce {topic}: the webhook source is required")
     text, body = _json_object(raw_body, f"woocommerce {topic}")
+    other = woocommerce_api_version(body)
+    if other is not None:
+        raise OtherApiVersionError(other)
     status = body.get("status")
     if topic.startswith("order.") and isinstance(status, str):  # other than text: the ledger writer says so
         status = woocommerce_order_status(status)
@@ -161,9 +194,13 @@ class WebhookReceiver:
         if not signature_matches(raw_body, headers.get("x-wc-webhook-signature"), secret):
             raise InvalidSignatureError("missing or invalid X-WC-Webhook-Signature")
         topic = headers.get("x-wc-webhook-topic", "")
-        return self._queue(
-            "woocommerce", topic, woocommerce_message(topic, headers.get("x-wc-webhook-source", ""), raw_body)
-        )
+        try:
+            message = woocommerce_message(topic, headers.get("x-wc-webhook-source", ""), raw_body)
+        except OtherApiVersionError as other:  # answered, so WooCommerce keeps the webhook; the log says what to do
+            logger.warning(f"woocommerce webhook from {other}: not used; {WOOCOMMERCE_API_SETTING}", topic=topic)
+            metrics.add_metric(name="WebhookOtherApiVersion", unit="Count", value=1)
+            return {"status": "ignored", "topic": topic, "reason": f"{other}: {WOOCOMMERCE_API_SETTING}"}
+        return self._queue("woocommerce", topic, message)
 
     def _queue(self, platform: str, topic: str, message: str | None) -> dict[str, str]:
         if message is None:

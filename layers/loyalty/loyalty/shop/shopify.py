@@ -7,16 +7,24 @@ Mapping (fields of Shopify's REST webhook payloads):
 - orders/paid -> OrderPaidEvent. Amounts are in the shop currency (`currency`, else `presentment_currency`)
   and include tax when `taxes_included` is true. A line's unit price is `price` (before discounts), its
   discount the sum of its `discount_allocations` amounts (else `total_discount`), its tax the sum of its
-  `tax_lines` prices; `gift_card` lines are flagged; lines of quantity 0 are left out. Shipping is the sum
-  of `shipping_lines[].price`. `placed_at` is `processed_at` (else `created_at`), `occurred_at` is
-  `updated_at` (else `placed_at`). The e-mail is the order's, else the customer's.
+  `tax_lines` prices; `gift_card` lines are flagged; lines of quantity 0 and tips (`tip` lines) are left out.
+  Shipping is the sum of `shipping_lines[].price`. `placed_at` is `processed_at` (else `created_at`),
+  `occurred_at` is `updated_at` (else `placed_at`). The e-mail is the order's, else the customer's.
+  Not applied (`Unused`): a test order (`test: true`, unless test orders earn), a cancelled (`cancelled_at`)
+  or voided order; Shopify's "Send test notification" order is all three.
 - refunds/create -> RefundEvent: `refund_line_items` summed by `line_item_id`, quantities > 0 only. A refund
   with no line items (shipping only, or an amount) gives `lines={}`: nothing to reverse.
 - customers/create, customers/update -> CustomerEvent. Consent: `subscribed` is True; `not_subscribed`,
   `unsubscribed`, `pending` (double opt-in not confirmed yet), `redacted` and `invalid` are False; an
   absent consent (API 2025-01 and later leave it out of customer webhooks) or an unknown state is None.
+  A customer with neither `created_at` nor `updated_at` is Shopify's test notification: Unused.
+- customers/email_marketing_consent_update (`customer_id`, `email_marketing_consent`) and
+  customers/marketing_consent_update (`id`, `sms_marketing_consent`) -> CustomerEvent with that consent
+  alone, at its `consent_updated_at` (without it: a test notification, Unused); no e-mail, so they never
+  enrol anyone.
 - products/create, products/update -> ProductEvent; categories = `product_type` then the comma-separated
-  `tags`, stripped, case-folded, de-duplicated, empties dropped.
+  `tags`, stripped, case-folded, de-duplicated, empties dropped. Without `created_at` and `updated_at`: the
+  test notification, Unused.
 Any other topic gives None. A body that is not JSON, or lacks a field we need, raises MalformedPayloadError
 naming the field (never its value). Money is read exactly (Decimal, JSON numbers included), never as float.
 """
@@ -31,7 +39,15 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Vali
 from loyalty.errors import MalformedPayloadError
 from loyalty.programme.money import Money
 from loyalty.programme.orders import Order, OrderLine
-from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
+from loyalty.shop.events import (
+    CustomerEvent,
+    OrderPaidEvent,
+    ProductEvent,
+    RefundEvent,
+    ShopEvent,
+    Unused,
+    test_delivery,
+)
 from loyalty.wire_json import describe, load_json
 
 
@@ -49,6 +65,7 @@ class _Wire(BaseModel):
 
 class _Consent(_Wire):
     state: str | None = None
+    consent_updated_at: AwareDatetime | None = None
 
 
 class _Customer(_Wire):
@@ -81,6 +98,7 @@ class _LineItem(_Wire):
     discount_allocations: list[_Amount] = []
     tax_lines: list[_TaxLine] = []
     gift_card: bool = False
+    tip: bool = False
 
 
 class _ShippingLine(_Wire):
@@ -109,6 +127,9 @@ class _OrderPayload(_Wire):
     line_items: list[_LineItem]
     shipping_lines: list[_ShippingLine] = []
     discount_codes: list[_DiscountCode] = []
+    test: bool = False
+    cancelled_at: AwareDatetime | None = None
+    financial_status: str | None = None
 
 
 class _RefundLineItem(_Wire):
@@ -128,8 +149,18 @@ class _ProductPayload(_Wire):
     title: str
     product_type: str | None = None
     tags: str | None = None
-    created_at: AwareDatetime
+    created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
+
+
+class _EmailConsentPayload(_Wire):
+    customer_id: Id
+    email_marketing_consent: _Consent
+
+
+class _SmsConsentPayload(_Wire):
+    id: Id
+    sms_marketing_consent: _Consent
 
 
 _CONSENT_STATES = {
@@ -142,8 +173,11 @@ _CONSENT_STATES = {
 }
 
 
-def parse_shopify_webhook(topic: str, shop_domain: str, webhook_id: str, raw_body: bytes) -> ShopEvent | None:
-    """The event a verified Shopify webhook body stands for, or None for a topic we do not handle.
+def parse_shopify_webhook(
+    topic: str, shop_domain: str, webhook_id: str, raw_body: bytes, *, test_orders_earn: bool = False
+) -> ShopEvent | Unused | None:
+    """The event a verified Shopify webhook body stands for, Unused for one not applied on purpose (a test
+    notification, a test or cancelled order), or None for a topic we do not handle.
 
     `topic`, `shop_domain` and `webhook_id` are the X-Shopify-Topic, X-Shopify-Shop-Domain and
     X-Shopify-Webhook-Id headers. Raises MalformedPayloadError for a body that is not JSON, lacks a field
@@ -157,14 +191,18 @@ def parse_shopify_webhook(topic: str, shop_domain: str, webhook_id: str, raw_bod
     if not shop_domain or not webhook_id:
         raise MalformedPayloadError(f"shopify {topic}: the shop domain and the webhook id are required")
     body = load_json(raw_body, f"shopify {topic}")
+    if topic == "orders/paid" and isinstance(body, dict) and body.get("test") is True and not test_orders_earn:
+        return test_delivery("a test order earns nothing (TestOrdersEarn is off)")
     try:
         return build(topic, body, f"shopify:{shop_domain}", f"shopify:{webhook_id}")
     except ValidationError as error:
         raise MalformedPayloadError(f"shopify {topic}: {describe(error)}") from None
 
 
-def _order_paid(topic: str, body: Any, shop: str, dedup_key: str) -> OrderPaidEvent:
+def _order_paid(topic: str, body: Any, shop: str, dedup_key: str) -> OrderPaidEvent | Unused:
     payload = _OrderPayload.model_validate(body)
+    if payload.cancelled_at is not None or payload.financial_status == "voided":
+        return Unused(reason="a cancelled or voided order earns nothing", metric="WebhookOrderNotEarning")
     lines = tuple(
         OrderLine(
             line_id=item.id,
@@ -180,7 +218,7 @@ def _order_paid(topic: str, body: Any, shop: str, dedup_key: str) -> OrderPaidEv
             is_gift_card=item.gift_card,
         )
         for item in payload.line_items
-        if item.quantity > 0
+        if item.quantity > 0 and not item.tip
     )
     placed_at = payload.processed_at or payload.created_at
     order = Order(
@@ -222,11 +260,11 @@ def _refund(topic: str, body: Any, shop: str, dedup_key: str) -> RefundEvent:
     )
 
 
-def _customer(topic: str, body: Any, shop: str, dedup_key: str) -> CustomerEvent:
+def _customer(topic: str, body: Any, shop: str, dedup_key: str) -> CustomerEvent | Unused:
     payload = _Customer.model_validate(body)
     occurred_at = payload.updated_at or payload.created_at
-    if occurred_at is None:
-        raise MalformedPayloadError(f"shopify {topic}: updated_at or created_at is required")
+    if occurred_at is None:  # every real customer has been created
+        return test_delivery("Shopify's sample customer")
     return CustomerEvent(
         shop=shop,
         dedup_key=dedup_key,
@@ -243,14 +281,48 @@ def _customer(topic: str, body: Any, shop: str, dedup_key: str) -> CustomerEvent
     )
 
 
-def _product(topic: str, body: Any, shop: str, dedup_key: str) -> ProductEvent:
+def _consent_change(
+    shop: str, dedup_key: str, customer_id: str, consent: _Consent, channel: str
+) -> CustomerEvent | Unused:
+    if consent.consent_updated_at is None:  # a real change always has its time
+        return test_delivery(f"Shopify's sample {channel} consent change")
+    return CustomerEvent(
+        shop=shop,
+        dedup_key=dedup_key,
+        occurred_at=consent.consent_updated_at,
+        customer_id=customer_id,
+        email=None,  # never enrols: a consent change is about a customer the programme may not know
+        first_name=None,
+        last_name=None,
+        phone=None,
+        email_consent=_consent(consent) if channel == "e-mail" else None,
+        sms_consent=_consent(consent) if channel == "SMS" else None,
+        locale=None,
+        created=False,
+    )
+
+
+def _email_consent(topic: str, body: Any, shop: str, dedup_key: str) -> CustomerEvent | Unused:
+    payload = _EmailConsentPayload.model_validate(body)
+    return _consent_change(shop, dedup_key, payload.customer_id, payload.email_marketing_consent, "e-mail")
+
+
+def _sms_consent(topic: str, body: Any, shop: str, dedup_key: str) -> CustomerEvent | Unused:
+    payload = _SmsConsentPayload.model_validate(body)
+    return _consent_change(shop, dedup_key, payload.id, payload.sms_marketing_consent, "SMS")
+
+
+def _product(topic: str, body: Any, shop: str, dedup_key: str) -> ProductEvent | Unused:
     payload = _ProductPayload.model_validate(body)
+    occurred_at = payload.updated_at or payload.created_at
+    if occurred_at is None:  # every real product has been created
+        return test_delivery("Shopify's sample product")
     names = [payload.product_type or "", *(payload.tags or "").split(",")]
     categories = dict.fromkeys(c for c in (name.strip().casefold() for name in names) if c)
     return ProductEvent(
         shop=shop,
         dedup_key=dedup_key,
-        occurred_at=payload.updated_at or payload.created_at,
+        occurred_at=occurred_at,
         product_id=payload.id,
         title=payload.title,
         categories=tuple(categories),
@@ -261,11 +333,13 @@ def _consent(consent: _Consent | None) -> bool | None:
     return _CONSENT_STATES.get(consent.state) if consent and consent.state else None
 
 
-BUILDERS: dict[str, Callable[[str, Any, str, str], ShopEvent]] = {  # the receiver queues these topics only
+BUILDERS: dict[str, Callable[[str, Any, str, str], ShopEvent | Unused]] = {  # the receiver queues these only
     "orders/paid": _order_paid,
     "refunds/create": _refund,
     "customers/create": _customer,
     "customers/update": _customer,
+    "customers/email_marketing_consent_update": _email_consent,
+    "customers/marketing_consent_update": _sms_consent,
     "products/create": _product,
     "products/update": _product,
 }

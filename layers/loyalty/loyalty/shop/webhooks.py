@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyalty.shop.events import ShopEvent
+from loyalty.shop.events import ShopEvent, Unused
 from loyalty.shop.shopify import parse_shopify_webhook
 from loyalty.shop.woocommerce import parse_woocommerce_webhook
 
@@ -23,12 +23,16 @@ class QueuedWebhook(BaseModel):
     body: str
 
 
-def shop_event(webhook: QueuedWebhook) -> ShopEvent | None:
-    """The event the delivery stands for, or None for one the programme does not use.
+def shop_event(webhook: QueuedWebhook, *, test_orders_earn: bool = False) -> ShopEvent | Unused | None:
+    """The event the delivery stands for; Unused for a test delivery, a cancelled order and the like; None for
+    a topic the programme does not use. `test_orders_earn`: Shopify orders marked `test` earn (a development
+    store's setting).
 
     Raises MalformedPayloadError, naming the field, for a body that lacks something the mapping needs.
     """
     raw = webhook.body.encode()
     if webhook.platform == "shopify":
-        return parse_shopify_webhook(webhook.topic, webhook.shop, webhook.webhook_id or "", raw)
+        return parse_shopify_webhook(
+            webhook.topic, webhook.shop, webhook.webhook_id or "", raw, test_orders_earn=test_orders_earn
+        )
     return parse_woocommerce_webhook(webhook.topic, webhook.shop, raw)

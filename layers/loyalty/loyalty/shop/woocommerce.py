@@ -19,6 +19,10 @@ Mapping (REST API v3 shapes; `*_gmt` dates carry no offset and are UTC):
   line: `is_gift_card` is False. Shipping = sum of `shipping_lines[].total` (without tax). `placed_at` is
   `date_created_gmt`; `occurred_at` is `date_completed_gmt`, else paid, modified, created. customer_id 0
   (a guest) gives None; e-mail and first name come from `billing`.
+  An order whose body already lists `refunds` (refunded before it was completed, or while the webhook was
+  queued) earns only on what is certainly kept: a refund carries a total, not the lines it took back, so
+  each line is reduced by the whole refunded total (at most to zero). However the refund was shared out
+  among the lines, no line keeps less than that, so the order never earns on refunded money.
 - order.* with status `refunded` or `cancelled` -> RefundEvent of the whole order (`lines=None`,
   `refund_id="status:<status>"`). Partial refunds leave the status at completed and are not reported.
 - order.* with any other status -> None.
@@ -32,20 +36,21 @@ naming the field, never its value. Money is read exactly from the strings (Decim
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING, Decimal, Inexact, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, Inexact, localcontext
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from loyalty.errors import MalformedPayloadError
-from loyalty.programme.money import Money
+from loyalty.programme.money import ExactDecimal, Money
 from loyalty.programme.orders import Order, OrderLine
 from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.shop.intake import WOOCOMMERCE_EARNING_STATUS, WOOCOMMERCE_REVERSING_STATUSES, woocommerce_order_status
 from loyalty.wire_json import describe, load_json
 
 _UNIT_PRICE_STEP = Decimal("1e-10")
+_CENT = Decimal("0.01")
 
 
 def _id(value: object) -> object:
@@ -90,6 +95,10 @@ class _CouponLine(_Wire):
     code: str
 
 
+class _Refund(_Wire):
+    total: ExactDecimal  # WooCommerce writes it negative: "-10.00"
+
+
 class _OrderState(_Wire):
     id: Id
     status: str
@@ -106,6 +115,7 @@ class _Order(_OrderState):
     line_items: list[_LineItem]
     shipping_lines: list[_ShippingLine] = []
     coupon_lines: list[_CouponLine] = []
+    refunds: list[_Refund] = []
 
 
 class _Customer(_Wire):
@@ -169,13 +179,14 @@ def _order(topic: str, body: Any, host: str) -> OrderPaidEvent | RefundEvent | N
     if status != WOOCOMMERCE_EARNING_STATUS:
         return None
     payload = _Order.model_validate(body)
+    refunded = sum((abs(refund.total) for refund in payload.refunds), Decimal(0))
     order = Order(
         shop=shop,
         order_id=payload.id,
         currency=payload.currency,
         placed_at=payload.date_created_gmt,
         prices_include_tax=False,  # WooCommerce line amounts never include tax
-        lines=tuple(_order_line(item) for item in payload.line_items if item.quantity > 0),
+        lines=tuple(_order_line(item, refunded) for item in payload.line_items if item.quantity > 0),
         shipping=sum((s.total for s in payload.shipping_lines), Decimal(0)),
         discount_codes=tuple(c.code for c in payload.coupon_lines if c.code),
     )
@@ -192,7 +203,8 @@ def _order(topic: str, body: Any, host: str) -> OrderPaidEvent | RefundEvent | N
     )
 
 
-def _order_line(item: _LineItem) -> OrderLine:
+def _order_line(item: _LineItem, refunded: Decimal) -> OrderLine:
+    """The line as the programme sees it; `refunded` (the order's refunds) comes off its total, at most all."""
     gross = max(item.subtotal, item.total)  # a total above the subtotal (a line edited by hand): no discount
     with localcontext() as context:
         context.clear_flags()
@@ -200,13 +212,15 @@ def _order_line(item: _LineItem) -> OrderLine:
         exact = not context.flags[Inexact]
     if not exact:  # e.g. 11.71 / 3: round up at 10 decimals; the discount absorbs the difference
         unit_price = unit_price.quantize(_UNIT_PRICE_STEP, rounding=ROUND_CEILING)
+    kept = max(item.total - refunded, Decimal(0))
+    tax = item.total_tax if kept == item.total else (item.total_tax * kept / item.total).quantize(_CENT, ROUND_FLOOR)
     return OrderLine(
         line_id=item.id,
         product_id=str(item.product_id) if item.product_id else None,
         quantity=item.quantity,
         unit_price=unit_price,
-        discount=item.quantity * unit_price - item.total,
-        tax=item.total_tax,
+        discount=item.quantity * unit_price - kept,
+        tax=tax,  # in the same share as the amount kept
     )
 
 

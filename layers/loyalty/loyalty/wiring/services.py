@@ -95,6 +95,7 @@ def shop_event_applier() -> ShopEventApplier:
         settings.guest_hold_days,
         load_offer_rules(),
         SqsOfferQueue(settings.offer_queue_url),
+        test_orders_earn=settings.test_orders_earn,
     )
     config, table = idempotency("dedup_key"), settings.idempotency_table
     applier.apply_event = _idempotent(config, table, applier.apply, "event", "ledger_writer.shop_event")

@@ -9,6 +9,7 @@ from loyalty.settings import TableSettings, flag, optional_text, setting, text, 
 class LedgerWriterSettings(TableSettings):
     idempotency_table: str = setting("LOYALTY_IDEMPOTENCY_TABLE", text(min_length=3))
     guest_hold_days: int = setting("GUEST_HOLD_DAYS", whole_number(0), 30)
+    test_orders_earn: bool = setting("TEST_ORDERS_EARN", flag, False)
     offer_queue_url: str = setting("OFFER_QUEUE_URL", text())
 
 

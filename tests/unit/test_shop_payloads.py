@@ -1,0 +1,231 @@
+"""Payloads as real shops send them: every file under tests/events/shopify and tests/events/woocommerce through
+the receiver and the mapping, and what the programme makes of tips, test deliveries, test and cancelled orders,
+consent changes, refunds already in an order, and other WooCommerce API versions."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loyalty.fakes import Fakes
+from loyalty.ledger.service import Ledger
+from loyalty.offers.rules import load_offer_rules
+from loyalty.shop.applier import ShopEventApplier
+from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, Unused
+from loyalty.shop.intake import WebhookReceiver
+from loyalty.shop.webhooks import QueuedWebhook, shop_event
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+SHOP_DOMAIN = "fjallvind-outdoor.myshopify.com"
+SOURCE = "https://kahvipaahtimo.example.fi/"
+SECRETS = {"shopify": "shopify-secret", "woocommerce": "woocommerce-secret"}
+UPDATE_SETTING = "WP REST API Integration v3"
+
+# Every payload file a shop sends, the topic it comes with, and what the programme makes of it
+PAYLOADS: dict[str, tuple[str, type | str]] = {
+    "shopify/orders_paid.json": ("orders/paid", OrderPaidEvent),
+    "shopify/orders_paid_with_tip.json": ("orders/paid", OrderPaidEvent),
+    "shopify/orders_paid_test_order.json": ("orders/paid", "WebhookTestDelivery"),
+    "shopify/orders_paid_test_notification.json": ("orders/paid", "WebhookTestDelivery"),
+    "shopify/refunds_create_partial.json": ("refunds/create", RefundEvent),
+    "shopify/customers_create.json": ("customers/create", CustomerEvent),
+    "shopify/customers_create_test_notification.json": ("customers/create", "WebhookTestDelivery"),
+    "shopify/customers_email_marketing_consent_update.json": (
+        "customers/email_marketing_consent_update",
+        CustomerEvent,
+    ),
+    "shopify/customers_email_marketing_consent_update_test_notification.json": (
+        "customers/email_marketing_consent_update",
+        "WebhookTestDelivery",
+    ),
+    "shopify/customers_marketing_consent_update.json": ("customers/marketing_consent_update", CustomerEvent),
+    "shopify/products_create.json": ("products/create", ProductEvent),
+    "shopify/products_create_test_notification.json": ("products/create", "WebhookTestDelivery"),
+    "woocommerce/order_completed.json": ("order.updated", OrderPaidEvent),
+    "woocommerce/order_completed_with_refunds.json": ("order.updated", OrderPaidEvent),
+    "woocommerce/order_refunded.json": ("order.updated", RefundEvent),
+    "woocommerce/order_completed_legacy_api.json": ("order.updated", "not queued"),
+    "woocommerce/order_completed_wp_api_v1.json": ("order.updated", "not queued"),
+    "woocommerce/customer_created.json": ("customer.created", CustomerEvent),
+    "woocommerce/product_updated.json": ("product.updated", ProductEvent),
+}
+
+
+class Queue:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def send(self, message: str) -> None:
+        self.messages.append(message)
+
+
+def raw(name: str) -> bytes:
+    return (EVENTS / name).read_bytes()
+
+
+def signed(body: bytes, secret: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def receive(name: str, body: bytes | None = None) -> tuple[dict[str, str], list[QueuedWebhook]]:
+    """What the receiver answers for the payload file, and what it queued."""
+    topic = PAYLOADS[name][0]
+    body = raw(name) if body is None else body
+    queue = Queue()
+    receiver = WebhookReceiver(queue, SECRETS.__getitem__, "shopify", "woocommerce")  # type: ignore[arg-type]
+    if name.startswith("shopify/"):
+        headers = {
+            "x-shopify-hmac-sha256": signed(body, SECRETS["shopify"]),
+            "x-shopify-topic": topic,
+            "x-shopify-shop-domain": SHOP_DOMAIN,
+            "x-shopify-webhook-id": f"wh-{name}",
+        }
+        answer = receiver.shopify(body, headers)
+    else:
+        headers = {
+            "x-wc-webhook-signature": signed(body, SECRETS["woocommerce"]),
+            "x-wc-webhook-topic": topic,
+            "x-wc-webhook-source": SOURCE,
+            "content-type": "application/json",
+        }
+        answer = receiver.woocommerce(body, headers)
+    return answer, [QueuedWebhook.model_validate_json(message) for message in queue.messages]
+
+
+def mapped(name: str, body: bytes | None = None, **options: Any) -> Any:
+    _, (webhook,) = receive(name, body)
+    return shop_event(webhook, **options)
+
+
+@pytest.fixture
+def applier(fakes: Fakes, ledger: Ledger) -> ShopEventApplier:
+    return ShopEventApplier(ledger, fakes.directory, fakes.reviews, 30, load_offer_rules(), fakes.offer_queue)
+
+
+def deliver(applier: ShopEventApplier, name: str) -> str:
+    _, (webhook,) = receive(name)
+    return applier.deliver(webhook)
+
+
+def test_every_payload_file_a_shop_sends_is_listed_here() -> None:
+    files = {f"{platform}/{p.name}" for platform in ("shopify", "woocommerce") for p in (EVENTS / platform).iterdir()}
+    assert files == set(PAYLOADS)
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_every_payload_file_is_answered_and_mapped_never_a_dead_letter(name: str) -> None:
+    # When the shop delivers it, signed
+    answer, queued = receive(name)
+    expected = PAYLOADS[name][1]
+    # Then the receiver answers, and what it queues maps to what the programme expects, without an error
+    if expected == "not queued":
+        assert queued == [] and answer["status"] == "ignored"
+        return
+    assert answer == {"status": "queued"}
+    (webhook,) = queued
+    event = shop_event(webhook)
+    if isinstance(expected, str):
+        assert isinstance(event, Unused) and event.metric == expected
+    else:
+        assert isinstance(event, expected)
+
+
+def test_a_tip_earns_nothing() -> None:
+    # Given the same order with and without a 100 kr tip
+    plain = mapped("shopify/orders_paid.json")
+    tipped = mapped("shopify/orders_paid_with_tip.json")
+    # Then the tip is not a line of the order: the merchandise is the same
+    assert [(line.product_id, line.amount) for line in tipped.order.lines] == [
+        (line.product_id, line.amount) for line in plain.order.lines
+    ]
+    assert json.loads(raw("shopify/orders_paid_with_tip.json"))["total_tip_received"] == "100.00"
+
+
+def test_a_test_order_earns_only_where_test_orders_are_allowed() -> None:
+    assert isinstance(mapped("shopify/orders_paid_test_order.json"), Unused)
+    assert isinstance(mapped("shopify/orders_paid_test_order.json", test_orders_earn=True), OrderPaidEvent)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"cancelled_at": "2026-03-14T12:00:00+01:00", "financial_status": "refunded"}, {"financial_status": "voided"}],
+)
+def test_a_cancelled_or_voided_order_earns_nothing(change: dict[str, str]) -> None:
+    body = json.loads(raw("shopify/orders_paid.json"))
+    body.update(change)
+    event = mapped("shopify/orders_paid.json", json.dumps(body).encode())
+    assert isinstance(event, Unused) and event.metric == "WebhookOrderNotEarning"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "shopify/orders_paid_test_notification.json",
+        "shopify/orders_paid_test_order.json",
+        "shopify/customers_create_test_notification.json",
+        "shopify/products_create_test_notification.json",
+    ],
+)
+def test_test_deliveries_write_nothing_and_enrol_no_one(
+    fakes: Fakes, ledger: Ledger, applier: ShopEventApplier, name: str
+) -> None:
+    # When Shopify's test notification (in a currency the programme does not know), or a test order, is applied
+    outcome = deliver(applier, name)
+    # Then it is a test delivery, and nobody was enrolled and no product stored
+    assert outcome.startswith("test delivery")
+    body = json.loads(raw(name))
+    for email in (body.get("email"), (body.get("customer") or {}).get("email")):
+        assert email is None or ledger.member_for_email(email) is None
+    assert fakes.directory.categories_for(f"shopify:{SHOP_DOMAIN}", [str(body["id"])]) == {}
+
+
+def test_consent_changed_in_the_shop_reaches_the_member(ledger: Ledger, applier: ShopEventApplier) -> None:
+    # Given a customer who became a member with their first order (no consent known yet)
+    deliver(applier, "shopify/orders_paid.json")
+    member = ledger.member_for_email("astrid.lindqvist@example.se")
+    assert member is not None
+    assert (ledger.summary(member).profile.email_consent, ledger.summary(member).profile.sms_consent) == (None, None)
+    # When they unsubscribe from e-mail and subscribe to SMS in the shop
+    assert deliver(applier, "shopify/customers_email_marketing_consent_update.json") == "member profile updated"
+    assert deliver(applier, "shopify/customers_marketing_consent_update.json") == "member profile updated"
+    # Then the member's consent follows
+    profile = ledger.summary(member).profile
+    assert (profile.email_consent, profile.sms_consent) == (False, True)
+
+
+def test_a_consent_change_of_an_unknown_customer_enrols_no_one(ledger: Ledger, applier: ShopEventApplier) -> None:
+    assert deliver(applier, "shopify/customers_email_marketing_consent_update.json").startswith("customer ignored")
+    assert ledger.member_for_email("astrid.lindqvist@example.se") is None
+
+
+def test_refunds_listed_in_a_woocommerce_order_are_never_earned_on() -> None:
+    # Given the same completed order, and once with a refund of 12.50 already listed
+    whole = mapped("woocommerce/order_completed.json").order
+    refunded = mapped("woocommerce/order_completed_with_refunds.json").order
+    # Then every line is reduced by the whole refund (at most to nothing), its tax in proportion
+    assert len(refunded.lines) == len(whole.lines)
+    for before, after in zip(whole.lines, refunded.lines, strict=True):
+        assert after.amount == max(before.amount - Decimal("12.50"), Decimal(0))
+        assert after.tax <= before.tax * after.amount / before.amount
+    # So no line counts more than could be left of it, however the refund was shared among the lines
+    assert sum(line.amount for line in refunded.lines) < sum(line.amount for line in whole.lines) - Decimal("12.50")
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [
+        ("woocommerce/order_completed_legacy_api.json", "legacy API"),
+        ("woocommerce/order_completed_wp_api_v1.json", "v1"),
+    ],
+)
+def test_other_woocommerce_api_versions_are_answered_with_the_setting_to_change(name: str, version: str) -> None:
+    answer, queued = receive(name)
+    assert queued == []
+    assert answer["status"] == "ignored" and version in answer["reason"] and UPDATE_SETTING in answer["reason"]
