@@ -89,6 +89,16 @@ def test_members_are_read_together_and_the_unknown_left_out(stores: Stores) -> N
     assert stores.ledger.members([]) == {}
 
 
+def test_an_id_longer_than_any_key_finds_no_one(stores: Stores) -> None:
+    # Given ids and an address of 2,100 characters, as a caller may send (DynamoDB refuses keys that long)
+    member, long = enrolled(stores), "x" * 2100
+    # Then they are simply not there
+    assert stores.ledger.member(long) is None
+    assert stores.ledger.members([long, member.member_id]) == {member.member_id: member}
+    assert stores.ledger.member_for_email(long + "@example.com") is None
+    assert stores.directory.member_for_customer("shopify:a", long) is None
+
+
 def test_a_change_applies_its_entry_deltas_and_values_together(stores: Stores) -> None:
     member = enrolled(stores)
     override = TierOverride(tier="gold", valid_until=date(2026, 6, 30), reason="VIP event", actor="005x")

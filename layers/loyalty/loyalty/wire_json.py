@@ -12,14 +12,38 @@ if TYPE_CHECKING:  # the webhook receiver loads this module and must not load py
     from pydantic import ValidationError
 
 
+MAX_DEPTH = 32  # objects and arrays within each other; the shops' bodies nest five or six deep
+
+
 def load_json(raw_body: bytes | str, what: str) -> Any:
-    """The body as JSON, numbers with a decimal point as Decimal; NaN and Infinity are refused."""
+    """The body as JSON, numbers with a decimal point as Decimal; NaN and Infinity, and a body nested more than
+    MAX_DEPTH deep, are refused."""
     try:
-        return json.loads(raw_body, parse_float=Decimal, parse_constant=_refuse_constant)
+        body = json.loads(raw_body, parse_float=Decimal, parse_constant=_refuse_constant)
     except json.JSONDecodeError as error:
         raise MalformedPayloadError(f"{what}: body is not valid JSON ({error.msg} at {error.pos})") from None
     except ValueError:  # not UTF-8, or NaN/Infinity
         raise MalformedPayloadError(f"{what}: body is not valid UTF-8 JSON") from None
+    except RecursionError:
+        body = None
+    else:
+        if _within_depth(body, MAX_DEPTH):
+            return body
+    raise MalformedPayloadError(f"{what}: body is nested more than {MAX_DEPTH} deep")
+
+
+def _within_depth(value: Any, limit: int) -> bool:
+    """True if no object or array in `value` is more than `limit` levels deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
 
 
 def _refuse_constant(name: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from loyalty.clock import now as clock_now
@@ -37,6 +37,8 @@ from loyalty.offers.requests import ContactSnapshot, CrmConsent, Offer, OfferKin
 from loyalty.ports.crm import CrmStates
 from loyalty.ports.directory import CONSENT_FIELDS, Directory
 
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little; a change time beyond that is refused
+
 
 class CrmInbound:
     def __init__(
@@ -67,6 +69,12 @@ class CrmInbound:
         verify_token(token, self.outbound_token())
         message = parse_outbound_message(raw_body)
         self._check_org(message.organization_id)
+        latest = self.clock() + FUTURE_TOLERANCE
+        if any(notification.last_modified > latest for notification in message.notifications):
+            # applied, it would make every real change after it look older, and be ignored
+            raise MalformedPayloadError(
+                f"outbound message: a LastModifiedDate more than {FUTURE_TOLERANCE.seconds // 60} minutes ahead"
+            )
         for notification in message.notifications:
             outcome = self.apply_notification(change=notification)
             logger.info(outcome, notification_id=notification.notification_id)

@@ -42,6 +42,7 @@ from loyalty.crm.fields import (
 from loyalty.errors import InvalidSignatureError, MalformedPayloadError
 
 TOKEN_PARAMETER = "token"
+MAX_NOTIFICATIONS = 100  # Salesforce sends at most 100 notifications in one message
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND = "http://soap.sforce.com/2005/09/outbound"
@@ -91,6 +92,8 @@ def parse_outbound_message(raw_body: bytes) -> OutboundMessage:
     elements = body.findall(f"{{{OUTBOUND}}}Notification")
     if not elements:
         raise _malformed("Notification is required")
+    if len(elements) > MAX_NOTIFICATIONS:
+        raise _malformed(f"at most {MAX_NOTIFICATIONS} Notifications are sent in one message (Salesforce's limit)")
     session_id = _optional(body, OUTBOUND, "SessionId", str)
     return OutboundMessage(
         organization_id=organization_id,

@@ -25,7 +25,8 @@ def unsubscribe_url(base_url: str, secret: str, member_id: str, channel: str) ->
 
 
 def valid_unsubscribe(secret: str, member_id: str, channel: str, token: str) -> bool:
-    return bool(secret) and hmac.compare_digest(unsubscribe_token(secret, member_id, channel), token)
+    expected = unsubscribe_token(secret, member_id, channel).encode()
+    return bool(secret) and hmac.compare_digest(expected, token.encode("utf-8", "surrogatepass"))  # any text
 
 
 class Unsubscribe:

@@ -20,6 +20,7 @@ from loyalty.adapters.dynamodb.models import (
     MemberItem,
     ProductItem,
     RequestItem,
+    can_exist,
     condition_failed,
     email_pk,
     member_pk,
@@ -49,6 +50,8 @@ class DynamoDBDirectory:
     # ------------------------------------------------------------ customers and profiles
 
     def member_for_customer(self, shop: str, customer_id: str) -> str | None:
+        if not can_exist(_customer_pk(shop, customer_id), CUSTOMER_SK):
+            return None
         try:
             return str(CustomerItem.get(_customer_pk(shop, customer_id), CUSTOMER_SK).member_id)
         except CustomerItem.DoesNotExist:

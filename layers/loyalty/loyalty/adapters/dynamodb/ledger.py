@@ -43,6 +43,7 @@ from loyalty.adapters.dynamodb.models import (
     MemberItem,
     OrderItem,
     ReviewItem,
+    can_exist,
     condition_failed,
     email_pk,
     member_pk,
@@ -254,6 +255,8 @@ def _member_update(change: MemberChange) -> tuple[list[Action], Condition]:
 
 
 def _get(model: type[Any], pk: str, sk: str) -> Any:
+    if not can_exist(pk, sk):
+        return None
     try:
         return model.get(pk, sk, consistent_read=True)
     except model.DoesNotExist:
@@ -261,4 +264,5 @@ def _get(model: type[Any], pk: str, sk: str) -> Any:
 
 
 def _batch_get(keys: list[tuple[str, str]]) -> list[LoyaltyItem]:
-    return list(LoyaltyItem.batch_get(keys, consistent_read=True))
+    keys = [(pk, sk) for pk, sk in keys if can_exist(pk, sk)]
+    return list(LoyaltyItem.batch_get(keys, consistent_read=True)) if keys else []

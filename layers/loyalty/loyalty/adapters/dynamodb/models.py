@@ -316,6 +316,12 @@ def review_due(member_id: str, on: date) -> tuple[str, str]:
     return f"REVIEW#{shard}", f"{on.isoformat()}#{member_id}"
 
 
+def can_exist(pk: str, sk: str) -> bool:
+    """False for a key over DynamoDB's limits (2,048 bytes of partition key, 1,024 of sort key): no item has it,
+    and DynamoDB would refuse the request rather than find nothing (an id of 2,000 characters from a caller)."""
+    return len(pk.encode("utf-8", "surrogatepass")) <= 2048 and len(sk.encode("utf-8", "surrogatepass")) <= 1024
+
+
 def member_pk(member_id: str) -> str:
     return f"MEMBER#{member_id}"
 
