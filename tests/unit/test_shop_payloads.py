@@ -21,6 +21,7 @@ from loyalty.shop.applier import ShopEventApplier
 from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, Unused
 from loyalty.shop.intake import WebhookReceiver
 from loyalty.shop.webhooks import QueuedWebhook, shop_event
+from tests.conftest import FakeClock
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 SHOP_DOMAIN = "fjallvind-outdoor.myshopify.com"
@@ -186,9 +187,12 @@ def test_test_deliveries_write_nothing_and_enrol_no_one(
     assert fakes.directory.categories_for(f"shopify:{SHOP_DOMAIN}", [str(body["id"])]) == {}
 
 
-def test_consent_changed_in_the_shop_reaches_the_member(ledger: Ledger, applier: ShopEventApplier) -> None:
+def test_consent_changed_in_the_shop_reaches_the_member(
+    ledger: Ledger, applier: ShopEventApplier, clock: FakeClock
+) -> None:
     # Given a customer who became a member with their first order (no consent known yet)
-    deliver(applier, "shopify/orders_paid.json")
+    clock.advance(days=14)  # the order's day
+    assert deliver(applier, "shopify/orders_paid.json") == "order accrued"
     member = ledger.member_for_email("astrid.lindqvist@example.se")
     assert member is not None
     assert (ledger.summary(member).profile.email_consent, ledger.summary(member).profile.sms_consent) == (None, None)

@@ -50,6 +50,14 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number")
 
 
+def text_only(value: Any) -> Any:
+    """For a pydantic BeforeValidator: dates come as text; a number (pydantic would read seconds since 1970) is
+    refused."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError("a date must be text (ISO 8601)")
+    return value
+
+
 def describe(error: ValidationError) -> str:
     """The fields a ValidationError names and what is wrong with them, without the values (they may be PII)."""
     parts = []

@@ -9,7 +9,7 @@ from typing import Any
 
 from loyalty.errors import UnknownMemberError
 from loyalty.fakes.memory import Memory
-from loyalty.ports.directory import PROFILE_FIELDS
+from loyalty.ports.directory import PROFILE_FIELDS, HeldForReview
 from loyalty.programme.orders import Order
 
 
@@ -90,3 +90,10 @@ class InMemoryDirectory:
 
     def drop_held_order(self, email: str, order: Order) -> None:
         self.memory.items("held_orders").get(_email(email), {}).pop((order.shop, order.order_id), None)
+
+    def hold_for_review(self, order: Order, reason: str, at: datetime) -> None:
+        held = self.memory.items("held_for_review")
+        held.setdefault((order.shop, order.order_id), HeldForReview(order, reason, at))
+
+    def held_for_review(self) -> list[HeldForReview]:
+        return sorted(self.memory.items("held_for_review").values(), key=lambda held: held.held_at)

@@ -1,5 +1,5 @@
 """Who is who and what is what: shop customers linked to members, member profiles and consent, the product
-catalogue, guest orders held until their e-mail enrols, and CRM requests already applied.
+catalogue, guest orders held until their e-mail enrols, orders held for review, and CRM requests already applied.
 
 Implemented by loyalty.adapters.dynamodb.directory and loyalty.fakes.directory (tests/contract holds both).
 """
@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from loyalty.programme.orders import Order
 
 PROFILE_FIELDS = ("first_name", "last_name", "phone", "locale", "crm_contact_id", "birthdate")
 CONSENT_FIELDS = ("email_consent", "sms_consent")
+
+
+class HeldForReview(NamedTuple):
+    order: Order
+    reason: str  # why it is beyond the bounds, for the operator
+    held_at: datetime
 
 
 class Directory(Protocol):
@@ -55,3 +61,11 @@ class Directory(Protocol):
         ...
 
     def drop_held_order(self, email: str, order: Order) -> None: ...
+
+    def hold_for_review(self, order: Order, reason: str, at: datetime) -> None:
+        """Keep an order beyond the programme's bounds, unapplied, for an operator (the same order once)."""
+        ...
+
+    def held_for_review(self) -> list[HeldForReview]:
+        """Every order held for review, oldest first."""
+        ...

@@ -14,6 +14,7 @@ Rounding rules:
 """
 
 import math
+import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -21,11 +22,15 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
+_PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+
 
 def to_decimal(value: object) -> Decimal:
     """Return `value` as a finite Decimal; accepts str, int or Decimal and refuses float and bool."""
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError(f"expected a decimal string, int or Decimal, not {type(value).__name__} ({value!r})")
+    if isinstance(value, str) and not _PLAIN_NUMBER.fullmatch(value.strip()):
+        raise ValueError(f"not a plain decimal number: {value!r}")  # "1_000", "1e3", "0x10": never a price
     try:
         result = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except InvalidOperation:

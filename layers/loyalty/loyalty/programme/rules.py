@@ -208,6 +208,14 @@ class Schedules(_Rules):
     catch_up_days: Annotated[int, Field(ge=0)] = 7  # a missed run date is done late, up to this many days back
 
 
+class OrderLimits(_Rules):
+    """Beyond these an order is held for review (loyalty.programme.limits), never applied."""
+
+    max_line_quantity: Annotated[int, Field(ge=1)] = 1_000
+    max_order_points: Annotated[int, Field(ge=1)] = 100_000  # at the lowest tier, before offers
+    max_order_age_days: Annotated[int, Field(ge=1)] = 3650
+
+
 class Bonuses(_Rules):
     signup: Annotated[int, Field(ge=0)] = 0
     birthday: Annotated[int, Field(ge=0)] = 0
@@ -229,6 +237,7 @@ class ProgramRules(_Rules):
     bonuses: Bonuses = Bonuses()
     segments: SegmentRules = SegmentRules()
     schedules: Schedules = Schedules()
+    order_limits: OrderLimits = OrderLimits()
 
     @field_validator("timezone")
     @classmethod

@@ -17,6 +17,7 @@ from loyalty.offers.records import OfferQueue
 from loyalty.offers.rules import OfferRules
 from loyalty.ports.directory import Directory
 from loyalty.ports.reviews import Reviews
+from loyalty.programme.limits import beyond_limits
 from loyalty.programme.orders import Order
 from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent, Unused
 from loyalty.shop.webhooks import QueuedWebhook, shop_event
@@ -100,6 +101,13 @@ class ShopEventApplier:
 
     def _order(self, event: OrderPaidEvent) -> str:
         order = self._with_categories(event.order)
+        now = self.ledger.clock()
+        problem = beyond_limits(self.ledger.rules, order, now)
+        if problem is not None:  # before anyone is enrolled: nothing of it is applied until an operator looks
+            self.directory.hold_for_review(order, problem, now)
+            logger.warning("order held for review", shop=order.shop, order_id=order.order_id, reason=problem)
+            metrics.add_metric(name="OrderHeldForReview", unit="Count", value=1)
+            return f"order held for review: {problem}"
         member_id = self._find_member(event.shop, event.customer_id, event.email)
         if member_id is None:
             if event.customer_id:

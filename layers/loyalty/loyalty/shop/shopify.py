@@ -34,7 +34,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from loyalty.errors import MalformedPayloadError
 from loyalty.programme.money import Money
@@ -48,7 +48,7 @@ from loyalty.shop.events import (
     Unused,
     test_delivery,
 )
-from loyalty.wire_json import describe, load_json
+from loyalty.wire_json import describe, load_json, text_only
 
 
 def _id(value: object) -> object:
@@ -56,7 +56,8 @@ def _id(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-Id = Annotated[str, BeforeValidator(_id)]
+Id = Annotated[str, BeforeValidator(_id), Field(min_length=1, max_length=100)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(text_only)]  # never a number read as seconds since 1970
 
 
 class _Wire(BaseModel):
@@ -65,7 +66,7 @@ class _Wire(BaseModel):
 
 class _Consent(_Wire):
     state: str | None = None
-    consent_updated_at: AwareDatetime | None = None
+    consent_updated_at: Timestamp | None = None
 
 
 class _Customer(_Wire):
@@ -77,8 +78,8 @@ class _Customer(_Wire):
     locale: str | None = None
     email_marketing_consent: _Consent | None = None
     sms_marketing_consent: _Consent | None = None
-    created_at: AwareDatetime | None = None
-    updated_at: AwareDatetime | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
 
 
 class _Amount(_Wire):
@@ -117,9 +118,9 @@ class _OrderPayload(_Wire):
     id: Id
     currency: str | None = None
     presentment_currency: str | None = None
-    created_at: AwareDatetime
-    processed_at: AwareDatetime | None = None
-    updated_at: AwareDatetime | None = None
+    created_at: Timestamp
+    processed_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
     taxes_included: bool
     email: str | None = None
     customer: _Customer | None = None
@@ -128,7 +129,7 @@ class _OrderPayload(_Wire):
     shipping_lines: list[_ShippingLine] = []
     discount_codes: list[_DiscountCode] = []
     test: bool = False
-    cancelled_at: AwareDatetime | None = None
+    cancelled_at: Timestamp | None = None
     financial_status: str | None = None
 
 
@@ -140,7 +141,7 @@ class _RefundLineItem(_Wire):
 class _RefundPayload(_Wire):
     id: Id
     order_id: Id
-    created_at: AwareDatetime
+    created_at: Timestamp
     refund_line_items: list[_RefundLineItem] = []
 
 
@@ -149,8 +150,8 @@ class _ProductPayload(_Wire):
     title: str
     product_type: str | None = None
     tags: str | None = None
-    created_at: AwareDatetime | None = None
-    updated_at: AwareDatetime | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
 
 
 class _EmailConsentPayload(_Wire):

@@ -40,14 +40,14 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, Inexact, localcontext
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from loyalty.errors import MalformedPayloadError
 from loyalty.programme.money import ExactDecimal, Money
 from loyalty.programme.orders import Order, OrderLine
 from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.shop.intake import WOOCOMMERCE_EARNING_STATUS, WOOCOMMERCE_REVERSING_STATUSES, woocommerce_order_status
-from loyalty.wire_json import describe, load_json
+from loyalty.wire_json import describe, load_json, text_only
 
 _UNIT_PRICE_STEP = Decimal("1e-10")
 _CENT = Decimal("0.01")
@@ -63,8 +63,8 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-Id = Annotated[str, BeforeValidator(_id)]
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Id = Annotated[str, BeforeValidator(_id), Field(min_length=1, max_length=100)]
+UtcDatetime = Annotated[datetime, BeforeValidator(text_only), AfterValidator(_as_utc)]  # never seconds since 1970
 
 
 class _Wire(BaseModel):

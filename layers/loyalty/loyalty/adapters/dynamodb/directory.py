@@ -20,6 +20,7 @@ from loyalty.adapters.dynamodb.models import (
     MemberItem,
     ProductItem,
     RequestItem,
+    ReviewHoldItem,
     can_exist,
     condition_failed,
     email_pk,
@@ -27,10 +28,11 @@ from loyalty.adapters.dynamodb.models import (
     table_connection,
 )
 from loyalty.errors import UnknownMemberError
-from loyalty.ports.directory import PROFILE_FIELDS
+from loyalty.ports.directory import PROFILE_FIELDS, HeldForReview
 from loyalty.programme.orders import Order
 
 CUSTOMER_SK = "CUSTOMER"
+REVIEW_HOLD_PK = "REVIEW_HOLD"
 PRODUCT_SK = "PRODUCT"
 
 
@@ -183,3 +185,25 @@ class DynamoDBDirectory:
 
     def drop_held_order(self, email: str, order: Order) -> None:
         HeldOrderItem(_held_pk(email), f"ORDER#{order.shop}#{order.order_id}").delete()
+
+    def hold_for_review(self, order: Order, reason: str, at: datetime) -> None:
+        item = ReviewHoldItem(
+            REVIEW_HOLD_PK,
+            f"ORDER#{order.shop}#{order.order_id}",
+            order=order.model_dump_json(),
+            reason=reason,
+            held_at=at,
+        )
+        try:
+            item.save(condition=ReviewHoldItem.pk.does_not_exist())  # a redelivery keeps the first hold
+        except PutError as error:
+            if not condition_failed(error):
+                raise
+
+    def held_for_review(self) -> list[HeldForReview]:
+        held = [
+            HeldForReview(Order.model_validate_json(item.order), item.reason, item.held_at)
+            for item in LoyaltyItem.query(REVIEW_HOLD_PK, consistent_read=True)
+            if isinstance(item, ReviewHoldItem)
+        ]
+        return sorted(held, key=lambda entry: entry.held_at)

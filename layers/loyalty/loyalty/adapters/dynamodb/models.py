@@ -198,6 +198,14 @@ class HeldOrderItem(LoyaltyItem, discriminator="held_order"):
     hold_until = UTCDateTimeAttribute()
 
 
+class ReviewHoldItem(LoyaltyItem, discriminator="review_hold"):
+    """An order beyond the programme's bounds, kept unapplied for an operator (pk REVIEW_HOLD: they are few)."""
+
+    order = UnicodeAttribute()  # the Order as JSON
+    reason = UnicodeAttribute()
+    held_at = UTCDateTimeAttribute()
+
+
 class RequestItem(LoyaltyItem, discriminator="request"):
     """A CRM request id already applied (Flow callouts answer "duplicate" on a repeat)."""
 

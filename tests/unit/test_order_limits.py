@@ -1,0 +1,111 @@
+"""Orders beyond sane bounds are held for review, before anyone is enrolled, and listed for the operator;
+absurd forms of numbers and dates are refused as malformed."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from infra.held_orders import report
+from loyalty.errors import MalformedPayloadError
+from loyalty.fakes import Fakes
+from loyalty.ledger.service import Ledger
+from loyalty.offers.rules import load_offer_rules
+from loyalty.shop.applier import ShopEventApplier
+from loyalty.shop.webhooks import QueuedWebhook, shop_event
+from tests.conftest import FakeClock
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+SHOPIFY_EMAIL = "astrid.lindqvist@example.se"
+
+
+@pytest.fixture
+def applier(fakes: Fakes, ledger: Ledger, clock: FakeClock) -> ShopEventApplier:
+    clock.advance(days=14)  # the day the captured orders were placed
+    return ShopEventApplier(ledger, fakes.directory, fakes.reviews, 30, load_offer_rules(), fakes.offer_queue)
+
+
+def shopify_order(**changes: object) -> dict:
+    body = json.loads((EVENTS / "shopify" / "orders_paid.json").read_text())
+    body.update(changes)
+    return body
+
+
+def woocommerce_order(**changes: object) -> dict:
+    body = json.loads((EVENTS / "woocommerce" / "order_completed.json").read_text())
+    body.update(changes)
+    return body
+
+
+def webhook(platform: str, body: dict, topic: str = "") -> QueuedWebhook:
+    return QueuedWebhook(
+        platform=platform,  # type: ignore[arg-type]
+        topic=topic or ("orders/paid" if platform == "shopify" else "order.updated"),
+        shop="fjallvind-outdoor.myshopify.com" if platform == "shopify" else "https://kahvipaahtimo.example.fi",
+        webhook_id="wh-1" if platform == "shopify" else None,
+        body=json.dumps(body),
+    )
+
+
+def test_the_captured_orders_are_within_the_bounds(applier: ShopEventApplier) -> None:
+    assert applier.deliver(webhook("shopify", shopify_order())) == "order accrued"
+
+
+def absurd_quantity() -> QueuedWebhook:
+    body = shopify_order()
+    body["line_items"][0]["quantity"] = 10**18
+    return webhook("shopify", body)
+
+
+def test_a_quantity_of_ten_to_the_eighteenth_is_held_and_enrols_no_one(
+    fakes: Fakes, ledger: Ledger, applier: ShopEventApplier
+) -> None:
+    # When a signed order says a line has 10^18 units, and the shop redelivers it
+    first = applier.deliver(absurd_quantity())
+    again = applier.deliver(absurd_quantity())
+    # Then it is held for review, once, and nothing is applied: no member, no points
+    assert first == again == "order held for review: a line of 1000000000000000000 units (at most 1000)"
+    assert ledger.member_for_email(SHOPIFY_EMAIL) is None
+    (held,) = fakes.directory.held_for_review()
+    assert held.order.order_id == "5981234567890"
+    # And the operator's list shows it, without personal data
+    (line,) = report(fakes.directory)
+    assert "5981234567890" in line and "10000" in line and "astrid" not in line.lower()
+
+
+def test_a_woocommerce_total_of_ten_to_the_eighteenth_is_held(fakes: Fakes, applier: ShopEventApplier) -> None:
+    body = woocommerce_order()
+    body["line_items"][0].update(subtotal="1000000000000000000", total="1000000000000000000")
+    outcome = applier.deliver(webhook("woocommerce", body))
+    assert outcome.startswith("order held for review: it would earn") and "at most 100000" in outcome
+    assert len(fakes.directory.held_for_review()) == 1
+
+
+@pytest.mark.parametrize(
+    ("shift", "reason"), [(timedelta(days=3), "placed in the future"), (-timedelta(days=4000), "days ago")]
+)
+def test_an_order_placed_in_the_future_or_long_ago_is_held(
+    applier: ShopEventApplier, shift: timedelta, reason: str
+) -> None:
+    placed = applier.ledger.clock() + shift
+    body = shopify_order(processed_at=placed.isoformat(), created_at=placed.isoformat())
+    assert reason in applier.deliver(webhook("shopify", body))
+
+
+@pytest.mark.parametrize(
+    ("platform", "body"),
+    [
+        ("woocommerce", woocommerce_order(date_created_gmt=-1)),
+        ("shopify", shopify_order(created_at=-1, processed_at=None)),
+        ("shopify", {**shopify_order(), "line_items": [{**shopify_order()["line_items"][0], "price": "1_000"}]}),
+        ("shopify", {**shopify_order(), "line_items": [{**shopify_order()["line_items"][0], "price": "1e3"}]}),
+        ("shopify", shopify_order(id="9" * 101)),
+    ],
+    ids=["woo-date-as-number", "shopify-date-as-number", "price-1_000", "price-1e3", "id-of-101-digits"],
+)
+def test_numbers_and_dates_in_absurd_forms_are_malformed(platform: str, body: dict) -> None:
+    with pytest.raises(MalformedPayloadError):
+        shop_event(webhook(platform, body))
