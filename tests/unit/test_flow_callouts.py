@@ -272,6 +272,13 @@ def test_points_that_are_not_an_integer_are_refused(points: Any, error: str) -> 
     assert "adjustment.points" in message and error in message
 
 
+@pytest.mark.parametrize("points", [1_000_001, -1_000_001, 10**18])
+def test_points_beyond_a_million_either_way_are_refused(points: int) -> None:
+    body = payload("flow_points_adjustment.json")
+    body["adjustment"]["points"] = points
+    assert "adjustment.points" in refused(body)
+
+
 def test_zero_points_are_refused() -> None:
     # Given an adjustment of zero points / When parsed / Then refused, naming the field
     body = payload("flow_points_adjustment.json")

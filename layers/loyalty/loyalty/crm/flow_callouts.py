@@ -41,6 +41,7 @@ from pydantic import (
 from loyalty.errors import InvalidSignatureError, MalformedPayloadError
 
 SECRET_HEADER = "x-loyalty-secret"
+MAX_ADJUSTMENT = 1_000_000  # points one adjustment may add or take: a slip of the keyboard is refused, not applied
 SIGNATURE_HEADER = "x-loyalty-signature"
 
 # --- authentication ---------------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ class CalloutContact(_Wire):
 
 
 class Adjustment(_Wire):
-    points: Integer  # positive to credit, negative to debit; never zero
+    points: Annotated[Integer, Field(ge=-MAX_ADJUSTMENT, le=MAX_ADJUSTMENT)]  # + credits, - debits; never zero
     reason: Annotated[StrictStr, Field(min_length=1, max_length=255)]
 
     @field_validator("points")
