@@ -36,6 +36,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/openapi-spec-validator infra/salesforce/openapi.yaml
 
 # Two workers or more (pytest-xdist); the end-to-end tests keep to one of them, with one embedded stack.
 test: lint check-java $(DDB_LOCAL_STAMP)
