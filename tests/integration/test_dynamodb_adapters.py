@@ -1,5 +1,5 @@
-"""What only the DynamoDB adapters do, on moto: items stored before a field existed, the table's stream as crm_sync
-receives it, and seeding the catalogue from the command line."""
+"""What only the DynamoDB adapters do, on moto: items stored before a field existed, the release job on the table's
+index, the table's stream as crm_sync receives it, and seeding the catalogue from the command line."""
 
 from __future__ import annotations
 
@@ -24,10 +24,14 @@ from loyalty.adapters.dynamodb.models import (
     release_due,
 )
 from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
+from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
 from loyalty.adapters.dynamodb.stream import stream_changes
+from loyalty.fakes.offers import InMemoryOfferQueue
+from loyalty.jobs import ScheduledJobs
 from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import OfferGrant
 from loyalty.offers.records import SendRecord, Status
+from loyalty.offers.rules import load_offer_rules
 from loyalty.programme.rules import ProgramRules
 from tests.conftest import FakeClock
 from tests.contract.conftest import due
@@ -86,6 +90,40 @@ def test_an_order_stored_before_orders_had_a_version_is_refunded_and_released(
     assert released is not None and released.entry.points == 60
     assert ledger.check_invariants(member) == []
     assert due(job_runs, job_runs.releases_due_by(later)) == []
+
+
+def test_the_release_job_on_the_table_releases_orders_however_old(
+    moto_table: str, rules: ProgramRules, clock: FakeClock
+) -> None:
+    # Given orders placed 40, 90 and 400 days before the job runs, more than a page of them, one of them stored
+    # as before the index had shards (under its release day's partition, that day still in the catch-up window)
+    ledger = Ledger(DynamoDBLedgerStore(), rules, clock=clock)
+    run_day = date(2027, 6, 15)
+    placed = {f"{days}-{n}": days for days in (400, 90, 40, 33) for n in range(2)}
+    for order_id, days in placed.items():
+        clock.now = datetime.combine(run_day - timedelta(days=days), datetime.min.time(), UTC) + timedelta(hours=12)
+        ledger.enrol(f"m{order_id}")
+        ledger.accrue(f"m{order_id}", simple_order(order_id, clock.now))
+    pk = order_pk("shopify:demo#33-0")
+    release_day = OrderItem.get(pk, ORDER_SK).release_on
+    OrderItem(pk, ORDER_SK).update(actions=[OrderItem.due_pk.set(f"RELEASE#{release_day}"), OrderItem.due_sk.set(pk)])
+    # When the release job runs, three orders a page
+    clock.now = datetime.combine(run_day, datetime.min.time(), UTC) + timedelta(hours=3)
+    jobs = ScheduledJobs(
+        ledger, DynamoDBReviews(), DynamoDBJobRuns(), InMemoryOfferQueue(), load_offer_rules(), DynamoDBOfferRecords(),
+        page_size=3,
+    )  # fmt: skip
+    report = jobs.run("release", run_day)
+    # Then every order is released: its points available, none pending, every invariant holding
+    assert report.complete and report.changed == len(placed)
+    for order_id in placed:
+        summary = ledger.summary(f"m{order_id}")
+        assert (summary.available, summary.pending) == (100, 0), order_id
+        assert ledger.check_invariants(f"m{order_id}") == []
+    # And a run on the next day finds nothing left to do
+    clock.now += timedelta(days=1)
+    again = jobs.run("release", run_day + timedelta(days=1))
+    assert (again.processed, again.changed) == (0, 0)
 
 
 def stream_event(*items: Any) -> dict[str, Any]:
