@@ -202,10 +202,12 @@ class LedgerHistories(RuleBasedStateMachine):
             today = self.rules_under_test.local_date(self.clock.now)
             releases = any(o.placed and o.release_on == today for o in self.orders.values())
             expiries = any(lot[1] == today - timedelta(days=1) for lot in self.lots)
-            for work in self._due(self.job_runs.releases(today)) if self.every_day or releases else []:
+            released: list[str] = []  # in the order the job found them (on the table, shard by shard)
+            for work in self._due(self.job_runs.releases_due_by(today)) if self.every_day or releases else []:
                 assert work.shop is not None and work.order_id is not None
                 self.ledger.release(work.shop, work.order_id)
-            for order_id, model in sorted(self.orders.items()):
+                released.append(work.order_id)
+            for order_id, model in sorted(self.orders.items(), key=lambda item: _found_first(released, item[0])):
                 if model.placed and not model.released and model.release_on == today and any(model.left_units.values()):
                     model.released = True
                     points = sum(model.left_points.values())
@@ -274,6 +276,11 @@ class LedgerHistories(RuleBasedStateMachine):
                 assert [lot.remaining for lot in self.ledger.open_lots(self.member)] == self._open_lots(self._member())
             finally:
                 self.drop()
+
+
+def _found_first(found: list[str], order_id: str) -> tuple[int, str]:
+    """Orders the job found in the order it found them (the order of their lots), then the others by id."""
+    return (found.index(order_id), "") if order_id in found else (len(found), order_id)
 
 
 def run_histories(rules: ProgramRules, backend: Callable[[], Backend], examples: int, every_day: bool = True) -> None:

@@ -201,11 +201,47 @@ def test_an_order_is_written_only_over_the_version_read(stores: Stores) -> None:
     assert stores.ledger.commit(LedgerChange(order=OrderChange(refunded))) is Commit.APPLIED
     assert stores.ledger.commit(LedgerChange(order=OrderChange(replace(refunded, left=0)))) is Commit.CONFLICT
     assert stores.ledger.order("shopify:shop#1001") == refunded
-    # And a pending order is found on its release date, and no longer once released
-    assert [w.order_id for w in due(stores.job_runs, stores.job_runs.releases(date(2026, 4, 1)))] == ["1001"]
+    # And a pending order is found from its release date on, not before, and no longer once released
+    assert due(stores.job_runs, stores.job_runs.releases_due_by(date(2026, 3, 31))) == []
+    assert [w.order_id for w in due(stores.job_runs, stores.job_runs.releases_due_by(date(2026, 4, 1)))] == ["1001"]
     released = replace(refunded, version=3, status=OrderStatus.RELEASED, release_on=None)
     assert stores.ledger.commit(LedgerChange(order=OrderChange(released))) is Commit.APPLIED
-    assert due(stores.job_runs, stores.job_runs.releases(date(2026, 4, 1))) == []
+    assert due(stores.job_runs, stores.job_runs.releases_due_by(date(2026, 4, 1))) == []
+
+
+def test_releases_due_by_a_day_are_every_pending_order_due_then_or_before_however_old(stores: Stores) -> None:
+    # Given pending orders due for release from 400 days before a day to 5 days after it, a released one and a
+    # cancelled one
+    member = enrolled(stores)
+    day = date(2027, 6, 15)
+    offsets = [-400, -90, -40, -7, -1, 0, 1, 5, *range(-30, -18)]  # more orders than a page
+    for number, offset in enumerate(offsets):
+        stores.ledger.commit(LedgerChange(order=OrderChange(pending(member, f"o{number:02d}", day, offset))))
+    for number, status in ((90, OrderStatus.RELEASED), (91, OrderStatus.CANCELLED)):
+        state = replace(pending(member, f"o{number}", day, -50), status=status, release_on=None)
+        stores.ledger.commit(LedgerChange(order=OrderChange(state)))
+    expected = sorted(f"o{number:02d}" for number, offset in enumerate(offsets) if offset <= 0)
+    # When the orders due by the day are read, a few at a time as the job reads them
+    found = due(stores.job_runs, stores.job_runs.releases_due_by(day), page_size=3)
+    # Then every pending order due that day or before is there once, the oldest too, and no other
+    assert sorted(work.order_id for work in found) == expected
+    assert {(work.kind, work.member_id, work.shop) for work in found} == {("order", member.member_id, "shopify:shop")}
+
+
+def pending(member: MemberState, order_id: str, day: date, offset: int) -> OrderState:
+    """A pending order of 10 points whose release day is ``offset`` days from ``day``."""
+    release_on = day + timedelta(days=offset)
+    return OrderState(
+        order_key=f"shopify:shop#{order_id}",
+        version=1,
+        member_id=member.member_id,
+        status=OrderStatus.PENDING,
+        earned=10,
+        left=10,
+        earned_on=release_on - timedelta(days=30),
+        release_on=release_on,
+        lines={"1": LineState(1, 1, 10, 10)},
+    )
 
 
 def test_a_refund_kept_before_its_order_reads_back(stores: Stores) -> None:

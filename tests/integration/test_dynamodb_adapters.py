@@ -1,9 +1,9 @@
-"""What only the DynamoDB adapters do, on moto: items stored before a field existed, the table's stream as crm_sync
-receives it, and seeding the catalogue from the command line."""
+"""What only the DynamoDB adapters do, on moto: items stored before a field existed, the release job on the table's
+index, the table's stream as crm_sync receives it, and seeding the catalogue from the command line."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,15 +12,29 @@ import pytest
 
 from infra.seed_catalogue import main as seed_catalogue
 from loyalty.adapters.dynamodb.directory import DynamoDBDirectory
+from loyalty.adapters.dynamodb.job_runs import DynamoDBJobRuns
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
-from loyalty.adapters.dynamodb.models import MEMBER_SK, ORDER_SK, MemberItem, OrderItem, member_pk, order_pk
+from loyalty.adapters.dynamodb.models import (
+    MEMBER_SK,
+    ORDER_SK,
+    MemberItem,
+    OrderItem,
+    member_pk,
+    order_pk,
+    release_due,
+)
 from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
+from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
 from loyalty.adapters.dynamodb.stream import stream_changes
+from loyalty.fakes.offers import InMemoryOfferQueue
+from loyalty.jobs import ScheduledJobs
 from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import OfferGrant
 from loyalty.offers.records import SendRecord, Status
+from loyalty.offers.rules import load_offer_rules
 from loyalty.programme.rules import ProgramRules
 from tests.conftest import FakeClock
+from tests.contract.conftest import due
 from tests.orders import simple_order
 from tests.unit.test_catalogue import WOO_EXPORT
 
@@ -46,23 +60,70 @@ STREAM_ARN = "arn:aws:dynamodb:eu-north-1:123456789012:table/loyalty/stream/2026
 def test_an_order_stored_before_orders_had_a_version_is_refunded_and_released(
     moto_table: str, rules: ProgramRules, clock: FakeClock
 ) -> None:
-    # Given a pending order as stored before orders carried their version and release day apart from the index
+    # Given a pending order as stored before orders carried their version and release day apart from the index,
+    # and before the index kept pending orders in shards sorted by release day (RELEASE#<day> / the order's key)
     ledger = Ledger(DynamoDBLedgerStore(), rules, clock=clock)
     member = ledger.enrol("m1")
     ledger.accrue(member, simple_order("1001", clock.now, [("1", 1, "60.00"), ("2", 1, "40.00")]))
-    order = OrderItem.get(order_pk("shopify:demo#1001"), ORDER_SK)
-    release_day = order.release_on
-    OrderItem(order_pk("shopify:demo#1001"), ORDER_SK).update(
-        actions=[OrderItem.version.remove(), OrderItem.release_on.remove()]
+    pk = order_pk("shopify:demo#1001")
+    release_day = date.fromisoformat(OrderItem.get(pk, ORDER_SK).release_on)
+    OrderItem(pk, ORDER_SK).update(
+        actions=[
+            OrderItem.version.remove(),
+            OrderItem.release_on.remove(),
+            OrderItem.due_pk.set(f"RELEASE#{release_day}"),
+            OrderItem.due_sk.set(pk),
+        ]
     )
+    # Then the release job finds it on its release day
+    job_runs = DynamoDBJobRuns()
+    assert [work.order_id for work in due(job_runs, job_runs.releases_due_by(release_day))] == ["1001"]
     # When one of its lines is refunded
     ledger.reverse("shopify:demo", "1001", "r1", {"2": 1})
-    # Then the order keeps its place on the release index, and the release job releases what is left
-    refunded = OrderItem.get(order_pk("shopify:demo#1001"), ORDER_SK)
-    assert (refunded.due_pk, refunded.version) == (f"RELEASE#{release_day}", 1)
+    # Then the order keeps its release day, now on the index as every pending order is, found from that day on
+    refunded = OrderItem.get(pk, ORDER_SK)
+    assert (refunded.due_pk, refunded.due_sk, refunded.version) == (*release_due("shopify:demo#1001", release_day), 1)
+    later = release_day + timedelta(days=100)
+    assert [work.order_id for work in due(job_runs, job_runs.releases_due_by(later))] == ["1001"]
+    # And the release job releases what is left
     released = ledger.release("shopify:demo", "1001")
     assert released is not None and released.entry.points == 60
     assert ledger.check_invariants(member) == []
+    assert due(job_runs, job_runs.releases_due_by(later)) == []
+
+
+def test_the_release_job_on_the_table_releases_orders_however_old(
+    moto_table: str, rules: ProgramRules, clock: FakeClock
+) -> None:
+    # Given orders placed 40, 90 and 400 days before the job runs, more than a page of them, one of them stored
+    # as before the index had shards (under its release day's partition, that day still in the catch-up window)
+    ledger = Ledger(DynamoDBLedgerStore(), rules, clock=clock)
+    run_day = date(2027, 6, 15)
+    placed = {f"{days}-{n}": days for days in (400, 90, 40, 33) for n in range(2)}
+    for order_id, days in placed.items():
+        clock.now = datetime.combine(run_day - timedelta(days=days), datetime.min.time(), UTC) + timedelta(hours=12)
+        ledger.enrol(f"m{order_id}")
+        ledger.accrue(f"m{order_id}", simple_order(order_id, clock.now))
+    pk = order_pk("shopify:demo#33-0")
+    release_day = OrderItem.get(pk, ORDER_SK).release_on
+    OrderItem(pk, ORDER_SK).update(actions=[OrderItem.due_pk.set(f"RELEASE#{release_day}"), OrderItem.due_sk.set(pk)])
+    # When the release job runs, three orders a page
+    clock.now = datetime.combine(run_day, datetime.min.time(), UTC) + timedelta(hours=3)
+    jobs = ScheduledJobs(
+        ledger, DynamoDBReviews(), DynamoDBJobRuns(), InMemoryOfferQueue(), load_offer_rules(), DynamoDBOfferRecords(),
+        page_size=3,
+    )  # fmt: skip
+    report = jobs.run("release", run_day)
+    # Then every order is released: its points available, none pending, every invariant holding
+    assert report.complete and report.changed == len(placed)
+    for order_id in placed:
+        summary = ledger.summary(f"m{order_id}")
+        assert (summary.available, summary.pending) == (100, 0), order_id
+        assert ledger.check_invariants(f"m{order_id}") == []
+    # And a run on the next day finds nothing left to do
+    clock.now += timedelta(days=1)
+    again = jobs.run("release", run_day + timedelta(days=1))
+    assert (again.processed, again.changed) == (0, 0)
 
 
 def stream_event(*items: Any) -> dict[str, Any]:

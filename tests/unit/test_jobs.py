@@ -63,6 +63,65 @@ def test_release_runs_once_per_date_and_catches_up_a_missed_date(
     assert ledger.check_invariants("m1") == []
 
 
+def test_release_finds_every_order_past_its_return_window_however_old(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given orders placed 40, 90 and 400 days before the job runs (their release days long past, every run that
+    # should have released them missed), and one placed 10 days before, still inside its return window
+    run_day = date(2027, 6, 15)
+    for days in (400, 90, 40, 10):
+        at_day(clock, run_day - timedelta(days=days), hour=12)
+        ledger.enrol(f"m{days}")
+        ledger.accrue(f"m{days}", simple_order(str(days), clock.now))
+    # When the release job runs
+    at_day(clock, run_day)
+    report = jobs.run("release", run_day)
+    # Then every order past its return window is released: its points available, none left pending
+    assert report.complete and report.changed == 3
+    for days in (400, 90, 40):
+        summary = ledger.summary(f"m{days}")
+        assert (summary.available, summary.pending) == (100, 0), days
+        assert ledger.check_invariants(f"m{days}") == []
+    # And the order still inside its return window stays pending
+    assert (ledger.summary("m10").available, ledger.summary("m10").pending) == (0, 100)
+    # And running again, the same day or the next, changes nothing
+    members = [f"m{days}" for days in (400, 90, 40, 10)]
+    before = lot_history(ledger, members)
+    assert jobs.run("release", run_day).changed == 0
+    at_day(clock, run_day + timedelta(days=1))
+    again = jobs.run("release", run_day + timedelta(days=1))
+    assert (again.processed, again.changed) == (0, 0)
+    assert lot_history(ledger, members) == before
+
+
+def test_points_released_late_lose_none_of_their_validity_to_the_delay(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given an order placed 400 days before the release job runs (its points would have expired a while ago,
+    # counted from the day they were earned) and one placed 40 days before
+    run_day = date(2027, 6, 15)
+    for days in (400, 40):
+        at_day(clock, run_day - timedelta(days=days), hour=12)
+        ledger.enrol(f"m{days}")
+        ledger.accrue(f"m{days}", simple_order(str(days), clock.now))
+    # When the job releases them
+    at_day(clock, run_day)
+    jobs.run("release", run_day)
+    # Then each lot is valid as long as a release on its day would have made it, counted on from the delay
+    for days in (400, 40):
+        placed = run_day - timedelta(days=days)
+        delay = run_day - ledger.rules.release_date(placed)
+        lot = next(e for e in ledger.entries(f"m{days}") if e.kind is EntryKind.RELEASE)
+        assert lot.expires_on == ledger.rules.expiry_date(placed + delay) > run_day
+    # And the expiry job takes the oldest order's points the day after their last valid day, as any lot's
+    lot = next(e for e in ledger.entries("m400") if e.kind is EntryKind.RELEASE)
+    assert lot.expires_on is not None
+    at_day(clock, lot.expires_on + timedelta(days=1))
+    jobs.run("expire", lot.expires_on + timedelta(days=1))
+    assert ledger.summary("m400").available == 0
+    assert ledger.check_invariants("m400") == []
+
+
 def test_expiry_takes_due_lots_once_and_warns_ahead(
     jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, sent: list[OfferRequest]
 ) -> None:

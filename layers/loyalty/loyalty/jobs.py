@@ -1,6 +1,7 @@
 """The programme's scheduled jobs: each finds its work through the due index for a run date, never a scan.
 
-- `release`: orders whose return window has passed (RELEASE#<date>) become spendable points.
+- `release`: orders whose return window has passed become spendable points: every pending order whose release day
+  is the run date or earlier, however long ago (the due index keeps them sorted by that day).
 - `expire`: lots whose last valid day was the day before (EXPIRE#<date>) expire, oldest first, as entries.
 - `expiry_warning`: members whose points expire `expiry_warning_days` ahead hear of it (an offer request).
 - `birthday`: the birthday bonus once a year (BIRTHDAY#<MM-DD>; 29 February is paid on the 28th in other
@@ -123,7 +124,7 @@ class ScheduledJobs:
 
     def _partitions(self, job: JobName, day: date) -> list[tuple[str, str | None]]:
         if job == "release":
-            return self.runs.releases(day)
+            return self.runs.releases_due_by(day)  # every order due by this day, however long ago
         if job == "expire":
             return self.runs.lots_expiring_after(day - timedelta(days=1))
         if job == "expiry_warning":

@@ -1,6 +1,6 @@
 """Job runs in memory: progress per job and date, and due work found in what the other fakes hold, each kind under
-the same partition names as on the table (RELEASE#<date>, EXPIRE#<day after the last valid day>, BIRTHDAY#<MM-DD>,
-REVIEW, up to a date)."""
+the same partition names as on the table (EXPIRE#<day after the last valid day>, BIRTHDAY#<MM-DD>), and RELEASE and
+REVIEW, each up to a date, where the table spreads them over shards."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ class InMemoryJobRuns:
         self.memory = memory or Memory()
 
     @staticmethod
-    def releases(day: date) -> list[Partition]:
-        return [(f"RELEASE#{day.isoformat()}", None)]
+    def releases_due_by(day: date) -> list[Partition]:
+        return [("RELEASE", f"{day.isoformat()}#\uffff")]
 
     @staticmethod
     def lots_expiring_after(last_valid_day: date) -> list[Partition]:
@@ -64,9 +64,12 @@ class InMemoryJobRuns:
         with memory.atomically():
             if kind == "RELEASE":
                 return [
-                    (key, DueWork("order", order.member_id, shop=order.shop, order_id=key.split("#", 1)[1]))
+                    (
+                        f"{order.release_on.isoformat()}#{key}",
+                        DueWork("order", order.member_id, shop=order.shop, order_id=key.split("#", 1)[1]),
+                    )
                     for key, order in memory.orders.items()
-                    if order.member_id and order.release_on and order.release_on.isoformat() == value
+                    if order.member_id and order.release_on
                 ]
             if kind == "EXPIRE":
                 last_valid = (date.fromisoformat(value) - timedelta(days=1)) if value else None

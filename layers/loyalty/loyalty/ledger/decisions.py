@@ -323,7 +323,12 @@ def release(rules: ProgramRules, member: MemberState, order: OrderState, now: da
     if order.status is not OrderStatus.PENDING:
         return None
     points = order.left
-    earned_on = order.earned_on or rules.local_date(now)
+    today = rules.local_date(now)
+    earned_on = order.earned_on or today
+    # Released after its day (the job was down for a while): the points' validity is counted from the earning
+    # day moved on by the delay, so the member loses none of it to the wait, and no lot starts out already past
+    # its last valid day, where the expiry job (which looks back only its catch-up window) would never take it.
+    late = max(timedelta(0), today - order.release_on) if order.release_on is not None else timedelta(0)
     return new_lot(
         rules,
         member,
@@ -331,7 +336,7 @@ def release(rules: ProgramRules, member: MemberState, order: OrderState, now: da
         EntryKind.RELEASE,
         now,
         points,
-        earned_on,
+        earned_on + late,
         add={"pending": -points},
         entry_fields={
             "pending": -points,

@@ -28,8 +28,8 @@ class DueWork:
 
 
 class JobRuns(Protocol):
-    def releases(self, day: date) -> list[Partition]:
-        """Where orders whose points are released on ``day`` are."""
+    def releases_due_by(self, day: date) -> list[Partition]:
+        """Where pending orders whose release day is ``day`` or earlier are, however long ago it was."""
         ...
 
     def lots_expiring_after(self, last_valid_day: date) -> list[Partition]:

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 from loyalty.adapters.dynamodb.ledger_items import entry_of
 from loyalty.adapters.dynamodb.models import (
+    RELEASE_SHARDS,
     REVIEW_SHARDS,
     BirthdayItem,
     EntryItem,
@@ -27,8 +28,13 @@ class DynamoDBJobRuns:
     # ------------------------------------------------------------ where each kind of work is on the due index
 
     @staticmethod
-    def releases(day: date) -> list[Partition]:
-        return [(f"RELEASE#{day.isoformat()}", None)]
+    def releases_due_by(day: date) -> list[Partition]:
+        """Every shard up to the day. First, the day's own partition: orders stored before the shards are there
+        until their next write, found on their release day as before (and first, so that a run's place saved
+        before the shards still resumes in the partition it was saved in)."""
+        up_to = f"{day.isoformat()}#\uffff"
+        shards = [(f"RELEASE#{shard}", up_to) for shard in range(RELEASE_SHARDS)]
+        return [(f"RELEASE#{day.isoformat()}", None), *shards]
 
     @staticmethod
     def lots_expiring_after(last_valid_day: date) -> list[Partition]:

@@ -16,6 +16,7 @@ from loyalty.adapters.dynamodb.models import (
     OrderItem,
     member_pk,
     order_pk,
+    release_due,
 )
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.state import COUNTERS, ENROLMENT_FIELDS, LineState, MemberState, OfferGrant, OrderState, OrderStatus
@@ -218,8 +219,8 @@ def order_item(state: OrderState) -> OrderItem:
         parked={refund: dict(lines) for refund, lines in state.parked.items()},
         version=state.version,
     )
-    if state.release_on is not None:  # the release job finds pending orders by their date
-        item.due_pk, item.due_sk = f"RELEASE#{state.release_on.isoformat()}", item.pk
+    if state.release_on is not None:  # the release job finds pending orders due by its date, however old
+        item.due_pk, item.due_sk = release_due(state.order_key, state.release_on)
     return item
 
 
@@ -245,8 +246,10 @@ def order_state(order_key: str, item: OrderItem) -> OrderState:
 
 
 def _release_day(item: OrderItem) -> date | None:
-    """The release day of a pending order stored before orders kept it apart from their index key."""
-    return _date(item.due_pk.removeprefix("RELEASE#")) if item.due_pk and item.due_pk.startswith("RELEASE#") else None
+    """The release day of a pending order stored before orders kept it apart from their index key (then on the
+    due index as RELEASE#<date>)."""
+    day = item.due_pk.removeprefix("RELEASE#") if item.due_pk else ""
+    return _date(day) if len(day) == len("YYYY-MM-DD") else None
 
 
 def _date(value: str | None) -> date | None:

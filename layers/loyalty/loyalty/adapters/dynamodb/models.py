@@ -164,7 +164,7 @@ class OrderItem(LoyaltyItem, discriminator="order"):
     qualifying_left = NumberAttribute(null=True)
     qualifying_month = UnicodeAttribute(null=True)
     earned_on = UnicodeAttribute(null=True)
-    release_on = UnicodeAttribute(null=True)  # while pending (also its due_pk: RELEASE#<date>)
+    release_on = UnicodeAttribute(null=True)  # while pending; on the due index as RELEASE#<shard> / <date>#<key>
     lines: MapAttribute[str, Any] = MapAttribute(null=True)  # line id -> {q, ql, p, pl}
     refunds = UnicodeSetAttribute(null=True)  # refund ids applied
     parked: MapAttribute[str, Any] = MapAttribute(null=True)  # refund id -> {line id: quantity} or {} for all
@@ -315,13 +315,24 @@ def table_connection() -> Connection:
 
 
 REVIEW_SHARDS = 8
+RELEASE_SHARDS = 8
+
+
+def _shard(key: str, shards: int) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % shards
 
 
 def review_due(member_id: str, on: date) -> tuple[str, str]:
     """The due-index key of a member's next review: sharded partitions sorted by date, so one query per shard
     finds every review due up to a day, however long ago it fell due."""
-    shard = int(hashlib.sha256(member_id.encode()).hexdigest()[:8], 16) % REVIEW_SHARDS
-    return f"REVIEW#{shard}", f"{on.isoformat()}#{member_id}"
+    return f"REVIEW#{_shard(member_id, REVIEW_SHARDS)}", f"{on.isoformat()}#{member_id}"
+
+
+def release_due(order_key: str, on: date) -> tuple[str, str]:
+    """The due-index key of a pending order: sharded partitions sorted by release day, so one query per shard
+    finds every order whose return window has passed, however long ago (a day's orders spread over the shards,
+    so a sale's burst of writes is not one partition's)."""
+    return f"RELEASE#{_shard(order_key, RELEASE_SHARDS)}", f"{on.isoformat()}#{order_key}"
 
 
 def can_exist(pk: str, sk: str) -> bool:
