@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -28,6 +29,28 @@ def contact_for(stack: Stack, shop: Shop, email: str) -> tuple[str, str]:
     status, member = shop.get(f"/members?email={email}")
     assert status == 200
     return contact_id, member["memberId"]
+
+
+def unlinked_shopper(stack: Stack, shop: Shop) -> tuple[str, str]:
+    """A shopper whose first order came before any Contact had their e-mail: returns (e-mail, member id)."""
+    email = unique_email()
+    shop.shopify("orders/paid", shopify_order(email, customer_id=int(time.time() * 1000)))
+    stack.wait_idle()
+    status, member = shop.get(f"/members?email={email}")
+    assert status == 200 and member["profile"]["crmContactId"] is None
+    return email, member["memberId"]
+
+
+def as_crm_user(stack: Stack, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The org's REST API as a CRM user would call it (any bearer token the org's token endpoint did not issue)."""
+    request = urllib.request.Request(
+        f"{stack.salesforce_url}/services/data/v62.0/{path}",
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": "Bearer a-crm-user", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read() or b"{}"))
 
 
 def callout(stack: Stack, kind: str, **changes: Any) -> dict[str, Any]:
@@ -66,6 +89,21 @@ def test_consent_and_birthday_changed_in_the_crm_show_on_the_member(stack: Stack
     assert member["profile"]["birthdate"] == "1990-05-17"
     assert member["profile"]["crmContactId"] == contact_id
     assert stack.salesforce.outbound_deliveries[-1].acked
+
+
+def test_a_contact_a_crm_user_creates_over_rest_links_the_waiting_shopper_at_once(stack: Stack, shop: Shop) -> None:
+    # Given a shopper parked as unlinked
+    email, member_id = unlinked_shopper(stack, shop)
+    # When a CRM user creates their Contact through the org's REST API
+    created = as_crm_user(stack, "POST", "sobjects/Contact", {"LastName": "Shopper", "Email": email.upper()})
+    assert stack.salesforce.wait_for_outbound(timeout=30)
+    stack.wait_idle()
+    # Then the org's Outbound Message linked the member, and the push filled the Contact: no order needed
+    _, member = shop.get(f"/members/{member_id}")
+    contact = stack.salesforce.contact(created["id"])
+    assert member["profile"]["crmContactId"] == created["id"]
+    assert contact["Loyalty_Member_Id__c"] == member_id
+    assert contact["Loyalty_Pending_Points__c"] == member["points"]["pending"] > 0
 
 
 def test_an_outbound_message_from_another_org_changes_nothing(stack: Stack, shop: Shop) -> None:
