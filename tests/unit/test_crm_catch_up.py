@@ -1,6 +1,7 @@
 """Contacts that catch up by themselves, on the ports' fakes: an unlinked member linked as soon as an Outbound Message
-shows their Contact. The table's stream is played by hand: a member whose item changed is handed to the push as
-crm_sync would receive them."""
+shows their Contact, or by the daily sweep; a member whose push ran out of retries pushed again once Salesforce
+answers. The table's stream is played by hand: a member whose item changed, or whose push a job asked for again
+(``crm_states.push_requests``), is handed to the push as crm_sync would receive them."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from loyalty.crm.fields import EMAIL, LAST_NAME, MEMBER_ID, POINTS
 from loyalty.crm.inbound import CrmInbound
 from loyalty.crm.outbound_messages import ContactNotification
 from loyalty.crm.sync import CrmSync
+from loyalty.errors import CrmRetryableError
 from loyalty.fakes import Fakes
+from loyalty.jobs import ScheduledJobs
 from loyalty.ledger.service import Ledger
+from loyalty.offers.rules import load_offer_rules
 from tests.conftest import FakeClock
 
 ORG = "00D5g000004SzXzEAK"
@@ -30,6 +34,20 @@ def sync(fakes: Fakes, ledger: Ledger, clock: FakeClock) -> CrmSync:
 @pytest.fixture
 def inbound(fakes: Fakes, ledger: Ledger) -> CrmInbound:
     return CrmInbound(ledger, fakes.directory, fakes.crm_states, fakes.offer_queue, ORG, lambda: "secret")
+
+
+@pytest.fixture
+def jobs(fakes: Fakes, ledger: Ledger) -> ScheduledJobs:
+    return ScheduledJobs(
+        ledger, fakes.reviews, fakes.job_runs, fakes.offer_queue, load_offer_rules(), fakes.offer_records,
+        page_size=2, workers=2, crm_states=fakes.crm_states,
+    )  # fmt: skip
+
+
+def asked_again(fakes: Fakes) -> list[str]:
+    """The members whose push a job asked for again, as the stream hands them to crm_sync (each once)."""
+    requested, fakes.crm_states.push_requests[:] = list(fakes.crm_states.push_requests), []
+    return requested
 
 
 def created_in_the_crm(contact_id: str, email: str, at: datetime, **fields: object) -> ContactNotification:
@@ -113,3 +131,73 @@ def test_a_member_parked_for_two_contacts_with_their_email_is_not_linked_by_eith
     # Then no guess is made: the member stays parked and unlinked
     assert sync.ledger.summary(member).profile.crm_contact_id is None
     assert fakes.crm_states.not_in_sync("parked") == [(member, "2 Contacts share the member's e-mail")]
+
+
+def test_the_daily_sweep_links_a_member_whose_contact_appeared_without_a_message(
+    sync: CrmSync, jobs: ScheduledJobs, fakes: Fakes
+) -> None:
+    # Given three unlinked members, one of whom now has a Contact (created where no message was sent)
+    members = [unlinked_member(sync, f"{name}@example.com") for name in ("eva", "filip", "gun")]
+    contact = fakes.org.add_contact(**{LAST_NAME: "Filip", EMAIL: "filip@example.com"})
+    # When the sweep runs (two members a page), and the stream brings the members it asked for to the push
+    report = jobs.run("crm_link", sync.ledger.rules.local_date(sync.ledger.clock()))
+    assert (report.processed, report.complete) == (3, True)
+    requested = asked_again(fakes)
+    assert sorted(requested) == sorted(members)
+    pushed = sync.push(requested)
+    # Then the member with a Contact is linked and the Contact filled; the others stay listed for tomorrow
+    assert pushed.linked == 1
+    assert fakes.org.records["Contact"][contact][MEMBER_ID] == members[1]
+    assert [m for m, _ in fakes.crm_states.not_in_sync("unlinked")] == [members[0], members[2]]
+
+
+def test_a_contact_left_stale_by_a_long_outage_catches_up_without_a_new_order(
+    sync: CrmSync, jobs: ScheduledJobs, fakes: Fakes
+) -> None:
+    # Given a member whose Contact shows their points
+    member = sync.ledger.enrol("hanna", email="hanna@example.com")
+    contact = fakes.org.add_contact(**{LAST_NAME: "Hanna", EMAIL: "hanna@example.com"})
+    sync.push([member])
+    # When points are earned while Salesforce is down, and every retry of the push fails
+    sync.ledger.bonus(member, "review", "r1", points=75)
+    fakes.org.unavailable = 1_000_000
+    for _ in range(3):  # Lambda retries the batch, then gives up (the failure queue gets its sequence numbers)
+        with pytest.raises(CrmRetryableError):
+            sync.push([member])
+    # Then the Contact is behind, and the member is listed as stale, saying why
+    assert fakes.org.records["Contact"][contact].get(POINTS) == 0
+    [(listed, reason)] = fakes.crm_states.not_in_sync("stale")
+    assert listed == member and reason is not None and "CrmRetryableError" in reason
+    # When the hourly job runs while Salesforce is still down, the push fails again and the member stays listed
+    jobs.run("crm_retry", sync.ledger.rules.local_date(sync.ledger.clock()))
+    with pytest.raises(CrmRetryableError):
+        sync.push(asked_again(fakes))
+    assert [m for m, _ in fakes.crm_states.not_in_sync("stale")] == [member]
+    # When Salesforce answers again and the job runs, with no new order
+    fakes.org.unavailable = 0
+    jobs.run("crm_retry", sync.ledger.rules.local_date(sync.ledger.clock()))
+    report = sync.push(asked_again(fakes))
+    # Then the Contact catches up and nobody is listed
+    assert report.pushed == 1
+    assert fakes.org.records["Contact"][contact][POINTS] == 75
+    assert fakes.crm_states.not_in_sync("stale") == []
+
+
+def test_contacts_still_locked_after_the_retries_are_listed_as_stale_and_the_others_pushed(
+    sync: CrmSync, fakes: Fakes
+) -> None:
+    # Given two linked members with new points
+    members = []
+    for name in ("ida", "jon"):
+        member = sync.ledger.enrol(name, email=f"{name}@example.com")
+        fakes.org.add_contact(**{LAST_NAME: name, EMAIL: f"{name}@example.com"})
+        sync.push([member])
+        sync.ledger.bonus(member, "review", "r1", points=10)
+        members.append(member)
+    # When the first one's Contact stays locked through all four tries (the second's through three)
+    fakes.org.fail_records("UNABLE_TO_LOCK_ROW", times=7)  # records written fail in turn: ida, jon, ida ... ida
+    with pytest.raises(CrmRetryableError):
+        sync.push(members)
+    # Then the other's push landed, and only the locked one is listed as stale
+    assert [m for m, _ in fakes.crm_states.not_in_sync("stale")] == [members[0]]
+    assert fakes.crm_states.states([members[1]])[members[1]].status == "synced"
