@@ -1,5 +1,5 @@
 """The programme's scheduled jobs (EventBridge schedules): release, expiry, expiry warnings, birthdays, reviews,
-and SMS held through quiet hours."""
+SMS held through quiet hours, and CRM pushes asked for again (stale and unlinked members)."""
 
 from __future__ import annotations
 

@@ -6,8 +6,12 @@ describe, and sObject Collections (create, update, upsert; at most 200 records; 
 The Contact and Task schemas come from `infra.local.salesforce_schema`, i.e. from infra/salesforce,
 so a wrong field name fails here as it would in a real org.
 
-What it plays on the org's side: CRM users editing Contacts (which fires an Outbound Message, SOAP 1.1,
-to a configured endpoint, retried until acknowledged) and Flow HTTP callouts with a secret header.
+What it plays on the org's side: CRM users creating and editing Contacts, which fires an Outbound Message
+(SOAP 1.1, to a configured endpoint, retried until acknowledged), and Flow HTTP callouts with a secret header.
+Who writes is told by the bearer token: a token the token endpoint issued is the integration user's session
+(the plugin's writes, which fire nothing); any other bearer token acts as a CRM user (`DEFAULT_CRM_USER_15`),
+so a Contact created or changed over REST with it fires the Outbound Message as a real org would. From
+Python, `create_contact_as_user` and `update_contact_as_user` do the same.
 
 Faults are injected from Python (`inject`) or over HTTP (`POST /_emulator/faults`).
 
@@ -696,6 +700,8 @@ class SalesforceEmulator:
         self._api_calls = 0
         self._faults: list[_Fault] = []
         self._integration_user_id = to_18_char_id(DEFAULT_INTEGRATION_USER_15)
+        self._crm_user_id = to_18_char_id(DEFAULT_CRM_USER_15)
+        self._sessions: set[str] = set()  # access tokens the token endpoint issued: the integration user's
         self._outbound: _Outbound | None = None
         self._deliveries: list[OutboundDelivery] = []
         self._delivery_threads: list[threading.Thread] = []
@@ -884,6 +890,12 @@ class SalesforceEmulator:
             self._delivery_threads.append(thread)
             thread.start()  # under the lock, so wait_for_outbound never sees a thread that has not started
 
+    def _written(self, sobject: str, record_ids: list[str], user: str) -> None:
+        """Records saved over REST: a CRM user's Contact creates and edits fire the Outbound Message."""
+        if sobject == "Contact" and user != self._integration_user_id:
+            for record_id in record_ids:
+                self._notify(record_id)
+
     def _deliver(self, outbound: _Outbound, notification_id: str, contact_id: str) -> None:
         for attempt in range(1, outbound.attempts + 1):
             with self._lock:
@@ -985,8 +997,11 @@ class SalesforceEmulator:
         assertion = (form.get("assertion") or [""])[0]
         if assertion.count(".") != 2:
             return _json_response(400, {"error": "invalid_grant", "error_description": "invalid assertion"})
+        access_token = f"{self.organization_id[:15]}!{secrets.token_urlsafe(48)}"
+        with self._lock:
+            self._sessions.add(access_token)
         token = {
-            "access_token": f"{self.organization_id[:15]}!{secrets.token_urlsafe(48)}",
+            "access_token": access_token,
             "scope": "api",
             "instance_url": self.url,
             "id": f"{self.url}/id/{self.organization_id}/{self._integration_user_id}",
@@ -1030,6 +1045,7 @@ class SalesforceEmulator:
             if expired or scheme.lower() not in ("bearer", "oauth") or not token.strip():
                 error = _ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
                 return self._with_limits(_json_response(401, error.body()))
+            user = self._integration_user_id if token.strip() in self._sessions else self._crm_user_id
             if self._take_fault("REQUEST_LIMIT_EXCEEDED") or self._usage >= self._daily_limit:
                 error = _ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
                 return self._with_limits(_json_response(403, error.body()))
@@ -1043,7 +1059,7 @@ class SalesforceEmulator:
             page = _Response(503, _SERVICE_UNAVAILABLE.encode(), "text/html; charset=UTF-8")
             return self._with_limits(page)
         try:
-            status, payload = self._route(method, version, rest, params, body)
+            status, payload = self._route(method, version, rest, params, body, user)
         except _ApiError as error:
             status, payload = error.status, error.body()
         response = _Response(204) if status == 204 else _json_response(status, payload)
@@ -1055,8 +1071,9 @@ class SalesforceEmulator:
         return _Response(response.status, response.body, response.content_type, (("Sforce-Limit-Info", usage),))
 
     def _route(
-        self, method: str, version: str, rest: str, params: dict[str, list[str]], body: bytes
+        self, method: str, version: str, rest: str, params: dict[str, list[str]], body: bytes, user: str
     ) -> tuple[int, Any]:
+        """Answer a data API request made by ``user`` (the integration user, or a CRM user)."""
         segments = [unquote(segment) for segment in rest.split("/")] if rest else []
         base = f"/services/data/v{version}"
         allowed = {"GET"}
@@ -1075,19 +1092,21 @@ class SalesforceEmulator:
             sobject = self._sobject(segments[1])
             if len(segments) == 2:
                 if method == "POST":
-                    return self._create_one(sobject, body)
+                    return self._create_one(sobject, body, user)
                 return _only(method, allowed, (200, {"objectDescribe": self._describe(sobject, base)}))
             if len(segments) == 3 and segments[2] == "describe":
                 return _only(method, allowed, (200, self._describe(sobject, base)))
             if len(segments) == 3:
-                return self._one_record(method, sobject, segments[2], params, body, base)
+                return self._one_record(method, sobject, segments[2], params, body, base, user)
             if len(segments) == 4:
-                return self._by_external_id(method, sobject, segments[2], segments[3], params, body, version, base)
+                return self._by_external_id(
+                    method, sobject, segments[2], segments[3], params, body, version, base, user
+                )
         if segments[:2] == ["composite", "sobjects"]:
             if len(segments) == 2 and method in ("POST", "PATCH"):
-                return 200, self._collection(method, body, None)
+                return 200, self._collection(method, body, None, user)
             if len(segments) == 4 and method == "PATCH":
-                return 200, self._collection(method, body, (self._sobject(segments[2]), segments[3]))
+                return 200, self._collection(method, body, (self._sobject(segments[2]), segments[3]), user)
             raise _ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are POST,PATCH")
         raise _not_found()
 
@@ -1328,7 +1347,7 @@ class SalesforceEmulator:
             raise _ApiError(400, "JSON_PARSER_ERROR", f"Unexpected character: {error}") from None
 
     def _single_write(
-        self, sobject: str, body: bytes, record_id: str | None, creating: bool
+        self, sobject: str, body: bytes, record_id: str | None, creating: bool, user: str
     ) -> tuple[str | None, list[dict[str, Any]]]:
         raw, text = self._body(body)
         if not isinstance(raw, dict):
@@ -1336,17 +1355,19 @@ class SalesforceEmulator:
         values = self._parse_values(sobject, raw, text)
         faults = self._take_write_faults()
         with self._lock:
-            saved_id, errors, _ = self._save(sobject, values, record_id, creating, 0, self._integration_user_id, faults)
+            saved_id, errors, _ = self._save(sobject, values, record_id, creating, 0, user, faults)
+        if not errors and saved_id is not None:
+            self._written(sobject, [saved_id], user)
         return saved_id, errors
 
-    def _create_one(self, sobject: str, body: bytes) -> tuple[int, Any]:
-        saved_id, errors = self._single_write(sobject, body, None, True)
+    def _create_one(self, sobject: str, body: bytes, user: str) -> tuple[int, Any]:
+        saved_id, errors = self._single_write(sobject, body, None, True, user)
         if errors:
             return 400, _as_api_errors(errors)
         return 201, {"id": saved_id, "success": True, "errors": []}
 
     def _one_record(
-        self, method: str, sobject: str, raw_id: str, params: dict[str, list[str]], body: bytes, base: str
+        self, method: str, sobject: str, raw_id: str, params: dict[str, list[str]], body: bytes, base: str, user: str
     ) -> tuple[int, Any]:
         record_id = canonical_id(raw_id)
         if record_id is None or not record_id.startswith(KEY_PREFIXES[sobject]):
@@ -1361,7 +1382,7 @@ class SalesforceEmulator:
         if method == "GET":
             return 200, self._view(sobject, record, self._selected(sobject, params), base)
         if method == "PATCH":
-            _, errors = self._single_write(sobject, body, record_id, False)
+            _, errors = self._single_write(sobject, body, record_id, False, user)
             return (400, _as_api_errors(errors)) if errors else (204, None)
         if method == "DELETE":
             faults = self._take_write_faults()
@@ -1395,6 +1416,7 @@ class SalesforceEmulator:
         body: bytes,
         version: str,
         base: str,
+        user: str,
     ) -> tuple[int, Any]:
         name = self._by_casefold[sobject].get(field_name.casefold())
         if name is None or not self._schemas[sobject][name].external_id:
@@ -1421,17 +1443,19 @@ class SalesforceEmulator:
         faults = self._take_write_faults()
         with self._lock:
             saved_id, errors, _ = self._save(
-                sobject, values, matches[0] if matches else None, not matches, 0, self._integration_user_id, faults
+                sobject, values, matches[0] if matches else None, not matches, 0, user, faults
             )
         if errors:
             return 400, _as_api_errors(errors)
+        if saved_id is not None:
+            self._written(sobject, [saved_id], user)
         if not matches:
             return 201, {"id": saved_id, "success": True, "errors": [], "created": True}
         if float(version) >= 46.0:
             return 200, {"id": saved_id, "success": True, "errors": [], "created": False}
         return 204, None
 
-    def _collection(self, method: str, body: bytes, upsert: tuple[str, str] | None) -> list[dict[str, Any]]:
+    def _collection(self, method: str, body: bytes, upsert: tuple[str, str] | None, user: str) -> list[dict[str, Any]]:
         """sObject Collections: create (POST), update (PATCH), upsert (PATCH .../{type}/{externalIdField})."""
         raw, text = self._body(body)
         if not isinstance(raw, dict) or not isinstance(raw.get("records"), list):
@@ -1485,9 +1509,7 @@ class SalesforceEmulator:
                     record_id = canonical_id(record_id)
                 if method == "PATCH" and not isinstance(record_id, str | None):
                     record_id = str(record_id)
-                saved_id, errors, previous = self._save(
-                    sobject, values, record_id, creating, position, self._integration_user_id, faults
-                )
+                saved_id, errors, previous = self._save(sobject, values, record_id, creating, position, user, faults)
                 result: dict[str, Any] = {"success": not errors, "errors": errors}
                 if saved_id is not None:
                     result = {"id": saved_id, **result}
@@ -1511,6 +1533,9 @@ class SalesforceEmulator:
                             del result["id"]
                         if "created" in result:
                             result["created"] = False
+        for (sobject, _, _), result in zip(parsed, results, strict=True):
+            if result["success"]:
+                self._written(sobject, [str(result["id"])], user)
         return results
 
 

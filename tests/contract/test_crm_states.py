@@ -1,4 +1,5 @@
-"""The CRM state's contract: what was last pushed per member, and who is parked or unlinked."""
+"""The CRM state's contract: what was last pushed per member, who is parked, unlinked or stale, and asking for a
+member's push again."""
 
 from __future__ import annotations
 
@@ -38,3 +39,16 @@ def test_many_states_are_saved_at_once(stores: Stores) -> None:
     many = {f"m{n:03d}": CrmState(pushed={"Loyalty_Points__c": n}) for n in range(60)}
     stores.crm_states.save(many, T0)
     assert stores.crm_states.states(many) == many
+
+
+def test_asking_for_a_push_again_keeps_the_state_and_skips_members_never_pushed(stores: Stores) -> None:
+    # Given a member whose push did not reach Salesforce, and one in sync
+    stale = CrmState(pushed={"Loyalty_Points__c": 10}, status="stale", reason="the push did not reach Salesforce")
+    states = stores.crm_states
+    states.save({"m1": stale, "m2": CrmState(pushed={"Loyalty_Points__c": 5})}, T0)
+    assert states.not_in_sync("stale") == [("m1", "the push did not reach Salesforce")]
+    # When their push is asked for again, with a member that has no state at all
+    states.request_push(["m1", "m2", "m9"], T0)
+    # Then their states are as they were (the request only marks them), and no state appears for the third
+    assert states.states(["m1", "m2", "m9"]) == {"m1": stale, "m2": CrmState(pushed={"Loyalty_Points__c": 5})}
+    assert states.not_in_sync("stale") == [("m1", "the push did not reach Salesforce")]

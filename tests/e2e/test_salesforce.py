@@ -11,6 +11,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
+import pytest
+
 from infra.local.stack import Stack
 from tests.e2e.conftest import EVENTS, Shop
 from tests.e2e.test_webshop_pipeline import shopify_order
@@ -30,6 +33,37 @@ def contact_for(stack: Stack, shop: Shop, email: str) -> tuple[str, str]:
     status, member = shop.get(f"/members?email={email}")
     assert status == 200
     return contact_id, member["memberId"]
+
+
+def unlinked_shopper(stack: Stack, shop: Shop) -> tuple[str, str]:
+    """A shopper whose first order came before any Contact had their e-mail: returns (e-mail, member id)."""
+    email = unique_email()
+    shop.shopify("orders/paid", shopify_order(email, customer_id=int(time.time() * 1000)))
+    stack.wait_idle()
+    status, member = shop.get(f"/members?email={email}")
+    assert status == 200 and member["profile"]["crmContactId"] is None
+    return email, member["memberId"]
+
+
+def as_crm_user(stack: Stack, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The org's REST API as a CRM user would call it (any bearer token the org's token endpoint did not issue)."""
+    request = urllib.request.Request(
+        f"{stack.salesforce_url}/services/data/v62.0/{path}",
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": "Bearer a-crm-user", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read() or b"{}"))
+
+
+def failure_reports(stack: Stack) -> int:
+    """How many batches crm_sync gave up on: what CrmSyncFailureQueue holds (stream sequence numbers)."""
+    queue = stack.queue_url("CrmSyncFailureQueue")
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 def callout(stack: Stack, kind: str, **changes: Any) -> dict[str, Any]:
@@ -68,6 +102,64 @@ def test_consent_and_birthday_changed_in_the_crm_show_on_the_member(stack: Stack
     assert member["profile"]["birthdate"] == "1990-05-17"
     assert member["profile"]["crmContactId"] == contact_id
     assert stack.salesforce.outbound_deliveries[-1].acked
+
+
+def test_a_contact_a_crm_user_creates_over_rest_links_the_waiting_shopper_at_once(stack: Stack, shop: Shop) -> None:
+    # Given a shopper parked as unlinked
+    email, member_id = unlinked_shopper(stack, shop)
+    # When a CRM user creates their Contact through the org's REST API
+    created = as_crm_user(stack, "POST", "sobjects/Contact", {"LastName": "Shopper", "Email": email.upper()})
+    assert stack.salesforce.wait_for_outbound(timeout=30)
+    stack.wait_idle()
+    # Then the org's Outbound Message linked the member, and the push filled the Contact: no order needed
+    _, member = shop.get(f"/members/{member_id}")
+    contact = stack.salesforce.contact(created["id"])
+    assert member["profile"]["crmContactId"] == created["id"]
+    assert contact["Loyalty_Member_Id__c"] == member_id
+    assert contact["Loyalty_Pending_Points__c"] == member["points"]["pending"] > 0
+
+
+def test_the_daily_sweep_links_a_shopper_whose_contact_came_without_a_message(stack: Stack, shop: Shop) -> None:
+    # Given a shopper parked as unlinked, and their Contact written by the integration user (an import: no
+    # Outbound Message reaches the programme)
+    email, member_id = unlinked_shopper(stack, shop)
+    user = stack.salesforce.integration_user_id
+    contact_id = stack.salesforce.create_contact_as_user({"LastName": "Imported", "Email": email}, user_id=user)
+    # When the daily job runs, as its schedule runs it
+    report = stack.run_job("crm_link")
+    stack.wait_idle()
+    # Then the member is linked and the Contact filled
+    assert report["complete"] and report["processed"] >= 1
+    assert stack.salesforce.contact(contact_id)["Loyalty_Member_Id__c"] == member_id
+    assert shop.get(f"/members/{member_id}")[1]["profile"]["crmContactId"] == contact_id
+
+
+def test_a_contact_left_stale_by_an_outage_catches_up_once_salesforce_answers(
+    stack: Stack, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a shopper whose Contact shows their points
+    email = unique_email()
+    contact_id, member_id = contact_for(stack, shop, email)
+    shown = stack.salesforce.contact(contact_id)["Loyalty_Pending_Points__c"]
+    for source in stack.stream_sources:  # Lambda retries a failing batch 10 times; here the first failure is final
+        monkeypatch.setattr(source, "max_retries", 0)
+    failed_batches = failure_reports(stack)
+    # When Salesforce is down while a second order arrives, for longer than the push's retries last
+    stack.salesforce.inject("SERVER_ERROR", times=1000)
+    try:
+        shop.shopify("orders/paid", shopify_order(email, customer_id=int(time.time() * 1000)))
+        stack.wait_idle()
+    finally:
+        stack.salesforce.clear_faults()
+    # Then the batch was given up on (reported to the failure queue), and the Contact is behind
+    _, member = shop.get(f"/members/{member_id}")
+    assert failure_reports(stack) == failed_batches + 1
+    assert stack.salesforce.contact(contact_id)["Loyalty_Pending_Points__c"] == shown < member["points"]["pending"]
+    # When Salesforce answers again and the hourly job runs, with no new order
+    stack.run_job("crm_retry")
+    stack.wait_idle()
+    # Then the Contact catches up
+    assert stack.salesforce.contact(contact_id)["Loyalty_Pending_Points__c"] == member["points"]["pending"]
 
 
 def test_an_outbound_message_from_another_org_changes_nothing(stack: Stack, shop: Shop) -> None:

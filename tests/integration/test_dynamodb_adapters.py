@@ -1,8 +1,10 @@
 """What only the DynamoDB adapters do, on moto: items stored before a field existed, the release job on the table's
-index, the table's stream as crm_sync receives it, and seeding the catalogue from the command line."""
+index, the table's stream as crm_sync receives it (a push asked for again included), and seeding the catalogue from
+the command line."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -10,13 +12,18 @@ from typing import Any
 
 import pytest
 
+from infra.local.event_sources import matches
+from infra.local.template import load_template
 from infra.seed_catalogue import main as seed_catalogue
+from loyalty.adapters.dynamodb.crm_states import DynamoDBCrmStates
 from loyalty.adapters.dynamodb.directory import DynamoDBDirectory
 from loyalty.adapters.dynamodb.job_runs import DynamoDBJobRuns
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
 from loyalty.adapters.dynamodb.models import (
+    CRM_STATE_SK,
     MEMBER_SK,
     ORDER_SK,
+    CrmStateItem,
     MemberItem,
     OrderItem,
     member_pk,
@@ -32,6 +39,7 @@ from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import OfferGrant
 from loyalty.offers.records import SendRecord, Status
 from loyalty.offers.rules import load_offer_rules
+from loyalty.ports.crm import CrmState
 from loyalty.programme.rules import ProgramRules
 from tests.conftest import FakeClock
 from tests.contract.conftest import due
@@ -180,6 +188,33 @@ def test_the_stream_gives_changed_members_and_sent_offers_waiting_for_their_task
     # Then crm_sync learns the member and the one send it has to record, whole
     assert members == {"m1"}
     assert sends == [sent]
+
+
+T_STREAM = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def crm_sync_filters() -> list[dict[str, Any]]:
+    """The patterns template.yaml gives crm_sync's stream event source (the embedded stack applies the same)."""
+    events = load_template()["Resources"]["CrmSyncFunction"]["Properties"]["Events"]
+    return [json.loads(f["Pattern"]) for f in events["MemberChanges"]["Properties"]["FilterCriteria"]["Filters"]]
+
+
+def test_a_push_asked_for_again_reaches_crm_sync_on_the_stream_and_its_own_save_does_not(moto_table: str) -> None:
+    # Given a member listed as stale
+    states = DynamoDBCrmStates()
+    states.save({"m1": CrmState(pushed={"Loyalty_Points__c": 10}, status="stale", reason="down")}, T_STREAM)
+    saved = stream_event(CrmStateItem.get(member_pk("m1"), CRM_STATE_SK))["Records"][0]
+    assert not any(matches(pattern, saved) for pattern in crm_sync_filters())  # crm_sync's saves never echo back
+    # When a job asks for the member's push again
+    states.request_push(["m1"], T_STREAM)
+    # Then the change passes crm_sync's filter, and crm_sync learns the member
+    asked = stream_event(CrmStateItem.get(member_pk("m1"), CRM_STATE_SK))
+    assert any(matches(pattern, asked["Records"][0]) for pattern in crm_sync_filters())
+    assert stream_changes(asked) == ({"m1"}, [])
+    # And the push's next save drops the mark, so that save does not pass the filter
+    states.save({"m1": CrmState(pushed={"Loyalty_Points__c": 20})}, T_STREAM)
+    pushed = stream_event(CrmStateItem.get(member_pk("m1"), CRM_STATE_SK))["Records"][0]
+    assert not any(matches(pattern, pushed) for pattern in crm_sync_filters())
 
 
 def test_the_catalogue_is_seeded_from_the_command_line(

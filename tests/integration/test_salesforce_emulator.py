@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from infra.local.salesforce_emulator import SalesforceEmulator
+from infra.local.salesforce_emulator import DEFAULT_CRM_USER_15, JWT_BEARER, SalesforceEmulator, to_18_char_id
 from infra.local.salesforce_schema import SchemaField, contact_fields
 
 API = "/services/data/v59.0"
@@ -94,17 +94,33 @@ def emulator() -> Iterator[SalesforceEmulator]:
         yield running
 
 
+def _integration_session(emulator: SalesforceEmulator) -> str:
+    """A session of the integration user, logged in as the plugin logs in (the JWT bearer grant)."""
+    data = {"grant_type": JWT_BEARER, "assertion": "header.claims.signature"}
+    return str(requests.post(f"{emulator.url}/services/oauth2/token", data=data, timeout=5).json()["access_token"])
+
+
 @pytest.fixture
 def sf(emulator: SalesforceEmulator) -> Salesforce:
+    """simple-salesforce as the plugin uses it: the integration user's session."""
     session = requests.Session()
     session.mount(emulator.url.replace("http://", "https://"), _PlainHttpAdapter())
-    return Salesforce(instance_url=emulator.url, session_id="test-session", session=session)
+    return Salesforce(instance_url=emulator.url, session_id=_integration_session(emulator), session=session)
 
 
 @pytest.fixture
 def api(emulator: SalesforceEmulator) -> requests.Session:
+    """Raw HTTP with the integration user's session."""
     session = requests.Session()
-    session.headers["Authorization"] = "Bearer test-session"
+    session.headers["Authorization"] = f"Bearer {_integration_session(emulator)}"
+    return session
+
+
+@pytest.fixture
+def crm_user() -> requests.Session:
+    """Raw HTTP as a CRM user: any bearer token the token endpoint did not issue (as a curl user would send)."""
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer a-crm-users-session"
     return session
 
 
@@ -642,6 +658,42 @@ def test_user_edit_sends_an_outbound_message_and_an_api_edit_does_not(
     assert fields["Email"].text == "new&address@example.com"
     assert fields["MobilePhone"].get(f"{{{XSI_NS}}}nil") == "true"
     assert emulator.contact(contact_id)["LastModifiedById"] == emulator.integration_user_id
+
+
+def test_a_crm_users_rest_writes_send_outbound_messages_and_the_integration_users_do_not(
+    emulator: SalesforceEmulator, api: requests.Session, crm_user: requests.Session, receiver: _Receiver
+) -> None:
+    # Given an Outbound Message on Contact, and a Contact the integration user wrote
+    emulator.configure_outbound(receiver.url, ("Email",), emulator.integration_user_id)
+    [seeded] = _seed(emulator, 1)
+
+    # When a CRM user creates a Contact over REST, edits one, and edits another through Collections
+    created = crm_user.post(
+        _url(emulator, "sobjects/Contact"), json={"LastName": "New", "Email": "new@x.se"}, timeout=5
+    )
+    assert created.status_code == 201
+    new_id = created.json()["id"]
+    patched = crm_user.patch(_url(emulator, f"sobjects/Contact/{new_id}"), json={"Email": "newer@x.se"}, timeout=5)
+    collection = crm_user.patch(
+        _url(emulator, "composite/sobjects"), json=_collection([{"id": seeded, "Email": "seeded@x.se"}]), timeout=5
+    )
+    assert patched.status_code == 204 and collection.json()[0]["success"]
+    assert emulator.wait_for_outbound(timeout=5)
+
+    # Then each write sent a notification, stamped as the CRM user's
+    delivered = [d for d in emulator.outbound_deliveries if d.acked]
+    assert [d.contact_id for d in delivered].count(new_id) == 2 and [d.contact_id for d in delivered].count(seeded) == 1
+    rest_user = to_18_char_id(DEFAULT_CRM_USER_15)
+    assert emulator.contact(new_id)["CreatedById"] == emulator.contact(seeded)["LastModifiedById"] == rest_user
+
+    # When the integration user (a session from the token endpoint) writes, one record and a collection
+    api.patch(_url(emulator, f"sobjects/Contact/{new_id}"), json={POINTS: 10}, timeout=5).raise_for_status()
+    api.post(_url(emulator, "composite/sobjects"), json=_collection([{"LastName": "Pushed"}]), timeout=5)
+    assert emulator.wait_for_outbound(timeout=5)
+
+    # Then nothing more is sent: the plugin's own writes never echo back
+    assert len(emulator.outbound_deliveries) == len(delivered) == 3
+    assert emulator.contact(new_id)["LastModifiedById"] == emulator.integration_user_id
 
 
 def test_outbound_message_is_retried_until_acknowledged(emulator: SalesforceEmulator) -> None:

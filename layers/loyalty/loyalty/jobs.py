@@ -8,6 +8,10 @@
   years); a birthday entered less than `birthday_notice_days` before the day pays from next year.
 - `review`: members due a review (REVIEW#<date>): qualification periods that ended are decided, the
   segment is recomputed, and the next review is set.
+- `crm_retry` (hourly, not by date): members whose CRM push did not reach Salesforce (CRM#stale) have it
+  asked for again; `crm_link` (daily, not by date): so have unlinked members (CRM#unlinked), whose Contact
+  may have appeared since. Both only mark the members' CRM state: the push itself runs in crm_sync, from
+  the table's stream (loyalty.crm.sync says why).
 
 Every step is idempotent (ledger entries are keyed by their source, offer requests by member, offer and
 date), so a job is idempotent per run date. Each run date's progress is saved after every page: a job
@@ -34,13 +38,15 @@ from loyalty.offers.programme import category_affinity, programme_request
 from loyalty.offers.records import OfferQueue, OfferRecords
 from loyalty.offers.requests import OfferRequest, Trigger
 from loyalty.offers.rules import OfferRules
+from loyalty.ports.crm import CrmStates
 from loyalty.ports.job_runs import DueWork, JobRuns
 from loyalty.ports.reviews import Reviews
 from loyalty.programme.rules import ProgramRules
 from loyalty.programme.segments import Segment, assign_segment, segment_window_start
 from loyalty.programme.tiers import assessment_due
 
-JobName = Literal["release", "expire", "expiry_warning", "birthday", "review", "release_held"]
+JobName = Literal["release", "expire", "expiry_warning", "birthday", "review", "release_held", "crm_retry", "crm_link"]
+CRM_JOBS: dict[str, str] = {"crm_retry": "stale", "crm_link": "unlinked"}  # job -> the CRM status it asks again for
 JOBS: tuple[JobName, ...] = ("release", "expire", "expiry_warning", "birthday", "review")  # daily, by date
 PAGE_SIZE = 100
 STOP_WITH_SECONDS_LEFT = 60.0
@@ -74,6 +80,7 @@ class ScheduledJobs:
     offer_records: OfferRecords
     page_size: int = PAGE_SIZE
     workers: int = 1  # a page's members are worked on this many at a time (each member's items in order)
+    crm_states: CrmStates | None = None  # for crm_retry and crm_link
 
     @property
     def rules(self) -> ProgramRules:
@@ -81,6 +88,8 @@ class ScheduledJobs:
 
     def run(self, job: JobName, today: date, seconds_left: Callable[[], float] = lambda: float("inf")) -> JobReport:
         """Run ``job`` for ``today`` and for any earlier date within the catch-up window it has not finished."""
+        if job in CRM_JOBS:
+            return self.ask_crm_push_again(job, seconds_left)
         report = JobReport(job)
         if job == "release_held":  # not by date: whatever is due now, every time it runs
             released = [held_sms(record.request) for record in self.offer_records.held_due(self.ledger.clock())]
@@ -269,6 +278,29 @@ class ScheduledJobs:
         if summary.tier_override_until is not None:
             candidates.append(summary.tier_override_until + timedelta(days=1))
         return max(today + timedelta(days=1), min(candidates))
+
+    def ask_crm_push_again(self, job: str, seconds_left: Callable[[], float] = lambda: float("inf")) -> JobReport:
+        """Ask for the CRM push again of every member listed with the job's status, a page at a time, each page
+        marked by ``workers`` threads at once. A run that stops for time leaves the rest to the next run, which
+        starts the list again (those already asked for are asked for again: harmless, each push is idempotent)."""
+        states = self.crm_states
+        if states is None:
+            raise RuntimeError(f"the {job} job needs the CRM states")
+        report = JobReport(job)
+        listed = [member_id for member_id, _ in states.not_in_sync(CRM_JOBS[job])]
+        for start in range(0, len(listed), self.page_size):
+            page = listed[start : start + self.page_size]
+            parts = [page[n :: max(1, self.workers)] for n in range(max(1, self.workers))]
+            with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+                list(pool.map(states.request_push, parts, [self.ledger.clock()] * len(parts)))
+            report.processed += len(page)
+            report.changed += len(page)
+            if start + self.page_size < len(listed) and seconds_left() < STOP_WITH_SECONDS_LEFT:
+                logger.info("job stopped for time; the next run starts again", job=job)
+                report.complete = False
+                break
+        logger.info("job done", job=job, processed=report.processed, complete=report.complete)
+        return report
 
 
 def held_sms(request: str) -> OfferRequest:

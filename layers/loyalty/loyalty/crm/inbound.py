@@ -98,12 +98,15 @@ class CrmInbound:
             raise ForeignOrgError("this endpoint serves another Salesforce organisation")
 
     def apply_contact_change(self, change: ContactNotification) -> str:
-        """Apply a Contact's consent, birthday, language, phone and names, unless a later change was applied."""
+        """Link the member to the Contact if it is theirs and they have none, and apply the Contact's consent,
+        birthday, language, phone and names, unless a later change was applied."""
         member_id = self._member(change.loyalty_member_id, change.email)
         if member_id is None:
             return "no member for this Contact"
+        linked = self._link(member_id, change)
         profile: dict[str, Any] = {
-            "crm_contact_id": change.contact_id,
+            # a Contact that carries the member id is theirs: it replaces another link, in time order as the rest
+            "crm_contact_id": change.contact_id if change.loyalty_member_id == member_id else None,
             "phone": change.mobile_phone,
             "birthdate": change.birthdate.isoformat() if change.birthdate else None,
             **consent_on({HAS_OPTED_OUT_OF_EMAIL: change.has_opted_out_of_email, SMS_OPT_IN: change.sms_opt_in}),
@@ -118,7 +121,27 @@ class CrmInbound:
             for field in stale_crm_consent(self.ledger.summary(member_id, expiry=False).profile, known, shown):
                 del known[field]
         applied = apply_profile_changes(self.directory, member_id, known, change.last_modified)
-        return "contact change applied" if applied else "contact change older than the last applied: ignored"
+        outcome = "contact change applied" if applied else "contact change older than the last applied: ignored"
+        return f"member linked to the Contact; {outcome}" if linked else outcome
+
+    def _link(self, member_id: str, change: ContactNotification) -> bool:
+        """Link a member who has no Contact to this one now, if it is theirs: it carries their member id, or it has
+        their e-mail and they are not parked because several Contacts share it (a person chooses then). Linking
+        changes the member, so the table's stream brings them to the CRM push, which writes the member id and
+        the loyalty fields to the Contact within its batching window.
+
+        Made however late the message arrives (Salesforce redelivers for up to 24 hours, and the member's profile
+        may have changed meanwhile): that the member has a Contact is a fact, not a change to order in time. A
+        Contact found by e-mail never takes the place of the member's own."""
+        if self.ledger.summary(member_id, expiry=False).profile.crm_contact_id is not None:
+            return False
+        if change.loyalty_member_id != member_id:  # found by e-mail
+            state = self.crm_states.states([member_id]).get(member_id)
+            if state is not None and state.status == "parked":
+                return False
+        self.directory.link_contact(member_id, change.contact_id)
+        metrics.add_metric(name="CrmMembersLinkedByOutboundMessage", unit="Count", value=1)
+        return True
 
     def apply_callout(self, callout: FlowCallout) -> bool:
         """Apply a Flow callout once; True if this request id was applied before (nothing changed now)."""

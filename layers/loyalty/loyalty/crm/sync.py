@@ -7,6 +7,17 @@ is written to the Contact), send only the fields
 that differ from the last successful push, and keep what Salesforce refused: retryable per-record failures
 are retried a bounded number of times, validation failures are parked with their reason, members without a
 Contact are parked as unlinked (never a duplicate Contact unless creating Contacts is switched on).
+
+When Salesforce fails the push (down, locked, refusing the login), the members whose push did not land are
+listed as stale before the batch fails; Lambda retries the batch, and a retry that lands lists them as synced
+again. If the retries run out (an outage longer than they last), they stay listed, and the crm_retry job asks
+for their push again every hour, through the table's stream, until Salesforce answers. The list is kept in the
+table rather than read back from CrmSyncFailureQueue: the queue's messages hold only stream sequence numbers,
+and the stream keeps its records for 24 hours, shorter than an outage may last. The crm_link job asks again
+once a day for every unlinked member, so a Contact that appears without an Outbound Message reaching the
+programme is linked within a day. A push asked for again runs from the stream like any other, so it never
+runs at the same time as another push of the same member (one member's items share a partition, whose stream
+shard is read one batch at a time) and always sends what the ledger holds when it runs.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loyalty.crm.fields import TASK_SEND_ID, contact_fields, new_contact, task_fields
-from loyalty.errors import CrmRetryableError
+from loyalty.errors import CrmAuthError, CrmRequestError, CrmRetryableError
 from loyalty.ledger.model import MemberSummary
 from loyalty.ledger.service import Ledger
 from loyalty.observability import logger, metrics
@@ -36,6 +47,7 @@ class PushReport:
     unchanged: int = 0
     parked: int = 0
     unlinked: int = 0
+    stale: int = 0  # not pushed: Salesforce failed (listed, and asked again by the crm_retry job)
     linked: int = 0
     contacts_created: int = 0
     tasks: int = 0  # sent offers recorded as Tasks
@@ -65,25 +77,23 @@ class CrmSync:
         return report
 
     def push(self, member_ids: Iterable[str]) -> PushReport:
-        report = PushReport()
         members = sorted(set(member_ids))
         standing = self.ledger.summaries(members, expiry=False)  # who they are and their Contact: one batch read
         for member_id in members:
             if member_id not in standing:
                 logger.warning("member gone before its CRM push", member_id=member_id)
+        batch = _Batch(self.store.states(standing) if standing else {})
         if not standing:
-            return report
-        states = self.store.states(standing)
-        touched: set[str] = set()  # whose state changed: saved together at the end, even if Salesforce fails
+            return batch.report
         try:
             contacts = {m: s.profile.crm_contact_id for m, s in standing.items() if s.profile.crm_contact_id}
-            newly_linked = self._link(standing, contacts, states, touched, report)
+            newly_linked = self._link(standing, contacts, batch)
             summaries = self.ledger.summaries(contacts)  # the fields, expiring points included: linked members only
             updates: dict[str, dict[str, Any]] = {}
             for member_id, contact_id in contacts.items():
                 if member_id not in summaries:
                     continue
-                state = states.setdefault(member_id, CrmState())
+                state = batch.states.setdefault(member_id, CrmState())
                 fields = contact_fields(summaries[member_id], self.ledger.rules)
                 changed = {
                     name: value
@@ -93,12 +103,21 @@ class CrmSync:
                 if changed:
                     updates[member_id] = {"Id": contact_id, **changed}
                 else:
-                    report.unchanged += 1
-            self._send(updates, states, contacts, touched, report)
+                    batch.settled.add(member_id)
+                    batch.report.unchanged += 1
+            self._send(updates, contacts, batch)
+        except (CrmRetryableError, CrmAuthError, CrmRequestError) as error:
+            # Listed as stale before the batch fails: if Lambda's retries of the batch run out too (a long
+            # outage), the crm_retry job asks for these members' push again once an hour until it lands.
+            reason = f"Salesforce did not take the push ({type(error).__name__}); asked again hourly"
+            for member_id in sorted(set(standing) - batch.settled):
+                self._park(member_id, batch, "stale", reason)
+            metrics.add_metric(name="CrmMembersStale", unit="Count", value=batch.report.stale)
+            raise
         finally:
-            if touched:
-                self.store.save({member_id: states[member_id] for member_id in touched}, self.clock())
-        return report
+            if batch.touched:  # whose state changed: saved together, even when Salesforce fails
+                self.store.save({member_id: batch.states[member_id] for member_id in batch.touched}, self.clock())
+        return batch.report
 
     def record_tasks(self, sends: Iterable[SendRecord]) -> PushReport:
         """Record sent offers as completed Tasks on the members' Contacts (upserted: a retry adds none)."""
@@ -129,14 +148,7 @@ class CrmSync:
                 metrics.add_metric(name="CrmTasksRefused", unit="Count", value=1)
         return report
 
-    def _link(
-        self,
-        summaries: dict[str, MemberSummary],
-        contacts: dict[str, str],
-        states: dict[str, CrmState],
-        touched: set[str],
-        report: PushReport,
-    ) -> set[str]:
+    def _link(self, summaries: dict[str, MemberSummary], contacts: dict[str, str], batch: _Batch) -> set[str]:
         unlinked = [m for m in summaries if m not in contacts]
         if not unlinked:
             return set()
@@ -158,22 +170,20 @@ class CrmSync:
                 contacts[member_id] = matches[0]
                 linked.add(member_id)
             elif len(matches) > 1:
-                reason = f"{len(matches)} Contacts share the member's e-mail"
-                self._park(member_id, states, touched, "parked", reason, report)
+                self._park(member_id, batch, "parked", f"{len(matches)} Contacts share the member's e-mail")
             elif self.create_contacts:
                 to_create.append(member_id)
             else:
-                self._park(member_id, states, touched, "unlinked", "no Contact with the member's e-mail yet", report)
+                self._park(member_id, batch, "unlinked", "no Contact with the member's e-mail yet")
         searched = set(by_email.values())
         for member_id in unlinked:
             if member_id not in contacts and member_id not in searched:
-                reason = "the member has no e-mail to find a Contact by"
-                self._park(member_id, states, touched, "unlinked", reason, report)
+                self._park(member_id, batch, "unlinked", "the member has no e-mail to find a Contact by")
         if to_create:
-            self._create(to_create, summaries, contacts, linked, states, touched, report)
+            self._create(to_create, summaries, contacts, linked, batch)
         for member_id in linked:
             self.directory.link_contact(member_id, contacts[member_id])
-        report.linked += len(linked)
+        batch.report.linked += len(linked)
         return linked
 
     def _create(
@@ -182,27 +192,18 @@ class CrmSync:
         summaries: dict[str, MemberSummary],
         contacts: dict[str, str],
         linked: set[str],
-        states: dict[str, CrmState],
-        touched: set[str],
-        report: PushReport,
+        batch: _Batch,
     ) -> None:
         records = [new_contact(summaries[m]) for m in member_ids]
         for member_id, result in zip(member_ids, self.client.create_records("Contact", records), strict=True):
             if result.success and result.record_id:
                 contacts[member_id] = result.record_id
                 linked.add(member_id)
-                report.contacts_created += 1
+                batch.report.contacts_created += 1
             else:
-                self._park(member_id, states, touched, "parked", _describe(result), report)
+                self._park(member_id, batch, "parked", _describe(result))
 
-    def _send(
-        self,
-        updates: dict[str, dict[str, Any]],
-        states: dict[str, CrmState],
-        contacts: dict[str, str],
-        touched: set[str],
-        report: PushReport,
-    ) -> None:
+    def _send(self, updates: dict[str, dict[str, Any]], contacts: dict[str, str], batch: _Batch) -> None:
         pending = dict(updates)
         for attempt in range(RECORD_RETRIES + 1):
             if not pending:
@@ -212,20 +213,21 @@ class CrmSync:
             retry: dict[str, dict[str, Any]] = {}
             for member_id, result in zip(members, results, strict=True):
                 record = pending[member_id]
-                state = states[member_id]
+                state = batch.states[member_id]
                 if result.success:
                     state.pushed.update({k: v for k, v in record.items() if k != "Id"})
                     state.status, state.reason = "synced", None
-                    touched.add(member_id)
-                    report.pushed += 1
+                    batch.touched.add(member_id)
+                    batch.settled.add(member_id)
+                    batch.report.pushed += 1
                 elif result.retryable:
                     retry[member_id] = record
                 elif any(code in STALE_LINK_CODES for code, _ in result.errors):
                     self.directory.link_contact(member_id, None)  # relinked on the next push
                     contacts.pop(member_id, None)
-                    self._park(member_id, states, touched, "unlinked", "the linked Contact was deleted", report)
+                    self._park(member_id, batch, "unlinked", "the linked Contact was deleted")
                 else:
-                    self._park(member_id, states, touched, "parked", _describe(result), report)
+                    self._park(member_id, batch, "parked", _describe(result))
                     metrics.add_metric(name="CrmRecordsParked", unit="Count", value=1)
             pending = retry
             if pending and attempt < RECORD_RETRIES:
@@ -233,19 +235,30 @@ class CrmSync:
         if pending:
             raise CrmRetryableError(f"{len(pending)} Contacts stayed locked after {RECORD_RETRIES} retries")
 
-    def _park(
-        self, member_id: str, states: dict[str, CrmState], touched: set[str], status: str, reason: str,
-        report: PushReport,
-    ) -> None:  # fmt: skip
-        state = states.setdefault(member_id, CrmState())
+    def _park(self, member_id: str, batch: _Batch, status: str, reason: str) -> None:
+        state = batch.states.setdefault(member_id, CrmState())
         if (state.status, state.reason) != (status, reason):  # parked for the same reason before: nothing to write
             state.status, state.reason = status, reason
-            touched.add(member_id)
+            batch.touched.add(member_id)
+        batch.settled.add(member_id)
         if status == "unlinked":
-            report.unlinked += 1
+            batch.report.unlinked += 1
+        elif status == "stale":
+            batch.report.stale += 1
         else:
-            report.parked += 1
+            batch.report.parked += 1
         logger.info("member not in sync with the CRM", member_id=member_id, status=status, reason=reason)
+
+
+@dataclass
+class _Batch:
+    """One push's bookkeeping: the members' CRM states, whose state changed (saved together at the end), and whose
+    push reached an outcome (pushed, unchanged, parked or unlinked); the others are stale if Salesforce fails."""
+
+    states: dict[str, CrmState]
+    touched: set[str] = field(default_factory=set)
+    settled: set[str] = field(default_factory=set)
+    report: PushReport = field(default_factory=PushReport)
 
 
 def _describe(result: RecordResult) -> str:

@@ -25,7 +25,7 @@ from loyalty.crm.fields import (
 )
 from loyalty.errors import CrmRequestError, CrmRetryableError
 from loyalty.fakes.memory import Memory
-from loyalty.ports.crm import CrmState, RecordResult
+from loyalty.ports.crm import NOT_IN_SYNC, CrmState, RecordResult
 
 _FIELDS = {
     "Contact": {"Id", *LOYALTY_FIELDS, *READ_FIELDS, *STANDARD_FIELDS},
@@ -36,8 +36,12 @@ _PREFIX = {"Contact": "003", "Task": "00T"}
 
 
 class InMemoryCrmStates:
+    """The CRM states; ``push_requests`` stands in for the table's stream: the members whose push was asked for
+    again, in order, for a test to hand to the push as the stream would."""
+
     def __init__(self, memory: Memory | None = None) -> None:
         self.memory = memory or Memory()
+        self.push_requests: list[str] = []
 
     def states(self, member_ids: Iterable[str]) -> dict[str, CrmState]:
         stored = self.memory.items("crm_states")
@@ -53,8 +57,12 @@ class InMemoryCrmStates:
 
     def not_in_sync(self, status: str) -> list[tuple[str, str | None]]:
         stored = self.memory.items("crm_states")
-        parked = status in ("parked", "unlinked")  # only those are listed: a synced member is nobody's task
+        parked = status in NOT_IN_SYNC  # only those are listed: a synced member is nobody's task
         return sorted((m, s.reason) for m, s in stored.items() if parked and s.status == status)
+
+    def request_push(self, member_ids: Iterable[str], at: datetime) -> None:
+        stored = self.memory.items("crm_states")
+        self.push_requests += [member_id for member_id in sorted(set(member_ids)) if member_id in stored]
 
 
 class InMemoryOrg:

@@ -12,12 +12,17 @@ from datetime import datetime
 from typing import Any, Protocol
 
 RETRYABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
+# Members not in sync, each listed (the `due` index: CRM#<status>) until a push brings them back to "synced":
+# parked (Salesforce refused their record, or several Contacts share their e-mail: a person decides), unlinked
+# (no Contact with their e-mail yet) and stale (the push never reached Salesforce: it was down for longer than
+# the retries lasted).
+NOT_IN_SYNC = ("parked", "unlinked", "stale")
 
 
 @dataclass
 class CrmState:
     pushed: dict[str, Any] = field(default_factory=dict)  # field API name -> value as last sent
-    status: str = "synced"  # synced | parked | unlinked
+    status: str = "synced"  # synced | parked | unlinked | stale
     reason: str | None = None
 
 
@@ -45,7 +50,12 @@ class CrmStates(Protocol):
         ...
 
     def not_in_sync(self, status: str) -> list[tuple[str, str | None]]:
-        """Members parked or unlinked (``status``), with the reason: the list an operator looks at."""
+        """Members parked, unlinked or stale (``status``), with the reason: the list an operator looks at."""
+        ...
+
+    def request_push(self, member_ids: Iterable[str], at: datetime) -> None:
+        """Ask for these members' push again, as of ``at``: the table's stream brings them to the CRM push as
+        if they had changed (their state is marked; the push's next save of it clears the mark)."""
         ...
 
 

@@ -167,6 +167,7 @@ def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord]]:
 
 @cache
 def scheduled_jobs() -> ScheduledJobs:
+    from loyalty.adapters.dynamodb.crm_states import DynamoDBCrmStates
     from loyalty.adapters.dynamodb.job_runs import DynamoDBJobRuns
     from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
     from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
@@ -184,6 +185,7 @@ def scheduled_jobs() -> ScheduledJobs:
         load_offer_rules(),
         DynamoDBOfferRecords(),
         workers=settings.workers,
+        crm_states=DynamoDBCrmStates(),
     )
 
 

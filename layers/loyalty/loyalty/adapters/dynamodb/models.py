@@ -211,15 +211,20 @@ class RequestItem(LoyaltyItem, discriminator="request"):
 
 
 class CrmStateItem(LoyaltyItem, discriminator="crm_state"):
-    """What was last pushed to the member's Contact, and why a member is not in sync (parked or unlinked).
+    """What was last pushed to the member's Contact, and why a member is not in sync (parked, unlinked, stale).
 
-    Parked and unlinked members carry due_pk CRM#parked / CRM#unlinked, so they can be listed, never lost."""
+    Members not in sync carry due_pk CRM#parked / CRM#unlinked / CRM#stale, so they can be listed, never lost.
+    push_requested (with push_requested_at, so that every request changes the item) is set by a job that asks
+    for the member's push again: template.yaml's filter passes that change on the stream to crm_sync, whose
+    next save of the state drops both."""
 
     member_id = UnicodeAttribute()
     pushed: MapAttribute[str, Any] = MapAttribute(default=dict)  # field API name -> value as last sent
-    status = UnicodeAttribute()  # synced | parked | unlinked
+    status = UnicodeAttribute()  # synced | parked | unlinked | stale
     reason = UnicodeAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
+    push_requested = BooleanAttribute(null=True)
+    push_requested_at = UTCDateTimeAttribute(null=True)
 
 
 class ReviewItem(LoyaltyItem, discriminator="review"):

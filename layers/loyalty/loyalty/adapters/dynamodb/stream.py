@@ -1,4 +1,5 @@
-"""The table's stream as crm_sync sees it: members whose item changed, and sent offers whose CRM Task is pending.
+"""The table's stream as crm_sync sees it: members whose item changed or whose push was asked for again, and sent
+offers whose CRM Task is pending.
 
 The only module that knows the stream's images: item types, attribute names and the offer record's sort key.
 """
@@ -15,15 +16,15 @@ from loyalty.offers.records import SendRecord, Status
 
 
 def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord]]:
-    """Member ids whose member item changed, and sent offers waiting for their Task (the template's filter
-    passes only those two kinds of record)."""
+    """Member ids whose member item changed or whose CRM state asks for a push again, and sent offers waiting
+    for their Task (the template's filter passes only those kinds of record)."""
     members: set[str] = set()
     sent: list[SendRecord] = []
     for record in parse(event=event, model=DynamoDBStreamModel).Records:
         image = record.dynamodb.NewImage if record.dynamodb else None
         if not isinstance(image, dict):
             continue
-        if image.get("type") == "member":
+        if image.get("type") == "member" or (image.get("type") == "crm_state" and image.get("push_requested")):
             members.add(str(image["member_id"]))
         elif image.get("type") == "offer_send" and image.get("task_state") == "pending":
             sent.append(_sent_offer(image))
