@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import boto3
 from cryptography.hazmat.primitives import serialization
@@ -47,6 +47,7 @@ from infra.local.processes import stop_process
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
 from loyalty.clock import now as programme_now
+from loyalty.observability import mask_email
 
 DEV_SECRETS = {  # development defaults; override with the environment variables of the same name
     "SHOPIFY_WEBHOOK_SECRET": "dev-shopify-webhook-secret",
@@ -130,6 +131,30 @@ class MotoServer:
     def stop(self) -> None:
         stop_process(self._process)
         self._process = None
+
+
+_PHONE_VALUE = re.compile(r"\+?[\d\s().-]{7,}")
+_DATE_VALUE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def masked_request_line(request_line: str) -> str:
+    """The request line as the access log shows it: e-mail addresses (anywhere) and phone numbers (as query values)
+    masked as the product's logs mask them (``GET /members?email=a***@e***.com HTTP/1.1``)."""
+    method, _, rest = request_line.partition(" ")
+    target, _, version = rest.partition(" ")
+    path, _, query = target.partition("?")
+    path = mask_email(unquote(path)) or ""
+    if not query:
+        return f"{method} {path} {version}".rstrip()
+    shown = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "@" in value:
+            masked = mask_email(value)
+            value = masked if masked != value else "***"
+        elif _PHONE_VALUE.fullmatch(value.strip()) and not _DATE_VALUE.fullmatch(value.strip()):
+            value = "***" + re.sub(r"\D", "", value)[-2:]  # as mask_phone shows a number
+        shown.append(f"{name}={value}")
+    return f"{method} {path}?{'&'.join(shown)} {version}".rstrip()
 
 
 @dataclass
@@ -563,8 +588,13 @@ class Stack:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
             def log_message(self, format: str, *args: Any) -> None:
-                if not stack.quiet:
-                    super().log_message(format, *args)
+                if stack.quiet:
+                    return
+                message = format % args
+                if getattr(self, "requestline", ""):
+                    message = message.replace(self.requestline, masked_request_line(self.requestline))
+                message = mask_email(message) or ""  # in any other line too (a malformed request's, say)
+                sys.stderr.write(f"{self.address_string()} - - [{self.log_date_time_string()}] {message}\n")
 
         self._gateway = ThreadingHTTPServer(("127.0.0.1", self.ports.gateway), GatewayHandler)
         thread = threading.Thread(target=self._gateway.serve_forever, name="gateway", daemon=True)
