@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from infra.local.processes import PortInUseError
 from infra.local.stack import DEV_SECRETS, LOCAL_TIME_SCALE, Stack
 
 
@@ -20,6 +21,10 @@ def main() -> int:
     stack = Stack(quiet=False, time_scale=LOCAL_TIME_SCALE)
     try:
         stack.start()
+    except PortInUseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
         routes = "\n".join(f"    {route.route_key}" for route in stack.routes)
         print(
             f"ready: gateway {stack.gateway_url}  dynamodb {stack.dynamodb_url}  moto {stack.moto_url}  "

@@ -43,7 +43,7 @@ from infra.local.instances import (
     count_sends,
     lambda_context,
 )
-from infra.local.processes import stop_process
+from infra.local.processes import ensure_port_free, stop_process
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
 from loyalty.clock import now as programme_now
@@ -76,6 +76,12 @@ TEXT_TYPES = ("json", "text/", "xml", "x-www-form-urlencoded")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 DEFAULT_CONCURRENCY = 2  # instances per function at most (Lambda's reserved concurrency, here)
+PORT_VARIABLES = {  # Ports' field -> (what listens there, the variable that moves it)
+    "gateway": ("the gateway", "LOYALTY_GATEWAY_PORT"),
+    "dynamodb": ("DynamoDB Local", "LOYALTY_DYNAMODB_PORT"),
+    "moto": ("moto", "LOYALTY_MOTO_PORT"),
+    "salesforce": ("the Salesforce emulator", "LOYALTY_SALESFORCE_PORT"),
+}
 
 
 @dataclass
@@ -215,6 +221,10 @@ class Stack:
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> Stack:
+        """A port already taken stops it before anything starts (PortInUseError, naming the port and its variable):
+        the stack never talks to a server it did not start."""
+        for name, (what, variable) in PORT_VARIABLES.items():
+            ensure_port_free(getattr(self.ports, name), what, variable)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's own request log
         for name, default in DEV_SECRETS.items():
             self.secrets.setdefault(name, os.environ.get(name, default))
