@@ -1,9 +1,11 @@
-"""`make serve` as a user runs it: one "ready" line with the URLs, and SIGTERM stops it and every child; a port
-already taken stops it at once, naming the port and the variable that moves it."""
+"""`make serve` as a user runs it: one "ready" line with the URLs; stopped by Ctrl-C or SIGTERM to its process group
+while busy, it stops within 10 seconds, cleanly, and leaves no process behind; killed, its children die with it; a
+port already taken stops it at once, naming the port and the variable that moves it."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -11,15 +13,22 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 import pytest
+import urllib3
 
 from infra.local.dynamodb_local import free_port
+from infra.local.shop_emulator import sign_webhook
+from infra.local.stack import DEV_SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT_VARIABLES = ("LOYALTY_GATEWAY_PORT", "LOYALTY_DYNAMODB_PORT", "LOYALTY_MOTO_PORT", "LOYALTY_SALESFORCE_PORT")
+ORDER = json.loads((ROOT / "tests/events/shopify/orders_paid.json").read_text())
 
 
 class Serve:
@@ -131,20 +140,116 @@ def wait_until_none_running(pids: dict[int, str], timeout: float) -> dict[int, s
     return running(pids)
 
 
-def test_serve_prints_ready_and_sigterm_stops_every_child() -> None:
+def kinds(processes: dict[int, str]) -> set[str]:
+    """Which of the stack's kinds of child process are among these."""
+    found = set()
+    for command in processes.values():
+        if "DynamoDBLocal.jar" in command:
+            found.add("DynamoDB Local")
+        elif "moto.server" in command:
+            found.add("moto")
+        elif "multiprocessing" in command and "resource_tracker" not in command:
+            found.add("function instance")
+    return found
+
+
+@contextmanager
+def busy(gateway_url: str, senders: int = 4) -> Iterator[list[int]]:
+    """Shopify orders, member look-ups and tier reviews sent without pause until the block ends; yields the
+    statuses answered so far."""
+    done = threading.Event()
+    answered: list[int] = []
+
+    def send(sender: int) -> None:
+        http = urllib3.PoolManager(retries=False, timeout=30)
+        number = 0
+        while not done.is_set():
+            number += 1
+            email = f"busy-{sender}-{number}@example.com"
+            order_id = 10**9 * (sender + 1) + number
+            order = {**ORDER, "id": order_id, "email": email, "customer": {**ORDER["customer"], "email": email}}
+            body = json.dumps(order).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "X-Shopify-Topic": "orders/paid",
+                "X-Shopify-Shop-Domain": "nordic-outdoor.myshopify.com",
+                "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+                "X-Shopify-Hmac-Sha256": sign_webhook(body, DEV_SECRETS["SHOPIFY_WEBHOOK_SECRET"]),
+            }
+            try:
+                answered.append(
+                    http.request("POST", f"{gateway_url}/webhooks/shopify", body=body, headers=headers).status
+                )
+                answered.append(http.request("GET", f"{gateway_url}/members?email={email}").status)
+                if number % 4 == 0:
+                    answered.append(http.request("POST", f"{gateway_url}/_local/jobs/review").status)
+            except urllib3.exceptions.HTTPError:  # refused or cut off: the stack stops
+                done.wait(0.05)
+
+    threads = [threading.Thread(target=send, args=(sender,), daemon=True) for sender in range(senders)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answered
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(timeout=35)
+
+
+def wait_for(answered: list[int], count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while len(answered) < count:
+        assert time.monotonic() < deadline, f"only {len(answered)} answers in {timeout:.0f}s"
+        time.sleep(0.1)
+    assert 200 in answered
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stopped_as_a_group_while_busy_stops_within_10_seconds_cleanly(stop_signal: signal.Signals) -> None:
+    # Given `make serve` on free ports, busy with orders, look-ups and reviews
     serve = Serve()
     try:
         ready = serve.ready()
         for port in serve.ports.values():
             assert f"http://127.0.0.1:{port}" in ready
         assert any("SHOPIFY_WEBHOOK_SECRET" in line for line in serve.stdout)  # the development default is announced
-        children = serve.children()
-        assert children  # DynamoDB Local runs as a child
-        # When it gets SIGTERM
-        serve.process.send_signal(signal.SIGTERM)
-        assert serve.process.wait(timeout=30) == 0
-        # Then no child is left running
-        assert not wait_until_none_running(children, timeout=0.5)
+        with busy(serve.gateway_url) as answered:
+            wait_for(answered, 12)
+            children = serve.children()
+            assert kinds(children) == {"DynamoDB Local", "moto", "function instance"}
+            # When its process group gets SIGTERM, or SIGINT as from Ctrl-C
+            signalled = time.monotonic()
+            os.killpg(serve.process.pid, stop_signal)
+            code = serve.process.wait(timeout=30)
+            took = time.monotonic() - signalled
+        # Then it stops within 10 seconds, and nothing it started is left running
+        assert code == 0
+        assert took < 10, f"stopping took {took:.1f}s"
+        assert not wait_until_none_running(children, timeout=1)
+        # and it stopped cleanly: no traceback from it or its instances
+        stdout, stderr = serve.output()
+        assert "stopping..." in stdout
+        assert "Traceback" not in stderr, stderr[-3000:]
+    finally:
+        serve.kill_everything()
+
+
+def test_a_killed_serve_takes_dynamodb_local_moto_and_its_instances_with_it() -> None:
+    # Given `make serve`, busy
+    serve = Serve()
+    try:
+        serve.ready()
+        with busy(serve.gateway_url, senders=2) as answered:
+            wait_for(answered, 6)
+            children = serve.children()
+            assert kinds(children) == {"DynamoDB Local", "moto", "function instance"}
+            # When it is killed with SIGKILL (no chance to stop anything)
+            serve.process.kill()
+            serve.process.wait()
+        # Then its children notice and are gone within a few seconds
+        left = wait_until_none_running(children, timeout=5)
+        assert not left, f"still running: {sorted(kinds(left))}"
     finally:
         serve.kill_everything()
 
