@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import time
 import warnings
@@ -31,6 +30,7 @@ from tqdm import tqdm
 from infra.local.dynamodb_local import free_port
 from infra.local.instances import SharedClock
 from infra.local.outbox import as_text, sent
+from infra.local.processes import interrupt_on_stop_signals, run_in_own_session
 from infra.local.shop_emulator import ShopifyStore, customer_payload, order_payload, product_payload, refund_payload
 from infra.local.simulation import (
     PRODUCTS,
@@ -373,20 +373,24 @@ def run(members: int) -> bool:
     with Stack(ports=ports, time_scale=LOCAL_TIME_SCALE, clock=clock, environment=quiet) as stack:
         logging.getLogger("loyalty").setLevel(logging.WARNING)  # the demo's own ledger calls log too
         demo = Demo(stack, clock)
-        happenings = in_time_order(simulate_year(members=members))
-        print(
-            f"Embedded stack: gateway {stack.gateway_url}, DynamoDB Local {stack.dynamodb_url}, moto {stack.moto_url}"
-        )
-        print(f"A year of a Shopify store, {members:,} members, as signed webhooks ({len(happenings):,} events)")
-        first = happenings[0].at
-        for product_id in PRODUCTS:
-            demo.send("products/create", product_payload(product_id, first))
-        started = time.monotonic()
-        # the bar shows events a second and the time left (averaged over the last few hundred events)
-        for happening in tqdm(happenings, desc="simulating the year", unit="event", smoothing=0.02, file=sys.stdout):
-            demo.happen(happening)
-        demo.settle()
-        demo.pool.shutdown()
+        try:
+            happenings = in_time_order(simulate_year(members=members))
+            print(
+                f"Embedded stack: gateway {stack.gateway_url}, DynamoDB Local {stack.dynamodb_url}, "
+                f"moto {stack.moto_url}"
+            )
+            print(f"A year of a Shopify store, {members:,} members, as signed webhooks ({len(happenings):,} events)")
+            first = happenings[0].at
+            for product_id in PRODUCTS:
+                demo.send("products/create", product_payload(product_id, first))
+            started = time.monotonic()
+            # the bar shows events a second and the time left (averaged over the last few hundred events)
+            bar = tqdm(happenings, desc="simulating the year", unit="event", smoothing=0.02, file=sys.stdout)
+            for happening in bar:
+                demo.happen(happening)
+            demo.settle()
+        finally:  # interrupted: what waits to be sent is dropped, not sent to a stack that is stopping
+            demo.pool.shutdown(cancel_futures=True)
         took = time.monotonic() - started
         print(f"\nThe year took {took // 60:.0f} min {took % 60:.0f} s: {len(happenings):,} events, "
               f"{len(happenings) / took:.1f} a second")  # fmt: skip
@@ -397,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--members", type=int, default=1000)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop)  # stopped like Ctrl-C: the stack's processes stop with the demo
+    interrupt_on_stop_signals()  # SIGTERM stops it like Ctrl-C: the stack's processes stop with the demo
     try:
         return 0 if run(args.members) else 1
     except KeyboardInterrupt:
@@ -405,9 +409,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _stop(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_in_own_session(main))

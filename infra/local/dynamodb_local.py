@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from infra.local.processes import stop_process
+from infra.local.processes import start_process, stop_processes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO_ROOT / ".cache" / "dynamodb-local"
@@ -53,7 +53,7 @@ class DynamoDBLocal:
         java = shutil.which("java")
         if java is None:
             raise DynamoDBLocalError("Java 17 or newer is required to run DynamoDB Local; `java` is not on PATH")
-        self._process = subprocess.Popen(
+        self._process = start_process(
             [
                 java,
                 *JVM_OPTIONS,
@@ -68,7 +68,6 @@ class DynamoDBLocal:
             cwd=self._jar.parent,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -85,8 +84,12 @@ class DynamoDBLocal:
         self.stop()
         raise DynamoDBLocalError(f"DynamoDB Local did not answer on {self.url} within {timeout:.0f}s")
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._process
+
     def stop(self) -> None:
-        stop_process(self._process)
+        stop_processes([self._process])
         self._process = None
 
     def __enter__(self) -> DynamoDBLocal:

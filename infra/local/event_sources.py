@@ -131,6 +131,8 @@ class QueuePoller:
                 if messages:
                     self._deliver(self._fill(messages))
             except Exception:  # the poller must outlive a bad call, as Lambda's does
+                if self.stopping.is_set():
+                    return  # moto may be gone already
                 log.exception("polling the queue of %s failed", self.source.function)
                 self.stopping.wait(1.0)
 
@@ -181,6 +183,8 @@ class QueuePoller:
             response = self.invoke(source.function, event)
             failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         except Exception as error:  # the whole invocation failed: as in AWS, every message comes back
+            if self.stopping.is_set():
+                return  # the stack stops: the batch stays on the queue
             log.warning("%s failed; its batch will be redelivered: %s", source.function, _last_line(error))
             failed = {message["MessageId"] for message in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
@@ -238,6 +242,8 @@ class StreamPoller:
             try:
                 fetched = self.reader.read()
             except Exception:  # the poller must outlive a bad read, as Lambda's does
+                if self.stopping.is_set():
+                    return  # DynamoDB Local may be gone already
                 log.exception("reading the stream of %s failed", source.table)
                 self.stopping.wait(1.0)
                 continue
@@ -269,6 +275,8 @@ class StreamPoller:
             try:
                 response = self.invoke(source.function, {"Records": records})
             except Exception as error:
+                if self.stopping.is_set():
+                    return  # the stack stops: neither retried nor reported
                 log.warning("%s failed on attempt %d: %s", source.function, attempt + 1, _last_line(error))
                 self.stopping.wait(min(5.0, 0.5 * 2**attempt))
                 continue

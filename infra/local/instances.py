@@ -24,9 +24,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
+from infra.local.processes import die_with_parent, start_child
+
+if TYPE_CHECKING:
+    import boto3
 
 REGION = "eu-north-1"
 ACCOUNT = "123456789012"
@@ -99,34 +102,50 @@ class Instance:
     def __init__(self, function: str, handler: str, environment: dict[str, str], clock: SharedClock | None) -> None:
         self.function = function
         self._connection, child = _spawn.Pipe()
-        self.process = _spawn.Process(
+        self._sending = threading.Lock()  # an event and the stack's request to stop never interleave on the pipe
+        process = _spawn.Process(
             target=_serve,
-            args=(child, function, handler, environment, clock),
+            args=(child, function, handler, environment, clock, os.getpid()),
             name=f"{function}-instance",
             daemon=True,
         )
-        self.process.start()
-        child.close()
+        try:
+            self.process = start_child(process.start, process, _kill)
+        finally:
+            child.close()
 
     def invoke(self, event: dict[str, Any], timeout_seconds: int) -> tuple[Any, dict[str, int]]:
         """The handler's answer, and what the invocation sent to which queue."""
-        self._connection.send((event, timeout_seconds))
         try:
+            with self._sending:
+                self._connection.send((event, timeout_seconds))
             outcome, answer, sent = self._connection.recv()
-        except EOFError:
+        except (EOFError, OSError):
             raise FunctionError(f"an instance of {self.function} exited") from None
         if outcome == "error":
             raise FunctionError(f"{self.function} failed:\n{answer}")
         return answer, sent
 
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
+    def request_stop(self) -> None:
+        """Ask the instance to exit once the event in hand (if any) is answered."""
+        with self._sending, contextlib.suppress(OSError):
             self._connection.send(None)
+
+    def stop(self) -> None:
+        """Exit after the event in hand; killed if still running 5 seconds later."""
+        self.request_stop()
         self.process.join(timeout=5)
         if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+            self.kill()
         self._connection.close()
+
+    def kill(self) -> None:
+        _kill(self.process)
+
+
+def _kill(process: multiprocessing.process.BaseProcess) -> None:
+    process.kill()
+    process.join()
 
 
 class Function:
@@ -163,7 +182,7 @@ class Function:
             self._retire(instance)  # the handler raised (the instance goes on) or the instance died
             raise
         except BaseException:  # interrupted mid-invocation: that instance's answer would come to the next caller
-            self._retire(instance, stop=True)
+            self._retire(instance, kill=True)
             raise
         for queue_url, count in sent.items():
             self.sent(queue_url, count)
@@ -184,41 +203,76 @@ class Function:
         instance = None
         try:
             instance = Instance(self.name, self.handler, self.environment, self.clock)  # a cold start
-            return instance
         finally:
             with self._changed:
                 self._starting -= 1
+                stopped = self._stopped
                 if instance is not None:
-                    self.instances.append(instance)
-                self._changed.notify()  # a start that failed leaves room for another
+                    if stopped:
+                        instance.process.kill()  # before `stop` can see that nothing is starting
+                    else:
+                        self.instances.append(instance)
+                self._changed.notify_all()  # a start that failed leaves room for another
+        if instance is not None and stopped:
+            instance.stop()
+            raise FunctionError(f"{self.name} is stopped")
+        return instance
 
     def _release(self, instance: Instance) -> None:
         with self._changed:
-            self._idle.append(instance)
+            if not self._stopped:
+                self._idle.append(instance)
             self._changed.notify()
 
-    def _retire(self, instance: Instance, stop: bool = False) -> None:
-        if instance.process.is_alive() and not stop:
+    def _retire(self, instance: Instance, kill: bool = False) -> None:
+        if kill:
+            instance.kill()
+        elif instance.process.is_alive():
             self._release(instance)
             return
         instance.stop()
         with self._changed:
-            self.instances.remove(instance)
+            if instance in self.instances:
+                self.instances.remove(instance)
             self._changed.notify()
 
-    def stop(self) -> None:
+    def close(self) -> None:
+        """No more invocations: every instance is asked to exit once it has answered the event in hand."""
         with self._changed:
             self._stopped = True
-            instances, self.instances, self._idle = self.instances, [], []
+            instances = list(self.instances)
             self._changed.notify_all()
         for instance in instances:
-            instance.stop()
+            instance.request_stop()
+
+    def stop(self, deadline: float | None = None) -> None:
+        """Close, wait for the instances to exit until ``deadline``, then kill those still running."""
+        until = deadline or time.monotonic() + 5
+        self.close()
+        with self._changed:
+            self._changed.wait_for(lambda: self._starting == 0, timeout=max(0.0, until - time.monotonic()))
+            instances, self.instances, self._idle = self.instances, [], []
+        for instance in instances:
+            instance.request_stop()  # again: one may have started since `close`
+            instance.process.join(timeout=max(0.0, until - time.monotonic()))
+            if instance.process.is_alive():
+                instance.kill()  # its invoker sees that it exited
 
 
 def _serve(
-    connection: Connection, function: str, handler_path: str, environment: dict[str, str], clock: SharedClock | None
+    connection: Connection,
+    function: str,
+    handler_path: str,
+    environment: dict[str, str],
+    clock: SharedClock | None,
+    parent_pid: int,
 ) -> None:
-    """An instance's life: import the handler (the cold start), then one event at a time until told to stop."""
+    """An instance's life: import the handler (the cold start), then one event at a time until told to stop. From
+    its first line on it dies with the stack's process; before it, only the interpreter's start and this module's
+    imports have run (nothing heavy, so that the moment comes soon)."""
+    die_with_parent(parent_pid)
+    import boto3
+
     os.environ.update(environment)
     from loyalty.clock import use_clock
     from loyalty.observability import metrics

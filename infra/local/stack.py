@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import boto3
 from cryptography.hazmat.primitives import serialization
@@ -43,10 +43,11 @@ from infra.local.instances import (
     count_sends,
     lambda_context,
 )
-from infra.local.processes import stop_process
+from infra.local.processes import ensure_port_free, start_process, stop_processes
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.template import create_table_kwargs, load_template
 from loyalty.clock import now as programme_now
+from loyalty.observability import mask_email
 
 DEV_SECRETS = {  # development defaults; override with the environment variables of the same name
     "SHOPIFY_WEBHOOK_SECRET": "dev-shopify-webhook-secret",
@@ -77,6 +78,13 @@ TEXT_TYPES = ("json", "text/", "xml", "x-www-form-urlencoded")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 DEFAULT_CONCURRENCY = 2  # instances per function at most (Lambda's reserved concurrency, here)
+STOP_GRACE_SECONDS = 2.0  # on stop, a busy instance may finish the event in hand this long, then it is killed
+PORT_VARIABLES = {  # Ports' field -> (what listens there, the variable that moves it)
+    "gateway": ("the gateway", "LOYALTY_GATEWAY_PORT"),
+    "dynamodb": ("DynamoDB Local", "LOYALTY_DYNAMODB_PORT"),
+    "moto": ("moto", "LOYALTY_MOTO_PORT"),
+    "salesforce": ("the Salesforce emulator", "LOYALTY_SALESFORCE_PORT"),
+}
 
 
 @dataclass
@@ -110,12 +118,15 @@ class MotoServer:
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._process
+
     def start(self, timeout: float = 30.0) -> None:
-        self._process = subprocess.Popen(
+        self._process = start_process(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -130,8 +141,45 @@ class MotoServer:
         raise RuntimeError(f"moto server did not listen on port {self.port} within {timeout:.0f}s")
 
     def stop(self) -> None:
-        stop_process(self._process)
+        stop_processes([self._process])
         self._process = None
+
+
+class GatewayServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return  # the client went away (as callers do while the stack stops); nothing to report
+        super().handle_error(request, client_address)
+
+
+SECRET_PARAMETERS = ("token", "t")  # the Outbound Message's token; an unsubscribe link's signature
+_PHONE_VALUE = re.compile(r"\+?[\d\s().-]{7,}")
+_DATE_VALUE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def masked_request_line(request_line: str) -> str:
+    """The request line as the access log shows it: e-mail addresses (anywhere) and phone numbers (as query values)
+    masked as the product's logs mask them (``GET /members?email=a***@e***.com HTTP/1.1``), secrets (the Outbound
+    Message's token, an unsubscribe link's signature) hidden."""
+    method, _, rest = request_line.partition(" ")
+    target, _, version = rest.partition(" ")
+    path, _, query = target.partition("?")
+    path = mask_email(unquote(path)) or ""
+    if not query:
+        return f"{method} {path} {version}".rstrip()
+    shown = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in SECRET_PARAMETERS:
+            value = "***"
+        elif "@" in value:
+            masked = mask_email(value)
+            value = masked if masked != value else "***"
+        elif _PHONE_VALUE.fullmatch(value.strip()) and not _DATE_VALUE.fullmatch(value.strip()):
+            value = "***" + re.sub(r"\D", "", value)[-2:]  # as mask_phone shows a number
+        shown.append(f"{name}={value}")
+    return f"{method} {path}?{'&'.join(shown)} {version}".rstrip()
 
 
 @dataclass
@@ -166,7 +214,7 @@ class Stack:
         self._stream_pollers: list[StreamPoller] = []
         self._dynamodb: DynamoDBLocal | None = None
         self._moto: MotoServer | None = None
-        self._gateway: ThreadingHTTPServer | None = None
+        self._gateway: GatewayServer | None = None
         # the org's clock is the programme's: in the demo, CRM users' edits happen in the simulated year
         self.salesforce = SalesforceEmulator(port=self.ports.salesforce, clock=programme_now)
         self.parameters: dict[str, str] = {"SalesforceOrgId": self.salesforce.organization_id}
@@ -192,6 +240,19 @@ class Stack:
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> Stack:
+        """Start everything, or nothing: a port already taken stops it before anything starts (PortInUseError,
+        naming the port and its variable: the stack never talks to a server it did not start), and a failure or an
+        interruption (Ctrl-C, or SIGTERM raised as KeyboardInterrupt) midway stops what had started."""
+        for name, (what, variable) in PORT_VARIABLES.items():
+            ensure_port_free(getattr(self.ports, name), what, variable)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's own request log
         for name, default in DEV_SECRETS.items():
             self.secrets.setdefault(name, os.environ.get(name, default))
@@ -222,24 +283,26 @@ class Stack:
             self.salesforce.integration_user_id,
         )
         self._start_pollers()
-        return self
 
     def stop(self) -> None:
+        """Stop everything within a few seconds, however busy: no new invocations; a busy instance may finish the
+        event in hand for STOP_GRACE_SECONDS, then it is killed; pollers get as long; then the servers."""
         self._stopping.set()
         self._wake_streams()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        functions = [handler for handler in self.handlers.values() if isinstance(handler, Function)]
+        for function in functions:
+            function.close()
         if self._gateway is not None:
             self._gateway.shutdown()
             self._gateway.server_close()
-        for thread in self._threads:
-            thread.join(timeout=10)
-        for handler in self.handlers.values():
-            if isinstance(handler, Function):
-                handler.stop()
+        for function in functions:
+            function.stop(deadline)
+        for thread in self._threads:  # daemons: one stuck in a call is left behind
+            thread.join(timeout=max(0.0, deadline + 1.0 - time.monotonic()))
         self.salesforce.stop()
-        if self._moto is not None:
-            self._moto.stop()
-        if self._dynamodb is not None:
-            self._dynamodb.stop()
+        stop_processes([self._moto.process if self._moto else None, self._dynamodb.process if self._dynamodb else None])
+        self._moto = self._dynamodb = None
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -529,9 +592,8 @@ class Stack:
         }
         try:
             response = self.invoke(route.function, event)
-        except FunctionError:  # as API Gateway answers when the integration fails
-            logging.getLogger(__name__).exception("%s failed", route.function)
-            return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+        except FunctionError:
+            return self._failed(route.function)
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
         return int(response["statusCode"]), dict(response.get("headers") or {}), data
@@ -542,7 +604,16 @@ class Stack:
             result = self.run_job(job, **({"day": query["day"]} if "day" in query else {}))
         except KeyError as error:
             return 404, {"content-type": "application/json"}, json.dumps({"message": str(error)}).encode()
+        except FunctionError:
+            return self._failed(f"job {job}")
         return 200, {"content-type": "application/json"}, json.dumps(result).encode()
+
+    def _failed(self, what: str) -> tuple[int, dict[str, str], bytes]:
+        """As API Gateway answers when the integration fails; while the stack stops, without a word."""
+        if self._stopping.is_set():
+            return 503, {"content-type": "application/json"}, b'{"message":"Service Unavailable"}'
+        logging.getLogger(__name__).exception("%s failed", what)
+        return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
 
     def _start_gateway(self) -> None:
         stack = self
@@ -558,6 +629,8 @@ class Stack:
                     key = name.lower()
                     headers[key] = f"{headers[key]},{value}" if key in headers else value
                 status, response_headers, data = stack.invoke_http(self.command, self.path, headers, body)
+                if stack._stopping.is_set():
+                    self.close_connection = True  # a kept-alive connection ends with this answer
                 self.send_response(status)
                 for name, value in response_headers.items():
                     self.send_header(name, value)
@@ -568,10 +641,15 @@ class Stack:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
             def log_message(self, format: str, *args: Any) -> None:
-                if not stack.quiet:
-                    super().log_message(format, *args)
+                if stack.quiet:
+                    return
+                message = format % args
+                if getattr(self, "requestline", ""):
+                    message = message.replace(self.requestline, masked_request_line(self.requestline))
+                message = mask_email(message) or ""  # in any other line too (a malformed request's, say)
+                sys.stderr.write(f"{self.address_string()} - - [{self.log_date_time_string()}] {message}\n")
 
-        self._gateway = ThreadingHTTPServer(("127.0.0.1", self.ports.gateway), GatewayHandler)
+        self._gateway = GatewayServer(("127.0.0.1", self.ports.gateway), GatewayHandler)
         thread = threading.Thread(target=self._gateway.serve_forever, name="gateway", daemon=True)
         thread.start()
 
