@@ -8,7 +8,7 @@ import json
 import time
 import urllib.request
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -174,7 +174,7 @@ def test_an_outbound_message_from_another_org_changes_nothing(stack: Stack, shop
 def forged_outbound_message(org_id: str, contact_id: str, member_id: str, email: str) -> bytes:
     """The captured message's first notification made about this Contact, now: a birthday, opted out of e-mail."""
     body = (EVENTS / "salesforce" / "outbound_contact.xml").read_text()
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    now = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")  # after the Contact's own
     for old, new in (
         ("00D5g000004abcdEAA", org_id),
         ("0035g00000Kp3XyAAJ", contact_id),
