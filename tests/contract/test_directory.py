@@ -108,12 +108,15 @@ def test_orders_held_for_review_are_kept_once_and_listed_oldest_first(stores: St
     # Given two orders beyond the bounds, the second delivered twice
     big = simple_order("b1", T0, [("1", 10**18, "1.00")])
     old = simple_order("o1", T0 - timedelta(days=4000), shop="woocommerce:shop.example.com")
-    stores.directory.hold_for_review(big, "a line of 1000000000000000000 units (at most 1000)", T0)
+    stores.directory.hold_for_review(big, "a line of 1000000000000000000 units (at most 1000)", T0, "m1")
     stores.directory.hold_for_review(old, "placed more than 3650 days ago", T0 + timedelta(minutes=1))
     stores.directory.hold_for_review(old, "placed more than 3650 days ago", T0 + timedelta(minutes=5))
     # Then each is kept once, as it was first held, with its reason
     held = stores.directory.held_for_review()
-    assert [(h.order, h.reason, h.held_at) for h in held] == [
-        (big, "a line of 1000000000000000000 units (at most 1000)", T0),
-        (old, "placed more than 3650 days ago", T0 + timedelta(minutes=1)),
+    assert [(h.order, h.reason, h.held_at, h.member_id) for h in held] == [
+        (big, "a line of 1000000000000000000 units (at most 1000)", T0, "m1"),
+        (old, "placed more than 3650 days ago", T0 + timedelta(minutes=1), None),
     ]
+    # And noting its Task changes none of that
+    stores.directory.mark_review_task(held[0], "pushed")
+    assert stores.directory.held_for_review() == held

@@ -244,3 +244,21 @@ def test_a_signed_flow_callout_enrols_a_contact_and_a_wrong_secret_is_refused(st
     assert status == 200 and member["profile"]["crmContactId"] == contact_id
     wrong = {"Content-Type": "application/json", "X-Loyalty-Secret": "not-the-secret"}
     assert shop.post("/webhooks/salesforce/flow", raw, wrong)[0] == 401
+
+
+def test_an_order_beyond_the_bounds_is_held_and_shown_as_a_task_on_the_contact(stack: Stack, shop: Shop) -> None:
+    # Given a shopper who is a member with a Contact
+    email = unique_email()
+    contact_id, member_id = contact_for(stack, shop, email)
+    _, before = shop.get(f"/members/{member_id}")
+    # When their shop sends an order with a line of 5,000 units
+    body = json.loads(shopify_order(email, customer_id=int(time.time() * 1000)))
+    body["line_items"][0]["quantity"] = 5000
+    status, _ = shop.shopify("orders/paid", json.dumps(body).encode())
+    stack.wait_idle()
+    # Then it is not applied, and a CRM user sees an open Task on the Contact saying why
+    _, after = shop.get(f"/members/{member_id}")
+    assert status == 200 and after["points"] == before["points"]
+    (task,) = [t for t in stack.salesforce.tasks() if t["WhoId"] == contact_id and "held for review" in t["Subject"]]
+    assert str(body["id"]) in task["Subject"] and "5000 units" in task["Description"]
+    assert task["Status"] == "Not Started"

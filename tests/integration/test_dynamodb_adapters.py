@@ -26,6 +26,7 @@ from loyalty.adapters.dynamodb.models import (
     CrmStateItem,
     MemberItem,
     OrderItem,
+    ReviewHoldItem,
     member_pk,
     order_pk,
     release_due,
@@ -40,6 +41,7 @@ from loyalty.ledger.state import OfferGrant
 from loyalty.offers.records import SendRecord, Status
 from loyalty.offers.rules import load_offer_rules
 from loyalty.ports.crm import CrmState
+from loyalty.ports.directory import HeldForReview
 from loyalty.programme.rules import ProgramRules
 from tests.conftest import FakeClock
 from tests.contract.conftest import due
@@ -184,10 +186,11 @@ def test_the_stream_gives_changed_members_and_sent_offers_waiting_for_their_task
     pushed.task_state = "pushed"
     member = MemberItem(member_pk("m1"), MEMBER_SK, member_id="m1", enrolled_at=sent.decided_at)
     # When the stream's batch is read
-    members, sends = stream_changes(stream_event(member, waiting, pushed))
+    members, sends, held = stream_changes(stream_event(member, waiting, pushed))
     # Then crm_sync learns the member and the one send it has to record, whole
     assert members == {"m1"}
     assert sends == [sent]
+    assert held == []
 
 
 T_STREAM = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -210,7 +213,7 @@ def test_a_push_asked_for_again_reaches_crm_sync_on_the_stream_and_its_own_save_
     # Then the change passes crm_sync's filter, and crm_sync learns the member
     asked = stream_event(CrmStateItem.get(member_pk("m1"), CRM_STATE_SK))
     assert any(matches(pattern, asked["Records"][0]) for pattern in crm_sync_filters())
-    assert stream_changes(asked) == ({"m1"}, [])
+    assert stream_changes(asked) == ({"m1"}, [], [])
     # And the push's next save drops the mark, so that save does not pass the filter
     states.save({"m1": CrmState(pushed={"Loyalty_Points__c": 20})}, T_STREAM)
     pushed = stream_event(CrmStateItem.get(member_pk("m1"), CRM_STATE_SK))["Records"][0]
@@ -227,3 +230,23 @@ def test_the_catalogue_is_seeded_from_the_command_line(
     assert seed_catalogue(["--shop", "woocommerce:shop.example", str(export)]) == 0
     found = DynamoDBDirectory().categories_for("woocommerce:shop.example", ["101", "102"])
     assert found == {"101": ("shoes", "running", "outdoor", "trail", "new-arrivals"), "102": ("accessories",)}
+
+
+def test_an_order_held_for_review_reaches_crm_sync_for_its_task_once(moto_table: str) -> None:
+    # Given an order held for review whose customer is a member, and one whose customer is not
+    directory = DynamoDBDirectory()
+    member_order, stranger_order = simple_order("big-1", T_STREAM), simple_order("big-2", T_STREAM)
+    directory.hold_for_review(member_order, "a line of 5000 units (at most 1000)", T_STREAM, "m1")
+    directory.hold_for_review(stranger_order, "a line of 5000 units (at most 1000)", T_STREAM)
+    items = {item.sk.rsplit("#", 1)[1]: item for item in ReviewHoldItem.query("REVIEW_HOLD")}
+    # When the stream brings their items / Then only the member's passes crm_sync's filter, whole
+    records = {order_id: stream_event(item)["Records"][0] for order_id, item in items.items()}
+    assert any(matches(pattern, records["big-1"]) for pattern in crm_sync_filters())
+    assert not any(matches(pattern, records["big-2"]) for pattern in crm_sync_filters())
+    members, sends, held = stream_changes(stream_event(items["big-1"]))
+    assert (members, sends) == (set(), [])
+    assert held == [HeldForReview(member_order, "a line of 5000 units (at most 1000)", T_STREAM, "m1")]
+    # And once its Task is recorded, the item's change no longer passes the filter
+    directory.mark_review_task(held[0], "pushed")
+    (after,) = [item for item in ReviewHoldItem.query("REVIEW_HOLD") if item.sk.endswith("#big-1")]
+    assert not any(matches(pattern, stream_event(after)["Records"][0]) for pattern in crm_sync_filters())

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.held_orders import report
+from loyalty.crm.sync import CrmSync
 from loyalty.errors import MalformedPayloadError
 from loyalty.fakes import Fakes
 from loyalty.ledger.service import Ledger
@@ -109,3 +110,32 @@ def test_an_order_placed_in_the_future_or_long_ago_is_held(
 def test_numbers_and_dates_in_absurd_forms_are_malformed(platform: str, body: dict) -> None:
     with pytest.raises(MalformedPayloadError):
         shop_event(webhook(platform, body))
+
+
+def test_a_held_order_of_a_member_with_a_contact_is_an_open_task_on_the_contact(
+    fakes: Fakes, ledger: Ledger, applier: ShopEventApplier, clock: FakeClock
+) -> None:
+    # Given a customer who is a member with a Contact, and one who is a member without
+    assert applier.deliver(webhook("shopify", shopify_order())) == "order accrued"
+    member = ledger.member_for_email(SHOPIFY_EMAIL)
+    assert member is not None
+    contact = fakes.org.add_contact(LastName="Lindqvist", Email=SHOPIFY_EMAIL)
+    fakes.directory.link_contact(member, contact)
+    stranger = {**shopify_order()["customer"], "id": 7212345670000, "email": "no.contact@example.se"}
+    other = shopify_order(id=5981234567899, email="no.contact@example.se", customer=stranger)
+    assert applier.deliver(webhook("shopify", other)) == "order accrued"
+    sync = CrmSync(ledger, fakes.org, fakes.crm_states, fakes.directory, fakes.offer_records, clock=clock)
+    # When both send an order beyond the bounds, and the stream brings the holds to crm_sync (twice: a retry)
+    for body in (shopify_order(id=5981234567800), shopify_order(id=5981234567801, customer=stranger)):
+        body["line_items"][0]["quantity"] = 5000
+        assert applier.deliver(webhook("shopify", body)).startswith("order held for review")
+    pending = fakes.directory.review_tasks_pending()
+    assert len(pending) == 2
+    report = sync.sync(set(), [], pending)
+    sync.sync(set(), [], pending)
+    # Then the member with a Contact has one open Task naming the order and why; the other none, and nothing waits
+    (task,) = fakes.org.tasks()
+    assert task["WhoId"] == contact and task["Status"] == "Not Started"
+    assert "5981234567800" in task["Subject"] and "5000 units" in task["Description"]
+    assert (report.tasks, report.tasks_not_recorded) == (1, 1)
+    assert fakes.directory.review_tasks_pending() == []

@@ -14,6 +14,7 @@ from typing import Any
 
 from loyalty.ledger.model import MemberSummary
 from loyalty.offers.records import SendRecord
+from loyalty.ports.directory import HeldForReview
 from loyalty.programme.rules import ProgramRules
 
 
@@ -205,6 +206,24 @@ def task_fields(sent: SendRecord, contact_id: str) -> dict[str, Any]:
             f"({sent.trigger}), in {sent.language or 'en'}: {sent.subject or ''}"
         )[:32000],
         TASK_SEND_ID: task_send_id(sent),
+    }
+
+
+def review_task_fields(held: HeldForReview, contact_id: str) -> dict[str, Any]:
+    """An order held for review as an open Task on the member's Contact: a CRM user looks at it with the shop."""
+    order = held.order
+    digest = hashlib.sha256(f"{order.shop}#{order.order_id}".encode()).hexdigest()[:24]
+    return {
+        "WhoId": contact_id,
+        "Subject": f"Loyalty: order {order.order_id} held for review"[:255],
+        "Status": "Not Started",
+        "ActivityDate": held.held_at.astimezone(UTC).date().isoformat(),
+        "Description": (
+            f"The loyalty programme did not apply order {order.order_id} from {order.shop}, placed "
+            f"{order.placed_at.astimezone(UTC):%Y-%m-%d}: {held.reason}. No points were given. Check the order "
+            "with the shop; python -m infra.held_orders lists every held order."
+        )[:32000],
+        TASK_SEND_ID: f"review:{digest}",
     }
 
 

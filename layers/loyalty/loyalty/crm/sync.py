@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from loyalty.crm.fields import TASK_SEND_ID, contact_fields, new_contact, task_fields
+from loyalty.crm.fields import TASK_SEND_ID, contact_fields, new_contact, review_task_fields, task_fields
 from loyalty.errors import CrmAuthError, CrmRequestError, CrmRetryableError
 from loyalty.ledger.model import MemberSummary
 from loyalty.ledger.service import Ledger
 from loyalty.observability import logger, metrics
 from loyalty.offers.records import OfferRecords, SendRecord
 from loyalty.ports.crm import CrmClient, CrmState, CrmStates, RecordResult
-from loyalty.ports.directory import Directory
+from loyalty.ports.directory import Directory, HeldForReview
 
 STALE_LINK_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
 RECORD_RETRIES = 3
@@ -65,12 +65,17 @@ class CrmSync:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = field(default_factory=lambda: lambda: datetime.now(UTC))
 
-    def sync(self, member_ids: Iterable[str], sends: Iterable[SendRecord]) -> PushReport:
-        """Push the changed members' fields, then record the sent offers as Tasks; one report of both."""
+    def sync(
+        self, member_ids: Iterable[str], sends: Iterable[SendRecord], held: Iterable[HeldForReview] = ()
+    ) -> PushReport:
+        """Push the changed members' fields, then record the sent offers and the orders held for review as Tasks;
+        one report of all."""
         members = set(member_ids)
         report = self.push(members)
         tasks = self.record_tasks(sends)
-        report.tasks, report.tasks_not_recorded = tasks.tasks, tasks.tasks_not_recorded
+        reviews = self.record_review_tasks(held)
+        report.tasks = tasks.tasks + reviews.tasks
+        report.tasks_not_recorded = tasks.tasks_not_recorded + reviews.tasks_not_recorded
         logger.info("crm push done", members=len(members), **vars(report))
         metrics.add_metric(name="CrmContactsPushed", unit="Count", value=report.pushed)
         metrics.add_metric(name="CrmMembersUnlinked", unit="Count", value=report.unlinked)
@@ -144,6 +149,38 @@ class CrmSync:
                 raise CrmRetryableError("a Task could not be recorded for now; the batch is retried")
             else:
                 self.offers.mark_task(sent.member_id, sent.dedup, sent.channel, "refused", _describe(result))
+                report.tasks_not_recorded += 1
+                metrics.add_metric(name="CrmTasksRefused", unit="Count", value=1)
+        return report
+
+    def record_review_tasks(self, held: Iterable[HeldForReview]) -> PushReport:
+        """Show each order held for review as an open Task on its member's Contact, for a CRM user to follow up
+        (upserted by the order: a retry adds none)."""
+        report = PushReport()
+        orders = {(h.order.shop, h.order.order_id): (h, h.member_id) for h in held if h.member_id is not None}
+        if not orders:
+            return report
+        standing = self.ledger.summaries({member_id for _, member_id in orders.values()}, expiry=False)
+        contact_of = {
+            h: standing[member_id].profile.crm_contact_id if member_id in standing else None
+            for h, member_id in orders.values()
+        }
+        linked = [h for h, contact_id in contact_of.items() if contact_id]
+        for order, contact_id in contact_of.items():
+            if not contact_id:
+                self.directory.mark_review_task(order, "no_contact")
+                report.tasks_not_recorded += 1
+        if not linked:
+            return report
+        records = [review_task_fields(h, str(contact_of[h])) for h in linked]
+        for order, result in zip(linked, self.client.upsert_records("Task", TASK_SEND_ID, records), strict=True):
+            if result.success:
+                self.directory.mark_review_task(order, "pushed")
+                report.tasks += 1
+            elif result.retryable:
+                raise CrmRetryableError("a Task could not be recorded for now; the batch is retried")
+            else:
+                self.directory.mark_review_task(order, "refused")
                 report.tasks_not_recorded += 1
                 metrics.add_metric(name="CrmTasksRefused", unit="Count", value=1)
         return report

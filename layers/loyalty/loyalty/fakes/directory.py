@@ -91,9 +91,20 @@ class InMemoryDirectory:
     def drop_held_order(self, email: str, order: Order) -> None:
         self.memory.items("held_orders").get(_email(email), {}).pop((order.shop, order.order_id), None)
 
-    def hold_for_review(self, order: Order, reason: str, at: datetime) -> None:
+    def hold_for_review(self, order: Order, reason: str, at: datetime, member_id: str | None = None) -> None:
         held = self.memory.items("held_for_review")
-        held.setdefault((order.shop, order.order_id), HeldForReview(order, reason, at))
+        if (order.shop, order.order_id) not in held:
+            held[(order.shop, order.order_id)] = HeldForReview(order, reason, at, member_id)
+            if member_id is not None:
+                self.memory.items("review_tasks")[(order.shop, order.order_id)] = "pending"
+
+    def mark_review_task(self, held: HeldForReview, state: str) -> None:
+        self.memory.items("review_tasks")[(held.order.shop, held.order.order_id)] = state
+
+    def review_tasks_pending(self) -> list[HeldForReview]:
+        """What the table's stream would bring crm_sync (the fake's view of it)."""
+        tasks, held = self.memory.items("review_tasks"), self.memory.items("held_for_review")
+        return [held[key] for key, state in tasks.items() if state == "pending"]
 
     def held_for_review(self) -> list[HeldForReview]:
         return sorted(self.memory.items("held_for_review").values(), key=lambda held: held.held_at)

@@ -20,6 +20,7 @@ class HeldForReview(NamedTuple):
     order: Order
     reason: str  # why it is beyond the bounds, for the operator
     held_at: datetime
+    member_id: str | None = None  # the customer's member, if they are one: the Task goes on their Contact
 
 
 class Directory(Protocol):
@@ -62,8 +63,13 @@ class Directory(Protocol):
 
     def drop_held_order(self, email: str, order: Order) -> None: ...
 
-    def hold_for_review(self, order: Order, reason: str, at: datetime) -> None:
-        """Keep an order beyond the programme's bounds, unapplied, for an operator (the same order once)."""
+    def hold_for_review(self, order: Order, reason: str, at: datetime, member_id: str | None = None) -> None:
+        """Keep an order beyond the programme's bounds, unapplied, for an operator (the same order once); with the
+        customer's member, its CRM Task is pending (the table's stream brings it to crm_sync)."""
+        ...
+
+    def mark_review_task(self, held: HeldForReview, state: str) -> None:
+        """Note what became of the held order's CRM Task: pushed, no_contact or refused."""
         ...
 
     def held_for_review(self) -> list[HeldForReview]:

@@ -104,7 +104,7 @@ class ShopEventApplier:
         now = self.ledger.clock()
         problem = beyond_limits(self.ledger.rules, order, now)
         if problem is not None:  # before anyone is enrolled: nothing of it is applied until an operator looks
-            self.directory.hold_for_review(order, problem, now)
+            self.directory.hold_for_review(order, problem, now, self._known_member(event))
             logger.warning("order held for review", shop=order.shop, order_id=order.order_id, reason=problem)
             metrics.add_metric(name="OrderHeldForReview", unit="Count", value=1)
             return f"order held for review: {problem}"
@@ -150,6 +150,11 @@ class ShopEventApplier:
         Not part of the ledger write: if this is lost, the regular review comes at most `review_days` later."""
         tomorrow = self.ledger.rules.local_date(self.ledger.clock()) + timedelta(days=1)
         self.reviews.schedule(member_id, tomorrow)
+
+    def _known_member(self, event: OrderPaidEvent) -> str | None:
+        """The order's customer's member, if they are one (looked up only: nothing is linked or enrolled)."""
+        found = self.directory.member_for_customer(event.shop, event.customer_id) if event.customer_id else None
+        return found or (self.ledger.member_for_email(event.email) if event.email else None)
 
     def _find_member(self, shop: str, customer_id: str | None, email: str | None) -> str | None:
         if customer_id:

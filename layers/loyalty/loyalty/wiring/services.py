@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from loyalty.offers.records import SendRecord
     from loyalty.offers.sending import OfferSender
     from loyalty.offers.unsubscribe import Unsubscribe
-    from loyalty.ports.directory import Directory
+    from loyalty.ports.directory import Directory, HeldForReview
     from loyalty.programme.rules import ProgramRules
     from loyalty.shop.applier import ShopEventApplier
 
@@ -158,8 +158,8 @@ def crm_sync() -> CrmSync:
     )
 
 
-def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord]]:
-    """crm_sync: what the table's stream batch changed (members, sent offers waiting for their Task)."""
+def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord], list[HeldForReview]]:
+    """crm_sync: what the table's stream batch changed (members; sent offers and held orders waiting for a Task)."""
     from loyalty.adapters.dynamodb.stream import stream_changes as changes
 
     return changes(event)

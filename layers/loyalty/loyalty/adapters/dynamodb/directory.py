@@ -44,6 +44,10 @@ def _product_pk(shop: str, product_id: str) -> str:
     return f"PRODUCT#{shop}#{product_id}"
 
 
+def _review_sk(order: Order) -> str:
+    return f"ORDER#{order.shop}#{order.order_id}"
+
+
 def _held_pk(email: str) -> str:
     return "HELD#" + email_pk(email).removeprefix("EMAIL#")
 
@@ -186,13 +190,15 @@ class DynamoDBDirectory:
     def drop_held_order(self, email: str, order: Order) -> None:
         HeldOrderItem(_held_pk(email), f"ORDER#{order.shop}#{order.order_id}").delete()
 
-    def hold_for_review(self, order: Order, reason: str, at: datetime) -> None:
+    def hold_for_review(self, order: Order, reason: str, at: datetime, member_id: str | None = None) -> None:
         item = ReviewHoldItem(
             REVIEW_HOLD_PK,
-            f"ORDER#{order.shop}#{order.order_id}",
+            _review_sk(order),
             order=order.model_dump_json(),
             reason=reason,
             held_at=at,
+            member_id=member_id,
+            task_state="pending" if member_id is not None else None,
         )
         try:
             item.save(condition=ReviewHoldItem.pk.does_not_exist())  # a redelivery keeps the first hold
@@ -200,9 +206,12 @@ class DynamoDBDirectory:
             if not condition_failed(error):
                 raise
 
+    def mark_review_task(self, held: HeldForReview, state: str) -> None:
+        ReviewHoldItem(REVIEW_HOLD_PK, _review_sk(held.order)).update(actions=[ReviewHoldItem.task_state.set(state)])
+
     def held_for_review(self) -> list[HeldForReview]:
         held = [
-            HeldForReview(Order.model_validate_json(item.order), item.reason, item.held_at)
+            HeldForReview(Order.model_validate_json(item.order), item.reason, item.held_at, item.member_id)
             for item in LoyaltyItem.query(REVIEW_HOLD_PK, consistent_read=True)
             if isinstance(item, ReviewHoldItem)
         ]

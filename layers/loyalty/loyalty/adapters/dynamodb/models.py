@@ -204,6 +204,8 @@ class ReviewHoldItem(LoyaltyItem, discriminator="review_hold"):
     order = UnicodeAttribute()  # the Order as JSON
     reason = UnicodeAttribute()
     held_at = UTCDateTimeAttribute()
+    member_id = UnicodeAttribute(null=True)  # the customer's member, if they are one
+    task_state = UnicodeAttribute(null=True)  # their CRM Task: pending (the stream passes it), pushed, ...
 
 
 class RequestItem(LoyaltyItem, discriminator="request"):

@@ -1,5 +1,5 @@
 """The table's stream as crm_sync sees it: members whose item changed or whose push was asked for again, and sent
-offers whose CRM Task is pending.
+offers and orders held for review whose CRM Task is pending.
 
 The only module that knows the stream's images: item types, attribute names and the offer record's sort key.
 """
@@ -13,13 +13,16 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
 from loyalty.offers.records import SendRecord, Status
+from loyalty.ports.directory import HeldForReview
+from loyalty.programme.orders import Order
 
 
-def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord]]:
-    """Member ids whose member item changed or whose CRM state asks for a push again, and sent offers waiting
-    for their Task (the template's filter passes only those kinds of record)."""
+def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord], list[HeldForReview]]:
+    """Member ids whose member item changed or whose CRM state asks for a push again, sent offers waiting for
+    their Task, and orders held for review waiting for theirs (the template's filter passes only those)."""
     members: set[str] = set()
-    sent: list[SendRecord] = []
+    sends: list[SendRecord] = []
+    held: list[HeldForReview] = []
     for record in parse(event=event, model=DynamoDBStreamModel).Records:
         image = record.dynamodb.NewImage if record.dynamodb else None
         if not isinstance(image, dict):
@@ -27,8 +30,19 @@ def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord]]:
         if image.get("type") == "member" or (image.get("type") == "crm_state" and image.get("push_requested")):
             members.add(str(image["member_id"]))
         elif image.get("type") == "offer_send" and image.get("task_state") == "pending":
-            sent.append(_sent_offer(image))
-    return members, sent
+            sends.append(_sent_offer(image))
+        elif image.get("type") == "review_hold" and image.get("task_state") == "pending":
+            held.append(_held(image))
+    return members, sends, held
+
+
+def _held(image: dict[str, Any]) -> HeldForReview:
+    return HeldForReview(
+        order=Order.model_validate_json(str(image["order"])),
+        reason=str(image["reason"]),
+        held_at=datetime.fromisoformat(str(image["held_at"]).replace("Z", "+00:00")),
+        member_id=str(image["member_id"]),
+    )
 
 
 def _sent_offer(image: dict[str, Any]) -> SendRecord:
