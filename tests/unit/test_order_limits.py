@@ -11,7 +11,7 @@ import pytest
 
 from infra.held_orders import report
 from loyalty.crm.sync import CrmSync
-from loyalty.errors import MalformedPayloadError
+from loyalty.errors import MalformedPayloadError, UnknownCurrencyError
 from loyalty.fakes import Fakes
 from loyalty.ledger.service import Ledger
 from loyalty.offers.rules import load_offer_rules
@@ -139,3 +139,11 @@ def test_a_held_order_of_a_member_with_a_contact_is_an_open_task_on_the_contact(
     assert "5981234567800" in task["Subject"] and "5000 units" in task["Description"]
     assert (report.tasks, report.tasks_not_recorded) == (1, 1)
     assert fakes.directory.review_tasks_pending() == []
+
+
+def test_an_order_in_a_currency_the_programme_has_no_rate_for_fails_before_anyone_is_enrolled(
+    ledger: Ledger, applier: ShopEventApplier
+) -> None:
+    with pytest.raises(UnknownCurrencyError):  # to the dead-letter queue, to be replayed once the rate is added
+        applier.deliver(webhook("shopify", shopify_order(currency="USD", presentment_currency="USD")))
+    assert ledger.member_for_email(SHOPIFY_EMAIL) is None

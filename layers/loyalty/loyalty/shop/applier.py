@@ -8,7 +8,7 @@ from typing import Any
 
 from loyalty.consent import apply_profile_changes
 from loyalty.enrolment import enrol_member, new_member_id
-from loyalty.errors import MalformedPayloadError
+from loyalty.errors import MalformedPayloadError, UnknownCurrencyError
 from loyalty.ledger.model import LedgerResult
 from loyalty.ledger.service import Ledger
 from loyalty.observability import logger, mask_email, metrics
@@ -108,6 +108,11 @@ class ShopEventApplier:
             logger.warning("order held for review", shop=order.shop, order_id=order.order_id, reason=problem)
             metrics.add_metric(name="OrderHeldForReview", unit="Count", value=1)
             return f"order held for review: {problem}"
+        if order.currency not in self.ledger.rules.currencies:  # refused before anyone is enrolled for it
+            raise UnknownCurrencyError(
+                f"order {order.order_id}: no earning rate for {order.currency}; the programme has "
+                f"{', '.join(sorted(self.ledger.rules.currencies))} (the dead-letter queue keeps it to replay)"
+            )
         member_id = self._find_member(event.shop, event.customer_id, event.email)
         if member_id is None:
             if event.customer_id:
