@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -284,6 +285,8 @@ def _serve(
     module, attribute = handler_path.rsplit(".", 1)
     handler = getattr(importlib.import_module(module), attribute)
     metrics_disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true"
+    if metrics_disabled:  # the driver asked for no metrics: an invocation without any is no news
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
     while True:
         try:
             request = connection.recv()

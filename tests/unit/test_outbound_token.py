@@ -36,8 +36,8 @@ def test_the_token_in_the_endpoint_url_lets_the_message_in(ledger: Ledger, inbou
 
 @pytest.mark.parametrize(
     "presented",
-    [None, "", TOKEN[:-1], TOKEN + "x", TOKEN.upper(), "é" * len(TOKEN), "00D5g000004abcdEAA"],
-    ids=["absent", "empty", "shorter", "longer", "other-case", "not-ascii", "the-org-id"],
+    [None, "", TOKEN[:-1], TOKEN + "x", TOKEN.upper(), "é" * len(TOKEN), "\udcff", "00D5g000004abcdEAA"],
+    ids=["absent", "empty", "shorter", "longer", "other-case", "not-ascii", "lone-surrogate", "the-org-id"],
 )
 def test_without_the_token_nothing_is_applied(ledger: Ledger, inbound: CrmInbound, presented: str | None) -> None:
     # Given a member the message is about

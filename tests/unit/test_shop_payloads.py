@@ -149,6 +149,31 @@ def test_a_tip_earns_nothing() -> None:
     assert json.loads(raw("shopify/orders_paid_with_tip.json"))["total_tip_received"] == "100.00"
 
 
+def test_a_refund_that_includes_the_tip_takes_back_the_merchandise(
+    ledger: Ledger, applier: ShopEventApplier, clock: FakeClock
+) -> None:
+    # Given the order with a tip, accrued
+    clock.advance(days=14)
+    assert deliver(applier, "shopify/orders_paid_with_tip.json") == "order accrued"
+    member = ledger.member_for_email("astrid.lindqvist@example.se")
+    assert member is not None
+    earned = ledger.summary(member).pending
+    # When the shop refunds its first line and the tip
+    order = json.loads(raw("shopify/orders_paid_with_tip.json"))
+    refund = json.loads(raw("shopify/refunds_create_partial.json"))
+    first, tip = order["line_items"][0], order["line_items"][-1]
+    refund["order_id"] = order["id"]
+    refund["refund_line_items"] = [
+        {**refund["refund_line_items"][0], "line_item_id": line["id"], "quantity": 1, "line_item": line}
+        for line in (first, tip)
+    ]
+    _, (webhook,) = receive("shopify/refunds_create_partial.json", json.dumps(refund).encode())
+    # Then the merchandise's points are taken back, and the tip is no line to refund
+    assert applier.deliver(webhook) == "refund applied"
+    assert 0 < ledger.summary(member).pending < earned
+    assert ledger.check_invariants(member) == []
+
+
 def test_a_test_order_earns_only_where_test_orders_are_allowed() -> None:
     assert isinstance(mapped("shopify/orders_paid_test_order.json"), Unused)
     assert isinstance(mapped("shopify/orders_paid_test_order.json", test_orders_earn=True), OrderPaidEvent)

@@ -165,7 +165,7 @@ def verify_token(presented: str | None, token: str) -> None:
     Compared in constant time, as bytes (any text may arrive); an empty token refuses everything."""
     if not token:
         raise InvalidSignatureError("outbound message: no token is configured")
-    if presented is None or not hmac.compare_digest(presented.encode("utf-8"), token.encode("utf-8")):
+    if presented is None or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), token.encode()):
         raise InvalidSignatureError(
             f"outbound message: missing or wrong `{TOKEN_PARAMETER}` in the endpoint URL"
             " (set it in the Outbound Message)"

@@ -12,7 +12,8 @@ Mapping (fields of Shopify's REST webhook payloads):
   `occurred_at` is `updated_at` (else `placed_at`). The e-mail is the order's, else the customer's.
   Not applied (`Unused`): a test order (`test: true`, unless test orders earn), a cancelled (`cancelled_at`)
   or voided order; Shopify's "Send test notification" order is all three.
-- refunds/create -> RefundEvent: `refund_line_items` summed by `line_item_id`, quantities > 0 only. A refund
+- refunds/create -> RefundEvent: `refund_line_items` summed by `line_item_id`, quantities > 0 only, tips left
+  out (they earned nothing). A refund
   with no line items (shipping only, or an amount) gives `lines={}`: nothing to reverse.
 - customers/create, customers/update -> CustomerEvent. Consent: `subscribed` is True; `not_subscribed`,
   `unsubscribed`, `pending` (double opt-in not confirmed yet), `redacted` and `invalid` are False; an
@@ -133,9 +134,14 @@ class _OrderPayload(_Wire):
     financial_status: str | None = None
 
 
+class _RefundedLine(_Wire):
+    tip: bool = False
+
+
 class _RefundLineItem(_Wire):
     line_item_id: Id
     quantity: int
+    line_item: _RefundedLine = _RefundedLine()  # the line as it was ordered
 
 
 class _RefundPayload(_Wire):
@@ -249,7 +255,7 @@ def _refund(topic: str, body: Any, shop: str, dedup_key: str) -> RefundEvent:
     payload = _RefundPayload.model_validate(body)
     quantities: Counter[str] = Counter()
     for item in payload.refund_line_items:
-        if item.quantity > 0:
+        if item.quantity > 0 and not item.line_item.tip:  # a tip earned nothing: nothing to take back
             quantities[item.line_item_id] += item.quantity
     return RefundEvent(
         shop=shop,
