@@ -119,6 +119,26 @@ def test_a_second_contact_with_a_linked_members_email_does_not_take_the_link(
     assert sync.ledger.summary(member).profile.crm_contact_id == own
 
 
+def test_a_duplicate_contact_with_a_members_email_does_not_undo_their_opt_out_or_change_their_phone(
+    sync: CrmSync, inbound: CrmInbound, fakes: Fakes, clock: FakeClock
+) -> None:
+    # Given a member linked to their Contact, opted out of e-mail, with a phone
+    member = sync.ledger.enrol("erik", email="erik@example.com", email_consent=False)
+    own = fakes.org.add_contact(**{LAST_NAME: "Erik", EMAIL: "erik@example.com"})
+    assert apply_profile_changes(fakes.directory, member, {"phone": "+46701112233"}, clock.now)
+    sync.push([member])
+    # When a CRM user creates a duplicate Contact with the same e-mail (e-mail allowed by default, another phone)
+    clock.advance(minutes=5)
+    duplicate = fakes.org.add_contact(**{LAST_NAME: "Erik (dup)", EMAIL: "erik@example.com"})
+    change = created_in_the_crm(
+        duplicate, "erik@example.com", clock.now, has_opted_out_of_email=False, mobile_phone="+46709998877"
+    )
+    # Then its message changes nothing about the member
+    assert inbound.apply_contact_change(change) == "another Contact with the member's e-mail: ignored"
+    profile = sync.ledger.summary(member).profile
+    assert (profile.crm_contact_id, profile.email_consent, profile.phone) == (own, False, "+46701112233")
+
+
 def test_a_member_parked_for_two_contacts_with_their_email_is_not_linked_by_either_message(
     sync: CrmSync, inbound: CrmInbound, fakes: Fakes, clock: FakeClock
 ) -> None:

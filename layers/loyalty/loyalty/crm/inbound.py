@@ -99,11 +99,17 @@ class CrmInbound:
 
     def apply_contact_change(self, change: ContactNotification) -> str:
         """Link the member to the Contact if it is theirs and they have none, and apply the Contact's consent,
-        birthday, language, phone and names, unless a later change was applied."""
+        birthday, language, phone and names, unless a later change was applied; a Contact that is not the
+        member's (found by e-mail while they have another, or parked) changes nothing."""
         member_id = self._member(change.loyalty_member_id, change.email)
         if member_id is None:
             return "no member for this Contact"
-        linked = self._link(member_id, change)
+        current = self.ledger.summary(member_id, expiry=False).profile.crm_contact_id
+        linked = self._link(member_id, change, current)
+        if not (linked or change.loyalty_member_id == member_id or change.contact_id == current):
+            # another Contact with the member's e-mail (a duplicate a CRM user made, or one of several while the
+            # member is parked) says nothing about the member: its defaults must not undo their opt-out
+            return "another Contact with the member's e-mail: ignored"
         profile: dict[str, Any] = {
             # a Contact that carries the member id is theirs: it replaces another link, in time order as the rest
             "crm_contact_id": change.contact_id if change.loyalty_member_id == member_id else None,
@@ -124,7 +130,7 @@ class CrmInbound:
         outcome = "contact change applied" if applied else "contact change older than the last applied: ignored"
         return f"member linked to the Contact; {outcome}" if linked else outcome
 
-    def _link(self, member_id: str, change: ContactNotification) -> bool:
+    def _link(self, member_id: str, change: ContactNotification, current: str | None) -> bool:
         """Link a member who has no Contact to this one now, if it is theirs: it carries their member id, or it has
         their e-mail and they are not parked because several Contacts share it (a person chooses then). Linking
         changes the member, so the table's stream brings them to the CRM push, which writes the member id and
@@ -133,7 +139,7 @@ class CrmInbound:
         Made however late the message arrives (Salesforce redelivers for up to 24 hours, and the member's profile
         may have changed meanwhile): that the member has a Contact is a fact, not a change to order in time. A
         Contact found by e-mail never takes the place of the member's own."""
-        if self.ledger.summary(member_id, expiry=False).profile.crm_contact_id is not None:
+        if current is not None:
             return False
         if change.loyalty_member_id != member_id:  # found by e-mail
             state = self.crm_states.states([member_id]).get(member_id)
