@@ -47,6 +47,10 @@ PAYLOADS: dict[str, tuple[str, type | str]] = {
         "WebhookTestDelivery",
     ),
     "shopify/customers_marketing_consent_update.json": ("customers/marketing_consent_update", CustomerEvent),
+    "shopify/customers_marketing_consent_update_test_notification.json": (
+        "customers/marketing_consent_update",
+        "WebhookTestDelivery",
+    ),
     "shopify/products_create.json": ("products/create", ProductEvent),
     "shopify/products_create_test_notification.json": ("products/create", "WebhookTestDelivery"),
     "woocommerce/order_completed.json": ("order.updated", OrderPaidEvent),
@@ -227,6 +231,34 @@ def test_consent_changed_in_the_shop_reaches_the_member(
     # Then the member's consent follows
     profile = ledger.summary(member).profile
     assert (profile.email_consent, profile.sms_consent) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("name", "topic"),
+    [
+        ("shopify/customers_create_test_notification.json", "customers/update"),
+        ("shopify/products_create_test_notification.json", "products/update"),
+    ],
+)
+def test_the_update_topics_test_notifications_are_test_deliveries_too(name: str, topic: str) -> None:
+    queue = Queue()
+    body = raw(name)
+    headers = {"x-shopify-hmac-sha256": signed(body, SECRETS["shopify"]), "x-shopify-topic": topic}
+    headers |= {"x-shopify-shop-domain": SHOP_DOMAIN, "x-shopify-webhook-id": "wh-test"}
+    WebhookReceiver(queue, SECRETS.__getitem__, "shopify", "woocommerce").shopify(body, headers)  # type: ignore[arg-type]
+    event = shop_event(QueuedWebhook.model_validate_json(queue.messages[0]))
+    assert isinstance(event, Unused) and event.metric == "WebhookTestDelivery"
+
+
+def test_an_unsubscribe_in_the_shop_reaches_a_member_the_shop_customer_was_never_linked_to(
+    ledger: Ledger, applier: ShopEventApplier
+) -> None:
+    # Given a member enrolled from the CRM, whose shop customer id the programme has never seen
+    member = ledger.enrol("crm-1", email="astrid.lindqvist@example.se", email_consent=True)
+    # When they unsubscribe from e-mail in the shop
+    assert deliver(applier, "shopify/customers_email_marketing_consent_update.json") == "member profile updated"
+    # Then the member's e-mail consent is off
+    assert ledger.summary(member).profile.email_consent is False
 
 
 def test_a_consent_change_of_an_unknown_customer_enrols_no_one(ledger: Ledger, applier: ShopEventApplier) -> None:

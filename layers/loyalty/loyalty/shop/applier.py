@@ -92,6 +92,8 @@ class ShopEventApplier:
         known = {name: value for name, value in profile.items() if value is not None}
         member_id = self._find_member(event.shop, event.customer_id, event.email)
         if member_id is None:
+            if not event.may_enrol:
+                return "customer ignored: not a member"
             if not event.email:
                 return "customer ignored: no e-mail to enrol with"
             self._enrol(event.shop, event.customer_id, event.email, known)

@@ -60,6 +60,7 @@ class CustomerEvent(_Event):
     sms_consent: bool | None
     locale: str | None
     created: bool  # True for a newly created customer, False for an update
+    may_enrol: bool = True  # False: only a member already known is updated (a consent change from the shop)
 
 
 class OrderPaidEvent(_Event):

@@ -21,8 +21,8 @@ Mapping (fields of Shopify's REST webhook payloads):
   A customer with neither `created_at` nor `updated_at` is Shopify's test notification: Unused.
 - customers/email_marketing_consent_update (`customer_id`, `email_marketing_consent`) and
   customers/marketing_consent_update (`id`, `sms_marketing_consent`) -> CustomerEvent with that consent
-  alone, at its `consent_updated_at` (without it: a test notification, Unused); no e-mail, so they never
-  enrol anyone.
+  alone, at its `consent_updated_at` (else as it arrives), that finds the member by customer id or
+  `email_address` and never enrols anyone; a consent without a state is the test notification, Unused.
 - products/create, products/update -> ProductEvent; categories = `product_type` then the comma-separated
   `tags`, stripped, case-folded, de-duplicated, empties dropped. Without `created_at` and `updated_at`: the
   test notification, Unused.
@@ -37,6 +37,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from loyalty.clock import now as clock_now
 from loyalty.errors import MalformedPayloadError
 from loyalty.programme.money import Money
 from loyalty.programme.orders import Order, OrderLine
@@ -162,6 +163,7 @@ class _ProductPayload(_Wire):
 
 class _EmailConsentPayload(_Wire):
     customer_id: Id
+    email_address: str | None = None
     email_marketing_consent: _Consent
 
 
@@ -289,16 +291,16 @@ def _customer(topic: str, body: Any, shop: str, dedup_key: str) -> CustomerEvent
 
 
 def _consent_change(
-    shop: str, dedup_key: str, customer_id: str, consent: _Consent, channel: str
+    shop: str, dedup_key: str, customer_id: str, consent: _Consent, channel: str, email: str | None = None
 ) -> CustomerEvent | Unused:
-    if consent.consent_updated_at is None:  # a real change always has its time
+    if consent.state is None:  # every real change is to a state
         return test_delivery(f"Shopify's sample {channel} consent change")
     return CustomerEvent(
         shop=shop,
         dedup_key=dedup_key,
-        occurred_at=consent.consent_updated_at,
+        occurred_at=consent.consent_updated_at or clock_now(),  # without its time: as it arrives
         customer_id=customer_id,
-        email=None,  # never enrols: a consent change is about a customer the programme may not know
+        email=email or None,  # to find the member by, never to enrol: the customer may not be one
         first_name=None,
         last_name=None,
         phone=None,
@@ -306,12 +308,14 @@ def _consent_change(
         sms_consent=_consent(consent) if channel == "SMS" else None,
         locale=None,
         created=False,
+        may_enrol=False,
     )
 
 
 def _email_consent(topic: str, body: Any, shop: str, dedup_key: str) -> CustomerEvent | Unused:
     payload = _EmailConsentPayload.model_validate(body)
-    return _consent_change(shop, dedup_key, payload.customer_id, payload.email_marketing_consent, "e-mail")
+    consent, address = payload.email_marketing_consent, payload.email_address
+    return _consent_change(shop, dedup_key, payload.customer_id, consent, "e-mail", address)
 
 
 def _sms_consent(topic: str, body: Any, shop: str, dedup_key: str) -> CustomerEvent | Unused:
