@@ -690,7 +690,10 @@ class Stack:
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"the stack was still busy after {timeout:.0f}s")
+                    with activity.changed:
+                        waiting = {url.rsplit("/", 1)[-1]: n for url, n in activity.outstanding.items() if n}
+                        busy = f"{activity.running} running, messages not yet done {waiting or 'none'}"
+                    raise TimeoutError(f"the stack was still busy after {timeout:.0f}s: {busy}")
                 with activity.changed:
                     activity.changed.wait_for(lambda: activity.quiet(urls), timeout=min(left, 0.5))
                     generation, looked_at = activity.generation, time.monotonic()
@@ -698,8 +701,11 @@ class Stack:
                 with activity.changed:
                     read = partial(activity.streams_read, streams, looked_at)
                     activity.changed.wait_for(read, timeout=max(0.0, deadline - time.monotonic()))
-                    if activity.generation != generation or not activity.quiet(urls):
+                    if activity.generation != generation:
                         continue  # something ran or was sent meanwhile: look again
+                    if not activity.quiet(urls):
+                        self._reconcile(urls, generation)
+                        continue
                 queued = {url: self._queued(url) for url in urls}
                 with activity.changed:
                     if activity.generation == generation and not any(queued.values()):
@@ -708,6 +714,25 @@ class Stack:
         finally:
             with activity.changed:
                 activity.waiters -= 1
+
+    def _reconcile(self, urls: list[str], generation: int) -> None:
+        """Nothing runs and nothing happened for a while, yet this process counts messages not done: if SQS holds
+        none of them (in flight or not), the count went wrong somewhere; SQS is the truth, and the count follows."""
+        activity = self.activity
+        if activity.running or self._stopping.wait(1.0):
+            return
+        counted = {url: activity.outstanding[url] for url in urls if activity.outstanding[url] > 0}
+        if not counted or any(self._queued(url) for url in counted):
+            return
+        with activity.changed:
+            if activity.generation != generation:
+                return  # something happened meanwhile: the next look decides
+            for url, count in counted.items():
+                logging.getLogger(__name__).warning(
+                    "%s: %d messages counted as not done, and SQS holds none: counted done", url, count
+                )
+                activity.outstanding[url] = 0
+            activity.changed.notify_all()
 
     def _queued(self, queue_url: str) -> int:
         attributes = self._sqs.get_queue_attributes(
