@@ -49,7 +49,53 @@ class SendRecord:
     task_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class CapState:
+    """The member's contact cap for a kind of message on a channel, as read: its version and its entries."""
+
+    version: int = 0
+    entries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OfferState:
+    """What is stored about one offer on one channel: its record (None if nothing was decided) and the cap."""
+
+    record: SendRecord | None
+    cap: CapState
+
+
+@dataclass(frozen=True)
+class CapChange:
+    """New entries for the member's cap of ``kind`` on the record's channel, if it is still at ``version``."""
+
+    kind: str
+    version: int
+    entries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """A claim (status sending, before the message goes) or a decision that sends nothing (refused, capped,
+    held), stored only if nothing is stored for its offer and channel, or (``held``) if what is stored is held or a
+    claim decided before ``before``; with the cap change that counts the message, if any."""
+
+    record: SendRecord
+    evidence: Mapping[str, Any] | None = None
+    held: bool = False
+    before: datetime | None = None
+    cap: CapChange | None = None
+
+
 class OfferRecords(Protocol):
+    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> dict[str, OfferState]:
+        """For each channel: the offer's record and the member's cap for ``kind`` on it, read together."""
+        ...
+
+    def commit(self, writes: Sequence[RecordWrite], request_id: str) -> bool:
+        """Store every write or none: False if any record's or cap's condition did not hold (nothing written)."""
+        ...
+
     def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None: ...
 
     def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
