@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from loyalty.errors import UnknownRecordError
-from loyalty.offers.records import CapChange, CapState, OfferState, RecordWrite, SendRecord, Status
+from loyalty.ledger.state import Commit, MemberState
+from loyalty.offers.records import CapChange, CapState, OfferReading, OfferState, RecordWrite, SendRecord, Status
 from tests.contract.conftest import Stores
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -24,6 +25,20 @@ RECORD = SendRecord(
     template_key="offer_points_multiplier",
     offer_code="DOUBLE1",
 )
+
+
+def enrolled(stores: Stores) -> MemberState:
+    member = MemberState(
+        member_id="m1",
+        enrolled_at=T0,
+        email="anna@example.se",
+        first_name="Anna",
+        email_consent=True,
+        last_activity=T0,
+        profile_updated_at=T0,
+    )
+    assert stores.ledger.enrol(member, T0.date()) is Commit.APPLIED
+    return member
 
 
 def test_a_claim_is_taken_once_and_decided(stores: Stores) -> None:
@@ -113,20 +128,26 @@ def test_a_task_or_an_erasure_for_a_record_that_is_not_there_is_an_error(stores:
     assert stores.offer_records.sent("m1") == []
 
 
-def test_an_offers_records_and_caps_are_read_together_for_its_channels(stores: Stores) -> None:
+def test_an_offers_member_records_and_caps_are_read_together_for_its_channels(stores: Stores) -> None:
     records = stores.offer_records
-    # Given nothing stored, each channel reads as undecided with an empty cap
+    # Given nothing stored, the member reads as unknown and each channel as undecided with an empty cap
     empty = OfferState(None, CapState())
-    assert records.load("m1", RECORD.dedup, "marketing", ["email", "sms"]) == {"email": empty, "sms": empty}
-    # Given a decision on e-mail and a marketing cap on SMS
+    assert records.load("m1", RECORD.dedup, "marketing", ["email", "sms"]) == OfferReading(
+        None, {"email": empty, "sms": empty}
+    )
+    # Given the member, a decision on e-mail and a marketing cap on SMS
+    member = enrolled(stores)
     records.decide(replace(RECORD, status=Status.REFUSED, reason="no consent"), "r1", {"checked_at": T0.isoformat()})
     assert records.save_cap("m1", "marketing", "sms", 0, ["2026-11-20T12:00:00+00:00|a"])
     assert records.save_cap("m1", "service", "email", 0, ["2026-11-20T12:00:00+00:00|b"])
-    # Then both are read, each channel's with the cap of the kind asked for
-    state = records.load("m1", RECORD.dedup, "marketing", ["email", "sms"])
-    assert state["email"] == OfferState(records.find("m1", RECORD.dedup, "email"), CapState())
-    assert state["sms"] == OfferState(None, CapState(1, ("2026-11-20T12:00:00+00:00|a",)))
-    assert records.load("m1", RECORD.dedup, "service", ["email"])["email"].cap == CapState(
+    # Then all are read, the member as the ledger store reads them, each channel with the cap of the kind asked for
+    reading = records.load("m1", RECORD.dedup, "marketing", ["email", "sms"])
+    assert reading.member == stores.ledger.member("m1") == member
+    assert reading.channels == {
+        "email": OfferState(records.find("m1", RECORD.dedup, "email"), CapState()),
+        "sms": OfferState(None, CapState(1, ("2026-11-20T12:00:00+00:00|a",))),
+    }
+    assert records.load("m1", RECORD.dedup, "service", ["email"]).channels["email"].cap == CapState(
         1, ("2026-11-20T12:00:00+00:00|b",)
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from loyalty.errors import UnknownRecordError
 from loyalty.fakes.memory import Memory
-from loyalty.offers.records import CapState, OfferState, RecordWrite, SendRecord, Status
+from loyalty.offers.records import CapState, OfferReading, OfferState, RecordWrite, SendRecord, Status
 from loyalty.offers.requests import OfferRequest
 
 
@@ -24,14 +24,15 @@ class InMemoryOfferRecords:
     def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None:
         return self._records.get((member_id, dedup, channel))
 
-    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> dict[str, OfferState]:
+    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> OfferReading:
         with self.memory.atomically():
-            return {
+            states = {
                 channel: OfferState(
                     self.find(member_id, dedup, channel), CapState(*self._cap(member_id, kind, channel))
                 )
                 for channel in channels
             }
+            return OfferReading(self.memory.members.get(member_id), states)
 
     def commit(self, writes: Sequence[RecordWrite], request_id: str) -> bool:
         with self.memory.atomically():

@@ -271,10 +271,11 @@ class Ledger:
             ended = decisions.grants_ended(member, self.rules.local_date(self.clock()))
             self.store.grant_offer(member.member_id, key, grant, ended)
 
-    def offer_summary(self, member_id: str, grant: OfferGrant | None) -> MemberSummary:
+    def offer_summary(self, member_id: str, grant: OfferGrant | None, read: MemberState | None = None) -> MemberSummary:
         """What an offer's message shows of the member (``summary`` without the next expiry), after granting the
-        offer's ``grant`` if the member does not have it yet: one read of the member for both."""
-        member = self._known(self.store.member(member_id), member_id)
+        offer's ``grant`` if the member does not have it yet: one read of the member for both, or none when the
+        caller read them just now (``read``, with other items of the member's)."""
+        member = read or self._known(self.store.member(member_id), member_id)
         if grant is not None:
             self._grant(member, grant)
         return decisions.summary(self.rules, member, iter(()), self.rules.local_date(self.clock()))

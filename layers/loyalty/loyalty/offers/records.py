@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from loyalty.ledger.state import MemberState
     from loyalty.offers.requests import OfferRequest
 
 
@@ -66,6 +67,15 @@ class OfferState:
 
 
 @dataclass(frozen=True)
+class OfferReading:
+    """Everything the sender needs stored about one offer request, read together: the member as the ledger keeps
+    them (None if unknown), and each channel's record and cap. They share the member's partition, so one read."""
+
+    member: MemberState | None
+    channels: Mapping[str, OfferState]
+
+
+@dataclass(frozen=True)
 class CapChange:
     """New entries for the member's cap of ``kind`` on the record's channel, if it is still at ``version``."""
 
@@ -88,8 +98,9 @@ class RecordWrite:
 
 
 class OfferRecords(Protocol):
-    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> dict[str, OfferState]:
-        """For each channel: the offer's record and the member's cap for ``kind`` on it, read together."""
+    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> OfferReading:
+        """The member, and for each channel the offer's record and the member's cap for ``kind`` on it, read
+        together (the member as the ledger store's ``member`` reads them)."""
         ...
 
     def commit(self, writes: Sequence[RecordWrite], request_id: str) -> bool:

@@ -20,7 +20,7 @@ decide: the CRM decided the offer; the messages only tell the member about it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,14 +107,15 @@ class OfferSender:
     def handle(self, request: OfferRequest) -> dict[str, str]:
         """Decide and send ``request`` on each channel; returns channel -> status."""
         channels = [channel for channel in request.channels or CHANNELS if not request.released or channel == "sms"]
-        state = self.store.load(request.member_id, request.dedup_key, _cap_kind(request), channels)
+        reading = self.store.load(request.member_id, request.dedup_key, _cap_kind(request), channels)
+        state = reading.channels
         grant = earning_grant(request.offer) if request.offer is not None else None
         now = self.ledger.clock()
         settled = {channel: _settled(state[channel].record, request.released, now) for channel in channels}
         if grant is None and all(status is not None for status in settled.values()):  # a repeat: nothing to do
             return self._handled(request, {channel: status for channel, status in settled.items() if status})
         try:  # the CRM decided the offer; the messages only tell the member about it (granted before they go)
-            summary = self.ledger.offer_summary(request.member_id, grant)
+            summary = self.ledger.offer_summary(request.member_id, grant, reading.member)
         except UnknownMemberError:
             logger.warning("offer for an unknown member dropped", request_id=request.request_id)
             return {}
@@ -134,7 +135,7 @@ class OfferSender:
     # ------------------------------------------------------------ the channels of one request
 
     def _channels(
-        self, request: OfferRequest, summary: MemberSummary, channels: list[Channel], state: dict[str, OfferState]
+        self, request: OfferRequest, summary: MemberSummary, channels: list[Channel], state: Mapping[str, OfferState]
     ) -> dict[Channel, Status]:
         """Decide every channel from what was read, then store the claims and the decisions that send nothing in
         one commit (the claims with their cap slots), then send on each claimed channel and record it. A commit
@@ -142,7 +143,7 @@ class OfferSender:
         consents: dict[Channel, tuple[str | None, str | None, dict[str, Any]]] = {}  # checked once per request
         for attempt in range(10):
             if attempt:
-                state = self.store.load(request.member_id, request.dedup_key, _cap_kind(request), channels)
+                state = self.store.load(request.member_id, request.dedup_key, _cap_kind(request), channels).channels
             now = self.ledger.clock()
             plans: list[_Plan] = []
             in_flight = None

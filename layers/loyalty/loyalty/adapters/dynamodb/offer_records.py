@@ -13,16 +13,19 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from loyalty.adapters.dynamodb.ledger_items import member_state
 from loyalty.adapters.dynamodb.models import (
+    MEMBER_SK,
     ContactCapItem,
     LoyaltyItem,
+    MemberItem,
     OfferSendItem,
     condition_failed,
     member_pk,
     table_connection,
 )
 from loyalty.errors import UnknownRecordError
-from loyalty.offers.records import CapState, OfferState, RecordWrite, SendRecord, Status
+from loyalty.offers.records import CapState, OfferReading, OfferState, RecordWrite, SendRecord, Status
 
 HELD_SHARDS = 4
 
@@ -63,11 +66,12 @@ def _record(item: OfferSendItem) -> SendRecord:
 
 
 class DynamoDBOfferRecords:
-    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> dict[str, OfferState]:
-        """The records and caps of every channel in one BatchGetItem (strongly consistent, as ``find`` and
-        ``cap`` read), so a request on both channels reads once."""
+    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> OfferReading:
+        """The member and the records and caps of every channel in one BatchGetItem (strongly consistent, as the
+        ledger store's ``member``, ``find`` and ``cap`` read): all are items of the member's partition."""
         pk = member_pk(member_id)
-        keys = [(pk, sk) for channel in channels for sk in (_send_sk(dedup, channel), _cap_sk(kind, channel))]
+        keys = [(pk, MEMBER_SK)]
+        keys += [(pk, sk) for channel in channels for sk in (_send_sk(dedup, channel), _cap_sk(kind, channel))]
         found = {item.sk: item for item in LoyaltyItem.batch_get(keys, consistent_read=True)}
         states = {}
         for channel in channels:
@@ -79,7 +83,8 @@ class DynamoDBOfferRecords:
                 else CapState()
             )
             states[channel] = OfferState(record, caps)
-        return states
+        member = found.get(MEMBER_SK)
+        return OfferReading(member_state(member) if isinstance(member, MemberItem) else None, states)
 
     def commit(self, writes: Sequence[RecordWrite], request_id: str) -> bool:
         """One conditional PutItem for a lone record, else one TransactWriteItems of the records and their caps."""
