@@ -446,3 +446,9 @@ def test_a_retryable_failure_on_e_mail_gives_back_the_sms_claim_of_the_same_requ
     assert sender.handle(request(anna, 2, channels=("email", "sms"))) == {"email": "sent", "sms": "sent"}
     assert sender.handle(request(anna, 3, channels=("email", "sms"))) == {"email": "capped", "sms": "capped"}
     assert len(emails) == len(texts) == 2
+
+
+def test_a_channel_asked_for_twice_is_decided_once(sender: OfferSender, emails: Outbox) -> None:
+    anna = member(sender)
+    assert sender.handle(request(anna, channels=("email", "email"))) == {"email": "sent"}
+    assert len(emails) == 1

@@ -104,7 +104,8 @@ class OfferRecords(Protocol):
         ...
 
     def commit(self, writes: Sequence[RecordWrite], request_id: str) -> bool:
-        """Store every write or none: False if any record's or cap's condition did not hold (nothing written)."""
+        """Store every write or none: False if any record's or cap's condition did not hold (nothing written).
+        At most one write per offer and channel (DynamoDB refuses two of one item in a transaction)."""
         ...
 
     def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None: ...

@@ -16,6 +16,13 @@ For a request and each channel it asks for (or both), in this order:
    the queue delivers the request again; a refusal by the service is recorded as failed, with the reason.
 An offer that changes earning (multiplier, bonus points) is granted to the member first, whatever the channels
 decide: the CRM decided the offer; the messages only tell the member about it.
+
+Requests to the table, fewest first (the sender is most of the offer path's cost): the member and each channel's
+record and cap are read together (one BatchGetItem; a repeat with nothing to grant stops there). Every channel is
+decided from that read; the decisions that send nothing (refused, held, capped) and the claims of the channels to
+send, each with its cap slot, are stored in one commit, all or nothing, each record only if still as read and each
+cap only at the version read (a failed condition: another delivery or sender got there first, so read and decide
+again). Then each claimed channel is sent and its decision stored at once, before the next is sent.
 """
 
 from __future__ import annotations
@@ -106,7 +113,8 @@ class OfferSender:
 
     def handle(self, request: OfferRequest) -> dict[str, str]:
         """Decide and send ``request`` on each channel; returns channel -> status."""
-        channels = [channel for channel in request.channels or CHANNELS if not request.released or channel == "sms"]
+        asked = dict.fromkeys(request.channels or CHANNELS)  # each once, in the order asked
+        channels = [channel for channel in asked if not request.released or channel == "sms"]
         reading = self.store.load(request.member_id, request.dedup_key, _cap_kind(request), channels)
         state = reading.channels
         grant = earning_grant(request.offer) if request.offer is not None else None
