@@ -45,8 +45,8 @@ def test_a_claim_is_taken_once_and_decided(stores: Stores) -> None:
     records = stores.offer_records
     assert records.find("m1", RECORD.dedup, "email") is None
     # When two deliveries claim the same offer and channel
-    assert records.claim(RECORD, "r1", held=False, before=T0 - timedelta(minutes=2))
-    assert not records.claim(RECORD, "r1", held=False, before=T0 - timedelta(minutes=2))
+    assert records.commit([RecordWrite(RECORD, held=False, before=T0 - timedelta(minutes=2))], "r1")
+    assert not records.commit([RecordWrite(RECORD, held=False, before=T0 - timedelta(minutes=2))], "r1")
     assert records.find("m1", RECORD.dedup, "email") == RECORD
     # When it is decided as sent, with its evidence
     sent = replace(RECORD, status=Status.SENT, message_id="msg-1", subject="Dubbla poäng", language="sv")
@@ -66,14 +66,14 @@ def test_a_claim_is_taken_once_and_decided(stores: Stores) -> None:
 
 def test_a_claim_is_released_for_the_next_delivery_and_a_dead_one_taken_over(stores: Stores) -> None:
     records = stores.offer_records
-    assert records.claim(RECORD, "r1", held=False, before=T0 - timedelta(minutes=2))
+    assert records.commit([RecordWrite(RECORD, held=False, before=T0 - timedelta(minutes=2))], "r1")
     records.release(RECORD)
     assert records.find("m1", RECORD.dedup, "email") is None
     # A claim left by a sender that died is taken over once older than the limit, not before
-    assert records.claim(RECORD, "r1", held=False, before=T0 - timedelta(minutes=2))
+    assert records.commit([RecordWrite(RECORD, held=False, before=T0 - timedelta(minutes=2))], "r1")
     later = replace(RECORD, decided_at=T0 + timedelta(minutes=5))
-    assert not records.claim(later, "r1", held=True, before=T0 - timedelta(minutes=1))
-    assert records.claim(later, "r1", held=True, before=T0 + timedelta(minutes=3))
+    assert not records.commit([RecordWrite(later, held=True, before=T0 - timedelta(minutes=1))], "r1")
+    assert records.commit([RecordWrite(later, held=True, before=T0 + timedelta(minutes=3))], "r1")
     assert (records.find("m1", RECORD.dedup, "email") or RECORD).decided_at == later.decided_at
     # And releasing a claim that is no longer a claim changes nothing
     decided = replace(later, status=Status.REFUSED, reason="no consent")
@@ -90,7 +90,7 @@ def test_held_sms_are_found_once_their_hold_ends(stores: Stores) -> None:
     assert [r.dedup for r in records.held_due(T0 + timedelta(hours=8))] == [RECORD.dedup]
     # A held record can be claimed again when it comes back
     again = replace(held, status=Status.SENDING, hold_until=None, decided_at=T0 + timedelta(hours=8))
-    assert records.claim(again, "r1", held=True, before=T0)
+    assert records.commit([RecordWrite(again, held=True, before=T0)], "r1")
     assert list(records.held_due(T0 + timedelta(hours=9))) == []
 
 
@@ -116,7 +116,7 @@ def test_a_cap_is_saved_only_over_the_version_read(stores: Stores) -> None:
 
 def test_a_held_claim_on_a_record_that_is_gone_is_refused(stores: Stores) -> None:
     # A delivery that comes back for a held or claimed record finds nothing to take over (another gave it up)
-    assert not stores.offer_records.claim(RECORD, "r1", held=True, before=T0 + timedelta(hours=1))
+    assert not stores.offer_records.commit([RecordWrite(RECORD, held=True, before=T0 + timedelta(hours=1))], "r1")
     assert stores.offer_records.find("m1", RECORD.dedup, "email") is None
 
 

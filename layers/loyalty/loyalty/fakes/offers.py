@@ -53,13 +53,6 @@ class InMemoryOfferRecords:
                     caps[(record.member_id, cap.kind, record.channel)] = (cap.version + 1, tuple(cap.entries))
         return True
 
-    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
-        with self.memory.atomically():
-            if not self._claimable(record, held, before):
-                return False
-            self._records[self._key(record)] = replace(record, evidence=None, task_state=None, task_reason=None)
-        return True
-
     def _claimable(self, record: SendRecord, held: bool, before: datetime | None) -> bool:
         stored = self._records.get(self._key(record))
         if stored is None:

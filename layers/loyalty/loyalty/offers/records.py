@@ -110,11 +110,6 @@ class OfferRecords(Protocol):
 
     def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None: ...
 
-    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
-        """Store ``record`` (status sending) if nothing is stored for its offer and channel, or (``held``) if what
-        is stored is held or a claim decided before ``before``; False otherwise (nothing written)."""
-        ...
-
     def decide(self, record: SendRecord, request_id: str, evidence: dict[str, Any] | None = None) -> None:
         """Store the decision, with its consent evidence; a sent record waits for its CRM Task, a held one is
         found by `held_due` once its hold ends."""

@@ -128,11 +128,6 @@ class DynamoDBOfferRecords:
         except OfferSendItem.DoesNotExist:
             return None
 
-    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
-        """Take the offer on this channel for sending: only if nothing was decided yet, it was held and now comes
-        back, or a claim from ``before`` was left by a sender that died. False: another delivery decides it."""
-        return _saved(self._item(record, request_id), _claimable(held, before))
-
     def decide(self, record: SendRecord, request_id: str, evidence: Mapping[str, Any] | None = None) -> None:
         """Store the decision (sent, refused, capped, held, failed) with its reason and consent evidence."""
         self._decided(record, request_id, evidence).save()
