@@ -364,3 +364,91 @@ def test_erasure_keeps_offer_decisions_without_the_persons_data(sender: OfferSen
     assert item.status == "sent" and item.subject is None
     assert "anna@example.se" not in item.request and "+4670" not in item.request and "Anna" not in item.request
     assert sender.ledger.summary(anna).profile.email is None
+
+
+def test_a_repeated_request_still_grants_an_offer_its_first_delivery_did_not(sender: OfferSender) -> None:
+    # Given a birthday message sent by the programme (nothing to grant)
+    anna = member(sender)
+    birthday = OfferRequest(
+        request_id="birthday#m1#2026",
+        member_id=anna,
+        trigger=Trigger.BIRTHDAY,
+        template_key="birthday",
+        requested_at=datetime(2026, 11, 20, 2, tzinfo=UTC),
+        channels=("email",),
+        details={"points": 200},
+    )
+    assert sender.handle(birthday) == {"email": "sent"}
+    # When the CRM's birthday Flow asks too, with a double-points offer
+    crm = request(anna, template_key="birthday", offer=request(anna).offer.model_copy(update={"code": "BDAY"}))  # type: ignore[union-attr]
+    assert sender.handle(crm) == {"email": "sent"}
+    # Then no second message, but the member has the offer
+    state = sender.ledger.store.member(anna)
+    assert state is not None and [grant.code for grant in state.offers.values()] == ["BDAY"]
+
+
+def test_a_cap_slot_taken_by_a_concurrent_sender_is_seen_before_anything_is_sent(
+    sender: OfferSender, monkeypatch: pytest.MonkeyPatch, emails: Outbox
+) -> None:
+    anna = member(sender)
+    assert sender.handle(request(anna, 1)) == {"email": "sent"}
+    # Given another sender that counts its message against the cap between this sender's read and its write
+    commit = sender.store.commit
+
+    def concurrent_then_commit(writes: Any, request_id: str) -> bool:
+        version, entries = sender.store.cap(anna, "marketing", "email")
+        other = "2026-11-20T10:00:01+00:00|DOUBLE9#2026-11-20#2026-12-20#email"
+        assert sender.store.save_cap(anna, "marketing", "email", version, [*entries, other])
+        monkeypatch.setattr(sender.store, "commit", commit)
+        return commit(writes, request_id)
+
+    monkeypatch.setattr(sender.store, "commit", concurrent_then_commit)
+    # When this sender's second offer comes, the first write fails: it reads again and finds the cap reached
+    assert sender.handle(request(anna, 2)) == {"email": "capped"}
+    assert len(emails) == 1
+
+
+def test_a_delivery_that_loses_the_claim_to_another_sends_nothing(
+    sender: OfferSender, monkeypatch: pytest.MonkeyPatch, clock: FakeClock, emails: Outbox
+) -> None:
+    anna = member(sender)
+    ask = request(anna, 1)
+    # Given another delivery of the same request that claims it between this delivery's read and its write
+    commit = sender.store.commit
+
+    def other_claims_first(writes: Any, request_id: str) -> bool:
+        (write,) = writes
+        assert commit([write], "other delivery")
+        monkeypatch.setattr(sender.store, "commit", commit)
+        return commit(writes, request_id)
+
+    monkeypatch.setattr(sender.store, "commit", other_claims_first)
+    # When this delivery commits, it finds the claim taken and leaves it to the other (the queue retries it)
+    with pytest.raises(OfferInFlightError):
+        sender.handle(ask)
+    assert emails == []
+    assert record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "email").status == "sending"
+
+
+def test_a_retryable_failure_on_e_mail_gives_back_the_sms_claim_of_the_same_request_too(
+    sender: OfferSender, monkeypatch: pytest.MonkeyPatch, emails: Outbox, texts: Outbox
+) -> None:
+    anna = member(sender)
+    ask = request(anna, 1, channels=("email", "sms"))
+    # When SES throttles the e-mail of a request on both channels, before its SMS went
+    recover = email_fails(sender, monkeypatch, ChannelRetryableError("TooManyRequestsException"))
+    with pytest.raises(ChannelRetryableError):
+        sender.handle(ask)
+    assert texts == [] and sender.store.sent(anna) == []  # neither claim is left behind
+    # Then the redelivery sends both at once, each counted once on its channel's cap (2 marketing per 7 days)
+    recover()
+    assert sender.handle(ask) == {"email": "sent", "sms": "sent"}
+    assert sender.handle(request(anna, 2, channels=("email", "sms"))) == {"email": "sent", "sms": "sent"}
+    assert sender.handle(request(anna, 3, channels=("email", "sms"))) == {"email": "capped", "sms": "capped"}
+    assert len(emails) == len(texts) == 2
+
+
+def test_a_channel_asked_for_twice_is_decided_once(sender: OfferSender, emails: Outbox) -> None:
+    anna = member(sender)
+    assert sender.handle(request(anna, channels=("email", "email"))) == {"email": "sent"}
+    assert len(emails) == 1

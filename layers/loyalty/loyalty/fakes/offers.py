@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from loyalty.errors import UnknownRecordError
 from loyalty.fakes.memory import Memory
-from loyalty.offers.records import SendRecord, Status
+from loyalty.offers.records import CapState, OfferReading, OfferState, RecordWrite, SendRecord, Status
 from loyalty.offers.requests import OfferRequest
 
 
@@ -24,23 +24,52 @@ class InMemoryOfferRecords:
     def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None:
         return self._records.get((member_id, dedup, channel))
 
-    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
-        key = (record.member_id, record.dedup, record.channel)
+    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> OfferReading:
         with self.memory.atomically():
-            stored = self._records.get(key)
-            if stored is None and held:
-                return False  # it was held or claimed, and is gone
-            if stored is not None:
-                abandoned = stored.status is Status.SENDING and stored.decided_at < before
-                if not held or not (stored.status is Status.HELD or abandoned):
+            states = {
+                channel: OfferState(
+                    self.find(member_id, dedup, channel), CapState(*self._cap(member_id, kind, channel))
+                )
+                for channel in channels
+            }
+            return OfferReading(self.memory.members.get(member_id), states)
+
+    def commit(self, writes: Sequence[RecordWrite], request_id: str) -> bool:
+        with self.memory.atomically():
+            for write in writes:
+                record, cap = write.record, write.cap
+                if not self._claimable(record, write.held, write.before):
                     return False
-            self._records[key] = replace(record, evidence=None, task_state=None, task_reason=None)
+                if cap is not None and self._cap(record.member_id, cap.kind, record.channel)[0] != cap.version:
+                    return False
+            for write in writes:
+                record, cap = write.record, write.cap
+                if record.status is Status.SENDING:
+                    self._records[self._key(record)] = replace(record, evidence=None, task_state=None, task_reason=None)
+                else:
+                    self.decide(record, request_id, write.evidence)
+                if cap is not None:
+                    caps = self.memory.items("caps")
+                    caps[(record.member_id, cap.kind, record.channel)] = (cap.version + 1, tuple(cap.entries))
         return True
 
-    def decide(self, record: SendRecord, request_id: str, evidence: dict[str, Any] | None = None) -> None:
+    def _claimable(self, record: SendRecord, held: bool, before: datetime | None) -> bool:
+        stored = self._records.get(self._key(record))
+        if stored is None:
+            return not held  # held: it was held or claimed, and is gone
+        abandoned = stored.status is Status.SENDING and before is not None and stored.decided_at < before
+        return held and (stored.status is Status.HELD or abandoned)
+
+    @staticmethod
+    def _key(record: SendRecord) -> tuple[str, str, str]:
+        return record.member_id, record.dedup, record.channel
+
+    def decide(self, record: SendRecord, request_id: str, evidence: Mapping[str, Any] | None = None) -> None:
         task = "pending" if record.status is Status.SENT else None
-        stored = replace(record, evidence=evidence, task_state=task, task_reason=None)
-        self._records[(record.member_id, record.dedup, record.channel)] = stored
+        stored = replace(
+            record, evidence=dict(evidence) if evidence is not None else None, task_state=task, task_reason=None
+        )
+        self._records[self._key(record)] = stored
 
     def release(self, record: SendRecord) -> None:
         key = (record.member_id, record.dedup, record.channel)
@@ -75,8 +104,12 @@ class InMemoryOfferRecords:
         return stored
 
     def cap(self, member_id: str, kind: str, channel: str) -> tuple[int, list[str]]:
-        version, entries = self.memory.items("caps").get((member_id, kind, channel), (0, []))
+        version, entries = self._cap(member_id, kind, channel)
         return version, list(entries)
+
+    def _cap(self, member_id: str, kind: str, channel: str) -> tuple[int, tuple[str, ...]]:
+        version, entries = self.memory.items("caps").get((member_id, kind, channel), (0, ()))
+        return version, tuple(entries)
 
     def save_cap(self, member_id: str, kind: str, channel: str, version: int, entries: list[str]) -> bool:
         with self.memory.atomically():

@@ -263,11 +263,22 @@ class Ledger:
     def grant_offer(self, member_id: str, grant: OfferGrant) -> None:
         """Give the member an offer that changes what orders placed within its validity earn (a multiplier, or
         bonus points once). Idempotent per code and validity; grants that ended long ago are dropped."""
-        member = self._known(self.store.member(member_id), member_id)
+        self._grant(self._known(self.store.member(member_id), member_id), grant)
+
+    def _grant(self, member: MemberState, grant: OfferGrant) -> None:
         key = decisions.grant_key(grant)
         if key not in member.offers:
             ended = decisions.grants_ended(member, self.rules.local_date(self.clock()))
-            self.store.grant_offer(member_id, key, grant, ended)
+            self.store.grant_offer(member.member_id, key, grant, ended)
+
+    def offer_summary(self, member_id: str, grant: OfferGrant | None, read: MemberState | None = None) -> MemberSummary:
+        """What an offer's message shows of the member (``summary`` without the next expiry), after granting the
+        offer's ``grant`` if the member does not have it yet: one read of the member for both, or none when the
+        caller read them just now (``read``, with other items of the member's)."""
+        member = read or self._known(self.store.member(member_id), member_id)
+        if grant is not None:
+            self._grant(member, grant)
+        return decisions.summary(self.rules, member, iter(()), self.rules.local_date(self.clock()))
 
     # ---------------------------------------------------------------- queries
 

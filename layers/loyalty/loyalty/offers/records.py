@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from loyalty.ledger.state import MemberState
     from loyalty.offers.requests import OfferRequest
 
 
@@ -49,13 +50,65 @@ class SendRecord:
     task_reason: str | None = None
 
 
-class OfferRecords(Protocol):
-    def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None: ...
+@dataclass(frozen=True)
+class CapState:
+    """The member's contact cap for a kind of message on a channel, as read: its version and its entries."""
 
-    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
-        """Store ``record`` (status sending) if nothing is stored for its offer and channel, or (``held``) if what
-        is stored is held or a claim decided before ``before``; False otherwise (nothing written)."""
+    version: int = 0
+    entries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OfferState:
+    """What is stored about one offer on one channel: its record (None if nothing was decided) and the cap."""
+
+    record: SendRecord | None
+    cap: CapState
+
+
+@dataclass(frozen=True)
+class OfferReading:
+    """Everything the sender needs stored about one offer request, read together: the member as the ledger keeps
+    them (None if unknown), and each channel's record and cap. They share the member's partition, so one read."""
+
+    member: MemberState | None
+    channels: Mapping[str, OfferState]
+
+
+@dataclass(frozen=True)
+class CapChange:
+    """New entries for the member's cap of ``kind`` on the record's channel, if it is still at ``version``."""
+
+    kind: str
+    version: int
+    entries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """A claim (status sending, before the message goes) or a decision that sends nothing (refused, capped,
+    held), stored only if nothing is stored for its offer and channel, or (``held``) if what is stored is held or a
+    claim decided before ``before``; with the cap change that counts the message, if any."""
+
+    record: SendRecord
+    evidence: Mapping[str, Any] | None = None
+    held: bool = False
+    before: datetime | None = None
+    cap: CapChange | None = None
+
+
+class OfferRecords(Protocol):
+    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> OfferReading:
+        """The member, and for each channel the offer's record and the member's cap for ``kind`` on it, read
+        together (the member as the ledger store's ``member`` reads them)."""
         ...
+
+    def commit(self, writes: Sequence[RecordWrite], request_id: str) -> bool:
+        """Store every write or none: False if any record's or cap's condition did not hold (nothing written).
+        At most one write per offer and channel (DynamoDB refuses two of one item in a transaction)."""
+        ...
+
+    def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None: ...
 
     def decide(self, record: SendRecord, request_id: str, evidence: dict[str, Any] | None = None) -> None:
         """Store the decision, with its consent evidence; a sent record waits for its CRM Task, a held one is

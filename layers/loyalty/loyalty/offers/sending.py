@@ -16,11 +16,18 @@ For a request and each channel it asks for (or both), in this order:
    the queue delivers the request again; a refusal by the service is recorded as failed, with the reason.
 An offer that changes earning (multiplier, bonus points) is granted to the member first, whatever the channels
 decide: the CRM decided the offer; the messages only tell the member about it.
+
+Requests to the table, fewest first (the sender is most of the offer path's cost): the member and each channel's
+record and cap are read together (one BatchGetItem; a repeat with nothing to grant stops there). Every channel is
+decided from that read; the decisions that send nothing (refused, held, capped) and the claims of the channels to
+send, each with its cap slot, are stored in one commit, all or nothing, each record only if still as read and each
+cap only at the version read (a failed condition: another delivery or sender got there first, so read and decide
+again). Then each claimed channel is sent and its decision stored at once, before the next is sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +39,7 @@ from loyalty.ledger.model import MemberSummary
 from loyalty.ledger.service import Ledger
 from loyalty.observability import logger, mask_email, mask_phone, metrics
 from loyalty.offers.messages import MessageFacts, TemplateError, language_for, render_email, render_sms
-from loyalty.offers.records import OfferRecords, SendRecord, Status
+from loyalty.offers.records import CapChange, CapState, OfferRecords, OfferState, RecordWrite, SendRecord, Status
 from loyalty.offers.requests import Channel, OfferRequest, earning_grant
 from loyalty.offers.rules import Cap, OfferRules
 from loyalty.ports.channels import EmailChannel, SmsChannel
@@ -57,6 +64,42 @@ def _cap_kind(request: OfferRequest) -> str:
     return "service" if request.service else "marketing"
 
 
+def _settled(existing: SendRecord | None, released: bool, now: datetime) -> Status | None:
+    """The status a request gets without deciding again: decided before, or held and its hold not over yet."""
+    if existing is None or existing.status is Status.SENDING:
+        return None
+    if not (existing.status is Status.HELD and released):
+        return existing.status  # decided before: a repeated request sends nothing again
+    if existing.hold_until is not None and existing.hold_until > now:
+        return Status.HELD
+    return None
+
+
+def _count(cap_state: CapState, kind: str, cap: Cap, key: str, now: datetime) -> CapChange | bool:
+    """The message ``key`` against the cap (at most ``cap.messages`` in ``cap.days``): the change that counts it,
+    True if it counts already (a claim that died left it), False if the cap is reached."""
+    since = (now - timedelta(days=cap.days)).isoformat()
+    recent = [entry for entry in cap_state.entries if "|" in entry and entry.split("|", 1)[0] > since]
+    if any(entry.split("|", 1)[1] == key for entry in recent):
+        return True
+    if len(recent) >= cap.messages:
+        return False
+    return CapChange(kind, cap_state.version, (*recent, f"{now.astimezone(UTC).isoformat()}|{key}"))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one channel of a request comes to: a status, the write that stores it, and for a claim what sending
+    needs (the address, the consent evidence, the message's key on the cap)."""
+
+    channel: Channel
+    status: Status
+    write: RecordWrite | None = None
+    address: str | None = None
+    evidence: dict[str, Any] | None = None
+    cap_key: str = ""
+
+
 @dataclass
 class OfferSender:
     ledger: Ledger
@@ -70,31 +113,90 @@ class OfferSender:
 
     def handle(self, request: OfferRequest) -> dict[str, str]:
         """Decide and send ``request`` on each channel; returns channel -> status."""
-        released = request.released
-        try:
-            summary = self.ledger.summary(request.member_id, expiry=False)  # the next expiry is not shown
+        asked = dict.fromkeys(request.channels or CHANNELS)  # each once, in the order asked
+        channels = [channel for channel in asked if not request.released or channel == "sms"]
+        reading = self.store.load(request.member_id, request.dedup_key, _cap_kind(request), channels)
+        state = reading.channels
+        grant = earning_grant(request.offer) if request.offer is not None else None
+        now = self.ledger.clock()
+        settled = {channel: _settled(state[channel].record, request.released, now) for channel in channels}
+        if grant is None and all(status is not None for status in settled.values()):  # a repeat: nothing to do
+            return self._handled(request, {channel: status for channel, status in settled.items() if status})
+        try:  # the CRM decided the offer; the messages only tell the member about it (granted before they go)
+            summary = self.ledger.offer_summary(request.member_id, grant, reading.member)
         except UnknownMemberError:
             logger.warning("offer for an unknown member dropped", request_id=request.request_id)
             return {}
-        grant = earning_grant(request.offer) if request.offer is not None else None
-        if grant is not None:  # the CRM decided the offer; the messages only tell the member about it
-            self.ledger.grant_offer(request.member_id, grant)
+        if grant is not None:
             logger.info("offer granted", member_id=request.member_id, code=grant.code)
+        return self._handled(request, self._channels(request, summary, channels, state))
+
+    def _handled(self, request: OfferRequest, statuses: dict[Channel, Status]) -> dict[str, str]:
         outcome: dict[str, str] = {}
-        for channel in request.channels or CHANNELS:
-            if released and channel != "sms":
-                continue
-            status = self._channel(request, summary, channel, released)
+        for channel, status in statuses.items():
             outcome[channel] = status.value
             metrics.add_metric(name=METRIC_OF[status], unit="Count", value=1)
         trigger = request.trigger.value
         logger.info("offer request handled", request_id=request.request_id, trigger=trigger, channels=outcome)
         return outcome
 
-    # ------------------------------------------------------------ one channel
+    # ------------------------------------------------------------ the channels of one request
 
-    def _channel(self, request: OfferRequest, summary: MemberSummary, channel: Channel, released: bool) -> Status:
-        now = self.ledger.clock()
+    def _channels(
+        self, request: OfferRequest, summary: MemberSummary, channels: list[Channel], state: Mapping[str, OfferState]
+    ) -> dict[Channel, Status]:
+        """Decide every channel from what was read, then store the claims and the decisions that send nothing in
+        one commit (the claims with their cap slots), then send on each claimed channel and record it. A commit
+        that finds the records or caps changed (another delivery, a concurrent sender) reads and decides again."""
+        consents: dict[Channel, tuple[str | None, str | None, dict[str, Any]]] = {}  # checked once per request
+        for attempt in range(10):
+            if attempt:
+                state = self.store.load(request.member_id, request.dedup_key, _cap_kind(request), channels).channels
+            now = self.ledger.clock()
+            plans: list[_Plan] = []
+            in_flight = None
+            for channel in channels:
+                plan = self._plan(request, summary, channel, state[channel], now, consents)
+                if plan is None:
+                    in_flight = channel
+                    break
+                plans.append(plan)
+            writes = [plan.write for plan in plans if plan.write is not None]
+            if writes and not self.store.commit(writes, request.request_id):
+                continue
+            break
+        else:
+            raise OfferInFlightError(f"{request.dedup_key}: its records kept changing under concurrent senders")
+        statuses: dict[Channel, Status] = {}
+        for number, plan in enumerate(plans):
+            if plan.status is not Status.SENDING:
+                if plan.write is not None:
+                    self._log(plan.write.record)
+                statuses[plan.channel] = plan.status
+                continue
+            try:
+                statuses[plan.channel] = self._send_claimed(request, summary, plan, now)
+            except BaseException:  # the claims not tried yet go back too, for the next delivery
+                for later in plans[number + 1 :]:
+                    if later.status is Status.SENDING:
+                        self._release(request, later)
+                raise
+        if in_flight is not None:
+            raise OfferInFlightError(f"{request.dedup_key} on {in_flight} is being decided by another delivery")
+        return statuses
+
+    def _plan(
+        self, request: OfferRequest, summary: MemberSummary, channel: Channel, state: OfferState, now: datetime,
+        consents: dict[Channel, tuple[str | None, str | None, dict[str, Any]]],
+    ) -> _Plan | None:  # fmt: skip
+        """What to do on ``channel``: nothing (decided before), a decision to store, or a claim to send; None if
+        another delivery is deciding it now."""
+        existing = state.record
+        if existing is not None and existing.status is Status.SENDING and existing.decided_at >= now - STALE_CLAIM:
+            return None
+        status = _settled(existing, request.released, now)
+        if status is not None:
+            return _Plan(channel, status)  # decided before: a repeated request sends nothing again
         record = SendRecord(
             member_id=request.member_id,
             dedup=request.dedup_key,
@@ -106,57 +208,63 @@ class OfferSender:
             template_key=request.template_key,
             offer_code=request.offer.code if request.offer else None,
         )
-        existing = self.store.find(request.member_id, record.dedup, channel)
-        if existing is not None and existing.status is Status.SENDING:
-            if existing.decided_at >= now - STALE_CLAIM:
-                raise OfferInFlightError(f"{record.dedup} on {channel} is being decided by another delivery")
-        elif existing is not None and not (existing.status is Status.HELD and released):
-            return existing.status  # decided before: a repeated request sends nothing again
-        if existing is not None and existing.hold_until is not None and existing.hold_until > now:
-            return Status.HELD
-        claimed = self.store.claim(record, request.request_id, held=existing is not None, before=now - STALE_CLAIM)
-        if not claimed:
-            raise OfferInFlightError(f"{record.dedup} on {channel} is being decided by another delivery")
-        cap_key = f"{record.dedup}#{channel}"
+        held, before = existing is not None, now - STALE_CLAIM
+
+        def decided(status: Status, evidence: dict[str, Any], **changes: Any) -> _Plan:
+            decision = replace(record, status=status, **changes)
+            return _Plan(channel, status, RecordWrite(decision, evidence, held, before))
+
+        if channel not in consents:
+            consents[channel] = self._consent(request, summary, channel, now)
+        address, refusal, evidence = consents[channel]
+        if refusal is not None:
+            return decided(Status.REFUSED, evidence, reason=refusal)
+        if channel == "sms" and (until := self._quiet_until(summary, request, now)) is not None:
+            return decided(Status.HELD, evidence, hold_until=until, reason=f"quiet hours until {until}")
+        kind = _cap_kind(request)
+        cap = self.rules.caps.service if request.service else self.rules.caps.marketing
+        key = f"{record.dedup}#{channel}"
+        counted = _count(state.cap, kind, cap, key, now)
+        if counted is False:
+            reason = f"{kind} cap: {cap.messages} {channel} messages in {cap.days} days reached"
+            return decided(Status.CAPPED, evidence, reason=reason)
+        change = counted if isinstance(counted, CapChange) else None  # True: counted already (a dead claim's slot)
+        assert address is not None
+        return _Plan(channel, Status.SENDING, RecordWrite(record, None, held, before, change), address, evidence, key)
+
+    def _send_claimed(self, request: OfferRequest, summary: MemberSummary, plan: _Plan, now: datetime) -> Status:
+        assert plan.write is not None and plan.address is not None and plan.evidence is not None
+        record, channel, kind = plan.write.record, plan.channel, _cap_kind(request)
         try:
-            return self._decide_claimed(request, summary, channel, record, cap_key, now)
+            try:
+                sent = self._send(request, summary, channel, plan.address)
+            except ChannelOptedOutError as error:
+                opt_out(self.directory, request.member_id, channel, now, "SNS opt-out list")
+                self._release_cap(request.member_id, kind, channel, plan.cap_key)
+                return self._decide(replace(record, status=Status.REFUSED, reason=str(error)), request, plan.evidence)
+            except (ChannelRejectedError, TemplateError):
+                self._release_cap(request.member_id, kind, channel, plan.cap_key)  # nothing reached the member
+                raise
+            return self._decide(replace(record, status=Status.SENT, **sent), request, plan.evidence)
         except (ChannelRejectedError, TemplateError) as error:  # a bad number, a template bug: retrying won't help
             failed = replace(record, status=Status.FAILED, reason=str(error))
             return self._decide(failed, request, {"checked_at": now.isoformat()})
         except BaseException:  # worth retrying (throttling, a timeout): give the claim and the cap slot back
-            self.store.release(record)
-            self._release_cap(request.member_id, _cap_kind(request), channel, cap_key)
+            self._release(request, plan)
             raise
 
-    def _decide_claimed(
-        self, request: OfferRequest, summary: MemberSummary, channel: Channel, record: SendRecord, cap_key: str,
-        now: datetime,
-    ) -> Status:  # fmt: skip
-        address, refusal, evidence = self._consent(request, summary, channel, now)
-        if refusal is not None:
-            return self._decide(replace(record, status=Status.REFUSED, reason=refusal), request, evidence)
-        if channel == "sms" and (until := self._quiet_until(summary, request, now)) is not None:
-            held = replace(record, status=Status.HELD, hold_until=until, reason=f"quiet hours until {until}")
-            return self._decide(held, request, evidence)
-        kind = _cap_kind(request)
-        cap = self.rules.caps.service if request.service else self.rules.caps.marketing
-        if not self._take_cap(request.member_id, kind, channel, now, cap, cap_key):
-            reason = f"{kind} cap: {cap.messages} {channel} messages in {cap.days} days reached"
-            return self._decide(replace(record, status=Status.CAPPED, reason=reason), request, evidence)
-        assert address is not None
-        try:
-            sent = self._send(request, summary, channel, address)
-        except ChannelOptedOutError as error:
-            opt_out(self.directory, request.member_id, channel, now, "SNS opt-out list")
-            self._release_cap(request.member_id, kind, channel, cap_key)
-            return self._decide(replace(record, status=Status.REFUSED, reason=str(error)), request, evidence)
-        except (ChannelRejectedError, TemplateError):
-            self._release_cap(request.member_id, kind, channel, cap_key)  # nothing reached the member
-            raise
-        return self._decide(replace(record, status=Status.SENT, **sent), request, evidence)
+    def _release(self, request: OfferRequest, plan: _Plan) -> None:
+        assert plan.write is not None
+        self.store.release(plan.write.record)
+        self._release_cap(request.member_id, _cap_kind(request), plan.channel, plan.cap_key)
 
     def _decide(self, record: SendRecord, request: OfferRequest, evidence: dict[str, Any]) -> Status:
         self.store.decide(record, request.request_id, evidence)
+        self._log(record)
+        return record.status
+
+    @staticmethod
+    def _log(record: SendRecord) -> None:
         logger.info(
             "offer decided",
             member_id=record.member_id,
@@ -165,7 +273,6 @@ class OfferSender:
             reason=record.reason,
             template=record.template_key,
         )
-        return record.status
 
     # ------------------------------------------------------------ the rules of each step
 
@@ -186,24 +293,6 @@ class OfferSender:
         return address, refusal, evidence
 
     # ------------------------------------------------------------ the frequency cap
-
-    def _take_cap(self, member_id: str, kind: str, channel: str, now: datetime, cap: Cap, key: str) -> bool:
-        """Count the message ``key`` against the cap (at most ``cap.messages`` in ``cap.days``), unless the cap is
-        reached; a message counted already counts once. Optimistic: a concurrent sender makes the save fail and
-        this look again."""
-        for _ in range(10):
-            version, entries = self.store.cap(member_id, kind, channel)
-            since = (now - timedelta(days=cap.days)).isoformat()
-            recent = [entry for entry in entries if "|" in entry and entry.split("|", 1)[0] > since]
-            if any(entry.split("|", 1)[1] == key for entry in recent):
-                return True
-            if len(recent) >= cap.messages:
-                return False
-            if self.store.save_cap(
-                member_id, kind, channel, version, [*recent, f"{now.astimezone(UTC).isoformat()}|{key}"]
-            ):
-                return True
-        raise OfferInFlightError("the frequency cap kept changing under concurrent senders")
 
     def _release_cap(self, member_id: str, kind: str, channel: str, key: str) -> None:
         """Give back the cap slot of a message that did not reach the member."""

@@ -4,17 +4,28 @@ sent message what the CRM Task needs), frequency caps, and SMS held through quie
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
 
-from loyalty.adapters.dynamodb.models import ContactCapItem, LoyaltyItem, OfferSendItem, condition_failed, member_pk
+from loyalty.adapters.dynamodb.ledger_items import member_state
+from loyalty.adapters.dynamodb.models import (
+    MEMBER_SK,
+    ContactCapItem,
+    LoyaltyItem,
+    MemberItem,
+    OfferSendItem,
+    condition_failed,
+    member_pk,
+    table_connection,
+)
 from loyalty.errors import UnknownRecordError
-from loyalty.offers.records import SendRecord, Status
+from loyalty.offers.records import CapState, OfferReading, OfferState, RecordWrite, SendRecord, Status
 
 HELD_SHARDS = 4
 
@@ -55,31 +66,80 @@ def _record(item: OfferSendItem) -> SendRecord:
 
 
 class DynamoDBOfferRecords:
+    def load(self, member_id: str, dedup: str, kind: str, channels: Sequence[str]) -> OfferReading:
+        """The member and the records and caps of every channel in one BatchGetItem (strongly consistent, as the
+        ledger store's ``member``, ``find`` and ``cap`` read): all are items of the member's partition."""
+        pk = member_pk(member_id)
+        keys = [(pk, MEMBER_SK)]
+        keys += [(pk, sk) for channel in channels for sk in (_send_sk(dedup, channel), _cap_sk(kind, channel))]
+        found = {item.sk: item for item in LoyaltyItem.batch_get(keys, consistent_read=True)}
+        states = {}
+        for channel in channels:
+            send, cap = found.get(_send_sk(dedup, channel)), found.get(_cap_sk(kind, channel))
+            record = _record(send) if isinstance(send, OfferSendItem) else None
+            caps = (
+                CapState(int(cap.version), tuple(str(e) for e in cap.sent))
+                if isinstance(cap, ContactCapItem)
+                else CapState()
+            )
+            states[channel] = OfferState(record, caps)
+        member = found.get(MEMBER_SK)
+        return OfferReading(member_state(member) if isinstance(member, MemberItem) else None, states)
+
+    def commit(self, writes: Sequence[RecordWrite], request_id: str) -> bool:
+        """One conditional PutItem for a lone record, else one TransactWriteItems of the records and their caps."""
+        items: list[tuple[LoyaltyItem, Condition]] = []
+        for write in writes:
+            record = write.record
+            item = (
+                self._item(record, request_id)
+                if record.status is Status.SENDING
+                else self._decided(record, request_id, write.evidence)
+            )
+            items.append((item, _claimable(write.held, write.before)))
+            if write.cap is not None:
+                cap = write.cap
+                items.append(
+                    (
+                        ContactCapItem(
+                            member_pk(record.member_id),
+                            _cap_sk(cap.kind, record.channel),
+                            sent=list(cap.entries),
+                            version=cap.version + 1,
+                        ),
+                        _cap_at(cap.version),
+                    )
+                )
+        if len(items) == 1:
+            return _saved(*items[0])
+        try:
+            with TransactWrite(connection=table_connection()) as transaction:
+                for saved, condition in items:
+                    transaction.save(saved, condition=condition)
+        except TransactWriteError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
     def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None:
         try:
             return _record(OfferSendItem.get(member_pk(member_id), _send_sk(dedup, channel), consistent_read=True))
         except OfferSendItem.DoesNotExist:
             return None
 
-    def claim(self, record: SendRecord, request_id: str, held: bool, before: datetime) -> bool:
-        """Take the offer on this channel for sending: only if nothing was decided yet, it was held and now comes
-        back, or a claim from ``before`` was left by a sender that died. False: another delivery decides it."""
-        item = self._item(record, request_id)
-        condition: Condition = OfferSendItem.pk.does_not_exist()
-        if held:
-            abandoned = (OfferSendItem.status == Status.SENDING.value) & (OfferSendItem.decided_at < before)
-            condition = (OfferSendItem.status == Status.HELD.value) | abandoned
-        return _saved(item, condition)
-
-    def decide(self, record: SendRecord, request_id: str, evidence: dict[str, Any] | None = None) -> None:
+    def decide(self, record: SendRecord, request_id: str, evidence: Mapping[str, Any] | None = None) -> None:
         """Store the decision (sent, refused, capped, held, failed) with its reason and consent evidence."""
+        self._decided(record, request_id, evidence).save()
+
+    def _decided(self, record: SendRecord, request_id: str, evidence: Mapping[str, Any] | None) -> OfferSendItem:
         item = self._item(record, request_id)
-        item.evidence = evidence
+        item.evidence = dict(evidence) if evidence is not None else None
         if record.status is Status.SENT:
             item.task_state = "pending"  # crm_sync makes it a completed Task on the Contact
         if record.status is Status.HELD and record.hold_until is not None:
             item.due_pk, item.due_sk = _held_due(record.member_id, record.hold_until, record.dedup, record.channel)
-        item.save()
+        return item
 
     def release(self, record: SendRecord) -> None:
         try:
@@ -135,7 +195,7 @@ class DynamoDBOfferRecords:
 
     def save_cap(self, member_id: str, kind: str, channel: str, version: int, entries: list[str]) -> bool:
         item = ContactCapItem(member_pk(member_id), _cap_sk(kind, channel), sent=entries, version=version + 1)
-        return _saved(item, ContactCapItem.pk.does_not_exist() if version == 0 else ContactCapItem.version == version)
+        return _saved(item, _cap_at(version))
 
     @staticmethod
     def _item(record: SendRecord, request_id: str) -> OfferSendItem:
@@ -157,6 +217,22 @@ class DynamoDBOfferRecords:
             hold_until=record.hold_until,
             decided_at=record.decided_at,
         )
+
+
+def _claimable(held: bool, before: datetime | None) -> Condition:
+    """Nothing is stored for the offer and channel; or (``held``) what is stored is held, or a claim decided before
+    ``before`` by a sender that died."""
+    if not held:
+        return OfferSendItem.pk.does_not_exist()
+    condition: Condition = OfferSendItem.status == Status.HELD.value
+    if before is not None:
+        condition |= (OfferSendItem.status == Status.SENDING.value) & (OfferSendItem.decided_at < before)
+    return condition
+
+
+def _cap_at(version: int) -> Condition:
+    """The cap is still at the version read (0: none was stored)."""
+    return ContactCapItem.pk.does_not_exist() if version == 0 else ContactCapItem.version == version
 
 
 def _saved(item: LoyaltyItem, condition: Condition) -> bool:
