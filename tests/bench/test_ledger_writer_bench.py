@@ -15,8 +15,8 @@ import botocore.session
 import pytest
 
 from infra.local.instances import lambda_context
-from infra.local.shop_emulator import customer_payload, order_payload, product_payload
-from infra.local.simulation import PRODUCTS, Enrol, OrderPaid
+from infra.local.shop_emulator import customer_payload, order_payload, product_payload, refund_payload
+from infra.local.simulation import PRODUCTS, Enrol, OrderPaid, Refund
 from infra.local.template import create_table_kwargs
 from loyalty.adapters.dynamodb.models import table_connection
 from loyalty.fakes.offers import InMemoryOfferQueue
@@ -126,21 +126,42 @@ def test_dynamodb_requests_per_order_in_the_ledger_writer(
         for number in range(ORDERS)
     ]
     webhooks = [_webhook("orders/paid", order_payload(order, f"{order.member_id}@example.com")) for order in orders]
-    calls.reset()
     # When each order is delivered once
-    started = time.perf_counter()
-    outcomes = Counter(applier.deliver(webhook) for webhook in webhooks)
-    seconds = time.perf_counter() - started
+    outcomes, seconds = _delivered(applier, webhooks, calls)
     # Then every order is accrued, and the figure is the requests per delivery, with and without idempotency's
     assert outcomes == {"order accrued": ORDERS}
-    total = sum(calls.requests.values()) + sum(calls.idempotency.values())
     print(f"\nledger writer, {ORDERS} orders/paid: table {dict(calls.requests)}, idempotency {dict(calls.idempotency)}")
+    total = sum(calls.requests.values()) + sum(calls.idempotency.values())
     figures.record("ledger_writer_dynamodb_requests_per_order", total / ORDERS, "<= 5 (idempotency 2, read 2, write 1)")
     figures.record(
         "ledger_writer_table_requests_per_order", sum(calls.requests.values()) / ORDERS, "<= 3 (without idempotency)"
     )
     figures.record("ledger_writer_ms_per_order", seconds * 1000 / ORDERS, "(wall time, DynamoDB Local; informative)")
     assert sum(calls.idempotency.values()) == 2 * ORDERS  # the record put in progress, then completed
+    # When one unit of the first line of half the orders is refunded
+    refunds = [
+        _webhook("refunds/create", refund_payload(Refund(start + timedelta(days=1), order.order_id,
+                                                         f"{order.order_id}-r1", (("1", 1),))))
+        for order in orders[::2]
+    ]  # fmt: skip
+    outcomes, _ = _delivered(applier, refunds, calls)
+    # Then each is applied, and the figure is the requests per refund delivery
+    assert outcomes == {"refund applied": len(refunds)}
+    print(f"ledger writer, {len(refunds)} refunds/create: table {dict(calls.requests)}, idempotency "
+          f"{dict(calls.idempotency)}")  # fmt: skip
+    total = sum(calls.requests.values()) + sum(calls.idempotency.values())
+    figures.record("ledger_writer_dynamodb_requests_per_refund", total / len(refunds), "(idempotency 2 included)")
+    # And every member's ledger holds its invariants
     for person in people:
         member_id = applier.ledger.member_for_email(person.email)
         assert member_id is not None and applier.ledger.check_invariants(member_id) == []
+
+
+def _delivered(
+    applier: ShopEventApplier, webhooks: list[QueuedWebhook], calls: DynamoDBRequests
+) -> tuple[Counter[str], float]:
+    """The outcomes of delivering each webhook once, and the seconds it took; ``calls`` counts from zero."""
+    calls.reset()
+    started = time.perf_counter()
+    outcomes = Counter(applier.deliver(webhook) for webhook in webhooks)
+    return outcomes, time.perf_counter() - started

@@ -12,10 +12,10 @@ import pytest
 from loyalty.errors import UnknownMemberError
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.state import (
-    AccrualState,
     Commit,
     LedgerChange,
     LineState,
+    MemberAndOrder,
     MemberChange,
     MemberExpectations,
     MemberState,
@@ -194,7 +194,7 @@ def test_an_order_is_written_only_over_the_version_read(stores: Stores) -> None:
     assert stores.ledger.commit(LedgerChange(order=OrderChange(order))) is Commit.CONFLICT
     # Then the first write stands, and reads back whole, alone and with its member
     assert stores.ledger.order("shopify:shop#1001") == order
-    read = stores.ledger.accrual_state(member.member_id, "shopify:shop#1001", "shopify:shop")
+    read = stores.ledger.member_and_order(member.member_id, "shopify:shop#1001", "shopify:shop")
     assert (read.member, read.order) == (member, order)
     # And the next write must say it read version 1
     refunded = replace(
@@ -250,7 +250,7 @@ def test_a_refund_kept_before_its_order_reads_back(stores: Stores) -> None:
     parked = OrderState(order_key="woocommerce:shop#7", version=1, parked={"r1": {"2": 1}, "status:refunded": {}})
     assert stores.ledger.commit(LedgerChange(order=OrderChange(parked))) is Commit.APPLIED
     assert stores.ledger.order("woocommerce:shop#7") == parked
-    read = stores.ledger.accrual_state("nobody", "woocommerce:shop#7", "woocommerce:shop")
+    read = stores.ledger.member_and_order("nobody", "woocommerce:shop#7", "woocommerce:shop")
     assert (read.member, read.order) == (None, parked)
 
 
@@ -381,14 +381,16 @@ def test_an_accruals_read_brings_the_member_the_order_the_next_review_and_the_pr
     assert stores.directory.save_product("shopify:shop", "11", "Sock", (), NOW)
     assert stores.directory.save_product("shopify:other", "12", "Belt", ("accessories",), NOW)
     # When the accrual's state is read for products of the shop, one of them unknown and one another shop's
-    read = stores.ledger.accrual_state(member.member_id, "shopify:shop#2001", "shopify:shop", ["10", "11", "12", "10"])
+    read = stores.ledger.member_and_order(
+        member.member_id, "shopify:shop#2001", "shopify:shop", ["10", "11", "12", "10"]
+    )
     # Then it has the member, the order, the member's next review and the shop's known products' categories
-    assert read == AccrualState(member, order, date(2026, 3, 3), {"10": ("shoes", "outdoor"), "11": ()})
+    assert read == MemberAndOrder(member, order, date(2026, 3, 3), {"10": ("shoes", "outdoor"), "11": ()})
     # And without products, or for no one and no order, there is nothing more than there is
-    assert stores.ledger.accrual_state(member.member_id, "shopify:shop#2002", "shopify:shop") == AccrualState(
+    assert stores.ledger.member_and_order(member.member_id, "shopify:shop#2002", "shopify:shop") == MemberAndOrder(
         member, None, date(2026, 3, 3), {}
     )
-    assert stores.ledger.accrual_state("nobody", "shopify:shop#2002", "shopify:shop", ["99"]) == AccrualState(
+    assert stores.ledger.member_and_order("nobody", "shopify:shop#2002", "shopify:shop", ["99"]) == MemberAndOrder(
         None, None, None, {}
     )
 
@@ -400,7 +402,7 @@ def test_a_commit_brings_the_members_review_forward_with_its_change_or_writes_no
     m = member.member_id
 
     def review_on() -> date | None:
-        return stores.ledger.accrual_state(m, "shopify:shop#0", "shopify:shop").review_on
+        return stores.ledger.member_and_order(m, "shopify:shop#0", "shopify:shop").review_on
 
     def reviewed_by(day: date) -> bool:
         return m in {work.member_id for work in due(stores.job_runs, stores.job_runs.reviews_due_by(day))}

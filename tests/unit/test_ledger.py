@@ -18,7 +18,7 @@ from loyalty.errors import (
     UnknownOrderError,
 )
 from loyalty.fakes import Fakes
-from loyalty.ledger.model import EntryKind, ParkedRefund
+from loyalty.ledger.model import EntryKind, LedgerResult, ParkedRefund
 from loyalty.ledger.service import Ledger
 from tests.conftest import FakeClock
 from tests.orders import simple_order
@@ -357,3 +357,23 @@ def test_an_accrual_whose_review_moved_before_its_write_reads_again_and_leaves_t
     assert not accrual.result.duplicate and ledger.summary(member).pending == 100
     assert fakes.memory.reviews[member] == date(2026, 3, 3)
     assert ledger.check_invariants(member) == []
+
+
+def test_a_reversal_brings_the_review_forward_in_its_write_and_never_puts_it_back(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given an accrued order of two units, and the member's next review in a month
+    member = enrolled(ledger)
+    ledger.accrue(member, simple_order("1001", clock.now, [("1", 2, "50.00")]))
+    fakes.memory.reviews[member] = date(2026, 4, 2)
+    # When a refund of one unit is reversed with the review brought forward to 3 March
+    first = ledger.reverse("shopify:demo", "1001", "r1", {"1": 1}, review_on=date(2026, 3, 3))
+    # Then the reversal and the review are written
+    assert isinstance(first, LedgerResult) and not first.duplicate and first.entry.lifetime == -50
+    assert fakes.memory.reviews[member] == date(2026, 3, 3)
+    # And a refund asking for a later day, and a redelivery asking for an earlier one, leave the review there
+    assert not ledger.reverse("shopify:demo", "1001", "r2", {"1": 1}, review_on=date(2026, 3, 9)).duplicate  # type: ignore[union-attr]
+    again = ledger.reverse("shopify:demo", "1001", "r1", {"1": 1}, review_on=date(2026, 3, 2))
+    assert isinstance(again, LedgerResult) and again.duplicate
+    assert fakes.memory.reviews[member] == date(2026, 3, 3)
+    assert ledger.summary(member).pending == 0 and ledger.check_invariants(member) == []

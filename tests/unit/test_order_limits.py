@@ -28,7 +28,7 @@ SHOPIFY_EMAIL = "astrid.lindqvist@example.se"
 @pytest.fixture
 def applier(fakes: Fakes, ledger: Ledger, clock: FakeClock) -> ShopEventApplier:
     clock.advance(days=14)  # the day the captured orders were placed
-    return ShopEventApplier(ledger, fakes.directory, fakes.reviews, 30, load_offer_rules(), fakes.offer_queue)
+    return ShopEventApplier(ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue)
 
 
 def shopify_order(**changes: object) -> dict:

@@ -12,9 +12,9 @@ from loyalty.fakes.directory import catalogue_categories
 from loyalty.fakes.memory import Memory
 from loyalty.ledger.model import Entry, HistoryPage
 from loyalty.ledger.state import (
-    AccrualState,
     Commit,
     LedgerChange,
+    MemberAndOrder,
     MemberChange,
     MemberState,
     OfferGrant,
@@ -47,10 +47,12 @@ class InMemoryLedgerStore:
         with self.memory.atomically():
             return {m: self.memory.members[m] for m in set(member_ids) if m in self.memory.members}
 
-    def accrual_state(self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()) -> AccrualState:
+    def member_and_order(
+        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()
+    ) -> MemberAndOrder:
         memory = self.memory
         with memory.atomically():
-            return AccrualState(
+            return MemberAndOrder(
                 memory.members.get(member_id),
                 memory.orders.get(order_key),
                 memory.reviews.get(member_id),

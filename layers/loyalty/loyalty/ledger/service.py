@@ -113,7 +113,9 @@ class Ledger:
         with ``catalogue``, the categories of the order's products, which then replace the lines' own (a product
         the catalogue does not know keeps its line's, and is named in ``unknown_products``)."""
         product_ids = {line.product_id for line in order.lines if line.product_id} if catalogue else set()
-        state = self.store.accrual_state(member_id, order_key_of(order.shop, order.order_id), order.shop, product_ids)
+        state = self.store.member_and_order(
+            member_id, order_key_of(order.shop, order.order_id), order.shop, product_ids
+        )
         if catalogue:
             order = with_catalogue_categories(order, state.categories)
         return PreparedAccrual(member_id, order, state, tuple(sorted(product_ids - set(state.categories))))
@@ -138,7 +140,7 @@ class Ledger:
         parked: dict[str, Mapping[str, int]] = {}
 
         def attempt() -> tuple[LedgerResult, MemberState | None]:
-            state = read_ahead.pop() if read_ahead else self.store.accrual_state(member_id, key, order.shop)
+            state = read_ahead.pop() if read_ahead else self.store.member_and_order(member_id, key, order.shop)
             parked.clear()
             parked.update(state.order.parked if state.order is not None else {})
             member = self._known(state.member, member_id)
@@ -159,11 +161,18 @@ class Ledger:
         return result, None if parked else member
 
     def reverse(
-        self, shop: str, order_id: str, refund_id: str, lines: Mapping[str, int] | None = None
+        self,
+        shop: str,
+        order_id: str,
+        refund_id: str,
+        lines: Mapping[str, int] | None = None,
+        review_on: date | None = None,
     ) -> LedgerResult | ParkedRefund:
         """Reverse what an order earned for a refund: ``lines`` maps line id to refunded quantity (None: all).
 
-        A refund for an order not yet in the ledger is parked on the order and applied when it is earned."""
+        A refund for an order not yet in the ledger is parked on the order and applied when it is earned. With
+        ``review_on``, the member's next review is brought forward to that day in the reversal's write, unless one
+        is due by then."""
         if lines is not None:
             for line_id, quantity in lines.items():
                 if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
@@ -179,8 +188,17 @@ class Ledger:
                 if self.store.commit(change) is not Commit.APPLIED:
                     raise _Again  # the order arrived or another refund was parked meanwhile
                 return ParkedRefund(order_key=key, refund_id=refund_id)
-            member = self._known(self.store.member(order.member_id), order.member_id)
-            result = self._once(decisions.reversal(self.rules, member, order, refund_id, lines, self.clock()))
+            member_id = order.member_id
+            if review_on is None:
+                member, review = self.store.member(member_id), None
+            else:  # the member with their next review (and the order again, as fresh), in one read
+                state = self.store.member_and_order(member_id, key, shop)
+                member, order, review = state.member, state.order or order, state.review_on
+            known = self._known(member, member_id)
+            decision = decisions.reversal(self.rules, known, order, refund_id, lines, self.clock())
+            if isinstance(decision, LedgerChange) and review_on is not None and (review is None or review > review_on):
+                decision = replace(decision, review_on=review_on)
+            result = self._once(decision)
             assert result is not None
             return result
 

@@ -188,10 +188,10 @@ class LedgerChange:
 
 
 @dataclass(frozen=True)
-class AccrualState:
-    """What an order's accrual reads, in one go: the member, the order, when the member is next reviewed (None:
-    no review planned) and the catalogue's categories of the order's products (product id -> categories; a
-    product the catalogue does not know is absent)."""
+class MemberAndOrder:
+    """What an order's accrual or reversal reads, in one go: the member, the order, when the member is next
+    reviewed (None: no review planned) and, for an accrual, the catalogue's categories of the order's products
+    (product id -> categories; a product the catalogue does not know is absent)."""
 
     member: MemberState | None
     order: OrderState | None
@@ -207,7 +207,7 @@ class PreparedAccrual:
 
     member_id: str
     order: Order
-    state: AccrualState
+    state: MemberAndOrder
     unknown_products: tuple[str, ...] = ()
 
 

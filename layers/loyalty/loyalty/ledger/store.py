@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from loyalty.ledger.model import Entry, HistoryPage
-from loyalty.ledger.state import AccrualState, Commit, LedgerChange, MemberState, OfferGrant, OrderState
+from loyalty.ledger.state import Commit, LedgerChange, MemberAndOrder, MemberState, OfferGrant, OrderState
 
 
 class LedgerStore(Protocol):
@@ -21,7 +21,9 @@ class LedgerStore(Protocol):
         """Those of the members that exist, read together."""
         ...
 
-    def accrual_state(self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()) -> AccrualState:
+    def member_and_order(
+        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()
+    ) -> MemberAndOrder:
         """The member, the order, the member's next review and the categories of the catalogue's products among
         ``product_ids`` (of ``shop``), in one read."""
         ...

@@ -17,7 +17,6 @@ from loyalty.offers.programme import after_order
 from loyalty.offers.records import OfferQueue
 from loyalty.offers.rules import OfferRules
 from loyalty.ports.directory import Directory
-from loyalty.ports.reviews import Reviews
 from loyalty.programme.limits import beyond_limits
 from loyalty.programme.orders import Order, with_catalogue_categories
 from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent, Unused
@@ -29,7 +28,6 @@ class ShopEventApplier:
         self,
         ledger: Ledger,
         directory: Directory,
-        reviews: Reviews,
         guest_hold_days: int,
         offer_rules: OfferRules,
         offer_queue: OfferQueue,
@@ -38,7 +36,6 @@ class ShopEventApplier:
     ) -> None:
         self.ledger = ledger
         self.directory = directory
-        self.reviews = reviews
         self.offer_rules = offer_rules
         self.offer_queue = offer_queue
         self.guest_hold = timedelta(days=guest_hold_days)
@@ -150,17 +147,11 @@ class ShopEventApplier:
     def _refund(self, event: RefundEvent) -> str:
         if event.lines == {}:
             return "refund ignored: no merchandise lines"
-        result = self.ledger.reverse(event.shop, event.order_id, event.refund_id, event.lines)
+        # a refund may change the member's segment too: their next review is brought forward in the reversal's write
+        result = self.ledger.reverse(event.shop, event.order_id, event.refund_id, event.lines, self._tomorrow())
         if isinstance(result, LedgerResult):
-            self._review_soon(result.entry.member_id)
             return "refund redelivered" if result.duplicate else "refund applied"
         return "refund kept until its order arrives"
-
-    def _review_soon(self, member_id: str) -> None:
-        """A refund may change the member's segment: look at it on the next daily review.
-
-        Not part of the ledger write: if this is lost, the regular review comes at most `review_days` later."""
-        self.reviews.schedule(member_id, self._tomorrow())
 
     def _tomorrow(self) -> date:
         return self.ledger.rules.local_date(self.ledger.clock()) + timedelta(days=1)

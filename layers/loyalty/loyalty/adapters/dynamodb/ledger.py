@@ -59,9 +59,9 @@ from loyalty.adapters.dynamodb.models import (
 from loyalty.errors import UnknownMemberError
 from loyalty.ledger.model import Entry, HistoryPage
 from loyalty.ledger.state import (
-    AccrualState,
     Commit,
     LedgerChange,
+    MemberAndOrder,
     MemberChange,
     MemberState,
     OfferGrant,
@@ -89,7 +89,9 @@ class DynamoDBLedgerStore:
         found = (member_state(item) for item in _batch_get(keys) if isinstance(item, MemberItem)) if keys else ()
         return {member.member_id: member for member in found}
 
-    def accrual_state(self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()) -> AccrualState:
+    def member_and_order(
+        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()
+    ) -> MemberAndOrder:
         pk = member_pk(member_id)
         products = sorted(set(product_ids))
         keys = [(pk, MEMBER_SK), (order_pk(order_key), ORDER_SK), (pk, REVIEW_SK)]
@@ -105,7 +107,7 @@ class DynamoDBLedgerStore:
                 review_on = date.fromisoformat(item.review_on)
             elif isinstance(item, ProductItem):
                 categories[product_id_of(item)] = tuple(str(name) for name in item.categories)
-        return AccrualState(member, order, review_on, categories)
+        return MemberAndOrder(member, order, review_on, categories)
 
     def order(self, order_key: str) -> OrderState | None:
         item = _get(OrderItem, order_pk(order_key), ORDER_SK)
