@@ -377,3 +377,22 @@ def test_a_reversal_brings_the_review_forward_in_its_write_and_never_puts_it_bac
     assert isinstance(again, LedgerResult) and again.duplicate
     assert fakes.memory.reviews[member] == date(2026, 3, 3)
     assert ledger.summary(member).pending == 0 and ledger.check_invariants(member) == []
+
+
+def test_an_accrual_prepared_before_a_concurrent_write_decides_again_and_its_summary_is_still_right(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given two deliveries of one order prepared at once, and another order of the member prepared with them
+    member = enrolled(ledger)
+    order, other = simple_order("1001", clock.now), simple_order("1002", clock.now, [("1", 1, "40.00")])
+    first, second, third = (ledger.prepare_accrual(member, o) for o in (order, order, other))
+    # When the first is accrued, then the second (its state read before the first wrote), then the other order
+    accrued = ledger.accrue_prepared(first)
+    redelivered = ledger.accrue_prepared(second)
+    assert ledger.summary(member, expiry=False) == accrued.summary == redelivered.summary
+    later = ledger.accrue_prepared(third)
+    # Then the second finds the first's entry (a duplicate), the other order decides again on what the first
+    # wrote, and each summary is what a read after it gives
+    assert redelivered.result.duplicate and redelivered.result.entry == accrued.result.entry
+    assert not later.result.duplicate and later.summary == ledger.summary(member, expiry=False)
+    assert later.summary.pending == 140 and ledger.check_invariants(member) == []
