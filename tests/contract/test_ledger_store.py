@@ -15,6 +15,7 @@ from loyalty.ledger.state import (
     Commit,
     LedgerChange,
     LineState,
+    MemberAndOrder,
     MemberChange,
     MemberExpectations,
     MemberState,
@@ -193,7 +194,8 @@ def test_an_order_is_written_only_over_the_version_read(stores: Stores) -> None:
     assert stores.ledger.commit(LedgerChange(order=OrderChange(order))) is Commit.CONFLICT
     # Then the first write stands, and reads back whole, alone and with its member
     assert stores.ledger.order("shopify:shop#1001") == order
-    assert stores.ledger.member_and_order(member.member_id, "shopify:shop#1001") == (member, order)
+    read = stores.ledger.member_and_order(member.member_id, "shopify:shop#1001", "shopify:shop")
+    assert (read.member, read.order) == (member, order)
     # And the next write must say it read version 1
     refunded = replace(
         order, version=2, left=20, refunds=frozenset({"r1"}), lines={**order.lines, "2": LineState(1, 0, 10, 0)}
@@ -248,7 +250,8 @@ def test_a_refund_kept_before_its_order_reads_back(stores: Stores) -> None:
     parked = OrderState(order_key="woocommerce:shop#7", version=1, parked={"r1": {"2": 1}, "status:refunded": {}})
     assert stores.ledger.commit(LedgerChange(order=OrderChange(parked))) is Commit.APPLIED
     assert stores.ledger.order("woocommerce:shop#7") == parked
-    assert stores.ledger.member_and_order("nobody", "woocommerce:shop#7") == (None, parked)
+    read = stores.ledger.member_and_order("nobody", "woocommerce:shop#7", "woocommerce:shop")
+    assert (read.member, read.order) == (None, parked)
 
 
 def test_an_entry_reads_back_with_every_field(stores: Stores) -> None:
@@ -365,3 +368,61 @@ def test_offers_are_granted_dropped_and_used(stores: Stores) -> None:
     stored = stores.ledger.member(member.member_id)
     assert stored is not None
     assert stored.offers == {"DOUBLE#1": double, "BONUS#1": replace(bonus, used="shopify:shop#1001")}
+
+
+def test_an_accruals_read_brings_the_member_the_order_the_next_review_and_the_products_categories(
+    stores: Stores,
+) -> None:
+    # Given a member (reviewed on 3 March), a stored order and two products of the shop's catalogue
+    member = enrolled(stores)
+    order = OrderState(order_key="shopify:shop#2001", version=1, parked={"r1": {}})
+    assert stores.ledger.commit(LedgerChange(order=OrderChange(order))) is Commit.APPLIED
+    assert stores.directory.save_product("shopify:shop", "10", "Shoe", ("shoes", "outdoor"), NOW)
+    assert stores.directory.save_product("shopify:shop", "11", "Sock", (), NOW)
+    assert stores.directory.save_product("shopify:other", "12", "Belt", ("accessories",), NOW)
+    # When the accrual's state is read for products of the shop, one of them unknown and one another shop's
+    read = stores.ledger.member_and_order(
+        member.member_id, "shopify:shop#2001", "shopify:shop", ["10", "11", "12", "10"]
+    )
+    # Then it has the member, the order, the member's next review and the shop's known products' categories
+    assert read == MemberAndOrder(member, order, date(2026, 3, 3), {"10": ("shoes", "outdoor"), "11": ()})
+    # And without products, or for no one and no order, there is nothing more than there is
+    assert stores.ledger.member_and_order(member.member_id, "shopify:shop#2002", "shopify:shop") == MemberAndOrder(
+        member, None, date(2026, 3, 3), {}
+    )
+    assert stores.ledger.member_and_order("nobody", "shopify:shop#2002", "shopify:shop", ["99"]) == MemberAndOrder(
+        None, None, None, {}
+    )
+
+
+def test_a_commit_brings_the_members_review_forward_with_its_change_or_writes_nothing(stores: Stores) -> None:
+    # Given a member whose next review is on 20 March
+    member = MemberState(member_id=f"m{next(_numbers)}", enrolled_at=NOW, last_activity=NOW)
+    assert stores.ledger.enrol(member, date(2026, 3, 20)) is Commit.APPLIED
+    m = member.member_id
+
+    def review_on() -> date | None:
+        return stores.ledger.member_and_order(m, "shopify:shop#0", "shopify:shop").review_on
+
+    def reviewed_by(day: date) -> bool:
+        return m in {work.member_id for work in due(stores.job_runs, stores.job_runs.reviews_due_by(day))}
+
+    # When a change is committed that brings the review forward to 5 March
+    first = credit(m, "bonus#review#1", 10, 0, date(2027, 3, 31))
+    assert stores.ledger.commit(replace(first, review_on=date(2026, 3, 5))) is Commit.APPLIED
+    # Then the change and the review are written together: the member is due on 5 March, not before
+    assert stores.ledger.member(m).available == 10  # type: ignore[union-attr]
+    assert review_on() == date(2026, 3, 5)
+    assert reviewed_by(date(2026, 3, 5)) and not reviewed_by(date(2026, 3, 4))
+    # When a change would bring it "forward" to the same day or a later one (another writer got there first)
+    for later in (date(2026, 3, 5), date(2026, 3, 6)):
+        second = credit(m, "bonus#review#2", 5, 10, date(2027, 3, 31))
+        assert stores.ledger.commit(replace(second, review_on=later)) is Commit.CONFLICT
+    # Then nothing of it is written, and the review stays as it was
+    assert stores.ledger.entry(m, "bonus#review#2") is None
+    assert stores.ledger.member(m).available == 10  # type: ignore[union-attr]
+    assert review_on() == date(2026, 3, 5)
+    # And a change applied before is "already applied", whatever its review
+    assert stores.ledger.commit(replace(first, review_on=date(2026, 3, 4))) is Commit.ALREADY_APPLIED
+    assert review_on() == date(2026, 3, 5)
+    assert reviewed_by(date(2026, 3, 5)) and not reviewed_by(date(2026, 3, 4))

@@ -108,7 +108,7 @@ def test_a_burst_of_webhooks_loses_nothing_and_applies_nothing_twice(stack: Stac
     # And the same deliveries are applied one after another on the in-memory store
     fakes = Fakes()
     expected = Ledger(fakes.ledger_store, load_program())
-    applier = ShopEventApplier(expected, fakes.directory, fakes.reviews, 30, load_offer_rules(), fakes.offer_queue)
+    applier = ShopEventApplier(expected, fakes.directory, 30, load_offer_rules(), fakes.offer_queue)
     for topic, payload, webhook_id in sent:
         applier.deliver(QueuedWebhook(platform="shopify", topic=topic, shop=domain, webhook_id=webhook_id,
                                       body=json.dumps(payload)))  # fmt: skip

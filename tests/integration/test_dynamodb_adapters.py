@@ -1,6 +1,6 @@
 """What only the DynamoDB adapters do, on moto: items stored before a field existed, the release job on the table's
 index, the table's stream as crm_sync receives it (a push asked for again included), and seeding the catalogue from
-the command line."""
+the command line; and, on DynamoDB Local, the summary an accrual computes against the one read after it."""
 
 from __future__ import annotations
 
@@ -250,3 +250,27 @@ def test_an_order_held_for_review_reaches_crm_sync_for_its_task_once(moto_table:
     directory.mark_review_task(held[0], "pushed")
     (after,) = [item for item in ReviewHoldItem.query("REVIEW_HOLD") if item.sk.endswith("#big-1")]
     assert not any(matches(pattern, stream_event(after)["Records"][0]) for pattern in crm_sync_filters())
+
+
+def test_the_summary_after_an_accrual_is_what_the_table_reads_after_it(
+    local_table: str, rules: ProgramRules, clock: FakeClock
+) -> None:
+    # Given a member on DynamoDB Local with a bonus offer (it pays once) and the catalogue knowing a product
+    ledger = Ledger(DynamoDBLedgerStore(), rules, clock=clock)
+    member = ledger.enrol("m1", email="m1@example.com", first_name="Anna")
+    ledger.grant_offer(member, OfferGrant("BONUS50", date(2026, 3, 1), date(2026, 3, 31), bonus_points=50))
+    DynamoDBDirectory().save_product("shopify:demo", "p-1", "Shoe", ("shoes",), clock.now)
+    for number, amount in enumerate(["80.00", "450.00", "900.00"]):  # shoes earn double: silver, then gold
+        # When an order is prepared, accrued with the review brought forward, and then delivered again
+        order = simple_order(f"10{number}", clock.now, [("1", 1, amount), ("2", 1, "10.00")])
+        accrual = ledger.accrue_prepared(ledger.prepare_accrual(member, order), review_on=date(2026, 3, 3))
+        again = ledger.accrue_prepared(ledger.prepare_accrual(member, order), review_on=date(2026, 3, 3))
+        # Then the summary computed from the read and the change is the one the table gives after it
+        assert accrual.summary == ledger.summary(member, expiry=False) == again.summary
+        assert again.result.duplicate and again.result.entry == accrual.result.entry
+        clock.advance(hours=1)
+    assert ledger.summary(member).tier == "gold" and ledger.check_invariants(member) == []
+    entries = [entry for entry in ledger.entries(member) if entry.kind == "accrual"]
+    assert [entry.offers for entry in entries] == [("BONUS50",), (), ()]
+    assert [entry.tier_reached for entry in entries] == [None, "silver", "gold"]
+    assert all(entry.categories == ("shoes",) for entry in entries)

@@ -4,6 +4,8 @@ tests/contract/test_ledger_store.py holds the in-memory store to the DynamoDB st
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from loyalty.errors import (
@@ -15,7 +17,8 @@ from loyalty.errors import (
     UnknownMemberError,
     UnknownOrderError,
 )
-from loyalty.ledger.model import EntryKind, ParkedRefund
+from loyalty.fakes import Fakes
+from loyalty.ledger.model import EntryKind, LedgerResult, ParkedRefund
 from loyalty.ledger.service import Ledger
 from tests.conftest import FakeClock
 from tests.orders import simple_order
@@ -270,3 +273,126 @@ def test_one_member_per_email_address(ledger: Ledger) -> None:
     assert ledger.member_for_email("anna.berg@example.com") == "m-shop-a"
     with pytest.raises(UnknownMemberError):
         ledger.summary("m-shop-b")
+
+
+def test_an_accrual_prepared_ahead_earns_with_the_catalogues_categories_and_one_read(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given a member and a catalogue that knows one of the order's two products (shoes earn more)
+    member = enrolled(ledger)
+    fakes.directory.save_product("shopify:demo", "p-1", "Shoe", ("shoes",), clock.now)
+    order = simple_order("1001", clock.now, [("1", 1, "100.00"), ("2", 1, "100.00")])
+    # When the accrual is prepared and made
+    prepared = ledger.prepare_accrual(member, order)
+    accrual = ledger.accrue_prepared(prepared)
+    # Then the known product's line earns by its category, the unknown one at the base rate, and is named
+    assert prepared.unknown_products == ("p-2",)
+    assert accrual.result.entry.categories == ("shoes",)
+    plain = ledger.accrue(enrolled(ledger, "m2"), simple_order("1002", clock.now, [("1", 1, "100.00")]))
+    assert accrual.result.entry.lines is not None and plain.entry.lines is not None
+    assert accrual.result.entry.lines["1"] > plain.entry.lines["1"] == accrual.result.entry.lines["2"]
+    # And without the catalogue the lines keep their own categories
+    assert ledger.prepare_accrual(member, order, catalogue=False).order == order
+    assert ledger.check_invariants(member) == []
+
+
+@pytest.mark.parametrize("amounts", [["50.00"], ["400.00", "700.00"], ["100.00", "900.00", "2500.00"]])
+def test_the_summary_after_an_accrual_is_the_summary_read_after_it(
+    ledger: Ledger, clock: FakeClock, amounts: list[str]
+) -> None:
+    # Given a member with orders (the later ones reaching silver, then gold)
+    member = enrolled(ledger)
+    for number, amount in enumerate(amounts):
+        # When each order is accrued, and then delivered again
+        order = simple_order(f"10{number}", clock.now, [("1", 1, amount)])
+        accrual = ledger.accrue_prepared(ledger.prepare_accrual(member, order))
+        # Then the summary that comes with it is the one a read after it gives, the duplicate's too
+        assert accrual.summary == ledger.summary(member, expiry=False)
+        again = ledger.accrue_prepared(ledger.prepare_accrual(member, order))
+        assert again.result.duplicate and again.summary == accrual.summary
+        clock.advance(hours=1)
+    assert ledger.summary(member).tier == {1: "bronze", 2: "silver", 3: "gold"}[len(amounts)]
+
+
+def test_the_summary_after_an_accrual_counts_the_refund_that_came_before_it(ledger: Ledger, clock: FakeClock) -> None:
+    # Given a refund of one of two units that arrived before its order
+    member = enrolled(ledger)
+    assert isinstance(ledger.reverse("shopify:demo", "1001", "r1", {"1": 1}), ParkedRefund)
+    # When the order is accrued
+    accrual = ledger.accrue_prepared(ledger.prepare_accrual(member, simple_order("1001", clock.now, [("1", 2, "50")])))
+    # Then the summary has the refund applied too
+    assert accrual.summary == ledger.summary(member, expiry=False)
+    assert accrual.summary.pending == 50
+
+
+def test_an_accrual_brings_the_review_forward_in_its_write_and_never_puts_it_back(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given a member whose next review is in a month
+    member = enrolled(ledger)
+    fakes.memory.reviews[member] = date(2026, 4, 2)
+    # When an order is accrued with its review brought forward to 3 March
+    order = simple_order("1001", clock.now)
+    ledger.accrue_prepared(ledger.prepare_accrual(member, order), review_on=date(2026, 3, 3))
+    # Then the review is on 3 March
+    assert fakes.memory.reviews[member] == date(2026, 3, 3)
+    # And another order asking for a later day, and a redelivery asking for an earlier one, leave it there
+    ledger.accrue_prepared(ledger.prepare_accrual(member, simple_order("1002", clock.now)), date(2026, 3, 9))
+    assert ledger.accrue_prepared(ledger.prepare_accrual(member, order), date(2026, 3, 2)).result.duplicate
+    assert fakes.memory.reviews[member] == date(2026, 3, 3)
+    assert ledger.check_invariants(member) == []
+
+
+def test_an_accrual_whose_review_moved_before_its_write_reads_again_and_leaves_the_review(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given an accrual prepared while the member's review was a month away
+    member = enrolled(ledger)
+    fakes.memory.reviews[member] = date(2026, 4, 2)
+    prepared = ledger.prepare_accrual(member, simple_order("1001", clock.now))
+    # When another writer brings the review forward to 3 March before the accrual writes
+    fakes.reviews.schedule(member, date(2026, 3, 3))
+    accrual = ledger.accrue_prepared(prepared, review_on=date(2026, 3, 4))
+    # Then the accrual is written once, and the earlier review stands
+    assert not accrual.result.duplicate and ledger.summary(member).pending == 100
+    assert fakes.memory.reviews[member] == date(2026, 3, 3)
+    assert ledger.check_invariants(member) == []
+
+
+def test_a_reversal_brings_the_review_forward_in_its_write_and_never_puts_it_back(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given an accrued order of two units, and the member's next review in a month
+    member = enrolled(ledger)
+    ledger.accrue(member, simple_order("1001", clock.now, [("1", 2, "50.00")]))
+    fakes.memory.reviews[member] = date(2026, 4, 2)
+    # When a refund of one unit is reversed with the review brought forward to 3 March
+    first = ledger.reverse("shopify:demo", "1001", "r1", {"1": 1}, review_on=date(2026, 3, 3))
+    # Then the reversal and the review are written
+    assert isinstance(first, LedgerResult) and not first.duplicate and first.entry.lifetime == -50
+    assert fakes.memory.reviews[member] == date(2026, 3, 3)
+    # And a refund asking for a later day, and a redelivery asking for an earlier one, leave the review there
+    assert not ledger.reverse("shopify:demo", "1001", "r2", {"1": 1}, review_on=date(2026, 3, 9)).duplicate  # type: ignore[union-attr]
+    again = ledger.reverse("shopify:demo", "1001", "r1", {"1": 1}, review_on=date(2026, 3, 2))
+    assert isinstance(again, LedgerResult) and again.duplicate
+    assert fakes.memory.reviews[member] == date(2026, 3, 3)
+    assert ledger.summary(member).pending == 0 and ledger.check_invariants(member) == []
+
+
+def test_an_accrual_prepared_before_a_concurrent_write_decides_again_and_its_summary_is_still_right(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given two deliveries of one order prepared at once, and another order of the member prepared with them
+    member = enrolled(ledger)
+    order, other = simple_order("1001", clock.now), simple_order("1002", clock.now, [("1", 1, "40.00")])
+    first, second, third = (ledger.prepare_accrual(member, o) for o in (order, order, other))
+    # When the first is accrued, then the second (its state read before the first wrote), then the other order
+    accrued = ledger.accrue_prepared(first)
+    redelivered = ledger.accrue_prepared(second)
+    assert ledger.summary(member, expiry=False) == accrued.summary == redelivered.summary
+    later = ledger.accrue_prepared(third)
+    # Then the second finds the first's entry (a duplicate), the other order decides again on what the first
+    # wrote, and each summary is what a read after it gives
+    assert redelivered.result.duplicate and redelivered.result.entry == accrued.result.entry
+    assert not later.result.duplicate and later.summary == ledger.summary(member, expiry=False)
+    assert later.summary.pending == 140 and ledger.check_invariants(member) == []

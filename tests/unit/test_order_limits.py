@@ -15,7 +15,9 @@ from loyalty.errors import MalformedPayloadError, UnknownCurrencyError
 from loyalty.fakes import Fakes
 from loyalty.ledger.service import Ledger
 from loyalty.offers.rules import load_offer_rules
+from loyalty.programme.earning import earn_for_order
 from loyalty.shop.applier import ShopEventApplier
+from loyalty.shop.events import OrderPaidEvent
 from loyalty.shop.webhooks import QueuedWebhook, shop_event
 from tests.conftest import FakeClock
 
@@ -26,7 +28,7 @@ SHOPIFY_EMAIL = "astrid.lindqvist@example.se"
 @pytest.fixture
 def applier(fakes: Fakes, ledger: Ledger, clock: FakeClock) -> ShopEventApplier:
     clock.advance(days=14)  # the day the captured orders were placed
-    return ShopEventApplier(ledger, fakes.directory, fakes.reviews, 30, load_offer_rules(), fakes.offer_queue)
+    return ShopEventApplier(ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue)
 
 
 def shopify_order(**changes: object) -> dict:
@@ -147,3 +149,49 @@ def test_an_order_in_a_currency_the_programme_has_no_rate_for_fails_before_anyon
     with pytest.raises(UnknownCurrencyError):  # to the dead-letter queue, to be replayed once the rate is added
         applier.deliver(webhook("shopify", shopify_order(currency="USD", presentment_currency="USD")))
     assert ledger.member_for_email(SHOPIFY_EMAIL) is None
+
+
+def test_a_members_order_earns_by_the_catalogue_and_brings_their_review_forward_once(
+    fakes: Fakes, ledger: Ledger, applier: ShopEventApplier, clock: FakeClock
+) -> None:
+    # Given a customer who is a member, next reviewed in a month, and a catalogue that knows a product as shoes
+    assert applier.deliver(webhook("shopify", shopify_order())) == "order accrued"
+    member = ledger.member_for_email(SHOPIFY_EMAIL)
+    assert member is not None
+    fakes.memory.reviews[member] = ledger.rules.local_date(clock.now) + timedelta(days=30)
+    fakes.directory.save_product("shopify:fjallvind-outdoor.myshopify.com", "8123456789012", "Boot", ("shoes",),
+                                 clock.now)  # fmt: skip
+    # When the customer's next order is delivered, and then delivered again
+    second = webhook("shopify", shopify_order(id=5981234567811))
+    assert applier.deliver(second) == "order accrued"
+    tomorrow = ledger.rules.local_date(clock.now) + timedelta(days=1)
+    fakes.memory.reviews[member] = tomorrow - timedelta(days=1)  # meanwhile brought forward further
+    assert applier.deliver(second) == "order redelivered: nothing changed"
+    # Then its shoes earn double, the review was brought forward to tomorrow, and the redelivery moved nothing
+    first_entry, second_entry = (e for e in ledger.entries(member) if e.kind == "accrual")
+    assert second_entry.categories == ("shoes",) and first_entry.categories == ()
+    assert second_entry.pending > first_entry.pending
+    assert fakes.memory.reviews[member] == tomorrow - timedelta(days=1)
+    assert ledger.check_invariants(member) == []
+
+
+def test_an_order_beyond_the_bounds_by_its_catalogue_categories_is_held_with_its_member(
+    fakes: Fakes, ledger: Ledger, applier: ShopEventApplier
+) -> None:
+    # Given a customer who is a member, and a product the catalogue knows as shoes (they earn double)
+    assert applier.deliver(webhook("shopify", shopify_order())) == "order accrued"
+    member = ledger.member_for_email(SHOPIFY_EMAIL)
+    fakes.directory.save_product("shopify:fjallvind-outdoor.myshopify.com", "8123456789012", "Boot", ("shoes",),
+                                 ledger.clock())  # fmt: skip
+    # When they order 700 of it: within the bounds at the base rate, beyond them as shoes
+    body = shopify_order(id=5981234567822)
+    body["line_items"][0].update(quantity=700, price="1250.00")
+    event = shop_event(webhook("shopify", body))
+    assert isinstance(event, OrderPaidEvent)
+    assert earn_for_order(ledger.rules, event.order, "bronze").points <= ledger.rules.order_limits.max_order_points
+    outcome = applier.deliver(webhook("shopify", body))
+    # Then it is held for review, by its points, with the member named, and nothing is earned
+    assert outcome.startswith("order held for review: it would earn")
+    (held,) = fakes.directory.held_for_review()
+    assert held.member_id == member and held.order.lines[0].categories == ("shoes",)
+    assert len([e for e in ledger.entries(member or "") if e.kind == "accrual"]) == 1

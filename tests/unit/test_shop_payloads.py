@@ -111,7 +111,7 @@ def mapped(name: str, body: bytes | None = None, **options: Any) -> Any:
 
 @pytest.fixture
 def applier(fakes: Fakes, ledger: Ledger) -> ShopEventApplier:
-    return ShopEventApplier(ledger, fakes.directory, fakes.reviews, 30, load_offer_rules(), fakes.offer_queue)
+    return ShopEventApplier(ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue)
 
 
 def deliver(applier: ShopEventApplier, name: str) -> str:

@@ -17,6 +17,13 @@ def _email(address: str) -> str:
     return address.strip().lower()
 
 
+def catalogue_categories(memory: Memory, shop: str, product_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The categories of the catalogue's products among ``product_ids`` (the ledger's accrual reads them too)."""
+    with memory.atomically():
+        products = memory.items("products")
+        return {pid: products[(shop, pid)][1] for pid in set(product_ids) if (shop, pid) in products}
+
+
 class InMemoryDirectory:
     def __init__(self, memory: Memory | None = None) -> None:
         self.memory = memory or Memory()
@@ -78,8 +85,7 @@ class InMemoryDirectory:
         return True
 
     def categories_for(self, shop: str, product_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        products = self.memory.items("products")
-        return {pid: products[(shop, pid)][1] for pid in set(product_ids) if (shop, pid) in products}
+        return catalogue_categories(self.memory, shop, product_ids)
 
     def hold_guest_order(self, email: str, order: Order, until: datetime) -> None:
         self.memory.items("held_orders").setdefault(_email(email), {})[(order.shop, order.order_id)] = (order, until)

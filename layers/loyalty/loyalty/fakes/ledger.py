@@ -8,9 +8,20 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from loyalty.errors import UnknownMemberError
+from loyalty.fakes.directory import catalogue_categories
 from loyalty.fakes.memory import Memory
 from loyalty.ledger.model import Entry, HistoryPage
-from loyalty.ledger.state import Commit, LedgerChange, MemberChange, MemberState, OfferGrant, OrderState, as_enrolled
+from loyalty.ledger.state import (
+    Commit,
+    LedgerChange,
+    MemberAndOrder,
+    MemberChange,
+    MemberState,
+    OfferGrant,
+    OrderState,
+    as_enrolled,
+    changed,
+)
 
 _PERSONAL = ("email", "first_name", "last_name", "phone", "birthdate")
 
@@ -36,9 +47,17 @@ class InMemoryLedgerStore:
         with self.memory.atomically():
             return {m: self.memory.members[m] for m in set(member_ids) if m in self.memory.members}
 
-    def member_and_order(self, member_id: str, order_key: str) -> tuple[MemberState | None, OrderState | None]:
-        with self.memory.atomically():
-            return self.memory.members.get(member_id), self.memory.orders.get(order_key)
+    def member_and_order(
+        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()
+    ) -> MemberAndOrder:
+        memory = self.memory
+        with memory.atomically():
+            return MemberAndOrder(
+                memory.members.get(member_id),
+                memory.orders.get(order_key),
+                memory.reviews.get(member_id),
+                catalogue_categories(memory, shop, product_ids),
+            )
 
     def order(self, order_key: str) -> OrderState | None:
         return self.memory.orders.get(order_key)
@@ -89,12 +108,19 @@ class InMemoryLedgerStore:
             member = memory.members.get(change.member.member_id) if change.member is not None else None
             if change.member is not None and (member is None or not _matches(member, change.member)):
                 return Commit.CONFLICT
+            if change.review_on is not None:
+                assert change.member is not None, "a review is brought forward with a change to its member"
+                planned = memory.reviews.get(change.member.member_id)
+                if planned is not None and planned <= change.review_on:
+                    return Commit.CONFLICT
             if entry is not None:
                 memory.entries.setdefault(entry.member_id, {})[entry.source_key] = entry
             if change.order is not None:
                 memory.orders[change.order.state.order_key] = change.order.state
             if change.member is not None and member is not None:
-                memory.members[member.member_id] = _applied(member, change.member)
+                memory.members[member.member_id] = changed(member, change.member)
+            if change.review_on is not None and member is not None:
+                memory.reviews[member.member_id] = change.review_on
         return Commit.APPLIED
 
     def enrol(self, member: MemberState, first_review: date) -> Commit:
@@ -140,22 +166,3 @@ def _matches(member: MemberState, change: MemberChange) -> bool:
         and (expect.consumed is None or member.consumed == expect.consumed)
         and (expect.available_at_least is None or member.available >= expect.available_at_least)
     )
-
-
-def _applied(member: MemberState, change: MemberChange) -> MemberState:
-    values: dict[str, object] = {name: getattr(member, name) + delta for name, delta in change.add.items()}
-    if change.qualifying:
-        qualifying = dict(member.qualifying)
-        for month, delta in change.qualifying.items():
-            qualifying[month] = qualifying.get(month, 0) + delta
-        values["qualifying"] = qualifying
-    if change.bump_qualifying_version:
-        values["qualifying_version"] = member.qualifying_version + 1
-    for name, value in change.sets.items():
-        values[name] = value
-    if change.offers_used:
-        offers = dict(member.offers)
-        for key, order in change.offers_used.items():
-            offers[key] = replace(offers[key], used=order)
-        values["offers"] = offers
-    return replace(member, **values)  # type: ignore[arg-type]

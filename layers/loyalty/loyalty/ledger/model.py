@@ -142,6 +142,20 @@ class MemberSummary(BaseModel):
     profile: MemberProfile = MemberProfile()
 
 
+class Accrual(BaseModel):
+    """An order's accrual and the member's summary right after it (loyalty.ledger.service.Ledger.accrue_prepared).
+
+    The summary is the member as read for the accrual with its change applied (or read again when that is not
+    known): its tier figures are exact, since the write was conditional on them; the next expiry is not read
+    (none), and counters that other writers move without touching the tier (a redemption meanwhile) are as
+    read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    result: LedgerResult
+    summary: MemberSummary
+
+
 class HistoryPage(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -23,11 +24,20 @@ from loyalty.errors import (
 )
 from loyalty.ledger import decisions
 from loyalty.ledger.decisions import BONUS_KINDS, Decision, Original, order_key_of, require_positive
-from loyalty.ledger.model import Entry, EntryKind, HistoryPage, LedgerResult, Lot, MemberSummary, ParkedRefund
+from loyalty.ledger.model import (
+    Accrual,
+    Entry,
+    EntryKind,
+    HistoryPage,
+    LedgerResult,
+    Lot,
+    MemberSummary,
+    ParkedRefund,
+)
 from loyalty.ledger.replay import check_invariants
-from loyalty.ledger.state import Commit, MemberState, OfferGrant
+from loyalty.ledger.state import Commit, LedgerChange, MemberState, OfferGrant, PreparedAccrual, changed
 from loyalty.ledger.store import LedgerStore
-from loyalty.programme.orders import Order
+from loyalty.programme.orders import Order, with_catalogue_categories
 from loyalty.programme.rules import ProgramRules
 from loyalty.programme.tiers import TierOverride
 
@@ -95,27 +105,74 @@ class Ledger:
 
     def accrue(self, member_id: str, order: Order) -> LedgerResult:
         """Earn pending points for a paid order, then apply any refund that arrived before it."""
-        key = order_key_of(order.shop, order.order_id)
-        parked: dict[str, Mapping[str, int]] = {}
-
-        def decide() -> Decision:
-            member, stored = self.store.member_and_order(member_id, key)
-            parked.clear()
-            parked.update(stored.parked if stored is not None else {})
-            return decisions.accrual(self.rules, self._known(member, member_id), stored, order, self.clock())
-
-        result = self._write(decide)
-        assert result is not None
-        for refund_id, lines in parked.items():  # the commit proved these are all that were parked
-            self.reverse(order.shop, order.order_id, refund_id, dict(lines) or None)
+        result, _ = self._accrue(self.prepare_accrual(member_id, order, catalogue=False), None)
         return result
 
+    def prepare_accrual(self, member_id: str, order: Order, *, catalogue: bool = True) -> PreparedAccrual:
+        """Read what the order's accrual needs, in one go: the member, the order, the member's next review and,
+        with ``catalogue``, the categories of the order's products, which then replace the lines' own (a product
+        the catalogue does not know keeps its line's, and is named in ``unknown_products``)."""
+        product_ids = {line.product_id for line in order.lines if line.product_id} if catalogue else set()
+        state = self.store.member_and_order(
+            member_id, order_key_of(order.shop, order.order_id), order.shop, product_ids
+        )
+        if catalogue:
+            order = with_catalogue_categories(order, state.categories)
+        return PreparedAccrual(member_id, order, state, tuple(sorted(product_ids - set(state.categories))))
+
+    def accrue_prepared(self, prepared: PreparedAccrual, review_on: date | None = None) -> Accrual:
+        """``accrue`` deciding first on the state read ahead (read again only if it changed before the write); with
+        ``review_on``, the member's next review is brought forward to that day in the same write, unless one is
+        due by then. Returns the member's summary after it too (``summary`` with ``expiry=False``), computed from
+        the state read and the change written: a duplicate or a refund that came first reads it again."""
+        result, member = self._accrue(prepared, review_on)
+        if member is None:
+            return Accrual(result=result, summary=self.summary(prepared.member_id, expiry=False))
+        today = self.rules.local_date(self.clock())
+        return Accrual(result=result, summary=decisions.summary(self.rules, member, iter(()), today))
+
+    def _accrue(self, prepared: PreparedAccrual, review_on: date | None) -> tuple[LedgerResult, MemberState | None]:
+        """The accrual, then the refunds parked on its order; and the member as the accrual left them (as read for
+        an order accrued before), None when that is not known without reading again."""
+        order, member_id = prepared.order, prepared.member_id
+        key = order_key_of(order.shop, order.order_id)
+        read_ahead = [prepared.state]
+        parked: dict[str, Mapping[str, int]] = {}
+
+        def attempt() -> tuple[LedgerResult, MemberState | None]:
+            state = read_ahead.pop() if read_ahead else self.store.member_and_order(member_id, key, order.shop)
+            parked.clear()
+            parked.update(state.order.parked if state.order is not None else {})
+            member = self._known(state.member, member_id)
+            decision = decisions.accrual(self.rules, member, state.order, order, self.clock())
+            if isinstance(decision, Original):
+                return self._original(decision.member_id, decision.source_key), member
+            assert isinstance(decision, LedgerChange) and decision.member is not None
+            after = changed(member, decision.member)
+            if review_on is not None and (state.review_on is None or state.review_on > review_on):
+                decision = replace(decision, review_on=review_on)
+            result = self._once(decision)
+            assert result is not None
+            return result, None if result.duplicate else after
+
+        result, member = self._retrying(attempt)
+        for refund_id, lines in parked.items():  # the commit proved these are all that were parked
+            self.reverse(order.shop, order.order_id, refund_id, dict(lines) or None)
+        return result, None if parked else member
+
     def reverse(
-        self, shop: str, order_id: str, refund_id: str, lines: Mapping[str, int] | None = None
+        self,
+        shop: str,
+        order_id: str,
+        refund_id: str,
+        lines: Mapping[str, int] | None = None,
+        review_on: date | None = None,
     ) -> LedgerResult | ParkedRefund:
         """Reverse what an order earned for a refund: ``lines`` maps line id to refunded quantity (None: all).
 
-        A refund for an order not yet in the ledger is parked on the order and applied when it is earned."""
+        A refund for an order not yet in the ledger is parked on the order and applied when it is earned. With
+        ``review_on``, the member's next review is brought forward to that day in the reversal's write, unless one
+        is due by then."""
         if lines is not None:
             for line_id, quantity in lines.items():
                 if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
@@ -131,8 +188,17 @@ class Ledger:
                 if self.store.commit(change) is not Commit.APPLIED:
                     raise _Again  # the order arrived or another refund was parked meanwhile
                 return ParkedRefund(order_key=key, refund_id=refund_id)
-            member = self._known(self.store.member(order.member_id), order.member_id)
-            result = self._once(decisions.reversal(self.rules, member, order, refund_id, lines, self.clock()))
+            member_id = order.member_id
+            if review_on is None:
+                member, review = self.store.member(member_id), None
+            else:  # the member with their next review (and the order again, as fresh), in one read
+                state = self.store.member_and_order(member_id, key, shop)
+                member, order, review = state.member, state.order or order, state.review_on
+            known = self._known(member, member_id)
+            decision = decisions.reversal(self.rules, known, order, refund_id, lines, self.clock())
+            if isinstance(decision, LedgerChange) and review_on is not None and (review is None or review > review_on):
+                decision = replace(decision, review_on=review_on)
+            result = self._once(decision)
             assert result is not None
             return result
 

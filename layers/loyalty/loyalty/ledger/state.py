@@ -10,13 +10,14 @@ Counters are never written back as read: a balance changes only by a delta under
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from loyalty.ledger.model import Entry
+from loyalty.programme.orders import Order
 from loyalty.programme.tiers import TierOverride
 
 COUNTERS = ("available", "pending", "lifetime", "released", "consumed", "redeemed", "expired")
@@ -176,11 +177,59 @@ class OrderChange:
 
 @dataclass(frozen=True)
 class LedgerChange:
-    """One atomic write: the entry (if any; only if new), the member change, the order change."""
+    """One atomic write: the entry (if any; only if new), the member change, the order change, and the member's
+    next review brought forward to ``review_on`` (written only while no review is due by then; a review due later
+    or none is replaced, so the member is looked at again by that day)."""
 
     entry: Entry | None = None
     member: MemberChange | None = None
     order: OrderChange | None = None
+    review_on: date | None = None
+
+
+@dataclass(frozen=True)
+class MemberAndOrder:
+    """What an order's accrual or reversal reads, in one go: the member, the order, when the member is next
+    reviewed (None: no review planned) and, for an accrual, the catalogue's categories of the order's products
+    (product id -> categories; a product the catalogue does not know is absent)."""
+
+    member: MemberState | None
+    order: OrderState | None
+    review_on: date | None = None
+    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedAccrual:
+    """A paid order ready to accrue (loyalty.ledger.service.Ledger.prepare_accrual): the order as it will earn (its
+    lines' categories from the catalogue, if asked) and the state its accrual read, which the accrual decides on
+    first; ``unknown_products``: the order's products the catalogue did not know (they earn the base rate)."""
+
+    member_id: str
+    order: Order
+    state: MemberAndOrder
+    unknown_products: tuple[str, ...] = ()
+
+
+def changed(member: MemberState, change: MemberChange) -> MemberState:
+    """The member as ``change`` leaves them: counters and monthly qualifying points moved by their deltas, values
+    set (None removes one), bonus offers marked used. The store applies the same change by deltas."""
+    values: dict[str, object] = {name: getattr(member, name) + delta for name, delta in change.add.items()}
+    if change.qualifying:
+        qualifying = dict(member.qualifying)
+        for month, delta in change.qualifying.items():
+            qualifying[month] = qualifying.get(month, 0) + delta
+        values["qualifying"] = qualifying
+    if change.bump_qualifying_version:
+        values["qualifying_version"] = member.qualifying_version + 1
+    for name, value in change.sets.items():
+        values[name] = value
+    if change.offers_used:
+        offers = dict(member.offers)
+        for key, order in change.offers_used.items():
+            offers[key] = replace(offers[key], used=order)
+        values["offers"] = offers
+    return replace(member, **values)  # type: ignore[arg-type]
 
 
 class Commit(StrEnum):

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from loyalty.ledger.model import Entry, HistoryPage
-from loyalty.ledger.state import Commit, LedgerChange, MemberState, OfferGrant, OrderState
+from loyalty.ledger.state import Commit, LedgerChange, MemberAndOrder, MemberState, OfferGrant, OrderState
 
 
 class LedgerStore(Protocol):
@@ -21,8 +21,11 @@ class LedgerStore(Protocol):
         """Those of the members that exist, read together."""
         ...
 
-    def member_and_order(self, member_id: str, order_key: str) -> tuple[MemberState | None, OrderState | None]:
-        """Both in one read."""
+    def member_and_order(
+        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()
+    ) -> MemberAndOrder:
+        """The member, the order, the member's next review and the categories of the catalogue's products among
+        ``product_ids`` (of ``shop``), in one read."""
         ...
 
     def order(self, order_key: str) -> OrderState | None: ...
@@ -36,7 +39,8 @@ class LedgerStore(Protocol):
     def commit(self, change: LedgerChange) -> Commit:
         """All of the change or nothing. ALREADY_APPLIED: an entry with the change's entry key exists (that wins
         over any other failed condition); CONFLICT: the member is missing or no longer matches the change's
-        expectations, or the order is not at the version before the change's."""
+        expectations, the order is not at the version before the change's, or (with ``review_on``) the member's
+        next review is due by ``review_on`` already."""
         ...
 
     def open_lots(self, member_id: str, consumed: int) -> Iterator[Entry]:

@@ -1,5 +1,6 @@
 """Orders as the programme sees them, whatever shop they come from. Money is Decimal, never float."""
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Self
 
@@ -69,3 +70,13 @@ class Order(_Frozen):
             if self.prices_include_tax and line.tax > line.amount:
                 raise ValueError(f"lines[{i}].tax {line.tax} exceeds the tax-inclusive amount {line.amount}")
         return self
+
+
+def with_catalogue_categories(order: Order, known: Mapping[str, tuple[str, ...]]) -> Order:
+    """The order with each line's categories as the product catalogue has them (``known``: product id ->
+    categories); a line whose product the catalogue does not know keeps its own."""
+    lines = tuple(
+        line.model_copy(update={"categories": known.get(line.product_id or "", line.categories)})
+        for line in order.lines
+    )
+    return order.model_copy(update={"lines": lines})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from loyalty.consent import apply_profile_changes
@@ -11,14 +11,14 @@ from loyalty.enrolment import enrol_member, new_member_id
 from loyalty.errors import MalformedPayloadError, UnknownCurrencyError
 from loyalty.ledger.model import LedgerResult
 from loyalty.ledger.service import Ledger
+from loyalty.ledger.state import PreparedAccrual
 from loyalty.observability import logger, mask_email, metrics
 from loyalty.offers.programme import after_order
 from loyalty.offers.records import OfferQueue
 from loyalty.offers.rules import OfferRules
 from loyalty.ports.directory import Directory
-from loyalty.ports.reviews import Reviews
 from loyalty.programme.limits import beyond_limits
-from loyalty.programme.orders import Order
+from loyalty.programme.orders import Order, with_catalogue_categories
 from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent, Unused
 from loyalty.shop.webhooks import QueuedWebhook, shop_event
 
@@ -28,7 +28,6 @@ class ShopEventApplier:
         self,
         ledger: Ledger,
         directory: Directory,
-        reviews: Reviews,
         guest_hold_days: int,
         offer_rules: OfferRules,
         offer_queue: OfferQueue,
@@ -37,7 +36,6 @@ class ShopEventApplier:
     ) -> None:
         self.ledger = ledger
         self.directory = directory
-        self.reviews = reviews
         self.offer_rules = offer_rules
         self.offer_queue = offer_queue
         self.guest_hold = timedelta(days=guest_hold_days)
@@ -102,11 +100,20 @@ class ShopEventApplier:
         return "member profile updated"
 
     def _order(self, event: OrderPaidEvent) -> str:
-        order = self._with_categories(event.order)
+        prepared: PreparedAccrual | None = None
+        linked = self._linked_member(event.shop, event.customer_id)
+        if linked is None:
+            order = self._with_categories(event.order)
+        else:  # the usual case: one read brings the member, the order, their next review and the catalogue's
+            # categories of the products (nothing is written before the order is within bounds)
+            prepared = self.ledger.prepare_accrual(linked, event.order)
+            order = prepared.order
+            self._log_unknown_products(order.shop, prepared.unknown_products)
         now = self.ledger.clock()
         problem = beyond_limits(self.ledger.rules, order, now)
         if problem is not None:  # before anyone is enrolled: nothing of it is applied until an operator looks
-            self.directory.hold_for_review(order, problem, now, self._known_member(event))
+            known = linked or (self.ledger.member_for_email(event.email) if event.email else None)
+            self.directory.hold_for_review(order, problem, now, known)
             logger.warning("order held for review", shop=order.shop, order_id=order.order_id, reason=problem)
             metrics.add_metric(name="OrderHeldForReview", unit="Count", value=1)
             return f"order held for review: {problem}"
@@ -115,59 +122,51 @@ class ShopEventApplier:
                 f"order {order.order_id}: no earning rate for {order.currency}; the programme has "
                 f"{', '.join(sorted(self.ledger.rules.currencies))} (the dead-letter queue keeps it to replay)"
             )
-        member_id = self._find_member(event.shop, event.customer_id, event.email)
-        if member_id is None:
-            if event.customer_id:
-                profile = {"first_name": event.first_name} if event.first_name else {}
-                member_id = self._enrol(event.shop, event.customer_id, event.email, profile)
-            elif event.email:
-                until = self.ledger.clock() + self.guest_hold
-                self.directory.hold_guest_order(event.email, order, until)
-                logger.info("guest order held", order_id=order.order_id, email=mask_email(event.email))
-                return "guest order held for claiming"
-            else:
-                return "guest order ignored: no e-mail to claim it with"
-        result = self.ledger.accrue(member_id, order)
-        self._review_soon(member_id)
+        if prepared is None:
+            member_id = self._member_for_email(event.shop, event.customer_id, event.email)
+            if member_id is None:
+                if event.customer_id:
+                    profile = {"first_name": event.first_name} if event.first_name else {}
+                    member_id = self._enrol(event.shop, event.customer_id, event.email, profile)
+                elif event.email:
+                    until = self.ledger.clock() + self.guest_hold
+                    self.directory.hold_guest_order(event.email, order, until)
+                    logger.info("guest order held", order_id=order.order_id, email=mask_email(event.email))
+                    return "guest order held for claiming"
+                else:
+                    return "guest order ignored: no e-mail to claim it with"
+            prepared = self.ledger.prepare_accrual(member_id, order, catalogue=False)
+        # a purchase may change the member's segment: their next review is brought forward to tomorrow, in the
+        # accrual's write (a redelivery finds the accrual, and the review, done)
+        accrual = self.ledger.accrue_prepared(prepared, review_on=self._tomorrow())
         # asked again on a redelivery too (the sender sends each once): a crash before this line loses nothing
         now = self.ledger.clock()
-        offers = after_order(
-            self.offer_rules,
-            result,
-            self.ledger.summary(member_id, expiry=False),
-            self.ledger.rules.local_date(now),
-            now,
-        )
+        offers = after_order(self.offer_rules, accrual.result, accrual.summary, self.ledger.rules.local_date(now), now)
         if offers:
             self.offer_queue.send(offers)
-        return "order redelivered: nothing changed" if result.duplicate else "order accrued"
+        return "order redelivered: nothing changed" if accrual.result.duplicate else "order accrued"
 
     def _refund(self, event: RefundEvent) -> str:
         if event.lines == {}:
             return "refund ignored: no merchandise lines"
-        result = self.ledger.reverse(event.shop, event.order_id, event.refund_id, event.lines)
+        # a refund may change the member's segment too: their next review is brought forward in the reversal's write
+        result = self.ledger.reverse(event.shop, event.order_id, event.refund_id, event.lines, self._tomorrow())
         if isinstance(result, LedgerResult):
-            self._review_soon(result.entry.member_id)
             return "refund redelivered" if result.duplicate else "refund applied"
         return "refund kept until its order arrives"
 
-    def _review_soon(self, member_id: str) -> None:
-        """A purchase or a refund may change the member's segment: look at it on the next daily review.
-
-        Not part of the ledger write: if this is lost, the regular review comes at most `review_days` later."""
-        tomorrow = self.ledger.rules.local_date(self.ledger.clock()) + timedelta(days=1)
-        self.reviews.schedule(member_id, tomorrow)
-
-    def _known_member(self, event: OrderPaidEvent) -> str | None:
-        """The order's customer's member, if they are one (looked up only: nothing is linked or enrolled)."""
-        found = self.directory.member_for_customer(event.shop, event.customer_id) if event.customer_id else None
-        return found or (self.ledger.member_for_email(event.email) if event.email else None)
+    def _tomorrow(self) -> date:
+        return self.ledger.rules.local_date(self.ledger.clock()) + timedelta(days=1)
 
     def _find_member(self, shop: str, customer_id: str | None, email: str | None) -> str | None:
-        if customer_id:
-            member_id = self.directory.member_for_customer(shop, customer_id)
-            if member_id is not None:
-                return member_id
+        return self._linked_member(shop, customer_id) or self._member_for_email(shop, customer_id, email)
+
+    def _linked_member(self, shop: str, customer_id: str | None) -> str | None:
+        """The member the shop's customer is linked to, if any."""
+        return self.directory.member_for_customer(shop, customer_id) if customer_id else None
+
+    def _member_for_email(self, shop: str, customer_id: str | None, email: str | None) -> str | None:
+        """The member enrolled with the e-mail, if any, linked to the shop's customer from now on."""
         member_id = self.ledger.member_for_email(email) if email else None
         if member_id is not None and customer_id:
             self.directory.link_customer(shop, customer_id, member_id)
@@ -182,11 +181,10 @@ class ShopEventApplier:
     def _with_categories(self, order: Order) -> Order:
         product_ids = [line.product_id for line in order.lines if line.product_id]
         known = self.directory.categories_for(order.shop, product_ids)
-        unknown = sorted(set(product_ids) - set(known))
-        if unknown:
-            logger.info("unknown products earn the base rate", shop=order.shop, product_ids=unknown)
-        lines = tuple(
-            line.model_copy(update={"categories": known.get(line.product_id or "", line.categories)})
-            for line in order.lines
-        )
-        return order.model_copy(update={"lines": lines})
+        self._log_unknown_products(order.shop, tuple(sorted(set(product_ids) - set(known))))
+        return with_catalogue_categories(order, known)
+
+    @staticmethod
+    def _log_unknown_products(shop: str, product_ids: tuple[str, ...]) -> None:
+        if product_ids:
+            logger.info("unknown products earn the base rate", shop=shop, product_ids=list(product_ids))

@@ -81,7 +81,6 @@ def idempotency(event_key: str) -> IdempotencyConfig:
 @cache
 def shop_event_applier() -> ShopEventApplier:
     """ledger_writer: each shop event (by its dedup key) applied once."""
-    from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
     from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.offers.rules import load_offer_rules
     from loyalty.shop.applier import ShopEventApplier
@@ -91,7 +90,6 @@ def shop_event_applier() -> ShopEventApplier:
     applier = ShopEventApplier(
         _ledger(settings.table),
         _directory(settings.table),
-        DynamoDBReviews(),
         settings.guest_hold_days,
         load_offer_rules(),
         SqsOfferQueue(settings.offer_queue_url),

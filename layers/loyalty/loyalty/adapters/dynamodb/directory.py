@@ -13,6 +13,7 @@ from pynamodb.transactions import TransactWrite
 from loyalty.adapters.dynamodb.models import (
     BIRTHDAY_SK,
     MEMBER_SK,
+    PRODUCT_SK,
     BirthdayItem,
     CustomerItem,
     HeldOrderItem,
@@ -25,6 +26,8 @@ from loyalty.adapters.dynamodb.models import (
     condition_failed,
     email_pk,
     member_pk,
+    product_id_of,
+    product_pk,
     table_connection,
 )
 from loyalty.errors import UnknownMemberError
@@ -33,15 +36,10 @@ from loyalty.programme.orders import Order
 
 CUSTOMER_SK = "CUSTOMER"
 REVIEW_HOLD_PK = "REVIEW_HOLD"
-PRODUCT_SK = "PRODUCT"
 
 
 def _customer_pk(shop: str, customer_id: str) -> str:
     return f"CUSTOMER#{shop}#{customer_id}"
-
-
-def _product_pk(shop: str, product_id: str) -> str:
-    return f"PRODUCT#{shop}#{product_id}"
 
 
 def _review_sk(order: Order) -> str:
@@ -149,7 +147,7 @@ class DynamoDBDirectory:
     def save_product(self, shop: str, product_id: str, title: str, categories: Iterable[str], at: datetime) -> bool:
         """Keep the product's categories, unless a newer version of it is stored already."""
         item = ProductItem(
-            _product_pk(shop, product_id), PRODUCT_SK, title=title, categories=list(categories), updated_at=at
+            product_pk(shop, product_id), PRODUCT_SK, title=title, categories=list(categories), updated_at=at
         )
         try:
             item.save(condition=ProductItem.pk.does_not_exist() | (ProductItem.updated_at <= at))
@@ -161,11 +159,11 @@ class DynamoDBDirectory:
 
     def categories_for(self, shop: str, product_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """Categories of the catalogue's products (one batch read); unknown products are absent."""
-        keys = [(_product_pk(shop, pid), PRODUCT_SK) for pid in sorted(set(product_ids))]
+        keys = [(product_pk(shop, pid), PRODUCT_SK) for pid in sorted(set(product_ids))]
         found: dict[str, tuple[str, ...]] = {}
         for item in LoyaltyItem.batch_get(keys) if keys else []:
             if isinstance(item, ProductItem):
-                found[item.pk.rsplit("#", 1)[1]] = tuple(str(name) for name in item.categories)
+                found[product_id_of(item)] = tuple(str(name) for name in item.categories)
         return found
 
     # ------------------------------------------------------------ guest orders

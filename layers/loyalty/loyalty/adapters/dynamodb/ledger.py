@@ -35,6 +35,7 @@ from loyalty.adapters.dynamodb.models import (
     ENTRY_PREFIX,
     MEMBER_SK,
     ORDER_SK,
+    PRODUCT_SK,
     REVIEW_SK,
     BirthdayItem,
     EmailItem,
@@ -42,12 +43,16 @@ from loyalty.adapters.dynamodb.models import (
     LoyaltyItem,
     MemberItem,
     OrderItem,
+    ProductItem,
     ReviewItem,
     can_exist,
     condition_failed,
     email_pk,
     member_pk,
     order_pk,
+    product_id_of,
+    product_pk,
+    review_brought_forward,
     review_due,
     table_connection,
 )
@@ -56,6 +61,7 @@ from loyalty.ledger.model import Entry, HistoryPage
 from loyalty.ledger.state import (
     Commit,
     LedgerChange,
+    MemberAndOrder,
     MemberChange,
     MemberState,
     OfferGrant,
@@ -83,14 +89,25 @@ class DynamoDBLedgerStore:
         found = (member_state(item) for item in _batch_get(keys) if isinstance(item, MemberItem)) if keys else ()
         return {member.member_id: member for member in found}
 
-    def member_and_order(self, member_id: str, order_key: str) -> tuple[MemberState | None, OrderState | None]:
-        member = order = None
-        for item in _batch_get([(member_pk(member_id), MEMBER_SK), (order_pk(order_key), ORDER_SK)]):
+    def member_and_order(
+        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()
+    ) -> MemberAndOrder:
+        pk = member_pk(member_id)
+        products = sorted(set(product_ids))
+        keys = [(pk, MEMBER_SK), (order_pk(order_key), ORDER_SK), (pk, REVIEW_SK)]
+        keys += [(product_pk(shop, product_id), PRODUCT_SK) for product_id in products]
+        member = order = review_on = None
+        categories: dict[str, tuple[str, ...]] = {}
+        for item in _batch_get(keys):
             if isinstance(item, MemberItem):
                 member = member_state(item)
             elif isinstance(item, OrderItem):
                 order = order_state(order_key, item)
-        return member, order
+            elif isinstance(item, ReviewItem):
+                review_on = date.fromisoformat(item.review_on)
+            elif isinstance(item, ProductItem):
+                categories[product_id_of(item)] = tuple(str(name) for name in item.categories)
+        return MemberAndOrder(member, order, review_on, categories)
 
     def order(self, order_key: str) -> OrderState | None:
         item = _get(OrderItem, order_pk(order_key), ORDER_SK)
@@ -150,6 +167,12 @@ class DynamoDBLedgerStore:
                     actions, condition = _member_update(change.member)
                     item = MemberItem(member_pk(change.member.member_id), MEMBER_SK)
                     transaction.update(item, actions, condition=condition, add_version_condition=False)
+                if change.review_on is not None:
+                    assert change.member is not None, "a review is brought forward with a change to its member"
+                    member_id = change.member.member_id
+                    actions, later_or_none = review_brought_forward(member_id, change.review_on)
+                    review = ReviewItem(member_pk(member_id), REVIEW_SK)
+                    transaction.update(review, actions, condition=later_or_none, add_version_condition=False)
         except TransactWriteError as error:
             reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
             if not reasons:

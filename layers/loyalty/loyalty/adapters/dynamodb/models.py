@@ -23,6 +23,8 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection, TableConnection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
@@ -335,6 +337,20 @@ def review_due(member_id: str, on: date) -> tuple[str, str]:
     return f"REVIEW#{_shard(member_id, REVIEW_SHARDS)}", f"{on.isoformat()}#{member_id}"
 
 
+def review_brought_forward(member_id: str, on: date) -> tuple[list[Action], Condition]:
+    """The update that makes sure the member is reviewed on ``on`` or earlier, and its condition: a review due
+    later (or none) is replaced; one due by then fails the condition (and is kept)."""
+    due_pk, due_sk = review_due(member_id, on)
+    actions: list[Action] = [
+        ReviewItem.type.set(ReviewItem),
+        ReviewItem.member_id.set(member_id),
+        ReviewItem.review_on.set(on.isoformat()),
+        ReviewItem.due_pk.set(due_pk),
+        ReviewItem.due_sk.set(due_sk),
+    ]
+    return actions, ReviewItem.review_on.does_not_exist() | (ReviewItem.review_on > on.isoformat())
+
+
 def release_due(order_key: str, on: date) -> tuple[str, str]:
     """The due-index key of a pending order: sharded partitions sorted by release day, so one query per shard
     finds every order whose return window has passed, however long ago (a day's orders spread over the shards,
@@ -356,6 +372,14 @@ def order_pk(order_key: str) -> str:
     return f"ORDER#{order_key}"
 
 
+def product_pk(shop: str, product_id: str) -> str:
+    return f"PRODUCT#{shop}#{product_id}"
+
+
+def product_id_of(item: ProductItem) -> str:
+    return item.pk.rsplit("#", 1)[1]
+
+
 def email_pk(email: str) -> str:
     """The e-mail's key: a hash of the normalised address, so no key holds the address itself."""
     return "EMAIL#" + hashlib.sha256(normalise_email(email).encode()).hexdigest()
@@ -372,6 +396,7 @@ ORDER_SK = "ORDER"
 ENTRY_PREFIX = "ENTRY#"
 REVIEW_SK = "REVIEW"
 BIRTHDAY_SK = "BIRTHDAY"
+PRODUCT_SK = "PRODUCT"
 
 
 def condition_failed(error: PynamoDBException) -> bool:

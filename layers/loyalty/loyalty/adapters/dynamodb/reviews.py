@@ -15,6 +15,7 @@ from loyalty.adapters.dynamodb.models import (
     ReviewItem,
     condition_failed,
     member_pk,
+    review_brought_forward,
     review_due,
     table_connection,
 )
@@ -24,18 +25,9 @@ from loyalty.programme.segments import Segment
 class DynamoDBReviews:
     def schedule(self, member_id: str, on: date) -> None:
         """Make sure the member is reviewed on ``on`` or earlier (a later review is brought forward)."""
-        item = ReviewItem(member_pk(member_id), REVIEW_SK)
+        actions, later_or_none = review_brought_forward(member_id, on)
         try:
-            item.update(
-                actions=[
-                    ReviewItem.type.set(ReviewItem),
-                    ReviewItem.member_id.set(member_id),
-                    ReviewItem.review_on.set(on.isoformat()),
-                    ReviewItem.due_pk.set(review_due(member_id, on)[0]),
-                    ReviewItem.due_sk.set(review_due(member_id, on)[1]),
-                ],
-                condition=ReviewItem.review_on.does_not_exist() | (ReviewItem.review_on > on.isoformat()),
-            )
+            ReviewItem(member_pk(member_id), REVIEW_SK).update(actions=actions, condition=later_or_none)
         except UpdateError as error:
             if not condition_failed(error):
                 raise  # else an earlier review is already due
