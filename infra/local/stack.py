@@ -72,6 +72,7 @@ OUTBOUND_FIELDS = (  # what the org's Outbound Message on Contact sends (infra/s
     "Loyalty_SMS_Opt_In__c",
     "Loyalty_Locale__c",
 )
+RECONCILE_AFTER_SECONDS = 3.0  # nothing at all happened for this long, yet messages are counted: ask SQS
 LOCAL_TIME_SCALE = 0.01  # the demo's, serve's and the tests' batching windows: the CRM sync's 10 s is 0.1 s
 LOCAL_JOBS_PATH = "/_local/jobs/"  # not in AWS: schedules run jobs there; here they run on demand
 TEXT_TYPES = ("json", "text/", "xml", "x-www-form-urlencoded")
@@ -686,6 +687,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         with activity.changed:
             activity.waiters += 1
+        seen, since = -1, time.monotonic()  # the generation last seen, and since when nothing has happened
         try:
             while True:
                 left = deadline - time.monotonic()
@@ -703,8 +705,11 @@ class Stack:
                     activity.changed.wait_for(read, timeout=max(0.0, deadline - time.monotonic()))
                     if activity.generation != generation:
                         continue  # something ran or was sent meanwhile: look again
+                    if generation != seen:
+                        seen, since = generation, time.monotonic()
                     if not activity.quiet(urls):
-                        self._reconcile(urls, generation)
+                        if time.monotonic() - since > RECONCILE_AFTER_SECONDS:
+                            self._reconcile(urls, generation)
                         continue
                 queued = {url: self._queued(url) for url in urls}
                 with activity.changed:
@@ -719,7 +724,7 @@ class Stack:
         """Nothing runs and nothing happened for a while, yet this process counts messages not done: if SQS holds
         none of them (in flight or not), the count went wrong somewhere; SQS is the truth, and the count follows."""
         activity = self.activity
-        if activity.running or self._stopping.wait(1.0):
+        if activity.running:
             return
         counted = {url: activity.outstanding[url] for url in urls if activity.outstanding[url] > 0}
         if not counted or any(self._queued(url) for url in counted):

@@ -220,7 +220,8 @@ class CrmStateItem(LoyaltyItem, discriminator="crm_state"):
     Members not in sync carry due_pk CRM#parked / CRM#unlinked / CRM#stale, so they can be listed, never lost.
     push_requested (with push_requested_at, so that every request changes the item) is set by a job that asks
     for the member's push again: template.yaml's filter passes that change on the stream to crm_sync, whose
-    next save of the state drops both."""
+    next save of the state drops both (crm_sync saves only a state that changed: an unchanged one keeps the mark,
+    which is harmless, since only a write reaches the stream)."""
 
     member_id = UnicodeAttribute()
     pushed: MapAttribute[str, Any] = MapAttribute(default=dict)  # field API name -> value as last sent
