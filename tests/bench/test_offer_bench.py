@@ -18,28 +18,13 @@ from loyalty.programme.rules import ProgramRules
 from tests.bench.conftest import Figures
 from tests.bench.test_ledger_bench import DynamoDBCalls
 from tests.conftest import FakeClock
+from tests.unit.test_offer_sender import request
 
 BLOCKS = 20  # of 10 requests each
 
 
 def _crm_offer(member_id: str, number: int, channels: tuple[str, ...] = ("email",)) -> OfferRequest:
-    return OfferRequest.model_validate(
-        {
-            "request_id": f"salesforce:{member_id}-{number}",
-            "member_id": member_id,
-            "trigger": Trigger.CRM,
-            "template_key": "offer_points_multiplier",
-            "requested_at": datetime(2026, 11, 20, 9, tzinfo=UTC),
-            "offer": Offer(
-                code=f"DOUBLE{number}",
-                kind=OfferKind.POINTS_MULTIPLIER,
-                multiplier="2",
-                valid_from=date(2026, 11, 20),
-                valid_until=date(2026, 12, 20),
-            ),
-            "channels": channels,
-        }
-    )
+    return request(member_id, number, request_id=f"salesforce:{member_id}-{number}", channels=channels)
 
 
 def _programme(
@@ -108,8 +93,8 @@ def test_dynamodb_requests_per_offer_request(local_table: str, rules: ProgramRul
     # When the mix is sent through the sender
     for number in range(BLOCKS):
         clock.now = datetime(2026, 11, 20, 10, 0, tzinfo=UTC) + timedelta(minutes=number)
-        for request in _block(number):
-            for channel, status in sender.handle(request).items():
+        for offer in _block(number):
+            for channel, status in sender.handle(offer).items():
                 outcomes[f"{channel} {status}"] += 1
             requests += 1
     print(f"\noutcomes of {requests} offer requests: {dict(sorted(outcomes.items()))}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
 from pynamodb.exceptions import TransactWriteError
@@ -16,11 +16,12 @@ from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.errors import OfferInFlightError
 from loyalty.fakes.channels import InMemoryEmail, InMemorySms
 from loyalty.ledger.service import Ledger
-from loyalty.offers.requests import Offer, OfferKind, OfferRequest, Trigger
+from loyalty.offers.requests import OfferRequest
 from loyalty.offers.rules import load_offer_rules
 from loyalty.offers.sending import OfferSender
 from loyalty.programme.rules import ProgramRules
 from tests.conftest import FakeClock
+from tests.unit.test_offer_sender import request
 
 pytestmark = pytest.mark.dynamodb_local
 
@@ -45,23 +46,7 @@ def sender(local_table: str, rules: ProgramRules) -> OfferSender:
 
 
 def offer(number: int, channels: tuple[str, ...] = ("email",)) -> OfferRequest:
-    return OfferRequest.model_validate(
-        {
-            "request_id": f"salesforce:req-{number}",
-            "member_id": "anna",
-            "trigger": Trigger.CRM,
-            "template_key": "offer_points_multiplier",
-            "requested_at": datetime(2026, 11, 20, 9, tzinfo=UTC),
-            "offer": Offer(
-                code=f"DOUBLE{number}",
-                kind=OfferKind.POINTS_MULTIPLIER,
-                multiplier="2",
-                valid_from=date(2026, 11, 20),
-                valid_until=date(2026, 12, 20),
-            ),
-            "channels": channels,
-        }
-    )
+    return request("anna", number, channels=channels)
 
 
 def delivered(handle: Callable[[], dict[str, str]]) -> dict[str, str] | None:

@@ -96,6 +96,19 @@ def request(member_id: str, number: int = 1, **changes: Any) -> OfferRequest:
     return OfferRequest(**{**fields, **changes})
 
 
+def programme_birthday(member_id: str) -> OfferRequest:
+    """The programme's own birthday message (nothing to grant)."""
+    return OfferRequest(
+        request_id="birthday#m1#2026",
+        member_id=member_id,
+        trigger=Trigger.BIRTHDAY,
+        template_key="birthday",
+        requested_at=datetime(2026, 11, 20, 2, tzinfo=UTC),
+        channels=("email",),
+        details={"points": 200},
+    )
+
+
 def record(sender: OfferSender, member_id: str, dedup: str, channel: str) -> SendRecord:
     found = sender.store.find(member_id, dedup, channel)
     assert found is not None, f"no record of {dedup} on {channel}"
@@ -286,15 +299,7 @@ def test_a_number_on_the_sns_opt_out_list_is_refused_and_the_opt_out_recorded(
 
 def test_one_birthday_message_a_year_whoever_asks_first(sender: OfferSender, emails: Outbox) -> None:
     anna = member(sender)
-    programme = OfferRequest(
-        request_id="birthday#m1#2026",
-        member_id=anna,
-        trigger=Trigger.BIRTHDAY,
-        template_key="birthday",
-        requested_at=datetime(2026, 11, 20, 2, tzinfo=UTC),
-        channels=("email",),
-        details={"points": 200},
-    )
+    programme = programme_birthday(anna)
     crm = request(anna, template_key="birthday", offer=request(anna).offer.model_copy(update={"code": "BDAY"}))  # type: ignore[union-attr]
     assert sender.handle(programme) == {"email": "sent"}
     assert sender.handle(crm) == {"email": "sent"}  # decided already: no second birthday e-mail
@@ -369,15 +374,7 @@ def test_erasure_keeps_offer_decisions_without_the_persons_data(sender: OfferSen
 def test_a_repeated_request_still_grants_an_offer_its_first_delivery_did_not(sender: OfferSender) -> None:
     # Given a birthday message sent by the programme (nothing to grant)
     anna = member(sender)
-    birthday = OfferRequest(
-        request_id="birthday#m1#2026",
-        member_id=anna,
-        trigger=Trigger.BIRTHDAY,
-        template_key="birthday",
-        requested_at=datetime(2026, 11, 20, 2, tzinfo=UTC),
-        channels=("email",),
-        details={"points": 200},
-    )
+    birthday = programme_birthday(anna)
     assert sender.handle(birthday) == {"email": "sent"}
     # When the CRM's birthday Flow asks too, with a double-points offer
     crm = request(anna, template_key="birthday", offer=request(anna).offer.model_copy(update={"code": "BDAY"}))  # type: ignore[union-attr]
