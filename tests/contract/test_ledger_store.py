@@ -23,6 +23,10 @@ from loyalty.ledger.state import (
     OrderChange,
     OrderState,
     OrderStatus,
+    Redemption,
+    RedemptionStatus,
+    RedemptionWrite,
+    RewardUses,
 )
 from loyalty.programme.tiers import TierOverride
 from tests.contract.conftest import Stores, due
@@ -426,3 +430,70 @@ def test_a_commit_brings_the_members_review_forward_with_its_change_or_writes_no
     assert stores.ledger.commit(replace(first, review_on=date(2026, 3, 4))) is Commit.ALREADY_APPLIED
     assert review_on() == date(2026, 3, 5)
     assert reviewed_by(date(2026, 3, 5)) and not reviewed_by(date(2026, 3, 4))
+
+
+# ---------------------------------------------------------------- redemptions
+
+
+def _redemption(member_id: str, redemption_id: str, status: RedemptionStatus, at: datetime = NOW) -> Redemption:
+    return Redemption(
+        redemption_id=redemption_id,
+        member_id=member_id,
+        reward_id="50-off",
+        kind="amount_off",
+        shop="shopify:demo-shop.myshopify.com",
+        points=500,
+        status=status,
+        created_at=at,
+        updated_at=at,
+        request_hash="h1",
+        code="LOY-ABCD-EFGH",
+        valid_until=date(2026, 4, 1),
+    )
+
+
+def _spend(member_id: str, redemption_id: str, uses_version: int) -> LedgerChange:
+    spent = entry(member_id, f"redemption#{redemption_id}", points=-500)
+    change = MemberChange(
+        member_id,
+        add={"available": -500, "consumed": 500, "redeemed": 500},
+        expect=MemberExpectations(available_at_least=500),
+    )
+    uses = RewardUses("50-off", {"2026-03": uses_version}, uses_version, uses_version)
+    write = RedemptionWrite(_redemption(member_id, redemption_id, RedemptionStatus.PENDING), None, uses)
+    return LedgerChange(entry=spent, member=change, redemption=write)
+
+
+def test_a_redemption_is_written_with_its_entry_and_uses_and_read_in_one_go(stores: Stores) -> None:
+    member = enrolled(stores)
+    assert stores.ledger.commit(credit(member.member_id, "lot-1", 1200, 0, date(2027, 3, 31))) is Commit.APPLIED
+    empty = stores.ledger.redemption_state(member.member_id, "rdm_1", "50-off")
+    assert (empty.redemption, empty.uses) == (None, RewardUses("50-off"))
+    assert stores.ledger.commit(_spend(member.member_id, "rdm_1", 1)) is Commit.APPLIED
+    state = stores.ledger.redemption_state(member.member_id, "rdm_1", "50-off")
+    assert state.redemption == _redemption(member.member_id, "rdm_1", RedemptionStatus.PENDING)
+    assert state.uses == RewardUses("50-off", {"2026-03": 1}, 1, 1)
+    assert state.member is not None and state.member.available == 700
+    # Another id with uses at the version read: applied; with stale uses: a conflict, nothing written
+    assert stores.ledger.commit(_spend(member.member_id, "rdm_2", 1)) is Commit.CONFLICT
+    assert stores.ledger.commit(_spend(member.member_id, "rdm_2", 2)) is Commit.APPLIED
+    assert stores.ledger.member(member.member_id).available == 200  # type: ignore[union-attr]
+    # The same id again: its entry exists, already applied
+    assert stores.ledger.commit(_spend(member.member_id, "rdm_1", 3)) is Commit.ALREADY_APPLIED
+    found, uses = stores.ledger.member_and_uses(member.member_id, ["50-off", "tote-bag"])
+    assert found is not None and [u.reward_id for u in uses] == ["50-off"]
+    assert [r.redemption_id for r in stores.ledger.redemptions(member.member_id)] == ["rdm_2", "rdm_1"]
+
+
+def test_a_redemption_changes_status_only_from_the_status_read(stores: Stores) -> None:
+    member = enrolled(stores)
+    stores.ledger.commit(credit(member.member_id, "lot-1", 600, 0, date(2027, 3, 31)))
+    stores.ledger.commit(_spend(member.member_id, "rdm_1", 1))
+    later = NOW + timedelta(hours=1)
+    cancelled = replace(_redemption(member.member_id, "rdm_1", RedemptionStatus.CANCELLED), updated_at=later)
+    wrong = LedgerChange(redemption=RedemptionWrite(cancelled, RedemptionStatus.ACTIVE))
+    assert stores.ledger.commit(wrong) is Commit.CONFLICT
+    right = LedgerChange(redemption=RedemptionWrite(cancelled, RedemptionStatus.PENDING))
+    assert stores.ledger.commit(right) is Commit.APPLIED
+    assert stores.ledger.redemptions(member.member_id) == [cancelled]
+    assert stores.ledger.redemptions("nobody") == []

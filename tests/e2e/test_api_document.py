@@ -45,8 +45,15 @@ def test_every_answer_matches_the_document(stack: Stack) -> None:
         "POST /webhooks/salesforce/flow",
         "GET /members/{memberId}",
         "GET /members",
+        "GET /members/{memberId}/rewards",
+        "POST /members/{memberId}/redemptions",
+        "GET /members/{memberId}/redemptions",
+        "DELETE /members/{memberId}/redemptions/{redemptionId}",
     }
     statuses = {f"{op.method.upper()} {op.path}": answered(op, stack.gateway_url, headers) for op in operations}
     # The generated requests reached the handlers (a 4xx that names the problem, or an answer), not only routing
     assert statuses["POST /webhooks/salesforce/flow"] & {400, 403}
     assert statuses["GET /members/{memberId}"] == {404}
+    assert statuses["GET /members/{memberId}/rewards"] == {404}
+    assert statuses["POST /members/{memberId}/redemptions"] & {400, 404}
+    assert statuses["DELETE /members/{memberId}/redemptions/{redemptionId}"] == {404}

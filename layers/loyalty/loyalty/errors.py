@@ -96,3 +96,21 @@ class ChannelRejectedError(LoyaltyError):
 
 class ChannelOptedOutError(ChannelRejectedError):
     """The phone number opted out of SMS at the carrier or SNS; the programme records the opt-out."""
+
+
+class UnknownRewardError(LoyaltyError):
+    """A reward, a shop or a redemption the catalogue or the member does not have."""
+
+
+class RedemptionRefusedError(LoyaltyError):
+    """A redemption the rules do not allow now (not enough points, tier too low, a limit reached, a reward that
+    does not apply to the shop, a code that can no longer be cancelled); nothing was written. ``rule`` names it."""
+
+    def __init__(self, rule: str, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.details = details
+
+
+class IdempotencyKeyReusedError(LoyaltyError):
+    """An Idempotency-Key sent again with a different request; nothing was written."""

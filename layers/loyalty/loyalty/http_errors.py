@@ -8,12 +8,15 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from loyalty.errors import (
     ForeignOrgError,
+    IdempotencyKeyReusedError,
     InsufficientPointsError,
     InvalidAmountError,
     InvalidSignatureError,
     MalformedPayloadError,
     PayloadTooLargeError,
+    RedemptionRefusedError,
     UnknownMemberError,
+    UnknownRewardError,
     UnknownTierError,
 )
 from loyalty.observability import logger
@@ -27,14 +30,16 @@ STATUS_OF: dict[type[Exception], HTTPStatus] = {
     ForeignOrgError: HTTPStatus.FORBIDDEN,
     InsufficientPointsError: HTTPStatus.CONFLICT,
     UnknownTierError: HTTPStatus.BAD_REQUEST,
+    UnknownRewardError: HTTPStatus.NOT_FOUND,
+    IdempotencyKeyReusedError: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 
-def error_response(status: HTTPStatus, message: str) -> Response:
+def error_response(status: HTTPStatus, message: str, **details: object) -> Response:
     return Response(
         status_code=status.value,
         content_type=content_types.APPLICATION_JSON,
-        body={"error": status.phrase, "message": message},
+        body={"error": status.phrase, "message": message, **details},
     )
 
 
@@ -46,3 +51,9 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             return error_response(status, str(error) or status.phrase)
 
         app.exception_handler(error_type)(handle)
+
+    @app.exception_handler(RedemptionRefusedError)
+    def refused(error: RedemptionRefusedError) -> Response:
+        """409 naming the rule (points, min_tier, per_month, lifetime, shop, status) with what it measured."""
+        logger.info("redemption refused", rule=error.rule)
+        return error_response(HTTPStatus.CONFLICT, str(error), rule=error.rule, **error.details)

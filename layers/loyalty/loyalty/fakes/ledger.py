@@ -19,6 +19,9 @@ from loyalty.ledger.state import (
     MemberState,
     OfferGrant,
     OrderState,
+    Redemption,
+    RedemptionState,
+    RewardUses,
     as_enrolled,
     changed,
 )
@@ -95,6 +98,30 @@ class InMemoryLedgerStore:
 
     # ---------------------------------------------------------------- writes
 
+    def _redemptions(self) -> dict[tuple[str, str], Redemption]:
+        return self.memory.items("redemptions")  # (member id, redemption id) -> redemption
+
+    def _uses(self) -> dict[tuple[str, str], RewardUses]:
+        return self.memory.items("reward uses")  # (member id, reward id) -> uses
+
+    def redemption_state(self, member_id: str, redemption_id: str, reward_id: str) -> RedemptionState:
+        with self.memory.atomically():
+            return RedemptionState(
+                self.memory.members.get(member_id),
+                self._redemptions().get((member_id, redemption_id)),
+                self._uses().get((member_id, reward_id), RewardUses(reward_id)),
+            )
+
+    def member_and_uses(self, member_id: str, reward_ids: Iterable[str]) -> tuple[MemberState | None, list[RewardUses]]:
+        with self.memory.atomically():
+            uses = [self._uses()[(member_id, r)] for r in sorted(set(reward_ids)) if (member_id, r) in self._uses()]
+            return self.memory.members.get(member_id), uses
+
+    def redemptions(self, member_id: str) -> list[Redemption]:
+        with self.memory.atomically():
+            mine = [r for (member, _), r in self._redemptions().items() if member == member_id]
+        return sorted(mine, key=lambda r: (r.created_at, r.redemption_id), reverse=True)
+
     def commit(self, change: LedgerChange) -> Commit:
         memory = self.memory
         with memory.atomically():
@@ -113,6 +140,16 @@ class InMemoryLedgerStore:
                 planned = memory.reviews.get(change.member.member_id)
                 if planned is not None and planned <= change.review_on:
                     return Commit.CONFLICT
+            write = change.redemption
+            if write is not None:
+                redemption = write.redemption
+                found = self._redemptions().get((redemption.member_id, redemption.redemption_id))
+                if (found.status if found is not None else None) != write.previous:
+                    return Commit.CONFLICT
+                if write.uses is not None:
+                    was = self._uses().get((redemption.member_id, write.uses.reward_id))
+                    if (was.version if was is not None else 0) != write.uses.version - 1:
+                        return Commit.CONFLICT
             if entry is not None:
                 memory.entries.setdefault(entry.member_id, {})[entry.source_key] = entry
             if change.order is not None:
@@ -121,6 +158,10 @@ class InMemoryLedgerStore:
                 memory.members[member.member_id] = changed(member, change.member)
             if change.review_on is not None and member is not None:
                 memory.reviews[member.member_id] = change.review_on
+            if write is not None:
+                self._redemptions()[(write.redemption.member_id, write.redemption.redemption_id)] = write.redemption
+                if write.uses is not None:
+                    self._uses()[(write.redemption.member_id, write.uses.reward_id)] = write.uses
         return Commit.APPLIED
 
     def enrol(self, member: MemberState, first_review: date) -> Commit:

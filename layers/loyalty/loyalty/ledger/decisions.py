@@ -25,9 +25,16 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from loyalty.errors import InvalidAmountError, NotDueError, RefundExceedsOrderError, UnknownOrderError
+from loyalty.errors import (
+    InvalidAmountError,
+    NotDueError,
+    RedemptionRefusedError,
+    RefundExceedsOrderError,
+    UnknownOrderError,
+)
 from loyalty.ledger.model import Entry, EntryKind, Lot, MemberProfile, MemberSummary
 from loyalty.ledger.state import (
+    CANCELLABLE,
     LedgerChange,
     LineState,
     MemberChange,
@@ -37,10 +44,15 @@ from loyalty.ledger.state import (
     OrderChange,
     OrderState,
     OrderStatus,
+    Redemption,
+    RedemptionStatus,
+    RedemptionWrite,
+    RewardUses,
 )
 from loyalty.programme.earning import Earning, GrantedOffer, earn_for_order
 from loyalty.programme.money import floor_points
 from loyalty.programme.orders import Order
+from loyalty.programme.rewards import Reward, RewardCatalogue, RewardKind, limit_reached, month_of, tier_too_low
 from loyalty.programme.rules import ProgramRules
 from loyalty.programme.tiers import (
     TierOverride,
@@ -569,3 +581,126 @@ def lot_of(entry: Entry, consumed: int) -> Lot:
         points=entry.lot_end - entry.lot_start,
         remaining=entry.lot_end - max(consumed, entry.lot_start),
     )
+
+
+# ---------------------------------------------------------------- rewards
+
+USES_KEPT_MONTHS = 13  # a member's monthly uses of a reward older than this are dropped (a limit is per month)
+
+
+@dataclass(frozen=True)
+class RedemptionRequest:
+    """A member's request for a reward: in ``shop``, under ``redemption_id`` (from the request's idempotency key),
+    ``request_hash`` naming what was asked; ``code`` the code the shop will get (for a reward with one)."""
+
+    reward: Reward
+    shop: str
+    redemption_id: str
+    request_hash: str
+    code: str | None
+    actor: str | None = None
+
+
+def _counted(uses: RewardUses, month: str, delta: int, today: date) -> RewardUses:
+    oldest = month_of(today - timedelta(days=31 * USES_KEPT_MONTHS))
+    months = {m: n for m, n in uses.months.items() if m >= oldest}
+    months[month] = max(0, months.get(month, 0) + delta)
+    return RewardUses(uses.reward_id, months, max(0, uses.lifetime + delta), uses.version + 1)
+
+
+def reward_redemption(
+    rules: ProgramRules,
+    catalogue: RewardCatalogue,
+    member: MemberState,
+    uses: RewardUses,
+    request: RedemptionRequest,
+    now: datetime,
+) -> LedgerChange:
+    """Points spent on a reward, oldest first, with the redemption and the member's uses of the reward; or
+    RedemptionRefusedError naming the rule (shop, min_tier, lifetime, per_month, points), nothing written."""
+    reward, today = request.reward, rules.local_date(now)
+    if request.shop and not catalogue.applies_to(reward, request.shop):  # no shop: a reward without a code
+        raise RedemptionRefusedError("shop", f"reward {reward.id} is not offered in {request.shop}")
+    tier = tier_in_force(rules, member.tier, member.tier_override, today)
+    if tier_too_low(rules, reward, tier):
+        raise RedemptionRefusedError(
+            "min_tier", f"reward {reward.id} is for {reward.min_tier} members and up; the member is {tier}",
+            tier=tier, minTier=reward.min_tier,
+        )  # fmt: skip
+    if (limit := limit_reached(reward, uses.months, uses.lifetime, today)) is not None:
+        allowed = reward.per_month if limit == "per_month" else reward.lifetime
+        period = "a month" if limit == "per_month" else "in all"
+        raise RedemptionRefusedError(
+            limit, f"reward {reward.id} may be redeemed {allowed} time(s) {period}; the member has", limit=allowed
+        )
+    if member.available < reward.cost:
+        raise RedemptionRefusedError(
+            "points", f"reward {reward.id} costs {reward.cost} points; the member has {member.available} available",
+            balance=member.available, shortfall=reward.cost - member.available,
+        )  # fmt: skip
+    if reward.kind is RewardKind.DONATION:
+        reason, status = f"Donation to {reward.cause}: {reward.name.en}", RedemptionStatus.FULFILLED
+    elif reward.kind is RewardKind.EXPERIENCE:
+        reason, status = f"Reward redeemed: {reward.name.en} (to be arranged)", RedemptionStatus.REQUESTED
+    else:
+        reason, status = f"Reward redeemed: {reward.name.en}", RedemptionStatus.PENDING
+    source_key = f"redemption#{request.redemption_id}"
+    entry = new_entry(
+        member.member_id, source_key, EntryKind.REDEMPTION, now, points=-reward.cost, reason=reason,
+        actor=request.actor, source=reward.id,
+    )  # fmt: skip
+    change = MemberChange(
+        member.member_id,
+        add={"available": -reward.cost, "consumed": reward.cost, "redeemed": reward.cost},
+        expect=MemberExpectations(available_at_least=reward.cost),
+    )
+    redemption = Redemption(
+        redemption_id=request.redemption_id,
+        member_id=member.member_id,
+        reward_id=reward.id,
+        kind=reward.kind.value,
+        shop=request.shop,
+        points=reward.cost,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        request_hash=request.request_hash,
+        code=request.code if reward.has_code else None,
+        valid_until=today + timedelta(days=reward.valid_days) if reward.has_code else None,
+        actor=request.actor,
+    )
+    uses_after = _counted(uses, month_of(today), 1, today)
+    return LedgerChange(entry=entry, member=change, redemption=RedemptionWrite(redemption, None, uses_after))
+
+
+def redemption_return(
+    rules: ProgramRules,
+    member: MemberState,
+    redemption: Redemption,
+    uses: RewardUses,
+    status: RedemptionStatus,
+    reason: str,
+    now: datetime,
+) -> LedgerChange:
+    """An unused redemption ended (cancelled, refused by the shop, expired): its points come back as a new lot
+    (expiring no earlier than the member's newest), and it no longer counts toward the reward's limits."""
+    if redemption.status not in CANCELLABLE:
+        raise RedemptionRefusedError(
+            "status", f"redemption {redemption.redemption_id} is {redemption.status.value}; only an unused one ends",
+            status=redemption.status.value,
+        )  # fmt: skip
+    today = rules.local_date(now)
+    change = new_lot(
+        rules,
+        member,
+        f"redemption-return#{redemption.redemption_id}",
+        EntryKind.REDEMPTION,
+        now,
+        redemption.points,
+        today,
+        add={"redeemed": -redemption.points},
+        entry_fields={"reason": reason, "source": redemption.reward_id},
+    )
+    ended = replace(redemption, status=status, reason=reason, updated_at=now)
+    uses_after = _counted(uses, month_of(rules.local_date(redemption.created_at)), -1, today)
+    return replace(change, redemption=RedemptionWrite(ended, redemption.status, uses_after))

@@ -17,13 +17,15 @@ from typing import Any
 from loyalty.clock import now as clock_now
 from loyalty.errors import (
     ConcurrentUpdateError,
+    IdempotencyKeyReusedError,
     InsufficientPointsError,
     InvalidAmountError,
     UnknownMemberError,
     UnknownOrderError,
+    UnknownRewardError,
 )
 from loyalty.ledger import decisions
-from loyalty.ledger.decisions import BONUS_KINDS, Decision, Original, order_key_of, require_positive
+from loyalty.ledger.decisions import BONUS_KINDS, Decision, Original, RedemptionRequest, order_key_of, require_positive
 from loyalty.ledger.model import (
     Accrual,
     Entry,
@@ -35,9 +37,20 @@ from loyalty.ledger.model import (
     ParkedRefund,
 )
 from loyalty.ledger.replay import check_invariants
-from loyalty.ledger.state import Commit, LedgerChange, MemberState, OfferGrant, PreparedAccrual, changed
+from loyalty.ledger.state import (
+    Commit,
+    LedgerChange,
+    MemberState,
+    OfferGrant,
+    PreparedAccrual,
+    Redemption,
+    RedemptionStatus,
+    RewardUses,
+    changed,
+)
 from loyalty.ledger.store import LedgerStore
 from loyalty.programme.orders import Order, with_catalogue_categories
+from loyalty.programme.rewards import RewardCatalogue
 from loyalty.programme.rules import ProgramRules
 from loyalty.programme.tiers import TierOverride
 
@@ -290,6 +303,71 @@ class Ledger:
         result = self._write(decide)
         assert result is not None
         return result
+
+    # ---------------------------------------------------------------- rewards
+
+    def redeem_reward(
+        self, member_id: str, catalogue: RewardCatalogue, request: RedemptionRequest
+    ) -> tuple[Redemption, bool]:
+        """Spend points on a reward: one read, one write. Returns the redemption and whether it was made now
+        (False: the same request made it before). IdempotencyKeyReusedError if another request made one under
+        the same id; RedemptionRefusedError if the rules refuse it (nothing written)."""
+
+        def attempt() -> tuple[Redemption, bool]:
+            state = self.store.redemption_state(member_id, request.redemption_id, request.reward.id)
+            if state.redemption is not None:
+                if state.redemption.request_hash != request.request_hash:
+                    raise IdempotencyKeyReusedError(
+                        "this Idempotency-Key was used for another request; use a new key for a new redemption"
+                    )
+                return state.redemption, False
+            member = self._known(state.member, member_id)
+            change = decisions.reward_redemption(self.rules, catalogue, member, state.uses, request, self.clock())
+            if self.store.commit(change) is Commit.APPLIED:
+                assert change.redemption is not None
+                return change.redemption.redemption, True
+            raise _Again  # changed meanwhile, or made by the same request at the same time: read again
+
+        result: tuple[Redemption, bool] = self._retrying(attempt)
+        return result
+
+    def end_redemption(self, member_id: str, redemption_id: str, status: RedemptionStatus, reason: str) -> Redemption:
+        """An unused redemption cancelled, refused or expired: its points come back (a new lot). Ending it again
+        with the same status changes nothing; RedemptionRefusedError if it was used or ended otherwise."""
+        found = self.redemption(member_id, redemption_id)
+
+        def attempt() -> Redemption:
+            state = self.store.redemption_state(member_id, redemption_id, found.reward_id)
+            redemption = state.redemption
+            assert redemption is not None
+            if redemption.status is status:
+                return redemption
+            member = self._known(state.member, member_id)
+            change = decisions.redemption_return(
+                self.rules, member, redemption, state.uses, status, reason, self.clock()
+            )
+            if self.store.commit(change) is Commit.APPLIED:
+                assert change.redemption is not None
+                return change.redemption.redemption
+            raise _Again
+
+        result: Redemption = self._retrying(attempt)
+        return result
+
+    def redemption(self, member_id: str, redemption_id: str) -> Redemption:
+        state = self.store.redemption_state(member_id, redemption_id, "")
+        if state.redemption is None:
+            self._known(state.member, member_id)
+            raise UnknownRewardError(f"member {member_id} has no redemption {redemption_id}")
+        return state.redemption
+
+    def redemptions(self, member_id: str) -> list[Redemption]:
+        """The member's redemptions, newest first."""
+        return self.store.redemptions(member_id)
+
+    def member_and_uses(self, member_id: str, reward_ids: Iterable[str]) -> tuple[MemberState, list[RewardUses]]:
+        member, uses = self.store.member_and_uses(member_id, reward_ids)
+        return self._known(member, member_id), uses
 
     # ---------------------------------------------------------------- tiers over time
 

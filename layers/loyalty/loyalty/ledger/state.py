@@ -175,16 +175,84 @@ class OrderChange:
     state: OrderState
 
 
+class RedemptionStatus(StrEnum):
+    PENDING = "pending"  # the code is made; the shop has not confirmed it yet
+    ACTIVE = "active"  # the shop has the code
+    USED = "used"  # an order used the code
+    CANCELLED = "cancelled"  # cancelled unused: the points came back
+    EXPIRED = "expired"  # ended unused
+    REFUSED = "refused"  # the shop refused the code: the points came back
+    FULFILLED = "fulfilled"  # a donation: nothing more to do (the entry is the receipt)
+    REQUESTED = "requested"  # an experience: a person fulfils it
+
+
+CANCELLABLE = (RedemptionStatus.PENDING, RedemptionStatus.ACTIVE, RedemptionStatus.REQUESTED)
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """A reward a member spent points on. ``request_hash`` identifies the request that made it (an
+    Idempotency-Key sent again with another request is refused)."""
+
+    redemption_id: str
+    member_id: str
+    reward_id: str
+    kind: str
+    shop: str
+    points: int
+    status: RedemptionStatus
+    created_at: datetime
+    updated_at: datetime
+    request_hash: str
+    code: str | None = None
+    valid_until: date | None = None
+    actor: str | None = None
+    reason: str | None = None  # why the status is what it is (a refusal, a cancellation)
+    order_key: str | None = None  # the order that used the code
+
+
+@dataclass(frozen=True)
+class RewardUses:
+    """How often a member has redeemed one reward: by month ("YYYY-MM") and in all. ``version`` counts writes."""
+
+    reward_id: str
+    months: Mapping[str, int] = field(default_factory=dict)
+    lifetime: int = 0
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class RedemptionWrite:
+    """A redemption as the change leaves it, written only if none with its id exists (``previous`` None) or
+    while its status is still ``previous``; and the member's uses of the reward, written only while they are at
+    ``uses.version - 1``."""
+
+    redemption: Redemption
+    previous: RedemptionStatus | None = None
+    uses: RewardUses | None = None
+
+
+@dataclass(frozen=True)
+class RedemptionState:
+    """What a redemption reads, in one go: the member, the redemption with that id (if any) and the member's
+    uses of the reward."""
+
+    member: MemberState | None
+    redemption: Redemption | None
+    uses: RewardUses
+
+
 @dataclass(frozen=True)
 class LedgerChange:
     """One atomic write: the entry (if any; only if new), the member change, the order change, and the member's
     next review brought forward to ``review_on`` (written only while no review is due by then; a review due later
-    or none is replaced, so the member is looked at again by that day)."""
+    or none is replaced, so the member is looked at again by that day), and a redemption with its reward's uses."""
 
     entry: Entry | None = None
     member: MemberChange | None = None
     order: OrderChange | None = None
     review_on: date | None = None
+    redemption: RedemptionWrite | None = None
 
 
 @dataclass(frozen=True)

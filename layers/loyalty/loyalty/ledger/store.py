@@ -11,7 +11,17 @@ from datetime import date, datetime
 from typing import Protocol
 
 from loyalty.ledger.model import Entry, HistoryPage
-from loyalty.ledger.state import Commit, LedgerChange, MemberAndOrder, MemberState, OfferGrant, OrderState
+from loyalty.ledger.state import (
+    Commit,
+    LedgerChange,
+    MemberAndOrder,
+    MemberState,
+    OfferGrant,
+    OrderState,
+    Redemption,
+    RedemptionState,
+    RewardUses,
+)
 
 
 class LedgerStore(Protocol):
@@ -36,11 +46,24 @@ class LedgerStore(Protocol):
 
     def entry(self, member_id: str, source_key: str) -> Entry | None: ...
 
+    def redemption_state(self, member_id: str, redemption_id: str, reward_id: str) -> RedemptionState:
+        """The member, the redemption and the member's uses of the reward, in one read."""
+        ...
+
+    def member_and_uses(self, member_id: str, reward_ids: Iterable[str]) -> tuple[MemberState | None, list[RewardUses]]:
+        """The member and their uses of each reward (those they have used), in one read."""
+        ...
+
+    def redemptions(self, member_id: str) -> list[Redemption]:
+        """The member's redemptions, newest first."""
+        ...
+
     def commit(self, change: LedgerChange) -> Commit:
         """All of the change or nothing. ALREADY_APPLIED: an entry with the change's entry key exists (that wins
         over any other failed condition); CONFLICT: the member is missing or no longer matches the change's
-        expectations, the order is not at the version before the change's, or (with ``review_on``) the member's
-        next review is due by ``review_on`` already."""
+        expectations, the order is not at the version before the change's, (with ``review_on``) the member's
+        next review is due by ``review_on`` already, or the redemption or the reward's uses are not as the
+        change expects."""
         ...
 
     def open_lots(self, member_id: str, consumed: int) -> Iterator[Entry]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from loyalty.offers.unsubscribe import Unsubscribe
     from loyalty.ports.directory import Directory, HeldForReview
     from loyalty.programme.rules import ProgramRules
+    from loyalty.rewards.member_api import MemberRewards
     from loyalty.shop.applier import ShopEventApplier
 
 IDEMPOTENCY_DAYS = 7
@@ -106,6 +107,16 @@ def member_ledger() -> Ledger:
     from loyalty.wiring.settings import MemberApiSettings
 
     return _ledger(load_settings(MemberApiSettings).table)
+
+
+@cache
+def member_rewards() -> MemberRewards:
+    """member_api: the rewards catalogue over the ledger (redemptions are written here)."""
+    from loyalty.programme.rewards import load_rewards
+    from loyalty.rewards.member_api import MemberRewards
+
+    ledger = member_ledger()
+    return MemberRewards(ledger, load_rewards(ledger.rules))
 
 
 @cache

@@ -28,6 +28,10 @@ from loyalty.adapters.dynamodb.ledger_items import (
     order_item,
     order_state,
     override_value,
+    redemption_item,
+    redemption_of,
+    uses_item,
+    uses_of,
 )
 from loyalty.adapters.dynamodb.models import (
     BIRTHDAY_SK,
@@ -36,7 +40,9 @@ from loyalty.adapters.dynamodb.models import (
     MEMBER_SK,
     ORDER_SK,
     PRODUCT_SK,
+    REDEMPTION_PREFIX,
     REVIEW_SK,
+    REWARD_USES_PREFIX,
     BirthdayItem,
     EmailItem,
     EntryItem,
@@ -44,7 +50,9 @@ from loyalty.adapters.dynamodb.models import (
     MemberItem,
     OrderItem,
     ProductItem,
+    RedemptionItem,
     ReviewItem,
+    RewardUsesItem,
     can_exist,
     condition_failed,
     email_pk,
@@ -66,6 +74,9 @@ from loyalty.ledger.state import (
     MemberState,
     OfferGrant,
     OrderState,
+    Redemption,
+    RedemptionState,
+    RewardUses,
 )
 from loyalty.programme.tiers import TierOverride
 
@@ -148,6 +159,39 @@ class DynamoDBLedgerStore:
         query = LoyaltyItem.by_time.query(member_pk(member_id), condition, consistent_read=True)
         return [entry_of(item) for item in query if isinstance(item, EntryItem)]
 
+    def redemption_state(self, member_id: str, redemption_id: str, reward_id: str) -> RedemptionState:
+        pk = member_pk(member_id)
+        member = redemption = None
+        uses = RewardUses(reward_id)
+        keys = [(pk, MEMBER_SK), (pk, REDEMPTION_PREFIX + redemption_id), (pk, REWARD_USES_PREFIX + reward_id)]
+        for item in _batch_get(keys):
+            if isinstance(item, MemberItem):
+                member = member_state(item)
+            elif isinstance(item, RedemptionItem):
+                redemption = redemption_of(item)
+            elif isinstance(item, RewardUsesItem):
+                uses = uses_of(item)
+        return RedemptionState(member, redemption, uses)
+
+    def member_and_uses(self, member_id: str, reward_ids: Iterable[str]) -> tuple[MemberState | None, list[RewardUses]]:
+        pk = member_pk(member_id)
+        keys = [(pk, MEMBER_SK)] + [(pk, REWARD_USES_PREFIX + reward_id) for reward_id in sorted(set(reward_ids))]
+        member, uses = None, []
+        for item in _batch_get(keys):
+            if isinstance(item, MemberItem):
+                member = member_state(item)
+            elif isinstance(item, RewardUsesItem):
+                uses.append(uses_of(item))
+        return member, sorted(uses, key=lambda found: found.reward_id)
+
+    def redemptions(self, member_id: str) -> list[Redemption]:
+        pk = member_pk(member_id)
+        if not can_exist(pk, REDEMPTION_PREFIX):
+            return []
+        query = LoyaltyItem.query(pk, LoyaltyItem.sk.startswith(REDEMPTION_PREFIX), consistent_read=True)
+        found = [redemption_of(item) for item in query if isinstance(item, RedemptionItem)]
+        return sorted(found, key=lambda r: (r.created_at, r.redemption_id), reverse=True)
+
     def member_for_email(self, email: str) -> str | None:
         guard = _get(EmailItem, email_pk(email), EMAIL_SK)
         return guard.member_id if guard is not None else None
@@ -173,6 +217,15 @@ class DynamoDBLedgerStore:
                     actions, later_or_none = review_brought_forward(member_id, change.review_on)
                     review = ReviewItem(member_pk(member_id), REVIEW_SK)
                     transaction.update(review, actions, condition=later_or_none, add_version_condition=False)
+                if change.redemption is not None:
+                    write = change.redemption
+                    status = RedemptionItem.status
+                    unchanged = status.does_not_exist() if write.previous is None else status == write.previous.value
+                    transaction.save(redemption_item(write.redemption), condition=unchanged)
+                    if write.uses is not None:
+                        version = write.uses.version - 1
+                        at = RewardUsesItem.version == version if version else RewardUsesItem.pk.does_not_exist()
+                        transaction.save(uses_item(write.redemption.member_id, write.uses), condition=at)
         except TransactWriteError as error:
             reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
             if not reasons:

@@ -11,15 +11,30 @@ from loyalty.adapters.dynamodb.models import (
     ENTRY_PREFIX,
     MEMBER_SK,
     ORDER_SK,
+    REDEMPTION_PREFIX,
+    REWARD_USES_PREFIX,
     EntryItem,
     MemberItem,
     OrderItem,
+    RedemptionItem,
+    RewardUsesItem,
     member_pk,
     order_pk,
     release_due,
 )
 from loyalty.ledger.model import Entry, EntryKind
-from loyalty.ledger.state import COUNTERS, ENROLMENT_FIELDS, LineState, MemberState, OfferGrant, OrderState, OrderStatus
+from loyalty.ledger.state import (
+    COUNTERS,
+    ENROLMENT_FIELDS,
+    LineState,
+    MemberState,
+    OfferGrant,
+    OrderState,
+    OrderStatus,
+    Redemption,
+    RedemptionStatus,
+    RewardUses,
+)
 from loyalty.programme.tiers import TierOverride
 
 
@@ -258,3 +273,64 @@ def _date(value: str | None) -> date | None:
 
 def _int(value: Any) -> int | None:
     return int(value) if value is not None else None
+
+
+def redemption_item(redemption: Redemption) -> RedemptionItem:
+    return RedemptionItem(
+        member_pk(redemption.member_id),
+        REDEMPTION_PREFIX + redemption.redemption_id,
+        member_id=redemption.member_id,
+        reward_id=redemption.reward_id,
+        kind=redemption.kind,
+        shop=redemption.shop,
+        points=redemption.points,
+        status=redemption.status.value,
+        created_at=redemption.created_at,
+        updated_at=redemption.updated_at,
+        request_hash=redemption.request_hash,
+        code=redemption.code,
+        valid_until=redemption.valid_until.isoformat() if redemption.valid_until else None,
+        actor=redemption.actor,
+        reason=redemption.reason,
+        order_key=redemption.order_key,
+    )
+
+
+def redemption_of(item: RedemptionItem) -> Redemption:
+    return Redemption(
+        redemption_id=item.sk.removeprefix(REDEMPTION_PREFIX),
+        member_id=item.member_id,
+        reward_id=item.reward_id,
+        kind=item.kind,
+        shop=item.shop,
+        points=int(item.points),
+        status=RedemptionStatus(item.status),
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        request_hash=item.request_hash,
+        code=item.code,
+        valid_until=date.fromisoformat(item.valid_until) if item.valid_until else None,
+        actor=item.actor,
+        reason=item.reason,
+        order_key=item.order_key,
+    )
+
+
+def uses_item(member_id: str, uses: RewardUses) -> RewardUsesItem:
+    return RewardUsesItem(
+        member_pk(member_id),
+        REWARD_USES_PREFIX + uses.reward_id,
+        months=dict(uses.months),
+        lifetime=uses.lifetime,
+        version=uses.version,
+    )
+
+
+def uses_of(item: RewardUsesItem) -> RewardUses:
+    months = item.months.as_dict() if item.months is not None else {}
+    return RewardUses(
+        reward_id=item.sk.removeprefix(REWARD_USES_PREFIX),
+        months={month: int(count) for month, count in months.items()},
+        lifetime=int(item.lifetime),
+        version=int(item.version),
+    )

@@ -286,6 +286,33 @@ class ContactCapItem(LoyaltyItem, discriminator="contact_cap"):
     version = NumberAttribute(default=0)
 
 
+class RedemptionItem(LoyaltyItem, discriminator="redemption"):
+    """MEMBER#<id> / REDEMPTION#<redemption id>: a reward a member spent points on, and what became of it."""
+
+    member_id = UnicodeAttribute()
+    reward_id = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    shop = UnicodeAttribute()
+    points = NumberAttribute()
+    status = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    request_hash = UnicodeAttribute()
+    code = UnicodeAttribute(null=True)
+    valid_until = UnicodeAttribute(null=True)  # ISO date
+    actor = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    order_key = UnicodeAttribute(null=True)
+
+
+class RewardUsesItem(LoyaltyItem, discriminator="reward_uses"):
+    """MEMBER#<id> / REWARD#<reward id>: how often the member redeemed the reward, by month and in all."""
+
+    months: MapAttribute[str, Any] = MapAttribute(default=dict)  # "YYYY-MM" -> redemptions
+    lifetime = NumberAttribute(default=0)
+    version = NumberAttribute(default=0)
+
+
 ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     LoyaltyItem,
     MemberItem,
@@ -302,6 +329,8 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     JobRunItem,
     OfferSendItem,
     ContactCapItem,
+    RedemptionItem,
+    RewardUsesItem,
 )
 
 
@@ -398,6 +427,8 @@ ENTRY_PREFIX = "ENTRY#"
 REVIEW_SK = "REVIEW"
 BIRTHDAY_SK = "BIRTHDAY"
 PRODUCT_SK = "PRODUCT"
+REDEMPTION_PREFIX = "REDEMPTION#"
+REWARD_USES_PREFIX = "REWARD#"
 
 
 def condition_failed(error: PynamoDBException) -> bool:

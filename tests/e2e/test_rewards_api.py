@@ -1,0 +1,88 @@
+"""The member API's rewards through the embedded stack, as a rewards page or app calls it over HTTP: what a member
+can have, redeeming with an Idempotency-Key (once, whatever is repeated), refusals that write nothing, the
+member's redemptions and cancelling an unused code."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+from infra.local.stack import Stack
+from tests.e2e.conftest import Shop
+from tests.e2e.test_salesforce import CALLOUT_SECRET, callout, unlinked_shopper
+
+SHOP = "nordic-outdoor.myshopify.com"
+
+
+def call(stack: Stack, method: str, path: str, body: Any = None, key: str | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"} | ({"Idempotency-Key": key} if key is not None else {})
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(stack.gateway_url + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def member_with_points(stack: Stack, shop: Shop, points: int) -> tuple[str, int]:
+    """A shopper enrolled by their first order, given ``points`` by a CRM user: (member id, points available)."""
+    _, member_id = unlinked_shopper(stack, shop)
+    body = callout(stack, "points.adjustment", contact={"id": None, "loyaltyMemberId": member_id, "email": None})
+    body["adjustment"]["points"] = points
+    status, _ = stack.salesforce.send_flow_callout(
+        f"{stack.gateway_url}/webhooks/salesforce/flow", body, CALLOUT_SECRET
+    )
+    assert status == 202
+    stack.wait_idle()
+    _, member = shop.get(f"/members/{member_id}")
+    return member_id, member["points"]["available"]
+
+
+def test_a_member_redeems_once_and_cancels_through_the_api(stack: Stack, shop: Shop) -> None:
+    member_id, available = member_with_points(stack, shop, 1000)
+    status, offer = call(stack, "GET", f"/members/{member_id}/rewards?lang=sv")
+    assert status == 200
+    by_id = {reward["rewardId"]: reward for reward in offer["rewards"]}
+    assert by_id["50-off"]["canRedeem"] is True and by_id["50-off"]["name"] == "50 kr rabatt"
+    assert offer["available"] == available
+    # When the member redeems 500 points, and the request is repeated
+    key = str(uuid.uuid4())
+    request = {"rewardId": "50-off", "shop": SHOP}
+    status, made = call(stack, "POST", f"/members/{member_id}/redemptions", request, key)
+    assert status == 201, made
+    assert {"redemptionId", "code", "rewardId", "pointsSpent", "validUntil", "status"} <= set(made)
+    assert (made["rewardId"], made["pointsSpent"], made["status"]) == ("50-off", 500, "pending")
+    assert call(stack, "POST", f"/members/{member_id}/redemptions", request, key) == (201, made)
+    _, member = shop.get(f"/members/{member_id}")
+    assert member["points"]["available"] == available - 500
+    assert call(stack, "GET", f"/members/{member_id}/redemptions")[1]["redemptions"] == [made]
+    # Then cancelling the unused code gives the points back, once
+    status, cancelled = call(stack, "DELETE", f"/members/{member_id}/redemptions/{made['redemptionId']}")
+    assert (status, cancelled["status"]) == (200, "cancelled")
+    assert call(stack, "DELETE", f"/members/{member_id}/redemptions/{made['redemptionId']}") == (200, cancelled)
+    _, member = shop.get(f"/members/{member_id}")
+    assert member["points"]["available"] == available
+
+
+def test_refused_redemptions_say_why_and_write_nothing(stack: Stack, shop: Shop) -> None:
+    member_id, available = member_with_points(stack, shop, 400)
+    path = f"/members/{member_id}/redemptions"
+    status, refused = call(stack, "POST", path, {"rewardId": "10-percent", "shop": SHOP}, "k-1")
+    assert status == 409
+    assert (refused["rule"], refused["balance"], refused["shortfall"]) == ("points", available, 1000 - available)
+    status, refused = call(stack, "POST", path, {"rewardId": "tote-bag", "shop": SHOP}, "k-2")
+    assert (status, refused["rule"]) == (409, "min_tier")
+    assert call(stack, "POST", path, {"rewardId": "no-such", "shop": SHOP}, "k-3")[0] == 404
+    assert call(stack, "POST", path, {"rewardId": "50-off", "shop": "other.myshopify.com"}, "k-4")[0] == 404
+    assert call(stack, "POST", path, {"rewardId": "free-shipping", "shop": SHOP})[0] == 400  # no key
+    assert call(stack, "POST", "/members/nobody/redemptions", {"rewardId": "50-off", "shop": SHOP}, "k")[0] == 404
+    assert call(stack, "POST", path, {"rewardId": "free-shipping", "shop": SHOP}, "k-5")[0] == 201
+    # The same key with another request: 422, nothing written
+    assert call(stack, "POST", path, {"rewardId": "plant-a-tree"}, "k-5")[0] == 422
+    _, member = shop.get(f"/members/{member_id}")
+    assert member["points"]["available"] == available - 300
+    assert len(call(stack, "GET", f"{path}")[1]["redemptions"]) == 1
