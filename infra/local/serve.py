@@ -31,7 +31,8 @@ def main() -> int:
         routes = "\n".join(f"    {route.route_key}" for route in stack.routes)
         print(
             f"ready: gateway {stack.gateway_url}  dynamodb {stack.dynamodb_url}  moto {stack.moto_url}  "
-            f"salesforce {stack.salesforce_url} (org {stack.salesforce.organization_id})\n"
+            f"salesforce {stack.salesforce_url} (org {stack.salesforce.organization_id})  "
+            f"shopify {stack.shopify.url}  woocommerce {stack.woocommerce.url}\n"
             f"  routes:\n{routes}\n"
             f"  scheduled jobs: POST {stack.gateway_url}/_local/jobs/<job>[?day=YYYY-MM-DD]\n"
             f"  what was sent (e-mail, SMS): make outbox\n  Ctrl-C stops it.",

@@ -45,9 +45,13 @@ from infra.local.instances import (
 )
 from infra.local.processes import ensure_port_free, start_process, stop_processes
 from infra.local.salesforce_emulator import SalesforceEmulator
+from infra.local.shopify_admin import ShopifyAdmin
 from infra.local.template import create_table_kwargs, load_template
+from infra.local.woocommerce_rest import WooCommerceRest
 from loyalty.clock import now as programme_now
 from loyalty.observability import mask_email
+from loyalty.programme.rewards import load_rewards
+from loyalty.programme.rules import load_program
 
 DEV_SECRETS = {  # development defaults; override with the environment variables of the same name
     "SHOPIFY_WEBHOOK_SECRET": "dev-shopify-webhook-secret",
@@ -85,6 +89,8 @@ PORT_VARIABLES = {  # Ports' field -> (what listens there, the variable that mov
     "dynamodb": ("DynamoDB Local", "LOYALTY_DYNAMODB_PORT"),
     "moto": ("moto", "LOYALTY_MOTO_PORT"),
     "salesforce": ("the Salesforce emulator", "LOYALTY_SALESFORCE_PORT"),
+    "shopify": ("the Shopify Admin API emulator", "LOYALTY_SHOPIFY_PORT"),
+    "woocommerce": ("the WooCommerce REST API emulator", "LOYALTY_WOOCOMMERCE_PORT"),
 }
 
 
@@ -110,6 +116,8 @@ class Ports:
     dynamodb: int = int(os.environ.get("LOYALTY_DYNAMODB_PORT", "8000"))
     moto: int = int(os.environ.get("LOYALTY_MOTO_PORT", "5000"))
     salesforce: int = int(os.environ.get("LOYALTY_SALESFORCE_PORT", "8600"))
+    shopify: int = int(os.environ.get("LOYALTY_SHOPIFY_PORT", "0"))  # 0: any free port
+    woocommerce: int = int(os.environ.get("LOYALTY_WOOCOMMERCE_PORT", "0"))
 
 
 class MotoServer:
@@ -219,6 +227,18 @@ class Stack:
         # the org's clock is the programme's: in the demo, CRM users' edits happen in the simulated year
         self.salesforce = SalesforceEmulator(port=self.ports.salesforce, clock=programme_now)
         self.parameters: dict[str, str] = {"SalesforceOrgId": self.salesforce.organization_id}
+        # the shops of infra/rewards.yaml, emulated: their Admin and REST APIs, with credentials of their own
+        shops = list(load_rewards(load_program()).shops)
+        self.shopify = ShopifyAdmin(
+            tokens={s.partition(":")[2]: f"shpat_local_{uuid.uuid4().hex}" for s in shops if s.startswith("shopify:")}
+        )
+        self.woocommerce = WooCommerceRest(
+            keys={
+                s.partition(":")[2]: (f"ck_local_{uuid.uuid4().hex}", f"cs_local_{uuid.uuid4().hex}")
+                for s in shops
+                if s.startswith("woocommerce:")
+            }
+        )
 
     # ------------------------------------------------------------ URLs
 
@@ -238,6 +258,17 @@ class Stack:
     def salesforce_url(self) -> str:
         return self.salesforce.url
 
+    def shop_credentials(self) -> dict[str, dict[str, str]]:
+        """What the ShopCredentials secret holds here: each shop's credentials and its emulator's address."""
+        credentials: dict[str, dict[str, str]] = {}
+        for domain, token in self.shopify.tokens.items():
+            url = f"{self.shopify.url}/shops/{domain}"
+            credentials[f"shopify:{domain}"] = {"accessToken": token, "apiUrl": url}
+        for host, (key, secret) in self.woocommerce.keys.items():
+            url = f"{self.woocommerce.url}/shops/{host}"
+            credentials[f"woocommerce:{host}"] = {"consumerKey": key, "consumerSecret": secret, "apiUrl": url}
+        return credentials
+
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> Stack:
@@ -245,7 +276,8 @@ class Stack:
         naming the port and its variable: the stack never talks to a server it did not start), and a failure or an
         interruption (Ctrl-C, or SIGTERM raised as KeyboardInterrupt) midway stops what had started."""
         for name, (what, variable) in PORT_VARIABLES.items():
-            ensure_port_free(getattr(self.ports, name), what, variable)
+            if getattr(self.ports, name):  # 0: any free port
+                ensure_port_free(getattr(self.ports, name), what, variable)
         try:
             self._start()
         except BaseException:
@@ -262,6 +294,8 @@ class Stack:
         self._moto = MotoServer(self.ports.moto)
         self._moto.start()
         self.salesforce.start()
+        self.shopify.start(self.ports.shopify)
+        self.woocommerce.start(self.ports.woocommerce)
         os.environ.update(
             AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
             AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
@@ -302,6 +336,8 @@ class Stack:
         for thread in self._threads:  # daemons: one stuck in a call is left behind
             thread.join(timeout=max(0.0, deadline + 1.0 - time.monotonic()))
         self.salesforce.stop()
+        self.shopify.stop()
+        self.woocommerce.stop()
         stop_processes([self._moto.process if self._moto else None, self._dynamodb.process if self._dynamodb else None])
         self._moto = self._dynamodb = None
 
@@ -361,6 +397,8 @@ class Stack:
         for logical_id in self._of_type("AWS::SecretsManager::Secret"):
             if logical_id == "SalesforceJwtSecret":
                 value = self._salesforce_login()
+            elif logical_id == "ShopCredentials":
+                value = json.dumps(self.shop_credentials())
             else:
                 value = self.secrets[SECRET_ENV[logical_id]] if logical_id in SECRET_ENV else uuid.uuid4().hex
             self.names[logical_id] = secrets.create_secret(Name=logical_id, SecretString=value)["ARN"]

@@ -16,6 +16,7 @@ from infra.local.dynamodb_local import free_port
 from infra.local.stack import LOCAL_TIME_SCALE, Ports, Stack
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
 from loyalty.adapters.dynamodb.models import bind_table, table_connection
+from loyalty.fakes.shops import InMemoryShopCodes
 from loyalty.ledger.service import Ledger
 from loyalty.programme.rewards import load_rewards
 from loyalty.programme.rules import ProgramRules, load_program
@@ -31,7 +32,7 @@ MEMBERS_AT_ONCE = 8
 def test_dynamodb_requests_per_redemption(
     local_table: str, rules: ProgramRules, clock: FakeClock, figures: Figures
 ) -> None:
-    rewards = MemberRewards(Ledger(DynamoDBLedgerStore(), rules, clock=clock), load_rewards(rules))
+    rewards = MemberRewards(Ledger(DynamoDBLedgerStore(), rules, clock=clock), load_rewards(rules), InMemoryShopCodes())
     members = [f"bench-{n}" for n in range(REDEMPTIONS // 2)]
     for member in members:
         rewards.ledger.enrol(member)

@@ -86,3 +86,50 @@ def test_refused_redemptions_say_why_and_write_nothing(stack: Stack, shop: Shop)
     _, member = shop.get(f"/members/{member_id}")
     assert member["points"]["available"] == available - 300
     assert len(call(stack, "GET", f"{path}")[1]["redemptions"]) == 1
+
+
+def redemption(stack: Stack, member_id: str, redemption_id: str) -> dict[str, Any]:
+    _, listed = call(stack, "GET", f"/members/{member_id}/redemptions")
+    return next(r for r in listed["redemptions"] if r["redemptionId"] == redemption_id)
+
+
+def test_a_redeemed_code_is_made_in_the_shop_and_a_cancel_removes_it(stack: Stack, shop: Shop) -> None:
+    member_id, available = member_with_points(stack, shop, 1000)
+    stack.shopify.inject("throttled", times=2)  # the shop asks for patience: the maker waits and goes on
+    status, made = call(
+        stack, "POST", f"/members/{member_id}/redemptions", {"rewardId": "50-off", "shop": SHOP}, str(uuid.uuid4())
+    )
+    assert status == 201 and made["status"] == "pending"
+    stack.wait_idle()
+    active = redemption(stack, member_id, made["redemptionId"])
+    assert active["status"] == "active"
+    assert active["applyUrl"] == f"https://{SHOP}/discount/{made['code']}"
+    discount = stack.shopify.discount(SHOP, made["code"])
+    assert discount is not None
+    assert (discount.input["usageLimit"], discount.input["customerGets"]["value"]) == (
+        1,
+        {"discountAmount": {"amount": "50.00", "appliesOnEachItem": False}},
+    )
+    # Cancelled unused: the code leaves the shop, the points come back
+    status, cancelled = call(stack, "DELETE", f"/members/{member_id}/redemptions/{made['redemptionId']}")
+    assert (status, cancelled["status"]) == (200, "cancelled")
+    assert stack.shopify.discount(SHOP, made["code"]) is None
+    _, member = shop.get(f"/members/{member_id}")
+    assert member["points"]["available"] == available
+
+
+def test_a_code_the_shop_refuses_gives_the_points_back(stack: Stack, shop: Shop) -> None:
+    member_id, available = member_with_points(stack, shop, 1000)
+    stack.shopify.inject("user_error")
+    status, made = call(
+        stack, "POST", f"/members/{member_id}/redemptions", {"rewardId": "10-percent", "shop": SHOP}, "refused-1"
+    )
+    assert status == 201
+    stack.wait_idle()
+    refused = redemption(stack, member_id, made["redemptionId"])
+    assert refused["status"] == "refused"
+    assert "plan does not allow it" in refused["reason"]
+    _, member = shop.get(f"/members/{member_id}")
+    assert member["points"]["available"] == available
+    reasons = [entry["reason"] for entry in member["entries"]]
+    assert any("The shop refused the code" in reason for reason in reasons)

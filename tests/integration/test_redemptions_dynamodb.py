@@ -13,6 +13,7 @@ import pytest
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
 from loyalty.adapters.dynamodb.models import table_connection
 from loyalty.errors import RedemptionRefusedError
+from loyalty.fakes.shops import InMemoryShopCodes
 from loyalty.ledger.model import EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.programme.rewards import load_rewards
@@ -26,7 +27,7 @@ THREADS = 8
 
 @pytest.fixture
 def rewards(local_table: str, rules: ProgramRules, clock: FakeClock) -> MemberRewards:
-    return MemberRewards(Ledger(DynamoDBLedgerStore(), rules, clock=clock), load_rewards(rules))
+    return MemberRewards(Ledger(DynamoDBLedgerStore(), rules, clock=clock), load_rewards(rules), InMemoryShopCodes())
 
 
 def with_points(rewards: MemberRewards, member_id: str, points: int) -> str:

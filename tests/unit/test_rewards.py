@@ -18,6 +18,7 @@ from loyalty.errors import (
     UnknownMemberError,
     UnknownRewardError,
 )
+from loyalty.fakes.shops import InMemoryShopCodes
 from loyalty.ledger.model import EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.programme.rewards import REPO_REWARDS_FILE, RewardCatalogue, load_rewards
@@ -35,7 +36,7 @@ def catalogue(rules: ProgramRules) -> RewardCatalogue:
 
 @pytest.fixture
 def rewards(ledger: Ledger, catalogue: RewardCatalogue) -> MemberRewards:
-    return MemberRewards(ledger, catalogue)
+    return MemberRewards(ledger, catalogue, InMemoryShopCodes())
 
 
 def member_with(ledger: Ledger, points: int, member_id: str = "m-1") -> str:

@@ -114,3 +114,12 @@ class RedemptionRefusedError(LoyaltyError):
 
 class IdempotencyKeyReusedError(LoyaltyError):
     """An Idempotency-Key sent again with a different request; nothing was written."""
+
+
+class ShopRetryableError(LoyaltyError):
+    """The shop could not make or remove a code for now (throttled, a server error, credentials refused); the
+    work is retried later and the member's points stay spent."""
+
+
+class ShopRefusedError(LoyaltyError):
+    """The shop refused the code for good (its userErrors or a 4xx naming the input); the points come back."""

@@ -15,6 +15,7 @@ from loyalty.errors import (
     MalformedPayloadError,
     PayloadTooLargeError,
     RedemptionRefusedError,
+    ShopRetryableError,
     UnknownMemberError,
     UnknownRewardError,
     UnknownTierError,
@@ -32,6 +33,7 @@ STATUS_OF: dict[type[Exception], HTTPStatus] = {
     UnknownTierError: HTTPStatus.BAD_REQUEST,
     UnknownRewardError: HTTPStatus.NOT_FOUND,
     IdempotencyKeyReusedError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    ShopRetryableError: HTTPStatus.SERVICE_UNAVAILABLE,  # the shop cannot remove a code now: nothing changed
 }
 
 

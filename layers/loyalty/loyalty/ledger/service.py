@@ -45,6 +45,7 @@ from loyalty.ledger.state import (
     PreparedAccrual,
     Redemption,
     RedemptionStatus,
+    RedemptionWrite,
     RewardUses,
     changed,
 )
@@ -349,6 +350,31 @@ class Ledger:
             if self.store.commit(change) is Commit.APPLIED:
                 assert change.redemption is not None
                 return change.redemption.redemption
+            raise _Again
+
+        result: Redemption = self._retrying(attempt)
+        return result
+
+    def activate_redemption(
+        self, member_id: str, redemption_id: str, shop_code_id: str, apply_url: str | None
+    ) -> Redemption:
+        """The shop has the code: a pending redemption becomes active. A redemption no longer pending is returned
+        as it is (the caller removes a code made for one cancelled meanwhile)."""
+
+        def attempt() -> Redemption:
+            redemption = self.redemption(member_id, redemption_id)
+            if redemption.status is not RedemptionStatus.PENDING:
+                return redemption
+            active = replace(
+                redemption,
+                status=RedemptionStatus.ACTIVE,
+                shop_code_id=shop_code_id,
+                apply_url=apply_url,
+                updated_at=self.clock(),
+            )
+            change = LedgerChange(redemption=RedemptionWrite(active, RedemptionStatus.PENDING))
+            if self.store.commit(change) is Commit.APPLIED:
+                return active
             raise _Again
 
         result: Redemption = self._retrying(attempt)

@@ -209,6 +209,8 @@ class Redemption:
     actor: str | None = None
     reason: str | None = None  # why the status is what it is (a refusal, a cancellation)
     order_key: str | None = None  # the order that used the code
+    shop_code_id: str | None = None  # the shop's id of the code, once the shop has it
+    apply_url: str | None = None  # the shop's link that applies the code at checkout
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from loyalty.ledger.decisions import RedemptionRequest
 from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import Redemption, RedemptionStatus, RewardUses
 from loyalty.observability import metrics
+from loyalty.ports.shops import ShopCodes
 from loyalty.programme.rewards import Reward, RewardCatalogue, limit_reached, tier_too_low
 from loyalty.programme.tiers import tier_in_force
 
@@ -62,6 +63,7 @@ def redemption_view(redemption: Redemption) -> dict[str, Any]:
         "kind": redemption.kind,
         "shop": redemption.shop or None,
         "code": redemption.code,
+        "applyUrl": redemption.apply_url,
         "pointsSpent": redemption.points,
         "validUntil": redemption.valid_until.isoformat() if redemption.valid_until else None,
         "status": redemption.status.value,
@@ -76,6 +78,7 @@ def redemption_view(redemption: Redemption) -> dict[str, Any]:
 class MemberRewards:
     ledger: Ledger
     catalogue: RewardCatalogue
+    shops: ShopCodes
 
     def offer(self, member_id: str, language: str | None = None) -> dict[str, Any]:
         """Every reward with whether the member can have it now, and if not, the rule in the way and the points
@@ -171,7 +174,11 @@ class MemberRewards:
         return {"memberId": member_id, "redemptions": [redemption_view(r) for r in found]}
 
     def cancel(self, member_id: str, redemption_id: str) -> dict[str, Any]:
-        """An unused redemption cancelled and its points given back; cancelling it again changes nothing."""
+        """An unused redemption cancelled and its points given back; cancelling it again changes nothing. A code
+        the shop has is removed from the shop first (one still being made is removed by its maker)."""
+        found = self.ledger.redemption(member_id, redemption_id)
+        if found.status is RedemptionStatus.ACTIVE and found.shop_code_id:
+            self.shops.remove(found.shop, found.shop_code_id)
         redemption = self.ledger.end_redemption(
             member_id, redemption_id, RedemptionStatus.CANCELLED, "Cancelled unused: the points came back"
         )

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from loyalty.offers.sending import OfferSender
     from loyalty.offers.unsubscribe import Unsubscribe
     from loyalty.ports.directory import Directory, HeldForReview
+    from loyalty.ports.shops import ShopCodes
     from loyalty.programme.rules import ProgramRules
+    from loyalty.rewards.codes import CodeMaker
     from loyalty.rewards.member_api import MemberRewards
     from loyalty.shop.applier import ShopEventApplier
 
@@ -111,12 +113,50 @@ def member_ledger() -> Ledger:
 
 @cache
 def member_rewards() -> MemberRewards:
-    """member_api: the rewards catalogue over the ledger (redemptions are written here)."""
+    """member_api: the rewards catalogue over the ledger (redemptions are written here; a cancelled code is removed
+    from its shop)."""
+    from loyalty.wiring.settings import MemberApiSettings
+
+    settings = load_settings(MemberApiSettings)
+    return member_rewards_for(_ledger(settings.table), _shop_codes(settings.shop_credentials_secret))
+
+
+def member_rewards_for(ledger: Ledger, shops: ShopCodes) -> MemberRewards:
     from loyalty.programme.rewards import load_rewards
     from loyalty.rewards.member_api import MemberRewards
 
-    ledger = member_ledger()
-    return MemberRewards(ledger, load_rewards(ledger.rules))
+    return MemberRewards(ledger, load_rewards(ledger.rules), shops)
+
+
+def _shop_codes(secret_name: str) -> ShopCodes:
+    """The shops' codes, with each shop's credentials from the secret (read again after five minutes)."""
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    from loyalty.adapters.shop_codes import ShopCodesBySecret
+
+    def credentials() -> dict[str, dict[str, str]]:
+        value = get_secret(secret_name, transform="json", max_age=300)
+        return value if isinstance(value, dict) else {}
+
+    return ShopCodesBySecret(credentials)
+
+
+@cache
+def code_maker() -> CodeMaker:
+    """reward_codes: each pending redemption's code made in its shop."""
+    from loyalty.rewards.codes import CodeMaker
+    from loyalty.wiring.settings import RewardCodesSettings
+
+    settings = load_settings(RewardCodesSettings)
+    rewards = member_rewards_for(_ledger(settings.table), _shop_codes(settings.shop_credentials_secret))
+    return CodeMaker(rewards.ledger, rewards.catalogue, rewards.shops)
+
+
+def redemption_of(image: dict[str, Any]) -> tuple[str, str] | None:
+    """reward_codes: the (member id, redemption id) of a stream record's new image."""
+    from loyalty.adapters.dynamodb.stream import redemption_of as of
+
+    return of(image)
 
 
 @cache

@@ -14,7 +14,11 @@ class LedgerWriterSettings(TableSettings):
 
 
 class MemberApiSettings(TableSettings):
-    pass
+    shop_credentials_secret: str = setting("SHOP_CREDENTIALS_SECRET_NAME", text())
+
+
+class RewardCodesSettings(TableSettings):
+    shop_credentials_secret: str = setting("SHOP_CREDENTIALS_SECRET_NAME", text())
 
 
 class CrmSyncSettings(TableSettings):

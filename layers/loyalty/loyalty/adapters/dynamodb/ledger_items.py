@@ -293,6 +293,8 @@ def redemption_item(redemption: Redemption) -> RedemptionItem:
         actor=redemption.actor,
         reason=redemption.reason,
         order_key=redemption.order_key,
+        shop_code_id=redemption.shop_code_id,
+        apply_url=redemption.apply_url,
     )
 
 
@@ -313,6 +315,8 @@ def redemption_of(item: RedemptionItem) -> Redemption:
         actor=item.actor,
         reason=item.reason,
         order_key=item.order_key,
+        shop_code_id=item.shop_code_id,
+        apply_url=item.apply_url,
     )
 
 

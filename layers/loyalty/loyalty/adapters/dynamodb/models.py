@@ -303,6 +303,8 @@ class RedemptionItem(LoyaltyItem, discriminator="redemption"):
     actor = UnicodeAttribute(null=True)
     reason = UnicodeAttribute(null=True)
     order_key = UnicodeAttribute(null=True)
+    shop_code_id = UnicodeAttribute(null=True)
+    apply_url = UnicodeAttribute(null=True)
 
 
 class RewardUsesItem(LoyaltyItem, discriminator="reward_uses"):

@@ -59,3 +59,11 @@ def _sent_offer(image: dict[str, Any]) -> SendRecord:
         language=image.get("language"),
         subject=image.get("subject"),
     )
+
+
+def redemption_of(image: dict[str, Any]) -> tuple[str, str] | None:
+    """(member id, redemption id) of a stream record's new image of a redemption (Powertools' deserialised
+    image), else None."""
+    if image.get("type") != "redemption":
+        return None
+    return str(image["member_id"]), str(image["sk"]).removeprefix("REDEMPTION#")

@@ -1,0 +1,174 @@
+"""An emulated WooCommerce REST API (v3): the coupons the programme makes, for the embedded stack and the tests.
+
+POST, GET (by id, or `?code=`) and DELETE (`?force=true`) /wp-json/wc/v3/coupons, with HTTP basic
+authentication by consumer key and secret, answered in WooCommerce's shapes: the coupon as stored, and errors as
+`{"code": ..., "message": ..., "data": {"status": ...}}` (a code that exists, a discount type or amount
+WooCommerce refuses, a date it cannot read). One emulator plays any number of sites: a path that starts
+`/shops/<host>` is that site's (the address the stack gives the programme), else the Host header names it.
+Faults can be injected: HTTP 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from infra.local.json_server import JsonServer, shop_and_path
+
+COUPONS = re.compile(r"^/wp-json/wc/v3/coupons(?:/(\d+))?$")
+DISCOUNT_TYPES = ("percent", "fixed_cart", "fixed_product")
+FIELDS = {  # what a coupon may be given (WooCommerce ignores others; the emulator refuses them, to catch typos)
+    "code", "amount", "discount_type", "description", "date_expires", "individual_use", "product_ids",
+    "usage_limit", "usage_limit_per_user", "limit_usage_to_x_items", "free_shipping", "minimum_amount",
+    "email_restrictions",
+}  # fmt: skip
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"code": code, "message": message, "data": {"status": status}}
+
+
+@dataclass
+class WooCommerceRest:
+    """The emulated API. ``keys`` maps each site's host to its (consumer key, consumer secret)."""
+
+    keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+    coupons: dict[int, dict[str, Any]] = field(default_factory=dict)  # by id, each with its "site"
+    requests: int = 0
+    _faults: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7001))
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        self._server = JsonServer(self._http, "woocommerce-rest")
+
+    def inject_server_errors(self, times: int = 1) -> None:
+        with self._lock:
+            self._faults += times
+
+    def coupon(self, site: str, code: str) -> dict[str, Any] | None:
+        with self._lock:
+            return next((c for c in self.coupons.values() if c["site"] == site and c["code"] == code.lower()), None)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self, port: int = 0) -> WooCommerceRest:
+        self._server.start(port)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def _http(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> tuple[int, Any]:
+        site, path = shop_and_path(target, headers.get("Host", ""))
+        return self.answer(method, path, site, headers.get("Authorization"), body)
+
+    def answer(self, method: str, target: str, site: str, authorization: str | None, body: bytes) -> tuple[int, Any]:
+        with self._lock:
+            self.requests += 1
+            fault, self._faults = self._faults > 0, max(0, self._faults - 1)
+        split = urlsplit(target)
+        route = COUPONS.match(split.path)
+        if route is None:
+            return _error(404, "rest_no_route", "No route was found matching the URL and request method.")
+        if not self._authorised(site, authorization):
+            return _error(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
+        if fault:
+            return _error(503, "internal_server_error", "The site is experiencing technical difficulties.")
+        coupon_id = int(route.group(1)) if route.group(1) else None
+        query = {name: values[-1] for name, values in parse_qs(split.query).items()}
+        with self._lock:
+            if method == "POST" and coupon_id is None:
+                return self._create(site, body)
+            if method == "GET" and coupon_id is None:
+                code = query.get("code", "").lower()
+                return 200, [c for c in self.coupons.values() if c["site"] == site and (not code or c["code"] == code)]
+            found = self.coupons.get(coupon_id or -1)
+            if found is None or found["site"] != site:
+                return _error(404, "woocommerce_rest_shop_coupon_invalid_id", "Invalid ID.")
+            if method == "GET":
+                return 200, found
+            if method == "DELETE":
+                if query.get("force") != "true":
+                    return _error(501, "woocommerce_rest_trash_not_supported", "Coupons do not support trashing.")
+                return 200, self.coupons.pop(found["id"])
+        return _error(404, "rest_no_route", "No route was found matching the URL and request method.")
+
+    def _authorised(self, site: str, authorization: str | None) -> bool:
+        expected = self.keys.get(site)
+        if expected is None or not authorization or not authorization.startswith("Basic "):
+            return False
+        try:
+            key, _, secret = base64.b64decode(authorization[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return (key, secret) == expected
+
+    def _create(self, site: str, body: bytes) -> tuple[int, Any]:
+        try:
+            given = json.loads(body)
+        except ValueError:
+            return _error(400, "rest_invalid_json", "Invalid JSON body passed.")
+        if not isinstance(given, dict):
+            return _error(400, "rest_invalid_json", "Invalid JSON body passed.")
+        if unknown := set(given) - FIELDS:
+            return _error(400, "rest_invalid_param", f"Invalid parameter(s): {', '.join(sorted(unknown))}")
+        code = str(given.get("code") or "").strip().lower()
+        if not code:
+            return _error(400, "woocommerce_rest_empty_coupon_code", "The coupon code cannot be empty.")
+        if any(c["site"] == site and c["code"] == code for c in self.coupons.values()):
+            return _error(400, "woocommerce_rest_coupon_code_already_exists", "The coupon code already exists")
+        if given.get("discount_type", "fixed_cart") not in DISCOUNT_TYPES:
+            return _error(400, "rest_invalid_param", "Invalid parameter(s): discount_type")
+        for name in ("amount", "minimum_amount"):
+            if name in given and not _decimal_text(given[name]):
+                return _error(400, "rest_invalid_param", f"Invalid parameter(s): {name}")
+        if "date_expires" in given and not _date_text(given["date_expires"]):
+            return _error(400, "rest_invalid_param", "Invalid parameter(s): date_expires")
+        coupon = {
+            "id": next(self._ids),
+            "site": site,
+            "code": code,
+            "amount": str(given.get("amount", "0")),
+            "discount_type": given.get("discount_type", "fixed_cart"),
+            "description": given.get("description", ""),
+            "date_expires": given.get("date_expires"),
+            "usage_count": 0,
+            "individual_use": bool(given.get("individual_use", False)),
+            "product_ids": list(given.get("product_ids", [])),
+            "usage_limit": given.get("usage_limit"),
+            "usage_limit_per_user": given.get("usage_limit_per_user"),
+            "limit_usage_to_x_items": given.get("limit_usage_to_x_items"),
+            "free_shipping": bool(given.get("free_shipping", False)),
+            "minimum_amount": str(given.get("minimum_amount", "0.00")),
+            "email_restrictions": list(given.get("email_restrictions", [])),
+            "used_by": [],
+        }
+        self.coupons[coupon["id"]] = coupon
+        return 201, coupon
+
+
+def _decimal_text(value: Any) -> bool:
+    try:
+        return isinstance(value, str | int) and Decimal(str(value)) >= 0
+    except InvalidOperation:
+        return False
+
+
+def _date_text(value: Any) -> bool:
+    try:
+        date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return False
+    return True

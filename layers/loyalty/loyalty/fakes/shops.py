@@ -1,0 +1,32 @@
+"""Shops' discount codes in memory, with failures to order: the same promises as the real adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from loyalty.ports.shops import CodeRequest, ShopCode
+
+
+@dataclass
+class InMemoryShopCodes:
+    codes: dict[tuple[str, str], CodeRequest] = field(default_factory=dict)  # (shop, code) -> what was asked
+    failures: list[Exception] = field(default_factory=list)  # raised in order (ShopRetryableError, ShopRefusedError)
+    calls: int = 0
+
+    def create(self, request: CodeRequest) -> ShopCode:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.codes.setdefault((request.shop, request.code), request)
+        return ShopCode(
+            f"{request.shop}/{request.code}", f"https://{request.shop.partition(':')[2]}/discount/{request.code}"
+        )
+
+    def remove(self, shop: str, shop_code_id: str) -> None:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.codes.pop((shop, shop_code_id.rpartition("/")[2]), None)
+
+    def has(self, shop: str, code: str) -> bool:
+        return (shop, code) in self.codes

@@ -1,0 +1,137 @@
+"""A redemption's code made in its shop: made once however often it is asked, points back when the shop refuses
+for good, nothing lost when the maker dies between the shop and the ledger, no code left for a cancelled one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loyalty.errors import ShopRefusedError, ShopRetryableError
+from loyalty.fakes.shops import InMemoryShopCodes
+from loyalty.ledger.model import EntryKind
+from loyalty.ledger.service import Ledger
+from loyalty.ledger.state import RedemptionStatus
+from loyalty.ports.shops import CodeRequest, ShopCode
+from loyalty.programme.rewards import load_rewards
+from loyalty.programme.rules import ProgramRules
+from loyalty.rewards.codes import CodeMaker
+from loyalty.rewards.member_api import MemberRewards
+
+SHOP = "shopify:demo-shop.myshopify.com"
+
+
+@pytest.fixture
+def shops() -> InMemoryShopCodes:
+    return InMemoryShopCodes()
+
+
+@pytest.fixture
+def maker(ledger: Ledger, rules: ProgramRules, shops: InMemoryShopCodes) -> CodeMaker:
+    return CodeMaker(ledger, load_rewards(rules), shops)
+
+
+def redeemed(maker: CodeMaker, reward_id: str = "50-off", points: int = 1000) -> dict[str, Any]:
+    ledger = maker.ledger
+    ledger.enrol("m-1", email="anna@example.com")
+    ledger.adjust("m-1", points, "agent-1", "opening balance", "open")
+    answer, _ = MemberRewards(ledger, maker.catalogue, maker.shops).redeem(
+        "m-1", {"rewardId": reward_id, "shop": SHOP}, "k-1"
+    )
+    return answer
+
+
+def test_the_code_is_made_in_the_shop_once(maker: CodeMaker, shops: InMemoryShopCodes) -> None:
+    made = redeemed(maker)
+    assert maker.make("m-1", made["redemptionId"]) is RedemptionStatus.ACTIVE
+    assert maker.make("m-1", made["redemptionId"]) is RedemptionStatus.ACTIVE  # asked again: nothing more
+    assert shops.calls == 1
+    asked = shops.codes[(SHOP, made["code"])]
+    assert (asked.kind, asked.amount, asked.min_subtotal, asked.currency) == ("amount_off", 50, 200, "SEK")
+    assert asked.customer_email == "anna@example.com"
+    assert asked.ends_at.isoformat() == "2026-04-02T00:00:00+02:00"  # through 1 April, Stockholm time
+    redemption = maker.ledger.redemption("m-1", made["redemptionId"])
+    assert redemption.apply_url == f"https://demo-shop.myshopify.com/discount/{made['code']}"
+
+
+def test_a_shop_that_cannot_now_leaves_it_pending_and_a_later_attempt_makes_it(
+    maker: CodeMaker, shops: InMemoryShopCodes
+) -> None:
+    made = redeemed(maker)
+    shops.failures.append(ShopRetryableError("THROTTLED"))
+    with pytest.raises(ShopRetryableError):
+        maker.make("m-1", made["redemptionId"])
+    assert maker.ledger.redemption("m-1", made["redemptionId"]).status is RedemptionStatus.PENDING
+    assert maker.ledger.summary("m-1").available == 500
+    assert maker.make("m-1", made["redemptionId"]) is RedemptionStatus.ACTIVE
+    assert len(shops.codes) == 1
+
+
+def test_a_code_refused_for_good_gives_the_points_back_saying_why(maker: CodeMaker, shops: InMemoryShopCodes) -> None:
+    made = redeemed(maker)
+    shops.failures.append(ShopRefusedError("Minimum subtotal is not valid"))
+    assert maker.make("m-1", made["redemptionId"]) is RedemptionStatus.REFUSED
+    assert maker.ledger.summary("m-1").available == 1000
+    [back] = [e for e in maker.ledger.entries("m-1") if e.source_key.startswith("redemption-return#")]
+    assert back.reason == "The shop refused the code: Minimum subtotal is not valid"
+    assert maker.ledger.check_invariants("m-1") == []
+    assert not shops.codes
+
+
+def test_a_maker_killed_between_the_shop_and_the_ledger_completes_once(
+    maker: CodeMaker, shops: InMemoryShopCodes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = redeemed(maker)
+
+    def killed(*_: object) -> None:
+        raise SystemExit("the instance died")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "activate_redemption", killed)
+        with pytest.raises(SystemExit):
+            maker.make("m-1", made["redemptionId"])
+    assert shops.has(SHOP, made["code"])  # the shop made it; the ledger does not know yet
+    assert maker.make("m-1", made["redemptionId"]) is RedemptionStatus.ACTIVE  # the stream's retry
+    assert len(shops.codes) == 1
+    assert maker.ledger.summary("m-1").available == 500
+    assert [e.points for e in maker.ledger.entries("m-1") if e.kind is EntryKind.REDEMPTION] == [-500]
+
+
+def test_a_code_made_for_a_redemption_cancelled_meanwhile_is_removed(
+    maker: CodeMaker, shops: InMemoryShopCodes
+) -> None:
+    made = redeemed(maker)
+    rewards = MemberRewards(maker.ledger, maker.catalogue, maker.shops)
+    real_create = shops.create
+
+    def cancelled_while_made(request: CodeRequest) -> ShopCode:
+        code = real_create(request)
+        rewards.cancel("m-1", made["redemptionId"])  # the member cancels as the shop answers
+        return code
+
+    shops.create = cancelled_while_made  # type: ignore[method-assign]
+    assert maker.make("m-1", made["redemptionId"]) is RedemptionStatus.CANCELLED
+    assert not shops.has(SHOP, made["code"])
+    assert maker.ledger.summary("m-1").available == 1000
+
+
+def test_rewards_without_a_code_never_reach_a_shop(maker: CodeMaker, shops: InMemoryShopCodes) -> None:
+    ledger = maker.ledger
+    ledger.enrol("m-1")
+    ledger.adjust("m-1", 500, "agent-1", "opening balance", "open")
+    answer, _ = MemberRewards(ledger, maker.catalogue, maker.shops).redeem("m-1", {"rewardId": "plant-a-tree"}, "k-1")
+    assert maker.make("m-1", answer["redemptionId"]) is RedemptionStatus.FULFILLED
+    assert shops.calls == 0
+
+
+def test_cancelling_an_active_code_removes_it_from_the_shop_first(maker: CodeMaker, shops: InMemoryShopCodes) -> None:
+    made = redeemed(maker)
+    maker.make("m-1", made["redemptionId"])
+    rewards = MemberRewards(maker.ledger, maker.catalogue, shops)
+    shops.failures.append(ShopRetryableError("the shop is down"))
+    with pytest.raises(ShopRetryableError):  # not removed: nothing given back, the member may try again
+        rewards.cancel("m-1", made["redemptionId"])
+    assert maker.ledger.summary("m-1").available == 500
+    assert rewards.cancel("m-1", made["redemptionId"])["status"] == "cancelled"
+    assert not shops.has(SHOP, made["code"])
+    assert maker.ledger.summary("m-1").available == 1000
