@@ -435,6 +435,10 @@ def test_a_commit_brings_the_members_review_forward_with_its_change_or_writes_no
 # ---------------------------------------------------------------- redemptions
 
 
+def code_of(member_id: str, redemption_id: str) -> str:
+    return f"LOY-{member_id}-{redemption_id}".upper()
+
+
 def _redemption(member_id: str, redemption_id: str, status: RedemptionStatus, at: datetime = NOW) -> Redemption:
     return Redemption(
         redemption_id=redemption_id,
@@ -447,7 +451,7 @@ def _redemption(member_id: str, redemption_id: str, status: RedemptionStatus, at
         created_at=at,
         updated_at=at,
         request_hash="h1",
-        code="LOY-ABCD-EFGH",
+        code=code_of(member_id, redemption_id),
         valid_until=date(2026, 4, 1),
     )
 
@@ -497,3 +501,23 @@ def test_a_redemption_changes_status_only_from_the_status_read(stores: Stores) -
     assert stores.ledger.commit(right) is Commit.APPLIED
     assert stores.ledger.redemptions(member.member_id) == [cancelled]
     assert stores.ledger.redemptions("nobody") == []
+
+
+def test_an_orders_read_finds_the_redemptions_of_its_codes(stores: Stores) -> None:
+    member = enrolled(stores)
+    stores.ledger.commit(credit(member.member_id, "lot-1", 600, 0, date(2027, 3, 31)))
+    stores.ledger.commit(_spend(member.member_id, "rdm_1", 1))
+    shop = "shopify:demo-shop.myshopify.com"
+    code = code_of(member.member_id, "rdm_1")
+    found = stores.ledger.member_and_order(member.member_id, f"{shop}#1", shop, (), [code.lower(), "LOY-NONE-XXXX"])
+    assert found.redemptions == {code: (member.member_id, "rdm_1")}
+    other = stores.ledger.member_and_order(member.member_id, "other#1", "shopify:other.myshopify.com", (), [code])
+    assert other.redemptions == {}
+    # A second redemption with a code another holds is not written (codes are random: it would be made again)
+    clash = _spend(member.member_id, "rdm_2", 2)
+    assert clash.redemption is not None
+    taken = replace(clash.redemption.redemption, code=code)
+    assert (
+        stores.ledger.commit(replace(clash, redemption=replace(clash.redemption, redemption=taken))) is Commit.CONFLICT
+    )
+    assert stores.ledger.member(member.member_id).available == 100  # type: ignore[union-attr]

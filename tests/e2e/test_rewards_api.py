@@ -13,6 +13,7 @@ from typing import Any
 from infra.local.stack import Stack
 from tests.e2e.conftest import Shop
 from tests.e2e.test_salesforce import CALLOUT_SECRET, callout, unlinked_shopper
+from tests.e2e.test_webshop_pipeline import shopify_order
 
 SHOP = "nordic-outdoor.myshopify.com"
 
@@ -30,7 +31,13 @@ def call(stack: Stack, method: str, path: str, body: Any = None, key: str | None
 
 def member_with_points(stack: Stack, shop: Shop, points: int) -> tuple[str, int]:
     """A shopper enrolled by their first order, given ``points`` by a CRM user: (member id, points available)."""
-    _, member_id = unlinked_shopper(stack, shop)
+    _, member_id, available = shopper_with_points(stack, shop, points)
+    return member_id, available
+
+
+def shopper_with_points(stack: Stack, shop: Shop, points: int) -> tuple[str, str, int]:
+    """(e-mail, member id, points available) of a shopper enrolled by their first order, given ``points``."""
+    email, member_id = unlinked_shopper(stack, shop)
     body = callout(stack, "points.adjustment", contact={"id": None, "loyaltyMemberId": member_id, "email": None})
     body["adjustment"]["points"] = points
     status, _ = stack.salesforce.send_flow_callout(
@@ -39,7 +46,7 @@ def member_with_points(stack: Stack, shop: Shop, points: int) -> tuple[str, int]
     assert status == 202
     stack.wait_idle()
     _, member = shop.get(f"/members/{member_id}")
-    return member_id, member["points"]["available"]
+    return email, member_id, member["points"]["available"]
 
 
 def test_a_member_redeems_once_and_cancels_through_the_api(stack: Stack, shop: Shop) -> None:
@@ -133,3 +140,20 @@ def test_a_code_the_shop_refuses_gives_the_points_back(stack: Stack, shop: Shop)
     assert member["points"]["available"] == available
     reasons = [entry["reason"] for entry in member["entries"]]
     assert any("The shop refused the code" in reason for reason in reasons)
+
+
+def test_an_order_that_uses_the_code_marks_it_used(stack: Stack, shop: Shop) -> None:
+    email, member_id, _ = shopper_with_points(stack, shop, 1000)
+    _, made = call(
+        stack, "POST", f"/members/{member_id}/redemptions", {"rewardId": "free-shipping", "shop": SHOP}, "use-1"
+    )
+    stack.wait_idle()
+    assert redemption(stack, member_id, made["redemptionId"])["status"] == "active"
+    order = json.loads(shopify_order(email, customer_id=None))
+    order["discount_codes"] = [{"code": made["code"], "amount": "49.00", "type": "shipping"}]
+    assert shop.shopify("orders/paid", json.dumps(order).encode())[0] == 200
+    stack.wait_idle()
+    used = redemption(stack, member_id, made["redemptionId"])
+    assert (used["status"], used["orderKey"]) == ("used", f"shopify:{SHOP}#{order['id']}")
+    status, refused = call(stack, "DELETE", f"/members/{member_id}/redemptions/{made['redemptionId']}")
+    assert (status, refused["rule"]) == (409, "status")

@@ -3,20 +3,27 @@ for good, nothing lost when the maker dies between the shop and the ledger, no c
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from loyalty.errors import ShopRefusedError, ShopRetryableError
+from loyalty.errors import RedemptionRefusedError, ShopRefusedError, ShopRetryableError
+from loyalty.fakes import Fakes
 from loyalty.fakes.shops import InMemoryShopCodes
 from loyalty.ledger.model import EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import RedemptionStatus
+from loyalty.offers.rules import load_offer_rules
 from loyalty.ports.shops import CodeRequest, ShopCode
 from loyalty.programme.rewards import load_rewards
 from loyalty.programme.rules import ProgramRules
 from loyalty.rewards.codes import CodeMaker
 from loyalty.rewards.member_api import MemberRewards
+from loyalty.shop.applier import ShopEventApplier
+from loyalty.shop.webhooks import QueuedWebhook
+from tests.conftest import FakeClock
 
 SHOP = "shopify:demo-shop.myshopify.com"
 
@@ -135,3 +142,47 @@ def test_cancelling_an_active_code_removes_it_from_the_shop_first(maker: CodeMak
     assert rewards.cancel("m-1", made["redemptionId"])["status"] == "cancelled"
     assert not shops.has(SHOP, made["code"])
     assert maker.ledger.summary("m-1").available == 1000
+
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+
+@pytest.mark.parametrize(
+    ("platform", "shop", "event", "email", "code_field"),
+    [
+        ("shopify", "demo-shop.myshopify.com", "shopify/orders_paid.json", "astrid.lindqvist@example.se",
+         "discount_codes"),
+        ("woocommerce", "https://kahvila.example.fi", "woocommerce/order_completed.json", "aino.virtanen@example.fi",
+         "coupon_lines"),
+    ],
+)  # fmt: skip
+def test_an_order_that_uses_the_code_marks_the_redemption_used_once(
+    fakes: Fakes, maker: CodeMaker, clock: FakeClock, platform: str, shop: str, event: str, email: str,
+    code_field: str,
+) -> None:  # fmt: skip
+    ledger = maker.ledger
+    ledger.enrol("m-1", email=email)
+    ledger.adjust("m-1", 1000, "agent-1", "opening balance", "open")
+    catalogue_shop = f"{platform}:{shop.removeprefix('https://')}"
+    rewards = MemberRewards(ledger, maker.catalogue, maker.shops)
+    made, _ = rewards.redeem("m-1", {"rewardId": "50-off", "shop": catalogue_shop}, "k-1")
+    maker.make("m-1", made["redemptionId"])
+    clock.advance(days=14)  # the day the captured order was placed
+    body = json.loads((EVENTS / event).read_text())
+    body[code_field] = [{"code": "SPRING10"}, {"code": made["code"].lower()}]  # WooCommerce keeps codes lower case
+    applier = ShopEventApplier(ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue)
+    delivery = QueuedWebhook(
+        platform=platform,  # type: ignore[arg-type]
+        topic="orders/paid" if platform == "shopify" else "order.updated",
+        shop=shop,
+        webhook_id="wh-1" if platform == "shopify" else None,
+        body=json.dumps(body),
+    )
+    assert applier.deliver(delivery) == "order accrued"
+    used = ledger.redemption("m-1", made["redemptionId"])
+    assert used.status is RedemptionStatus.USED
+    assert used.order_key == f"{catalogue_shop}#{body['id']}"
+    assert applier.deliver(delivery) == "order redelivered: nothing changed"
+    assert ledger.redemption("m-1", made["redemptionId"]) == used
+    with pytest.raises(RedemptionRefusedError):  # a used code cannot be cancelled: its points stay spent
+        rewards.cancel("m-1", made["redemptionId"])

@@ -37,7 +37,7 @@ STATUS_OF: dict[type[Exception], HTTPStatus] = {
 }
 
 
-def error_response(status: HTTPStatus, message: str, **details: object) -> Response:
+def error_response(status: HTTPStatus, message: str, /, **details: object) -> Response:
     return Response(
         status_code=status.value,
         content_type=content_types.APPLICATION_JSON,

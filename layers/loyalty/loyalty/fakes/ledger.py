@@ -51,15 +51,17 @@ class InMemoryLedgerStore:
             return {m: self.memory.members[m] for m in set(member_ids) if m in self.memory.members}
 
     def member_and_order(
-        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()
+        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = (), codes: Iterable[str] = ()
     ) -> MemberAndOrder:
         memory = self.memory
         with memory.atomically():
+            found = {code.upper(): self._codes().get((shop, code.upper())) for code in codes}
             return MemberAndOrder(
                 memory.members.get(member_id),
                 memory.orders.get(order_key),
                 memory.reviews.get(member_id),
                 catalogue_categories(memory, shop, product_ids),
+                {code: owner for code, owner in found.items() if owner is not None},
             )
 
     def order(self, order_key: str) -> OrderState | None:
@@ -100,6 +102,9 @@ class InMemoryLedgerStore:
 
     def _redemptions(self) -> dict[tuple[str, str], Redemption]:
         return self.memory.items("redemptions")  # (member id, redemption id) -> redemption
+
+    def _codes(self) -> dict[tuple[str, str], tuple[str, str]]:
+        return self.memory.items("redemption codes")  # (shop, code) -> (member id, redemption id)
 
     def _uses(self) -> dict[tuple[str, str], RewardUses]:
         return self.memory.items("reward uses")  # (member id, reward id) -> uses
@@ -146,6 +151,9 @@ class InMemoryLedgerStore:
                 found = self._redemptions().get((redemption.member_id, redemption.redemption_id))
                 if (found.status if found is not None else None) != write.previous:
                     return Commit.CONFLICT
+                new_code = redemption.code.upper() if write.previous is None and redemption.code else None
+                if new_code is not None and (redemption.shop, new_code) in self._codes():
+                    return Commit.CONFLICT
                 if write.uses is not None:
                     was = self._uses().get((redemption.member_id, write.uses.reward_id))
                     if (was.version if was is not None else 0) != write.uses.version - 1:
@@ -159,7 +167,11 @@ class InMemoryLedgerStore:
             if change.review_on is not None and member is not None:
                 memory.reviews[member.member_id] = change.review_on
             if write is not None:
-                self._redemptions()[(write.redemption.member_id, write.redemption.redemption_id)] = write.redemption
+                redemption = write.redemption
+                self._redemptions()[(redemption.member_id, redemption.redemption_id)] = redemption
+                if write.previous is None and redemption.code is not None:
+                    owner = (redemption.member_id, redemption.redemption_id)
+                    self._codes()[(redemption.shop, redemption.code.upper())] = owner
                 if write.uses is not None:
                     self._uses()[(write.redemption.member_id, write.uses.reward_id)] = write.uses
         return Commit.APPLIED

@@ -51,7 +51,7 @@ from loyalty.ledger.state import (
 )
 from loyalty.ledger.store import LedgerStore
 from loyalty.programme.orders import Order, with_catalogue_categories
-from loyalty.programme.rewards import RewardCatalogue
+from loyalty.programme.rewards import RewardCatalogue, is_programme_code
 from loyalty.programme.rules import ProgramRules
 from loyalty.programme.tiers import TierOverride
 
@@ -127,8 +127,9 @@ class Ledger:
         with ``catalogue``, the categories of the order's products, which then replace the lines' own (a product
         the catalogue does not know keeps its line's, and is named in ``unknown_products``)."""
         product_ids = {line.product_id for line in order.lines if line.product_id} if catalogue else set()
+        codes = {code.strip() for code in order.discount_codes if is_programme_code(code)}
         state = self.store.member_and_order(
-            member_id, order_key_of(order.shop, order.order_id), order.shop, product_ids
+            member_id, order_key_of(order.shop, order.order_id), order.shop, product_ids, codes
         )
         if catalogue:
             order = with_catalogue_categories(order, state.categories)
@@ -375,6 +376,22 @@ class Ledger:
             change = LedgerChange(redemption=RedemptionWrite(active, RedemptionStatus.PENDING))
             if self.store.commit(change) is Commit.APPLIED:
                 return active
+            raise _Again
+
+        result: Redemption = self._retrying(attempt)
+        return result
+
+    def use_redemption(self, member_id: str, redemption_id: str, order_key: str) -> Redemption:
+        """An order used the redemption's code: it is used, with the order. Used already, or ended (a late order
+        after a cancel or the code's end), it is returned as it is."""
+
+        def attempt() -> Redemption:
+            redemption = self.redemption(member_id, redemption_id)
+            if redemption.status not in (RedemptionStatus.PENDING, RedemptionStatus.ACTIVE):
+                return redemption
+            used = replace(redemption, status=RedemptionStatus.USED, order_key=order_key, updated_at=self.clock())
+            if self.store.commit(LedgerChange(redemption=RedemptionWrite(used, redemption.status))) is Commit.APPLIED:
+                return used
             raise _Again
 
         result: Redemption = self._retrying(attempt)

@@ -261,12 +261,14 @@ class LedgerChange:
 class MemberAndOrder:
     """What an order's accrual or reversal reads, in one go: the member, the order, when the member is next
     reviewed (None: no review planned) and, for an accrual, the catalogue's categories of the order's products
-    (product id -> categories; a product the catalogue does not know is absent)."""
+    (product id -> categories; a product the catalogue does not know is absent) and the redemptions whose codes
+    the order used (code, upper case -> (member id, redemption id))."""
 
     member: MemberState | None
     order: OrderState | None
     review_on: date | None = None
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    redemptions: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,11 @@ class LedgerStore(Protocol):
         ...
 
     def member_and_order(
-        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()
+        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = (), codes: Iterable[str] = ()
     ) -> MemberAndOrder:
-        """The member, the order, the member's next review and the categories of the catalogue's products among
-        ``product_ids`` (of ``shop``), in one read."""
+        """The member, the order, the member's next review, the categories of the catalogue's products among
+        ``product_ids`` (of ``shop``) and the redemptions of ``codes`` (redemption codes of ``shop``), in one
+        read."""
         ...
 
     def order(self, order_key: str) -> OrderState | None: ...

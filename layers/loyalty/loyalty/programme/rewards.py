@@ -24,6 +24,7 @@ REWARDS_FILE_ENV = "LOYALTY_REWARDS_FILE"
 REPO_REWARDS_FILE = Path(__file__).resolve().parents[4] / "infra" / "rewards.yaml"
 LAYER_REWARDS_FILE = Path("/opt/python/rewards.yaml")  # layers/loyalty/rewards.yaml links infra/rewards.yaml
 
+CODE_PREFIX = "LOY-"  # every code the programme makes starts so (WooCommerce keeps codes in lower case)
 Currency = Literal["SEK", "NOK", "DKK", "EUR"]
 PLATFORMS = ("shopify", "woocommerce")
 RewardId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)]
@@ -163,6 +164,10 @@ class RewardCatalogue(_Rules):
 
 
 # ---------------------------------------------------------------- the rules a member must meet
+
+
+def is_programme_code(code: str) -> bool:
+    return code.strip().upper().startswith(CODE_PREFIX)
 
 
 def month_of(day: date) -> str:

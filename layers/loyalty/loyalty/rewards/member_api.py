@@ -21,7 +21,7 @@ from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import Redemption, RedemptionStatus, RewardUses
 from loyalty.observability import metrics
 from loyalty.ports.shops import ShopCodes
-from loyalty.programme.rewards import Reward, RewardCatalogue, limit_reached, tier_too_low
+from loyalty.programme.rewards import CODE_PREFIX, Reward, RewardCatalogue, limit_reached, tier_too_low
 from loyalty.programme.tiers import tier_in_force
 
 LANGUAGES = ("sv", "nb", "da", "fi", "en")
@@ -32,7 +32,7 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 def new_code() -> str:
     """A code that is hard to guess: 8 characters of 32 (40 bits), grouped for reading aloud."""
     text = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
-    return f"LOY-{text[:4]}-{text[4:]}"
+    return f"{CODE_PREFIX}{text[:4]}-{text[4:]}"
 
 
 def redemption_id_for(member_id: str, key: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from loyalty.consent import apply_profile_changes
 from loyalty.enrolment import enrol_member, new_member_id
 from loyalty.errors import MalformedPayloadError, UnknownCurrencyError
+from loyalty.ledger.decisions import order_key_of
 from loyalty.ledger.model import LedgerResult
 from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import PreparedAccrual
@@ -139,12 +140,23 @@ class ShopEventApplier:
         # a purchase may change the member's segment: their next review is brought forward to tomorrow, in the
         # accrual's write (a redelivery finds the accrual, and the review, done)
         accrual = self.ledger.accrue_prepared(prepared, review_on=self._tomorrow())
+        self._codes_used(prepared, order)
         # asked again on a redelivery too (the sender sends each once): a crash before this line loses nothing
         now = self.ledger.clock()
         offers = after_order(self.offer_rules, accrual.result, accrual.summary, self.ledger.rules.local_date(now), now)
         if offers:
             self.offer_queue.send(offers)
         return "order redelivered: nothing changed" if accrual.result.duplicate else "order accrued"
+
+    def _codes_used(self, prepared: PreparedAccrual, order: Order) -> None:
+        """The programme's codes the order used: their redemptions are used, with the order (again on a
+        redelivery: nothing changes)."""
+        order_key = order_key_of(order.shop, order.order_id)
+        for code, (member_id, redemption_id) in sorted(prepared.state.redemptions.items()):
+            redemption = self.ledger.use_redemption(member_id, redemption_id, order_key)
+            if redemption.order_key != order_key:  # used by another order, or ended (cancelled, expired) before
+                logger.warning("a reward code used after it ended", status=redemption.status.value, code=code[:4])
+                metrics.add_metric(name="RewardCodeUsedAfterEnd", unit="Count", value=1)
 
     def _refund(self, event: RefundEvent) -> str:
         if event.lines == {}:

@@ -35,6 +35,7 @@ from loyalty.adapters.dynamodb.ledger_items import (
 )
 from loyalty.adapters.dynamodb.models import (
     BIRTHDAY_SK,
+    CODE_SK,
     EMAIL_SK,
     ENTRY_PREFIX,
     MEMBER_SK,
@@ -50,10 +51,12 @@ from loyalty.adapters.dynamodb.models import (
     MemberItem,
     OrderItem,
     ProductItem,
+    RedemptionCodeItem,
     RedemptionItem,
     ReviewItem,
     RewardUsesItem,
     can_exist,
+    code_pk,
     condition_failed,
     email_pk,
     member_pk,
@@ -101,14 +104,16 @@ class DynamoDBLedgerStore:
         return {member.member_id: member for member in found}
 
     def member_and_order(
-        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = ()
+        self, member_id: str, order_key: str, shop: str, product_ids: Iterable[str] = (), codes: Iterable[str] = ()
     ) -> MemberAndOrder:
         pk = member_pk(member_id)
         products = sorted(set(product_ids))
         keys = [(pk, MEMBER_SK), (order_pk(order_key), ORDER_SK), (pk, REVIEW_SK)]
         keys += [(product_pk(shop, product_id), PRODUCT_SK) for product_id in products]
+        keys += [(code_pk(shop, code), CODE_SK) for code in sorted({code.upper() for code in codes})]
         member = order = review_on = None
         categories: dict[str, tuple[str, ...]] = {}
+        redemptions: dict[str, tuple[str, str]] = {}
         for item in _batch_get(keys):
             if isinstance(item, MemberItem):
                 member = member_state(item)
@@ -118,7 +123,9 @@ class DynamoDBLedgerStore:
                 review_on = date.fromisoformat(item.review_on)
             elif isinstance(item, ProductItem):
                 categories[product_id_of(item)] = tuple(str(name) for name in item.categories)
-        return MemberAndOrder(member, order, review_on, categories)
+            elif isinstance(item, RedemptionCodeItem):
+                redemptions[item.pk.rsplit("#", 1)[1]] = (item.member_id, item.redemption_id)
+        return MemberAndOrder(member, order, review_on, categories, redemptions)
 
     def order(self, order_key: str) -> OrderState | None:
         item = _get(OrderItem, order_pk(order_key), ORDER_SK)
@@ -222,6 +229,15 @@ class DynamoDBLedgerStore:
                     status = RedemptionItem.status
                     unchanged = status.does_not_exist() if write.previous is None else status == write.previous.value
                     transaction.save(redemption_item(write.redemption), condition=unchanged)
+                    redemption = write.redemption
+                    if write.previous is None and redemption.code is not None:  # whose code it is, for its order
+                        code = RedemptionCodeItem(
+                            code_pk(redemption.shop, redemption.code),
+                            CODE_SK,
+                            member_id=redemption.member_id,
+                            redemption_id=redemption.redemption_id,
+                        )
+                        transaction.save(code, condition=RedemptionCodeItem.pk.does_not_exist())
                     if write.uses is not None:
                         version = write.uses.version - 1
                         at = RewardUsesItem.version == version if version else RewardUsesItem.pk.does_not_exist()

@@ -307,6 +307,13 @@ class RedemptionItem(LoyaltyItem, discriminator="redemption"):
     apply_url = UnicodeAttribute(null=True)
 
 
+class RedemptionCodeItem(LoyaltyItem, discriminator="redemption_code"):
+    """CODE#<shop>#<code, upper case> / CODE: whose redemption a code is (an order that uses it finds it)."""
+
+    member_id = UnicodeAttribute()
+    redemption_id = UnicodeAttribute()
+
+
 class RewardUsesItem(LoyaltyItem, discriminator="reward_uses"):
     """MEMBER#<id> / REWARD#<reward id>: how often the member redeemed the reward, by month and in all."""
 
@@ -332,6 +339,7 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     OfferSendItem,
     ContactCapItem,
     RedemptionItem,
+    RedemptionCodeItem,
     RewardUsesItem,
 )
 
@@ -396,6 +404,10 @@ def can_exist(pk: str, sk: str) -> bool:
     return len(pk.encode("utf-8", "surrogatepass")) <= 2048 and len(sk.encode("utf-8", "surrogatepass")) <= 1024
 
 
+def code_pk(shop: str, code: str) -> str:
+    return f"CODE#{shop}#{code.upper()}"
+
+
 def member_pk(member_id: str) -> str:
     return f"MEMBER#{member_id}"
 
@@ -430,6 +442,7 @@ REVIEW_SK = "REVIEW"
 BIRTHDAY_SK = "BIRTHDAY"
 PRODUCT_SK = "PRODUCT"
 REDEMPTION_PREFIX = "REDEMPTION#"
+CODE_SK = "CODE"
 REWARD_USES_PREFIX = "REWARD#"
 
 
