@@ -521,3 +521,23 @@ def test_an_orders_read_finds_the_redemptions_of_its_codes(stores: Stores) -> No
         stores.ledger.commit(replace(clash, redemption=replace(clash.redemption, redemption=taken))) is Commit.CONFLICT
     )
     assert stores.ledger.member(member.member_id).available == 100  # type: ignore[union-attr]
+
+
+def test_an_unused_code_is_due_on_the_day_it_ends_and_a_used_one_is_not(stores: Stores) -> None:
+    member = enrolled(stores)
+    stores.ledger.commit(credit(member.member_id, "lot-1", 600, 0, date(2027, 3, 31)))
+    stores.ledger.commit(_spend(member.member_id, "rdm_1", 1))  # valid until 2026-04-01
+    ending = due(stores.job_runs, stores.job_runs.codes_ending(date(2026, 4, 2)))
+    mine = [work for work in ending if work.member_id == member.member_id]
+    assert [(work.kind, work.redemption_id) for work in mine] == [("redemption", "rdm_1")]
+    assert not [
+        w
+        for w in due(stores.job_runs, stores.job_runs.codes_ending(date(2026, 4, 1)))
+        if w.member_id == member.member_id
+    ]
+    used = replace(_redemption(member.member_id, "rdm_1", RedemptionStatus.USED), order_key="shop#1")
+    assert (
+        stores.ledger.commit(LedgerChange(redemption=RedemptionWrite(used, RedemptionStatus.PENDING))) is Commit.APPLIED
+    )
+    ending = due(stores.job_runs, stores.job_runs.codes_ending(date(2026, 4, 2)))
+    assert [work for work in ending if work.member_id == member.member_id] == []

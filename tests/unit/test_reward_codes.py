@@ -4,6 +4,7 @@ for good, nothing lost when the maker dies between the shop and the ledger, no c
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from loyalty.errors import RedemptionRefusedError, ShopRefusedError, ShopRetryableError
 from loyalty.fakes import Fakes
 from loyalty.fakes.shops import InMemoryShopCodes
+from loyalty.jobs import ScheduledJobs
 from loyalty.ledger.model import EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import RedemptionStatus
@@ -186,3 +188,65 @@ def test_an_order_that_uses_the_code_marks_the_redemption_used_once(
     assert ledger.redemption("m-1", made["redemptionId"]) == used
     with pytest.raises(RedemptionRefusedError):  # a used code cannot be cancelled: its points stay spent
         rewards.cancel("m-1", made["redemptionId"])
+
+
+# ---------------------------------------------------------------- the code's end
+
+
+def code_jobs(fakes: Fakes, maker: CodeMaker) -> ScheduledJobs:
+    return ScheduledJobs(
+        maker.ledger, fakes.reviews, fakes.job_runs, fakes.offer_queue, load_offer_rules(), fakes.offer_records,
+        end_unused_code=maker.end_unused,
+    )  # fmt: skip
+
+
+def on(clock: FakeClock, day: date) -> None:
+    clock.now = datetime(day.year, day.month, day.day, 3, tzinfo=UTC)
+
+
+def test_a_code_unused_at_its_end_leaves_the_shop_and_its_points_come_back(
+    fakes: Fakes, maker: CodeMaker, shops: InMemoryShopCodes, clock: FakeClock
+) -> None:
+    made = redeemed(maker)  # valid through 2026-04-01
+    maker.make("m-1", made["redemptionId"])
+    jobs = code_jobs(fakes, maker)
+    on(clock, date(2026, 4, 1))
+    assert jobs.run("code_expiry", date(2026, 4, 1)).changed == 0  # its last day: still valid
+    on(clock, date(2026, 4, 2))
+    assert jobs.run("code_expiry", date(2026, 4, 2)).changed == 1
+    expired = maker.ledger.redemption("m-1", made["redemptionId"])
+    assert (expired.status, expired.reason) == (
+        RedemptionStatus.EXPIRED,
+        "Code unused at its end: the points came back",
+    )
+    assert not shops.has(SHOP, made["code"])
+    assert maker.ledger.summary("m-1").available == 1000
+    assert maker.ledger.check_invariants("m-1") == []
+    assert jobs.run("code_expiry", date(2026, 4, 2)).changed == 0  # run again: done already
+
+
+def test_a_reward_whose_unused_codes_keep_their_points(
+    fakes: Fakes, maker: CodeMaker, shops: InMemoryShopCodes, clock: FakeClock
+) -> None:
+    kept = tuple(
+        r.model_copy(update={"return_points_on_expiry": False}) if r.id == "50-off" else r
+        for r in maker.catalogue.rewards
+    )
+    keeping = CodeMaker(maker.ledger, maker.catalogue.model_copy(update={"rewards": kept}), shops)
+    made = redeemed(keeping)
+    keeping.make("m-1", made["redemptionId"])
+    on(clock, date(2026, 4, 2))
+    assert code_jobs(fakes, keeping).run("code_expiry", date(2026, 4, 2)).changed == 1
+    assert maker.ledger.redemption("m-1", made["redemptionId"]).status is RedemptionStatus.EXPIRED
+    assert not shops.has(SHOP, made["code"])
+    assert maker.ledger.summary("m-1").available == 500
+
+
+def test_a_used_code_is_not_ended(fakes: Fakes, maker: CodeMaker, clock: FakeClock) -> None:
+    made = redeemed(maker)
+    maker.make("m-1", made["redemptionId"])
+    maker.ledger.use_redemption("m-1", made["redemptionId"], "shopify:demo-shop.myshopify.com#1")
+    on(clock, date(2026, 4, 2))
+    assert code_jobs(fakes, maker).run("code_expiry", date(2026, 4, 2)).changed == 0
+    assert maker.ledger.redemption("m-1", made["redemptionId"]).status is RedemptionStatus.USED
+    assert maker.ledger.summary("m-1").available == 500

@@ -45,9 +45,11 @@ from loyalty.programme.rules import ProgramRules
 from loyalty.programme.segments import Segment, assign_segment, segment_window_start
 from loyalty.programme.tiers import assessment_due
 
-JobName = Literal["release", "expire", "expiry_warning", "birthday", "review", "release_held", "crm_retry", "crm_link"]
+JobName = Literal[
+    "release", "expire", "expiry_warning", "birthday", "review", "code_expiry", "release_held", "crm_retry", "crm_link"
+]
 CRM_JOBS: dict[str, str] = {"crm_retry": "stale", "crm_link": "unlinked"}  # job -> the CRM status it asks again for
-JOBS: tuple[JobName, ...] = ("release", "expire", "expiry_warning", "birthday", "review")  # daily, by date
+JOBS: tuple[JobName, ...] = ("release", "expire", "expiry_warning", "birthday", "review", "code_expiry")  # by date
 PAGE_SIZE = 100
 STOP_WITH_SECONDS_LEFT = 60.0
 
@@ -81,6 +83,7 @@ class ScheduledJobs:
     page_size: int = PAGE_SIZE
     workers: int = 1  # a page's members are worked on this many at a time (each member's items in order)
     crm_states: CrmStates | None = None  # for crm_retry and crm_link
+    end_unused_code: Callable[[str, str, date], bool] | None = None  # for code_expiry: (member, redemption, today)
 
     @property
     def rules(self) -> ProgramRules:
@@ -138,6 +141,8 @@ class ScheduledJobs:
             return self.runs.lots_expiring_after(day - timedelta(days=1))
         if job == "expiry_warning":
             return self.runs.lots_expiring_after(day + timedelta(days=self.rules.schedules.expiry_warning_days))
+        if job == "code_expiry":
+            return self.runs.codes_ending(day)
         if job == "birthday":
             partitions = self.runs.birthdays(day.month, day.day)
             if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year):
@@ -182,6 +187,10 @@ class ScheduledJobs:
             return self._birthday(work.member_id, work.entered_on, day)
         if job == "review" and work.kind == "review" and work.member_id:
             return self.review(work.member_id, day)
+        if job == "code_expiry" and work.kind == "redemption" and work.redemption_id:
+            if self.end_unused_code is None:
+                raise RuntimeError("the code_expiry job needs the shops' codes")
+            return self.end_unused_code(work.member_id, work.redemption_id, day)
         return False
 
     # ------------------------------------------------------------ the steps

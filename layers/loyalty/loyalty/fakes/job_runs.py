@@ -24,6 +24,10 @@ class InMemoryJobRuns:
         return [(f"EXPIRE#{(last_valid_day + timedelta(days=1)).isoformat()}", None)]
 
     @staticmethod
+    def codes_ending(day: date) -> list[Partition]:
+        return [(f"CODE_END#{day.isoformat()}", None)]
+
+    @staticmethod
     def birthdays(month: int, day: int) -> list[Partition]:
         return [(f"BIRTHDAY#{month:02d}-{day:02d}", None)]
 
@@ -78,6 +82,17 @@ class InMemoryJobRuns:
                     for member_id, entries in memory.entries.items()
                     for entry in entries.values()
                     if entry.lot_end is not None and entry.expires_on == last_valid
+                ]
+            if kind == "CODE_END":
+                ending = date.fromisoformat(value) - timedelta(days=1)
+                redemptions = memory.items("redemptions").values()
+                return [
+                    (
+                        f"{r.member_id}#{r.redemption_id}",
+                        DueWork("redemption", r.member_id, redemption_id=r.redemption_id),
+                    )
+                    for r in redemptions
+                    if r.valid_until == ending and r.status.value in ("pending", "active")
                 ]
             if kind == "BIRTHDAY":
                 return [

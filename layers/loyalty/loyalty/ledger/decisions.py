@@ -681,15 +681,20 @@ def redemption_return(
     status: RedemptionStatus,
     reason: str,
     now: datetime,
+    points_back: bool = True,
 ) -> LedgerChange:
     """An unused redemption ended (cancelled, refused by the shop, expired): its points come back as a new lot
-    (expiring no earlier than the member's newest), and it no longer counts toward the reward's limits."""
+    (expiring no earlier than the member's newest), and it no longer counts toward the reward's limits.
+    ``points_back`` False (a reward whose unused codes keep their points): only the status changes."""
     if redemption.status not in CANCELLABLE:
         raise RedemptionRefusedError(
             "status", f"redemption {redemption.redemption_id} is {redemption.status.value}; only an unused one ends",
             status=redemption.status.value,
         )  # fmt: skip
     today = rules.local_date(now)
+    if not points_back:
+        ended = replace(redemption, status=status, reason=reason, updated_at=now)
+        return LedgerChange(redemption=RedemptionWrite(ended, redemption.status))
     change = new_lot(
         rules,
         member,

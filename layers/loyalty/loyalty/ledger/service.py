@@ -333,9 +333,12 @@ class Ledger:
         result: tuple[Redemption, bool] = self._retrying(attempt)
         return result
 
-    def end_redemption(self, member_id: str, redemption_id: str, status: RedemptionStatus, reason: str) -> Redemption:
-        """An unused redemption cancelled, refused or expired: its points come back (a new lot). Ending it again
-        with the same status changes nothing; RedemptionRefusedError if it was used or ended otherwise."""
+    def end_redemption(
+        self, member_id: str, redemption_id: str, status: RedemptionStatus, reason: str, points_back: bool = True
+    ) -> Redemption:
+        """An unused redemption cancelled, refused or expired: its points come back (a new lot) unless
+        ``points_back`` is False. Ending it again with the same status changes nothing; RedemptionRefusedError if it
+        was used or ended otherwise."""
         found = self.redemption(member_id, redemption_id)
 
         def attempt() -> Redemption:
@@ -346,7 +349,7 @@ class Ledger:
                 return redemption
             member = self._known(state.member, member_id)
             change = decisions.redemption_return(
-                self.rules, member, redemption, state.uses, status, reason, self.clock()
+                self.rules, member, redemption, state.uses, status, reason, self.clock(), points_back
             )
             if self.store.commit(change) is Commit.APPLIED:
                 assert change.redemption is not None

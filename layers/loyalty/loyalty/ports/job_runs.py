@@ -19,17 +19,22 @@ Partition = tuple[str, str | None]  # where due work is kept, and the highest ke
 class DueWork:
     """One item of a job's work."""
 
-    kind: Literal["order", "lot", "birthday", "review"]
+    kind: Literal["order", "lot", "birthday", "review", "redemption"]
     member_id: str
     shop: str | None = None  # orders
     order_id: str | None = None
     lot: Entry | None = None  # lots: the lot entry (immutable, so the ledger need not read it again)
     entered_on: date | None = None  # birthdays: when the programme learnt it
+    redemption_id: str | None = None  # redemptions whose code ends
 
 
 class JobRuns(Protocol):
     def releases_due_by(self, day: date) -> list[Partition]:
         """Where pending orders whose release day is ``day`` or earlier are, however long ago it was."""
+        ...
+
+    def codes_ending(self, day: date) -> list[Partition]:
+        """Where redemptions whose codes end on ``day`` (their last valid day the day before) are, while unused."""
         ...
 
     def lots_expiring_after(self, last_valid_day: date) -> list[Partition]:

@@ -7,7 +7,7 @@ cancelled meanwhile is removed again."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from loyalty.errors import ShopRefusedError, UnknownRewardError
@@ -47,6 +47,24 @@ class CodeMaker:
             return after.status
         metrics.add_metric(name="RewardCodeMade", unit="Count", value=1)
         return after.status
+
+    def end_unused(self, member_id: str, redemption_id: str, today: date) -> bool:
+        """A code unused at its end: removed from the shop, and its points back if the reward says so (its
+        ``return_points_on_expiry``). False if there was nothing to do (used, ended, or not ended yet)."""
+        redemption = self.ledger.redemption(member_id, redemption_id)
+        unused = redemption.status in (RedemptionStatus.PENDING, RedemptionStatus.ACTIVE)
+        if not unused or redemption.valid_until is None or redemption.valid_until >= today:
+            return False
+        if redemption.shop_code_id:
+            self.shops.remove(redemption.shop, redemption.shop_code_id)  # first: no code left without its points
+        try:
+            points_back = self.catalogue.reward(redemption.reward_id).return_points_on_expiry
+        except UnknownRewardError:
+            points_back = True  # a reward no longer offered: the member keeps what they paid
+        reason = "Code unused at its end: " + ("the points came back" if points_back else "the points stay spent")
+        self.ledger.end_redemption(member_id, redemption_id, RedemptionStatus.EXPIRED, reason, points_back)
+        metrics.add_metric(name="RewardCodeExpired", unit="Count", value=1)
+        return True
 
     def _request(self, redemption: Redemption) -> CodeRequest:
         reward = self.catalogue.reward(redemption.reward_id)  # gone from the catalogue: refused, points back

@@ -223,11 +223,15 @@ def scheduled_jobs() -> ScheduledJobs:
     from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.jobs import ScheduledJobs
     from loyalty.offers.rules import load_offer_rules
+    from loyalty.rewards.codes import CodeMaker
     from loyalty.wiring.settings import ScheduledJobsSettings
 
     settings = load_settings(ScheduledJobsSettings)
+    ledger = _ledger(settings.table)
+    rewards = member_rewards_for(ledger, _shop_codes(settings.shop_credentials_secret))
+    codes = CodeMaker(ledger, rewards.catalogue, rewards.shops)
     return ScheduledJobs(
-        _ledger(settings.table),
+        ledger,
         DynamoDBReviews(),
         DynamoDBJobRuns(),
         SqsOfferQueue(settings.offer_queue_url),
@@ -235,6 +239,7 @@ def scheduled_jobs() -> ScheduledJobs:
         DynamoDBOfferRecords(),
         workers=settings.workers,
         crm_states=DynamoDBCrmStates(),
+        end_unused_code=codes.end_unused,
     )
 
 

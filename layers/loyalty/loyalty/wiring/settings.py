@@ -40,6 +40,7 @@ class CrmWebhookSettings(TableSettings):
 class ScheduledJobsSettings(TableSettings):
     offer_queue_url: str = setting("OFFER_QUEUE_URL", text())
     workers: int = setting("JOB_WORKERS", whole_number(1), 8)  # members worked on at once within a page
+    shop_credentials_secret: str = setting("SHOP_CREDENTIALS_SECRET_NAME", text())  # code_expiry removes codes
 
 
 class OfferSenderSettings(TableSettings):

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 from loyalty.adapters.dynamodb.ledger_items import entry_of
 from loyalty.adapters.dynamodb.models import (
+    REDEMPTION_PREFIX,
     RELEASE_SHARDS,
     REVIEW_SHARDS,
     BirthdayItem,
@@ -15,6 +16,7 @@ from loyalty.adapters.dynamodb.models import (
     JobRunItem,
     LoyaltyItem,
     OrderItem,
+    RedemptionItem,
     ReviewItem,
 )
 from loyalty.ports.job_runs import DueWork, Partition
@@ -39,6 +41,10 @@ class DynamoDBJobRuns:
     @staticmethod
     def lots_expiring_after(last_valid_day: date) -> list[Partition]:
         return [(f"EXPIRE#{(last_valid_day + timedelta(days=1)).isoformat()}", None)]
+
+    @staticmethod
+    def codes_ending(day: date) -> list[Partition]:
+        return [(f"CODE_END#{day.isoformat()}", None)]
 
     @staticmethod
     def birthdays(month: int, day: int) -> list[Partition]:
@@ -103,4 +109,6 @@ def _work(item: LoyaltyItem) -> DueWork | None:
         return DueWork("birthday", member_id=item.member_id, entered_on=date.fromisoformat(item.entered_on))
     if isinstance(item, ReviewItem):
         return DueWork("review", member_id=item.member_id)
+    if isinstance(item, RedemptionItem):
+        return DueWork("redemption", member_id=item.member_id, redemption_id=item.sk.removeprefix(REDEMPTION_PREFIX))
     return None

@@ -37,6 +37,8 @@ from loyalty.ledger.state import (
 )
 from loyalty.programme.tiers import TierOverride
 
+UNUSED = (RedemptionStatus.PENDING, RedemptionStatus.ACTIVE)
+
 
 def history_key(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -276,9 +278,15 @@ def _int(value: Any) -> int | None:
 
 
 def redemption_item(redemption: Redemption) -> RedemptionItem:
+    """The redemption; while its code is unused, on the due index on the day the code ends (CODE_END#<day>)."""
+    pk, sk = member_pk(redemption.member_id), REDEMPTION_PREFIX + redemption.redemption_id
+    open_code = redemption.valid_until is not None and redemption.status in UNUSED
+    ends = redemption.valid_until + timedelta(days=1) if open_code and redemption.valid_until else None
     return RedemptionItem(
-        member_pk(redemption.member_id),
-        REDEMPTION_PREFIX + redemption.redemption_id,
+        pk,
+        sk,
+        due_pk=f"CODE_END#{ends.isoformat()}" if ends else None,
+        due_sk=f"{pk}#{sk}" if ends else None,
         member_id=redemption.member_id,
         reward_id=redemption.reward_id,
         kind=redemption.kind,
