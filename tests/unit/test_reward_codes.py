@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from loyalty.errors import RedemptionRefusedError, ShopRefusedError, ShopRetryableError
+from loyalty.crm.inbound import CrmInbound
+from loyalty.errors import IdempotencyKeyReusedError, RedemptionRefusedError, ShopRefusedError, ShopRetryableError
 from loyalty.fakes import Fakes
 from loyalty.fakes.shops import InMemoryShopCodes
 from loyalty.jobs import ScheduledJobs
@@ -250,3 +251,45 @@ def test_a_used_code_is_not_ended(fakes: Fakes, maker: CodeMaker, clock: FakeClo
     assert code_jobs(fakes, maker).run("code_expiry", date(2026, 4, 2)).changed == 0
     assert maker.ledger.redemption("m-1", made["redemptionId"]).status is RedemptionStatus.USED
     assert maker.ledger.summary("m-1").available == 500
+
+
+# ---------------------------------------------------------------- from the CRM
+
+
+def test_a_service_agent_redeems_for_a_member_from_a_flow_once(fakes: Fakes, maker: CodeMaker) -> None:
+    ledger = maker.ledger
+    ledger.enrol("m-1", email="anna@example.com")
+    ledger.adjust("m-1", 1000, "agent-1", "opening balance", "open")
+    rewards = MemberRewards(ledger, maker.catalogue)
+    inbound = CrmInbound(
+        ledger, fakes.directory, fakes.crm_states, fakes.offer_queue, "00D5g000004abcdEAA", lambda: "secret",
+        lambda: "token", redeem_reward=rewards.redeem,
+    )  # fmt: skip
+    body = {
+        "schemaVersion": 1,
+        "type": "reward.redeem",
+        "requestId": "0Fo5g00000aZ3kQ-redeem-1",
+        "orgId": "00D5g000004abcdEAA",
+        "requestedAt": "2026-03-02T09:20:11.000Z",
+        "source": {"flowApiName": "Loyalty_Redeem_For_Member", "requestedByUserId": "0055g00000B2rQsAAJ"},
+        "contact": {"id": "0035g00000Kp3XyAAJ", "loyaltyMemberId": "m-1", "email": None},
+        "rewardId": "50-off",
+        "shop": "demo-shop.myshopify.com",
+    }
+    raw = json.dumps(body).encode()
+    answer = inbound.flow_callout(raw, {"x-loyalty-secret": "secret"})
+    assert (answer["status"], answer["duplicate"], answer["redemptionStatus"]) == ("accepted", False, "pending")
+    again = inbound.flow_callout(raw, {"x-loyalty-secret": "secret"})
+    assert (again["duplicate"], again["redemptionId"]) == (True, answer["redemptionId"])
+    redemption = ledger.redemption("m-1", answer["redemptionId"])
+    assert redemption.actor == "salesforce-user:0055g00000B2rQsAAJ"  # audited
+    [entry] = [e for e in ledger.entries("m-1") if e.kind is EntryKind.REDEMPTION]
+    assert entry.actor == "salesforce-user:0055g00000B2rQsAAJ"
+    assert ledger.summary("m-1").available == 500
+    with pytest.raises(IdempotencyKeyReusedError):  # the same request id for another reward
+        inbound.flow_callout(json.dumps(body | {"rewardId": "free-shipping"}).encode(), {"x-loyalty-secret": "secret"})
+    with pytest.raises(RedemptionRefusedError):  # not enough points left: 409, nothing written
+        inbound.flow_callout(
+            json.dumps(body | {"requestId": "r-2", "rewardId": "10-percent"}).encode(), {"x-loyalty-secret": "secret"}
+        )
+    assert ledger.summary("m-1").available == 500

@@ -271,9 +271,18 @@ class OfferRequestedCallout(_Callout):
     consent: CalloutConsent = CalloutConsent()
 
 
+class RewardRedeemCallout(_Callout):
+    """A service agent redeems a reward for the member (audited with their user id); the requestId is the
+    redemption's idempotency key."""
+
+    type: Literal["reward.redeem"]
+    reward_id: Annotated[StrictStr, Field(min_length=1, max_length=40)] = Field(alias="rewardId")
+    shop: OptionalText = None  # required for a reward with a code
+
+
 # Add new callout types to this union.
 FlowCallout = Annotated[
-    PointsAdjustmentCallout | MemberEnrolCallout | TierOverrideCallout | OfferRequestedCallout,
+    PointsAdjustmentCallout | MemberEnrolCallout | TierOverrideCallout | OfferRequestedCallout | RewardRedeemCallout,
     Field(discriminator="type"),
 ]
 _CALLOUT: TypeAdapter[FlowCallout] = TypeAdapter(FlowCallout)
@@ -287,9 +296,10 @@ def parse_callout(raw_body: bytes) -> FlowCallout:
         raise MalformedPayloadError(f"flow callout: {_describe(error)}") from None
 
 
-def accepted_response(request_id: str, duplicate: bool) -> dict[str, Any]:
-    """The JSON answer to an accepted callout; `duplicate` says the requestId had been seen before."""
-    return {"status": "accepted", "requestId": request_id, "duplicate": duplicate}
+def accepted_response(request_id: str, duplicate: bool, **more: Any) -> dict[str, Any]:
+    """The JSON answer to an accepted callout; `duplicate` says the requestId had been seen before (``more``: what
+    the callout made, such as a redemption's id)."""
+    return {"status": "accepted", "requestId": request_id, "duplicate": duplicate, **more}
 
 
 def _describe(error: ValidationError) -> str:

@@ -15,6 +15,7 @@ from loyalty.crm.flow_callouts import (
     MemberEnrolCallout,
     OfferRequestedCallout,
     PointsAdjustmentCallout,
+    RewardRedeemCallout,
     TierOverrideCallout,
     accepted_response,
     parse_callout,
@@ -37,6 +38,7 @@ from loyalty.offers.requests import ContactSnapshot, CrmConsent, Offer, OfferKin
 from loyalty.ports.crm import CrmStates
 from loyalty.ports.directory import CONSENT_FIELDS, Directory
 
+RedeemReward = Callable[[str, Any, str, str], tuple[dict[str, Any], bool]]  # (member, body, key, actor) -> answer, made
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little; a change time beyond that is refused
 
 
@@ -51,6 +53,7 @@ class CrmInbound:
         callout_secret: Callable[[], str],
         outbound_token: Callable[[], str],
         clock: Callable[[], datetime] = clock_now,
+        redeem_reward: RedeemReward | None = None,
     ) -> None:
         self.ledger = ledger
         self.directory = directory
@@ -60,6 +63,7 @@ class CrmInbound:
         self.callout_secret = callout_secret
         self.outbound_token = outbound_token
         self.clock = clock
+        self.redeem_reward = redeem_reward
         self.apply_notification: Callable[..., str] = self.apply_contact_change  # wiring: once per notification
 
     def outbound_message(self, raw_body: bytes, token: str | None) -> bytes:
@@ -86,10 +90,25 @@ class CrmInbound:
         verify_callout(raw_body, headers, self.callout_secret(), self.clock())
         callout = parse_callout(raw_body)
         self._check_org(callout.org_id)
-        duplicate = self.apply_callout(callout)
+        if isinstance(callout, RewardRedeemCallout):
+            redemption, duplicate = self._redeem(callout)
+            more = {"redemptionId": redemption["redemptionId"], "redemptionStatus": redemption["status"]}
+        else:
+            duplicate, more = self.apply_callout(callout), {}
         logger.info("flow callout applied", type=callout.type, request_id=callout.request_id, duplicate=duplicate)
         metrics.add_metric(name="CrmCallouts", unit="Count", value=1)
-        return accepted_response(callout.request_id, duplicate)
+        return accepted_response(callout.request_id, duplicate, **more)
+
+    def _redeem(self, callout: RewardRedeemCallout) -> tuple[dict[str, Any], bool]:
+        """The redemption a service agent asked for (the requestId its idempotency key), and whether it was made
+        before."""
+        if self.redeem_reward is None:
+            raise RuntimeError("reward.redeem needs the rewards")
+        member_id = self._member_of(callout.contact)
+        body = {"rewardId": callout.reward_id} | ({"shop": callout.shop} if callout.shop else {})
+        actor = f"salesforce-user:{callout.source.requested_by_user_id}"
+        redemption, made = self.redeem_reward(member_id, body, f"salesforce:{callout.request_id}", actor)
+        return redemption, not made
 
     def _check_org(self, org_id: str) -> None:
         if not org_id_matches(self.org_id, org_id):
@@ -192,7 +211,7 @@ class CrmInbound:
             # queued before the request is noted: a crash in between sends a repeat, which the sender drops
             self.offer_queue.send([offer_request(callout, member_id)])
             return not self.directory.record_request(callout.request_id)
-        raise AssertionError(f"unhandled callout {type(callout).__name__}")  # the union is exhaustive
+        raise AssertionError(f"unhandled callout {type(callout).__name__}")  # reward.redeem: see flow_callout
 
     def _tier_named(self, name: str) -> str:
         """The tier a CRM user named, by its machine name or its label, in any case."""

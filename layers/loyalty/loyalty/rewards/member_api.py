@@ -78,7 +78,7 @@ def redemption_view(redemption: Redemption) -> dict[str, Any]:
 class MemberRewards:
     ledger: Ledger
     catalogue: RewardCatalogue
-    shops: ShopCodes
+    shops: ShopCodes | None = None  # for cancelling a code the shop has
 
     def offer(self, member_id: str, language: str | None = None) -> dict[str, Any]:
         """Every reward with whether the member can have it now, and if not, the rule in the way and the points
@@ -178,6 +178,8 @@ class MemberRewards:
         the shop has is removed from the shop first (one still being made is removed by its maker)."""
         found = self.ledger.redemption(member_id, redemption_id)
         if found.status is RedemptionStatus.ACTIVE and found.shop_code_id:
+            if self.shops is None:
+                raise RuntimeError("cancelling an active code needs the shops' codes")
             self.shops.remove(found.shop, found.shop_code_id)
         redemption = self.ledger.end_redemption(
             member_id, redemption_id, RedemptionStatus.CANCELLED, "Cancelled unused: the points came back"

@@ -121,7 +121,7 @@ def member_rewards() -> MemberRewards:
     return member_rewards_for(_ledger(settings.table), _shop_codes(settings.shop_credentials_secret))
 
 
-def member_rewards_for(ledger: Ledger, shops: ShopCodes) -> MemberRewards:
+def member_rewards_for(ledger: Ledger, shops: ShopCodes | None) -> MemberRewards:
     from loyalty.programme.rewards import load_rewards
     from loyalty.rewards.member_api import MemberRewards
 
@@ -148,8 +148,9 @@ def code_maker() -> CodeMaker:
     from loyalty.wiring.settings import RewardCodesSettings
 
     settings = load_settings(RewardCodesSettings)
-    rewards = member_rewards_for(_ledger(settings.table), _shop_codes(settings.shop_credentials_secret))
-    return CodeMaker(rewards.ledger, rewards.catalogue, rewards.shops)
+    shops = _shop_codes(settings.shop_credentials_secret)
+    rewards = member_rewards_for(_ledger(settings.table), shops)
+    return CodeMaker(rewards.ledger, rewards.catalogue, shops)
 
 
 def redemption_of(image: dict[str, Any]) -> tuple[str, str] | None:
@@ -168,14 +169,16 @@ def crm_inbound() -> tuple[CrmInbound, int]:
     from loyalty.wiring.settings import CrmWebhookSettings
 
     settings = load_settings(CrmWebhookSettings)
+    ledger = _ledger(settings.table)
     inbound = CrmInbound(
-        _ledger(settings.table),
+        ledger,
         _directory(settings.table),
         DynamoDBCrmStates(),
         SqsOfferQueue(settings.offer_queue_url),
         settings.org_id,
         lambda: _secret(settings.callout_secret_name, settings),
         lambda: _secret(settings.outbound_token_name, settings),
+        redeem_reward=member_rewards_for(ledger, None).redeem,  # a service agent's redemption (no shop call)
     )
     notifications = idempotency("notification_id")
     inbound.apply_notification = _idempotent(
@@ -228,8 +231,8 @@ def scheduled_jobs() -> ScheduledJobs:
 
     settings = load_settings(ScheduledJobsSettings)
     ledger = _ledger(settings.table)
-    rewards = member_rewards_for(ledger, _shop_codes(settings.shop_credentials_secret))
-    codes = CodeMaker(ledger, rewards.catalogue, rewards.shops)
+    shops = _shop_codes(settings.shop_credentials_secret)
+    codes = CodeMaker(ledger, member_rewards_for(ledger, shops).catalogue, shops)
     return ScheduledJobs(
         ledger,
         DynamoDBReviews(),
