@@ -12,6 +12,7 @@ from typing import Any
 
 from infra.local.stack import Stack
 from tests.e2e.conftest import Shop
+from tests.e2e.test_offers import emails_to
 from tests.e2e.test_salesforce import CALLOUT_SECRET, callout, unlinked_shopper
 from tests.e2e.test_webshop_pipeline import shopify_order
 
@@ -149,6 +150,8 @@ def test_an_order_that_uses_the_code_marks_it_used(stack: Stack, shop: Shop) -> 
     )
     stack.wait_idle()
     assert redemption(stack, member_id, made["redemptionId"])["status"] == "active"
+    mailed = [message for message in emails_to(stack, email) if made["code"] in message["body"]]
+    assert len(mailed) == 1  # the code, by e-mail, once (a service message)
     order = json.loads(shopify_order(email, customer_id=None))
     order["discount_codes"] = [{"code": made["code"], "amount": "49.00", "type": "shipping"}]
     assert shop.shopify("orders/paid", json.dumps(order).encode())[0] == 200

@@ -31,7 +31,15 @@ OFFER_KIND_OF_TEMPLATE = {
     "offer_voucher": OfferKind.VOUCHER,
     "offer_free_shipping": OfferKind.FREE_SHIPPING,
 }
-NOTICE_TEMPLATES = ("birthday", "tier_upgrade", "tier_nudge", "expiry_warning", "win_back", "category_affinity")
+NOTICE_TEMPLATES = (
+    "birthday",
+    "tier_upgrade",
+    "tier_nudge",
+    "expiry_warning",
+    "win_back",
+    "category_affinity",
+    "reward_redeemed",
+)
 OFFER_OPTIONAL = ("birthday", "win_back", "category_affinity")  # a variant with the offer, one without
 POINTS_12345 = {"sv": f"12{NBSP}345", "nb": f"12{NBSP}345", "da": f"12{NBSP}345", "fi": f"12{NBSP}345", "en": "12,345"}
 
@@ -57,7 +65,13 @@ def some_facts(**changes: Any) -> MessageFacts:
         next_tier="Platinum",
         points_to_next=750,
         unsubscribe_url=UNSUBSCRIBE_URL,
-        details={"points": 200, "expires_on": "2027-03-31", "category": "outdoor"},
+        details={
+            "points": 200,
+            "expires_on": "2027-03-31",
+            "category": "outdoor",
+            "reward": "50 kr rabatt",
+            "code": "LOY-ABCD-EFGH",
+        },
     )
     return replace(facts, **changes)
 
@@ -113,7 +127,7 @@ def check_html(document: str) -> _TagChecker:
     return checker
 
 
-def test_the_ten_template_keys_are_shipped() -> None:
+def test_the_eleven_template_keys_are_shipped() -> None:
     # Given the template files in the package
     # When the keys are listed
     keys = template_keys()
@@ -198,7 +212,13 @@ def test_every_sms_fits_160_septets_with_long_values(case: tuple[str, str, Offer
         next_tier="Platinum",
         points_to_next=123456,
         offer=long_offer,
-        details={"points": 123456, "expires_on": "2027-09-30", "category": "outdoor"},
+        details={
+            "points": 123456,
+            "expires_on": "2027-09-30",
+            "category": "outdoor",
+            "reward": "Henkilökohtainen stylisti",
+            "code": "LOY-ABCD-EFGH",
+        },
     )
     assert len(facts.first_name or "") == 20
 

@@ -4,12 +4,14 @@ for good, nothing lost when the maker dies between the shop and the ledger, no c
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from loyalty.crm.fields import task_fields
 from loyalty.crm.inbound import CrmInbound
 from loyalty.errors import IdempotencyKeyReusedError, RedemptionRefusedError, ShopRefusedError, ShopRetryableError
 from loyalty.fakes import Fakes
@@ -18,6 +20,7 @@ from loyalty.jobs import ScheduledJobs
 from loyalty.ledger.model import EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import RedemptionStatus
+from loyalty.offers.records import SendRecord, Status
 from loyalty.offers.rules import load_offer_rules
 from loyalty.ports.shops import CodeRequest, ShopCode
 from loyalty.programme.rewards import load_rewards
@@ -37,8 +40,8 @@ def shops() -> InMemoryShopCodes:
 
 
 @pytest.fixture
-def maker(ledger: Ledger, rules: ProgramRules, shops: InMemoryShopCodes) -> CodeMaker:
-    return CodeMaker(ledger, load_rewards(rules), shops)
+def maker(fakes: Fakes, ledger: Ledger, rules: ProgramRules, shops: InMemoryShopCodes) -> CodeMaker:
+    return CodeMaker(ledger, load_rewards(rules), shops, fakes.offer_queue, load_offer_rules())
 
 
 def redeemed(maker: CodeMaker, reward_id: str = "50-off", points: int = 1000) -> dict[str, Any]:
@@ -62,6 +65,19 @@ def test_the_code_is_made_in_the_shop_once(maker: CodeMaker, shops: InMemoryShop
     assert asked.ends_at.isoformat() == "2026-04-02T00:00:00+02:00"  # through 1 April, Stockholm time
     redemption = maker.ledger.redemption("m-1", made["redemptionId"])
     assert redemption.apply_url == f"https://demo-shop.myshopify.com/discount/{made['code']}"
+
+
+def test_the_member_is_mailed_the_code_in_their_language_once(fakes: Fakes, maker: CodeMaker) -> None:
+    maker.ledger.enrol("m-1", email="anna@example.com", locale="sv_SE")
+    maker.ledger.adjust("m-1", 1000, "agent-1", "opening balance", "open")
+    made, _ = MemberRewards(maker.ledger, maker.catalogue).redeem("m-1", {"rewardId": "50-off", "shop": SHOP}, "k")
+    maker.make("m-1", made["redemptionId"])
+    maker.make("m-1", made["redemptionId"])  # the stream's retry after a crash: asked again, sent once (by id)
+    requests = fakes.offer_queue.requests
+    assert len({r.request_id for r in requests}) == 1 and len(requests) == 2
+    asked = requests[0]
+    assert (asked.trigger.value, asked.channels, asked.member_id) == ("reward_redeemed", ("email",), "m-1")
+    assert asked.details == {"reward": "50 kr rabatt", "code": made["code"], "expires_on": "2026-04-01"}
 
 
 def test_a_shop_that_cannot_now_leaves_it_pending_and_a_later_attempt_makes_it(
@@ -233,7 +249,7 @@ def test_a_reward_whose_unused_codes_keep_their_points(
         r.model_copy(update={"return_points_on_expiry": False}) if r.id == "50-off" else r
         for r in maker.catalogue.rewards
     )
-    keeping = CodeMaker(maker.ledger, maker.catalogue.model_copy(update={"rewards": kept}), shops)
+    keeping = replace(maker, catalogue=maker.catalogue.model_copy(update={"rewards": kept}))
     made = redeemed(keeping)
     keeping.make("m-1", made["redemptionId"])
     on(clock, date(2026, 4, 2))
@@ -293,3 +309,21 @@ def test_a_service_agent_redeems_for_a_member_from_a_flow_once(fakes: Fakes, mak
             json.dumps(body | {"requestId": "r-2", "rewardId": "10-percent"}).encode(), {"x-loyalty-secret": "secret"}
         )
     assert ledger.summary("m-1").available == 500
+
+
+def test_the_contact_gets_a_reward_redeemed_task_for_the_mailed_code() -> None:
+    sent = SendRecord(
+        member_id="m-1",
+        dedup="reward_redeemed#m-1#rdm_1",
+        channel="email",
+        status=Status.SENT,
+        request="{}",
+        decided_at=datetime(2026, 3, 2, 9, tzinfo=UTC),
+        trigger="reward_redeemed",
+        template_key="reward_redeemed",
+        language="sv",
+        subject="Din belöning: 50 kr rabatt",
+    )
+    fields = task_fields(sent, "0035g00000Kp3XyAAJ")
+    assert fields["Subject"] == "Reward redeemed: Din belöning: 50 kr rabatt (code sent by E-mail)"
+    assert fields["WhoId"] == "0035g00000Kp3XyAAJ"

@@ -195,9 +195,12 @@ def task_fields(sent: SendRecord, contact_id: str) -> dict[str, Any]:
     """A sent offer as a completed Task on the member's Contact."""
     what = sent.offer_code or sent.template_key.replace("_", " ")
     channel = "E-mail" if sent.channel == "email" else "SMS"
+    subject = f"Loyalty offer {what} sent by {channel} (template {sent.template_key})"
+    if sent.trigger == "reward_redeemed":  # the code of a reward the member spent points on
+        subject = f"Reward redeemed: {sent.subject or sent.template_key} (code sent by {channel})"
     return {
         "WhoId": contact_id,
-        "Subject": f"Loyalty offer {what} sent by {channel} (template {sent.template_key})"[:255],
+        "Subject": subject[:255],
         "Status": "Completed",
         "ActivityDate": sent.decided_at.astimezone(UTC).date().isoformat(),
         "Type": "Email" if sent.channel == "email" else "SMS",

@@ -27,9 +27,12 @@ class Trigger(StrEnum):
     BIRTHDAY = "birthday"
     WIN_BACK = "win_back"  # the member is at risk of leaving
     CATEGORY_AFFINITY = "category_affinity"  # a complementary category they have not bought recently
+    REWARD_REDEEMED = "reward_redeemed"  # the code of a reward the member spent points on (a service message)
 
 
-SERVICE_TRIGGERS = frozenset({Trigger.EXPIRY_WARNING})  # counted apart from marketing in the frequency cap
+SERVICE_TRIGGERS = frozenset(
+    {Trigger.EXPIRY_WARNING, Trigger.REWARD_REDEEMED}
+)  # counted apart from marketing in the frequency cap
 
 
 class OfferKind(StrEnum):

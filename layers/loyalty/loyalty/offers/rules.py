@@ -98,7 +98,9 @@ class CategoryAffinity(_Rules):
         return {k.strip().casefold(): [c.strip().casefold() for c in v] for k, v in value.items()}
 
 
-ProgrammeTrigger = Literal["tier_upgrade", "tier_nudge", "expiry_warning", "birthday", "win_back", "category_affinity"]
+ProgrammeTrigger = Literal[
+    "tier_upgrade", "tier_nudge", "expiry_warning", "birthday", "win_back", "category_affinity", "reward_redeemed"
+]
 
 
 class OfferRules(_Rules):

@@ -14,6 +14,11 @@ from loyalty.errors import ShopRefusedError, UnknownRewardError
 from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import Redemption, RedemptionStatus
 from loyalty.observability import logger, metrics
+from loyalty.offers.messages import language_for
+from loyalty.offers.programme import programme_request
+from loyalty.offers.records import OfferQueue
+from loyalty.offers.requests import Trigger
+from loyalty.offers.rules import OfferRules
 from loyalty.ports.shops import CodeRequest, ShopCodes
 from loyalty.programme.rewards import RewardCatalogue
 
@@ -23,13 +28,18 @@ class CodeMaker:
     ledger: Ledger
     catalogue: RewardCatalogue
     shops: ShopCodes
+    offer_queue: OfferQueue  # the e-mail with the code goes through the offer sender (a service message)
+    offer_rules: OfferRules
 
     def make(self, member_id: str, redemption_id: str) -> RedemptionStatus:
         """Make the code of a pending redemption in its shop; the redemption's status after. ShopRetryableError
         (the shop cannot now) leaves it pending, to be asked again."""
         redemption = self.ledger.redemption(member_id, redemption_id)
+        if redemption.status is RedemptionStatus.ACTIVE:  # made by an earlier attempt: its e-mail asked again
+            self._mail(redemption)  # (the sender sends each request once)
+            return redemption.status
         if redemption.status is not RedemptionStatus.PENDING or redemption.code is None:
-            return redemption.status  # made by an earlier attempt, or ended
+            return redemption.status  # ended, or a reward without a code
         try:
             request = self._request(redemption)
             made = self.shops.create(request)
@@ -46,7 +56,25 @@ class CodeMaker:
             logger.info("code removed: its redemption ended meanwhile", status=after.status.value)
             return after.status
         metrics.add_metric(name="RewardCodeMade", unit="Count", value=1)
+        self._mail(after)
         return after.status
+
+    def _mail(self, redemption: Redemption) -> None:
+        """The member's e-mail with the code, in their language, asked of the offer sender once per redemption."""
+        member = self.ledger.member_and_uses(redemption.member_id, ())[0]
+        try:
+            reward = self.catalogue.reward(redemption.reward_id).name.in_language(language_for(member.locale))
+        except UnknownRewardError:
+            reward = redemption.reward_id
+        now = self.ledger.clock()
+        details: dict[str, str | int] = {"reward": reward, "code": redemption.code or ""}
+        if redemption.valid_until is not None:
+            details["expires_on"] = redemption.valid_until.isoformat()
+        request = programme_request(
+            self.offer_rules, Trigger.REWARD_REDEEMED, redemption.member_id, redemption.redemption_id,
+            self.ledger.rules.local_date(now), now, details,
+        )  # fmt: skip
+        self.offer_queue.send([request])
 
     def end_unused(self, member_id: str, redemption_id: str, today: date) -> bool:
         """A code unused at its end: removed from the shop, and its points back if the reward says so (its

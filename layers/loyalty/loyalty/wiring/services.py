@@ -143,14 +143,17 @@ def _shop_codes(secret_name: str) -> ShopCodes:
 
 @cache
 def code_maker() -> CodeMaker:
-    """reward_codes: each pending redemption's code made in its shop."""
+    """reward_codes: each pending redemption's code made in its shop, and the member's e-mail with it asked for."""
+    from loyalty.adapters.sqs_offers import SqsOfferQueue
+    from loyalty.offers.rules import load_offer_rules
     from loyalty.rewards.codes import CodeMaker
     from loyalty.wiring.settings import RewardCodesSettings
 
     settings = load_settings(RewardCodesSettings)
     shops = _shop_codes(settings.shop_credentials_secret)
     rewards = member_rewards_for(_ledger(settings.table), shops)
-    return CodeMaker(rewards.ledger, rewards.catalogue, shops)
+    offer_queue = SqsOfferQueue(settings.offer_queue_url)
+    return CodeMaker(rewards.ledger, rewards.catalogue, shops, offer_queue, load_offer_rules())
 
 
 def redemption_of(image: dict[str, Any]) -> tuple[str, str] | None:
@@ -232,12 +235,13 @@ def scheduled_jobs() -> ScheduledJobs:
     settings = load_settings(ScheduledJobsSettings)
     ledger = _ledger(settings.table)
     shops = _shop_codes(settings.shop_credentials_secret)
-    codes = CodeMaker(ledger, member_rewards_for(ledger, shops).catalogue, shops)
+    offer_queue = SqsOfferQueue(settings.offer_queue_url)
+    codes = CodeMaker(ledger, member_rewards_for(ledger, shops).catalogue, shops, offer_queue, load_offer_rules())
     return ScheduledJobs(
         ledger,
         DynamoDBReviews(),
         DynamoDBJobRuns(),
-        SqsOfferQueue(settings.offer_queue_url),
+        offer_queue,
         load_offer_rules(),
         DynamoDBOfferRecords(),
         workers=settings.workers,

@@ -19,6 +19,7 @@ class MemberApiSettings(TableSettings):
 
 class RewardCodesSettings(TableSettings):
     shop_credentials_secret: str = setting("SHOP_CREDENTIALS_SECRET_NAME", text())
+    offer_queue_url: str = setting("OFFER_QUEUE_URL", text())  # the e-mail with the code
 
 
 class CrmSyncSettings(TableSettings):
