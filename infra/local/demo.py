@@ -5,15 +5,19 @@ to the webhook gateway; the real handlers queue them and apply them to the ledge
 programme's clock follows the simulated year (the shop's events are applied week by week), and each
 simulated day ends with the scheduled jobs, run through their function as their schedules run them: release
 pending points, expire due lots, warn of expiring points, pay birthday bonuses, and review tiers and
-segments. The emulated org knows a quarter of the customers as Contacts, and its users enter their birthdays.
+segments, and end reward codes left unused. Members spend points on rewards through the member API as a
+rewards page would; their codes are made in the emulated Shopify store and used in their next order. The
+emulated org knows a quarter of the customers as Contacts, and its users enter their birthdays.
 At each quarter's end the demo shows members by tier and by segment; then a summary: points outstanding and
-pending, entries written, what the jobs did, the ledger invariants checked for every member (tier and
+pending, entries written, what the jobs did, redemptions by reward and what became of their codes, the
+redemption rate, what the points outstanding are worth, the ledger invariants checked for every member (tier and
 segment recomputed from the ledger included), and Contacts as a CRM user sees them, checked against the ledger.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -22,9 +26,11 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import boto3
+import urllib3
 from tqdm import tqdm
 
 from infra.local.dynamodb_local import free_port
@@ -50,10 +56,10 @@ from loyalty.adapters.dynamodb.models import bind_table
 from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.clock import use_clock
 from loyalty.crm.fields import SEGMENTS
-from loyalty.errors import InsufficientPointsError
 from loyalty.jobs import JOBS
 from loyalty.ledger.model import EntryKind, MemberSummary
 from loyalty.ledger.service import Ledger
+from loyalty.programme.rewards import load_rewards
 from loyalty.programme.rules import load_program
 
 LOCALES = ("sv_SE", "nb_NO", "da_DK", "fi_FI", "en_GB")
@@ -70,7 +76,10 @@ class Demo:
         self.emails: dict[str, str] = {}
         self.pool = ThreadPoolExecutor(max_workers=4)
         self.sent: list[Future[int]] = []
-        self.redemptions: list[Redeem | Refer] = []  # straight into the ledger, as a rewards page or app would
+        self.redemptions: list[Redeem | Refer] = []  # through the member API, as a rewards page or app would
+        self.catalogue = load_rewards(self.ledger.rules)
+        self.http = urllib3.PoolManager(maxsize=4)
+        self.codes: dict[str, tuple[str, date]] = {}  # member -> latest reward code and its last day
         self.birthdays: list[tuple[str, dict[str, object]]] = []  # (Contact id, what a CRM user enters later)
         self.birthday_contacts: dict[tuple[int, int], list[str]] = {}  # (month, day) -> Contact ids
         self.contacts: dict[str, str] = {}  # simulated member -> Contact id
@@ -105,14 +114,33 @@ class Demo:
                     self.ledger.bonus(member_id, "referral", redemption.referral_id)
                     self.counts["referral bonuses"] += 1
                 continue
-            try:
-                if member_id is None:
-                    raise InsufficientPointsError("not enrolled yet")
-                self.ledger.redeem(member_id, redemption.points, redemption.redemption_id, "reward voucher")
-                self.counts["redemptions"] += 1
-            except InsufficientPointsError:
-                self.counts["redemptions refused (not enough points)"] += 1
+            if member_id is None:
+                self.counts["redemptions refused (not enrolled yet)"] += 1
+                continue
+            self.redeem(redemption, member_id)
         self.redemptions.clear()
+
+    def redeem(self, redemption: Redeem, member_id: str) -> None:
+        """The dearest reward the member's target buys (a code made in the shop, or a donation), through the member
+        API."""
+        rewards = self.catalogue.rewards
+        affordable = [r for r in rewards if r.cost <= redemption.points]
+        reward = max(affordable, key=lambda r: r.cost) if affordable else min(rewards, key=lambda r: r.cost)
+        response = self.http.request(
+            "POST",
+            f"{self.stack.gateway_url}/members/{member_id}/redemptions",
+            body=json.dumps({"rewardId": reward.id, "shop": self.store.domain}).encode(),
+            headers={"Content-Type": "application/json", "Idempotency-Key": redemption.redemption_id},
+        )
+        answer = json.loads(response.data or b"{}")
+        if response.status == 201:
+            self.counts[f"redemptions: {reward.id}"] += 1
+            if answer.get("code"):
+                self.codes[redemption.member_id] = (answer["code"], date.fromisoformat(answer["validUntil"]))
+        elif response.status == 409:
+            self.counts[f"redemptions refused ({answer.get('rule')})"] += 1
+        else:
+            self.counts[f"redemptions failed: {response.status}"] += 1
 
     def happen(self, happening: Happening) -> None:
         week = happening.at.isocalendar()[:2]
@@ -138,9 +166,15 @@ class Demo:
                 }
                 self.birthdays.append((contact_id, fields))
                 self.counts["contacts already in the CRM"] += 1
-            self.send("customers/create", customer_payload(happening))
+            customer = customer_payload(happening)
+            self.stack.shopify.add_customer(self.store.domain, int(str(customer["id"])), happening.email)
+            self.send("customers/create", customer)
         elif isinstance(happening, OrderPaid):
             email = self.emails[happening.member_id]
+            code, last_day = self.codes.pop(happening.member_id, ("", date.min))
+            if code and happening.at.date() <= last_day and not happening.redelivered:  # used at checkout
+                happening = replace(happening, discount_code=code)
+                self.counts["orders using a reward code"] += 1
             self.send("orders/paid", order_payload(happening, email), webhook_id=f"order-{happening.order_id}")
             if happening.redelivered:
                 self.counts["redeliveries"] += 1
@@ -251,13 +285,14 @@ def print_quarters(demo: Demo) -> None:
 def print_summary(demo: Demo) -> bool:
     ledger = demo.ledger
     member_ids = sorted({m for m in (ledger.member_for_email(e) for e in demo.emails.values()) if m})
-    available = pending = entries = 0
+    available = pending = entries = earned = 0
     kinds: Counter[str] = Counter()
     broken: list[str] = []
     for member_id in tqdm(member_ids, desc="checking invariants", unit="member", file=sys.stdout):
         summary = ledger.summary(member_id)
         available += summary.available
         pending += summary.pending
+        earned += summary.lifetime
         for entry in ledger.entries(member_id):
             entries += 1
             if entry.tier_reached:
@@ -279,6 +314,7 @@ def print_summary(demo: Demo) -> bool:
     print(f"  {'outstanding (available)':<46} {available:>8,}")
     print(f"  {'pending (inside the return window)':<46} {pending:>8,}")
     print(f"  {'ledger entries written':<46} {entries:>8,}")
+    print_rewards(demo, member_ids, available, earned)
     print("\nInvariants")
     if len(member_ids) != len(demo.emails):
         broken.append(f"{len(demo.emails) - len(member_ids)} customers were not enrolled")
@@ -292,6 +328,27 @@ def print_summary(demo: Demo) -> bool:
         f"ledger: OK for all {len(member_ids):,} members"
     )
     return print_contacts(demo)
+
+
+def print_rewards(demo: Demo, member_ids: list[str], available: int, earned: int) -> None:
+    """Redemptions by reward and what became of their codes, the redemption rate, and what the points
+    outstanding are worth."""
+    statuses: Counter[str] = Counter()
+    spent = 0
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = list(pool.map(demo.ledger.redemptions, member_ids))
+    for redemptions in found:
+        for redemption in redemptions:
+            statuses[f"{redemption.reward_id}: {redemption.status.value}"] += 1
+            if redemption.status.value not in ("cancelled", "expired", "refused"):
+                spent += redemption.points
+    print("\nRewards (codes made in the emulated Shopify store)")
+    for name, count in sorted(statuses.items()):
+        print(f"  {name:<46} {count:>8,}")
+    rate = spent / earned if earned else 0
+    print(f"  {'redemption rate (points spent / points earned)':<46} {rate:>8.1%}")
+    for currency, value in demo.catalogue.money(available).items():
+        print(f"  {'outstanding points worth, ' + currency:<46} {value:>11,.2f}")
 
 
 def print_offers(demo: Demo, member_ids: list[str]) -> None:
