@@ -509,7 +509,7 @@ def test_an_orders_read_finds_the_redemptions_of_its_codes(stores: Stores) -> No
     stores.ledger.commit(_spend(member.member_id, "rdm_1", 1))
     shop = "shopify:demo-shop.myshopify.com"
     code = code_of(member.member_id, "rdm_1")
-    found = stores.ledger.member_and_order(member.member_id, f"{shop}#1", shop, (), [code.lower(), "LOY-NONE-XXXX"])
+    found = stores.ledger.member_and_order(member.member_id, f"{shop}#1", shop, (), [code.lower(), "LOY-NONE-SEEN"])
     assert found.redemptions == {code: (member.member_id, "rdm_1")}
     other = stores.ledger.member_and_order(member.member_id, "other#1", "shopify:other.myshopify.com", (), [code])
     assert other.redemptions == {}

@@ -172,10 +172,10 @@ def test_woocommerce_kinds_errors_and_retries(
     assert shipping is not None and shipping["free_shipping"] is True
     woo.inject_server_errors(ATTEMPTS)
     with pytest.raises(ShopRetryableError):
-        codes.create(request(shop=WOO, code="LOY-NEVE-RXXX"))
+        codes.create(request(shop=WOO, code="LOY-NEVE-RMAD"))
     woo.keys["kahvila.example.fi"] = ("ck_other", "cs_other")
     with pytest.raises(ShopRetryableError, match="API keys"):
-        codes.create(request(shop=WOO, code="LOY-NEVE-RXXX"))
+        codes.create(request(shop=WOO, code="LOY-NEVE-RMAD"))
 
 
 def test_a_shop_without_credentials_waits_for_them(codes: ShopCodesBySecret) -> None:

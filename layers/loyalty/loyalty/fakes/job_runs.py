@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 from loyalty.fakes.memory import Memory
+from loyalty.ledger.state import UNUSED
 from loyalty.ports.job_runs import DueWork, Partition
 
 
@@ -92,7 +93,7 @@ class InMemoryJobRuns:
                         DueWork("redemption", r.member_id, redemption_id=r.redemption_id),
                     )
                     for r in redemptions
-                    if r.valid_until == ending and r.status.value in ("pending", "active")
+                    if r.valid_until == ending and r.status in UNUSED
                 ]
             if kind == "BIRTHDAY":
                 return [

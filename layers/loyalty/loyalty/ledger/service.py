@@ -38,6 +38,7 @@ from loyalty.ledger.model import (
 )
 from loyalty.ledger.replay import check_invariants
 from loyalty.ledger.state import (
+    UNUSED,
     Commit,
     LedgerChange,
     MemberState,
@@ -390,7 +391,7 @@ class Ledger:
 
         def attempt() -> Redemption:
             redemption = self.redemption(member_id, redemption_id)
-            if redemption.status not in (RedemptionStatus.PENDING, RedemptionStatus.ACTIVE):
+            if redemption.status not in UNUSED:
                 return redemption
             used = replace(redemption, status=RedemptionStatus.USED, order_key=order_key, updated_at=self.clock())
             if self.store.commit(LedgerChange(redemption=RedemptionWrite(used, redemption.status))) is Commit.APPLIED:

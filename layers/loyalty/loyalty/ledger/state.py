@@ -186,7 +186,8 @@ class RedemptionStatus(StrEnum):
     REQUESTED = "requested"  # an experience: a person fulfils it
 
 
-CANCELLABLE = (RedemptionStatus.PENDING, RedemptionStatus.ACTIVE, RedemptionStatus.REQUESTED)
+UNUSED = (RedemptionStatus.PENDING, RedemptionStatus.ACTIVE)  # a code no order has used yet
+CANCELLABLE = (*UNUSED, RedemptionStatus.REQUESTED)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from loyalty.errors import ShopRefusedError, UnknownRewardError
 from loyalty.ledger.service import Ledger
-from loyalty.ledger.state import Redemption, RedemptionStatus
+from loyalty.ledger.state import UNUSED, Redemption, RedemptionStatus
 from loyalty.observability import logger, metrics
 from loyalty.offers.messages import language_for
 from loyalty.offers.programme import programme_request
@@ -80,7 +80,7 @@ class CodeMaker:
         """A code unused at its end: removed from the shop, and its points back if the reward says so (its
         ``return_points_on_expiry``). False if there was nothing to do (used, ended, or not ended yet)."""
         redemption = self.ledger.redemption(member_id, redemption_id)
-        unused = redemption.status in (RedemptionStatus.PENDING, RedemptionStatus.ACTIVE)
+        unused = redemption.status in UNUSED
         if not unused or redemption.valid_until is None or redemption.valid_until >= today:
             return False
         if redemption.shop_code_id:

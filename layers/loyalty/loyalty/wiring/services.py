@@ -146,14 +146,15 @@ def code_maker() -> CodeMaker:
     """reward_codes: each pending redemption's code made in its shop, and the member's e-mail with it asked for."""
     from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.offers.rules import load_offer_rules
+    from loyalty.programme.rewards import load_rewards
     from loyalty.rewards.codes import CodeMaker
     from loyalty.wiring.settings import RewardCodesSettings
 
     settings = load_settings(RewardCodesSettings)
     shops = _shop_codes(settings.shop_credentials_secret)
-    rewards = member_rewards_for(_ledger(settings.table), shops)
+    ledger = _ledger(settings.table)
     offer_queue = SqsOfferQueue(settings.offer_queue_url)
-    return CodeMaker(rewards.ledger, rewards.catalogue, shops, offer_queue, load_offer_rules())
+    return CodeMaker(ledger, load_rewards(ledger.rules), shops, offer_queue, load_offer_rules())
 
 
 def redemption_of(image: dict[str, Any]) -> tuple[str, str] | None:
@@ -229,6 +230,7 @@ def scheduled_jobs() -> ScheduledJobs:
     from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.jobs import ScheduledJobs
     from loyalty.offers.rules import load_offer_rules
+    from loyalty.programme.rewards import load_rewards
     from loyalty.rewards.codes import CodeMaker
     from loyalty.wiring.settings import ScheduledJobsSettings
 
@@ -236,7 +238,7 @@ def scheduled_jobs() -> ScheduledJobs:
     ledger = _ledger(settings.table)
     shops = _shop_codes(settings.shop_credentials_secret)
     offer_queue = SqsOfferQueue(settings.offer_queue_url)
-    codes = CodeMaker(ledger, member_rewards_for(ledger, shops).catalogue, shops, offer_queue, load_offer_rules())
+    codes = CodeMaker(ledger, load_rewards(ledger.rules), shops, offer_queue, load_offer_rules())
     return ScheduledJobs(
         ledger,
         DynamoDBReviews(),

@@ -26,6 +26,7 @@ from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.state import (
     COUNTERS,
     ENROLMENT_FIELDS,
+    UNUSED,
     LineState,
     MemberState,
     OfferGrant,
@@ -36,8 +37,6 @@ from loyalty.ledger.state import (
     RewardUses,
 )
 from loyalty.programme.tiers import TierOverride
-
-UNUSED = (RedemptionStatus.PENDING, RedemptionStatus.ACTIVE)
 
 
 def history_key(moment: datetime) -> str:
