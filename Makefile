@@ -8,7 +8,7 @@ DDB_LOCAL_VERSION := 11.1.0
 DDB_LOCAL_DIR := $(CACHE)/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-$(DDB_LOCAL_VERSION)
 
-.PHONY: test lint demo serve outbox bench check-java check-valgrind clean
+.PHONY: test lint demo serve outbox bench check-java check-chromium check-valgrind clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) is required (Python 3.11 or newer)"; exit 1; }
@@ -27,6 +27,9 @@ $(DDB_LOCAL_STAMP):
 check-java:
 	@command -v java >/dev/null || { echo "error: Java 17 or newer is required to run DynamoDB Local (install openjdk-17-jre-headless)"; exit 1; }
 
+check-chromium:
+	@command -v chromium >/dev/null || [ -n "$$LOYALTY_CHROMIUM" ] || { echo "error: Chromium is required for the member page's browser test (apt-get install chromium, or set LOYALTY_CHROMIUM)"; exit 1; }
+
 check-valgrind:
 	@command -v valgrind >/dev/null || { echo "error: valgrind is required to count the benchmarks' CPU instructions (install valgrind)"; exit 1; }
 
@@ -39,7 +42,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/openapi-spec-validator infra/salesforce/openapi.yaml
 
 # Two workers or more (pytest-xdist); the end-to-end tests keep to one of them, with one embedded stack.
-test: lint check-java $(DDB_LOCAL_STAMP)
+test: lint check-java check-chromium $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest -n auto --dist loadgroup
 
 demo: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
@@ -56,4 +59,4 @@ bench: $(VENV)/.installed check-java check-valgrind $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest tests/bench -s -q 
 
 clean:
-	rm -rf $(VENV) $(CACHE) .bench .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CACHE) .artifacts .bench .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -46,6 +46,7 @@ from infra.local.instances import (
 from infra.local.processes import ensure_port_free, start_process, stop_processes
 from infra.local.salesforce_emulator import SalesforceEmulator
 from infra.local.shopify_admin import ShopifyAdmin
+from infra.local.storefront import Storefront
 from infra.local.template import create_table_kwargs, load_template
 from infra.local.woocommerce_rest import WooCommerceRest
 from loyalty.clock import now as programme_now
@@ -229,9 +230,14 @@ class Stack:
         self.parameters: dict[str, str] = {"SalesforceOrgId": self.salesforce.organization_id}
         # the shops of infra/rewards.yaml, emulated: their Admin and REST APIs, with credentials of their own
         shops = list(load_rewards(load_program()).shops)
-        self.shopify = ShopifyAdmin(
-            tokens={s.partition(":")[2]: f"shpat_local_{uuid.uuid4().hex}" for s in shops if s.startswith("shopify:")}
-        )
+        shopify_domains = [s.partition(":")[2] for s in shops if s.startswith("shopify:")]
+        self.shopify = ShopifyAdmin(tokens={domain: f"shpat_local_{uuid.uuid4().hex}" for domain in shopify_domains})
+        # each Shopify shop's storefront: a customer login and the App Proxy to the member page, signed with the
+        # shop's app secret (which the ShopCredentials secret gives the programme)
+        self.storefronts = {
+            domain: Storefront(domain, f"shpss_local_{uuid.uuid4().hex}", f"{self.gateway_url}/apps/loyalty")
+            for domain in shopify_domains
+        }
         self.woocommerce = WooCommerceRest(
             keys={
                 s.partition(":")[2]: (f"ck_local_{uuid.uuid4().hex}", f"cs_local_{uuid.uuid4().hex}")
@@ -263,7 +269,8 @@ class Stack:
         credentials: dict[str, dict[str, str]] = {}
         for domain, token in self.shopify.tokens.items():
             url = f"{self.shopify.url}/shops/{domain}"
-            credentials[f"shopify:{domain}"] = {"accessToken": token, "apiUrl": url}
+            app_secret = self.storefronts[domain].app_secret
+            credentials[f"shopify:{domain}"] = {"accessToken": token, "apiUrl": url, "appSecret": app_secret}
         for host, (key, secret) in self.woocommerce.keys.items():
             url = f"{self.woocommerce.url}/shops/{host}"
             credentials[f"woocommerce:{host}"] = {"consumerKey": key, "consumerSecret": secret, "apiUrl": url}
@@ -296,6 +303,8 @@ class Stack:
         self.salesforce.start()
         self.shopify.start(self.ports.shopify)
         self.woocommerce.start(self.ports.woocommerce)
+        for storefront in self.storefronts.values():
+            storefront.start()
         os.environ.update(
             AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
             AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
@@ -338,6 +347,8 @@ class Stack:
         self.salesforce.stop()
         self.shopify.stop()
         self.woocommerce.stop()
+        for storefront in self.storefronts.values():
+            storefront.stop()
         stop_processes([self._moto.process if self._moto else None, self._dynamodb.process if self._dynamodb else None])
         self._moto = self._dynamodb = None
 

@@ -5,14 +5,17 @@ port already taken stops it at once, naming the port and the variable that moves
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +26,7 @@ import pytest
 import urllib3
 
 from infra.local.dynamodb_local import free_port
+from infra.local.serve import DEMO_POINTS
 from infra.local.shop_emulator import sign_webhook
 from infra.local.stack import DEV_SECRETS
 
@@ -76,6 +80,16 @@ class Serve:
                     return line
             time.sleep(0.05)
         raise AssertionError(f"no ready line: {''.join(self.stdout)}{''.join(self.stderr)}")
+
+    def member_page(self, timeout: float = 10) -> str:
+        """The member page address the ready message shows."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.stdout):
+                if "a member's own page" in line:
+                    return line.rsplit(": ", 1)[1].strip()
+            time.sleep(0.05)
+        raise AssertionError(f"no member page in: {''.join(self.stdout)}")
 
     def output(self) -> tuple[str, str]:
         """Everything it printed, once it has exited."""
@@ -214,6 +228,13 @@ def test_serve_stopped_as_a_group_while_busy_stops_within_10_seconds_cleanly(sto
         for port in serve.ports.values():
             assert f"http://127.0.0.1:{port}" in ready
         assert any("SHOPIFY_WEBHOOK_SECRET" in line for line in serve.stdout)  # the development default is announced
+        # where to click: the demo member logs in to the emulated shop and lands on their page with their points
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with opener.open(serve.member_page(), timeout=30) as page:
+            assert page.url.endswith("/apps/loyalty")
+            shown = page.read().decode()
+            points = re.search(r'data-testid="available">([^<]+)<', shown)
+            assert points and int(re.sub(r"\D", "", points[1])) >= DEMO_POINTS, shown
         with busy(serve.gateway_url) as answered:
             wait_for(answered, 12)
             children = serve.children()

@@ -39,6 +39,7 @@ NOTICE_TEMPLATES = (
     "win_back",
     "category_affinity",
     "reward_redeemed",
+    "redeem_link",
 )
 OFFER_OPTIONAL = ("birthday", "win_back", "category_affinity")  # a variant with the offer, one without
 POINTS_12345 = {"sv": f"12{NBSP}345", "nb": f"12{NBSP}345", "da": f"12{NBSP}345", "fi": f"12{NBSP}345", "en": "12,345"}
@@ -71,6 +72,8 @@ def some_facts(**changes: Any) -> MessageFacts:
             "category": "outdoor",
             "reward": "50 kr rabatt",
             "code": "LOY-ABCD-EFGH",
+            "link": "https://loyalty.example/apps/loyalty?m=m-1&e=1767225600&n=x1&s=y2",
+            "minutes": 15,
         },
     )
     return replace(facts, **changes)
@@ -127,7 +130,7 @@ def check_html(document: str) -> _TagChecker:
     return checker
 
 
-def test_the_eleven_template_keys_are_shipped() -> None:
+def test_the_twelve_template_keys_are_shipped() -> None:
     # Given the template files in the package
     # When the keys are listed
     keys = template_keys()
@@ -218,6 +221,8 @@ def test_every_sms_fits_160_septets_with_long_values(case: tuple[str, str, Offer
             "category": "outdoor",
             "reward": "Henkilökohtainen stylisti",
             "code": "LOY-ABCD-EFGH",
+            "link": "https://loyalty.example/apps/loyalty?m=m-1&e=1767225600&n=x1&s=y2",
+            "minutes": 15,
         },
     )
     assert len(facts.first_name or "") == 20

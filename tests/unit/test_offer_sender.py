@@ -202,6 +202,38 @@ def test_the_frequency_cap_counts_marketing_and_service_apart(
     assert len(emails) == 4
 
 
+def test_what_the_member_asked_for_is_never_capped(sender: OfferSender, emails: Outbox) -> None:
+    anna = member(sender)
+
+    def service(trigger: Trigger, number: int, details: dict[str, Any]) -> OfferRequest:
+        key = trigger.value
+        return request(
+            anna,
+            number,
+            trigger=trigger,
+            template_key=key,
+            offer=None,
+            request_id=f"{key}#m1#{number}",
+            details=details,
+        )
+
+    # Given the service cap used up by expiry warnings (4 in 7 days)
+    for number in range(1, 6):
+        warning = service(Trigger.EXPIRY_WARNING, number, {"points": number, "expires_on": "2027-01-31"})
+        assert sender.handle(warning) == {"email": "sent" if number <= 4 else "capped"}
+    # When the member redeems rewards and asks for a link to spend points, they get each e-mail all the same
+    for number in range(6, 9):
+        code = service(
+            Trigger.REWARD_REDEEMED,
+            number,
+            {"reward": "50 off", "code": f"LOY-AAAA-BBB{number}", "expires_on": "2027-01-31"},
+        )
+        assert sender.handle(code) == {"email": "sent"}
+    link = service(Trigger.REDEEM_LINK, 9, {"link": "https://loyalty.example/apps/loyalty?m=m1&n=1", "minutes": 15})
+    assert sender.handle(link) == {"email": "sent"}
+    assert len(emails) == 4 + 3 + 1
+
+
 def test_sms_in_quiet_hours_is_held_and_sent_when_they_end(
     sender: OfferSender, clock: FakeClock, texts: Outbox
 ) -> None:

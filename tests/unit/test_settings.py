@@ -73,6 +73,8 @@ def test_lengths_patterns_and_optional_values(env: pytest.MonkeyPatch) -> None:
     env.setenv("SMS_SENDER_ID", "LoyaltyClubNordic")  # 17 characters: over SNS's 11
     env.setenv("UNSUBSCRIBE_BASE_URL", "ftp://example.com/u")
     env.setenv("UNSUBSCRIBE_SECRET_NAME", "loyalty/unsubscribe")
+    env.setenv("MEMBER_PAGE_URL", "https://club.example.com/apps/loyalty")
+    env.setenv("MEMBER_PAGE_SECRET_NAME", "loyalty/member-page")
     with pytest.raises(SettingsError) as raised:
         load_settings(OfferSenderSettings)
     assert "SMS_SENDER_ID: must be at most 11 characters" in str(raised.value)

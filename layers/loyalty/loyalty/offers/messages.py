@@ -59,6 +59,7 @@ class MessageFacts:
     offer: Offer | None = None
     details: Mapping[str, str | int] = field(default_factory=dict)  # {"points": 70, "expires_on": "2027-03-31"}
     programme_name: str = "Loyalty Club"
+    page_url: str | None = None  # the member's own page, a signed link (at the foot of every e-mail)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class _Words:
     decimal: str
     unsubscribe_question: str
     unsubscribe_label: str
+    page_label: str  # the link to the member's own page
 
 
 @cache
@@ -132,15 +134,15 @@ def language_for(locale: str | None) -> str:
 # ---------------------------------------------------------------- numbers, dates and the offer, the local way
 
 
-def _number(value: int, language: str) -> str:
+def local_number(value: int, language: str) -> str:
     return f"{value:,}".replace(",", _words()[language].thousands)
 
 
 def _points(value: int, unit: tuple[str, str], language: str) -> str:
-    return f"{_number(value, language)} {unit[0] if value == 1 else unit[1]}"
+    return f"{local_number(value, language)} {unit[0] if value == 1 else unit[1]}"
 
 
-def _date(value: date, language: str) -> str:
+def local_date(value: date, language: str) -> str:
     words = _words()[language]
     month = words.months[value.month - 1] if words.months else str(value.month)
     return words.date_pattern.format(day=value.day, month=month, year=value.year)
@@ -347,9 +349,9 @@ def _values(facts: MessageFacts, language: str, name: str) -> _Values:
     counts: dict[str, int] = {}
     for key, value in facts.details.items():
         if key == "expires_on":
-            texts[key] = _date(_iso_date(value), language)
+            texts[key] = local_date(_iso_date(value), language)
         elif isinstance(value, int):
-            texts[key], counts[key] = _number(value, language), value
+            texts[key], counts[key] = local_number(value, language), value
         else:
             texts[key] = _clean(value)
     greeting = _words()[language].greeting
@@ -369,10 +371,10 @@ def _values(facts: MessageFacts, language: str, name: str) -> _Values:
         texts |= {
             "offer_code": _clean(facts.offer.code),
             "offer_summary": _offer_summary(facts.offer, language),
-            "valid_from": _date(facts.offer.valid_from, language),
-            "valid_until": _date(facts.offer.valid_until, language),
+            "valid_from": local_date(facts.offer.valid_from, language),
+            "valid_until": local_date(facts.offer.valid_until, language),
         }
-    texts |= {key: _number(value, language) for key, value in counts.items()}
+    texts |= {key: local_number(value, language) for key, value in counts.items()}
     return _Values(texts=texts, counts=counts)
 
 
@@ -414,8 +416,13 @@ def render_email(template_key: str, facts: MessageFacts) -> RenderedEmail:
     subject = _clean(_fill(where, parts.subject, values, language))
     body = _fill(where, parts.text, values, language).strip()
     words = _words()[language]
-    text = f"{body}\n\n{words.unsubscribe_question} {words.unsubscribe_label}: {url}"
-    return RenderedEmail(language=language, subject=subject, html=_html(language, subject, body, url), text=text)
+    page = (facts.page_url or "").strip()
+    if page and not re.fullmatch(r"https?://\S+", page):
+        raise TemplateError(f"{template_key}: page_url must be an http(s) URL without spaces")
+    foot = f"{words.page_label}: {page}\n" if page else ""
+    text = f"{body}\n\n{foot}{words.unsubscribe_question} {words.unsubscribe_label}: {url}"
+    html_body = _html(language, subject, body, url, page)
+    return RenderedEmail(language=language, subject=subject, html=html_body, text=text)
 
 
 def render_sms(template_key: str, facts: MessageFacts) -> RenderedSms:
@@ -453,7 +460,7 @@ _FOOTER_STYLE = "margin:24px 0 0 0;font-size:12px;line-height:1.5;color:#666666;
 _LINK_STYLE = "color:#666666;text-decoration:underline;"
 
 
-def _html(language: str, subject: str, body: str, url: str) -> str:
+def _html(language: str, subject: str, body: str, url: str, page: str = "") -> str:
     """A small inline-styled HTML document from the text body; every inserted value is escaped."""
     paragraphs = [block.strip() for block in re.split(r"\n\s*\n", body) if block.strip()]
     rendered = "\n".join(
@@ -461,7 +468,13 @@ def _html(language: str, subject: str, body: str, url: str) -> str:
         for block in paragraphs
     )
     words = _words()[language]
-    footer = (
+    page_line = (
+        f'<p style="{_FOOTER_STYLE}"><a href="{html.escape(page, quote=True)}" style="{_LINK_STYLE}">'
+        f"{html.escape(words.page_label)}</a></p>\n"
+        if page
+        else ""
+    )
+    footer = page_line + (
         f'<p style="{_FOOTER_STYLE}">{html.escape(words.unsubscribe_question)} '
         f'<a href="{html.escape(url, quote=True)}" style="{_LINK_STYLE}">{html.escape(words.unsubscribe_label)}</a></p>'
     )

@@ -28,11 +28,13 @@ class Trigger(StrEnum):
     WIN_BACK = "win_back"  # the member is at risk of leaving
     CATEGORY_AFFINITY = "category_affinity"  # a complementary category they have not bought recently
     REWARD_REDEEMED = "reward_redeemed"  # the code of a reward the member spent points on (a service message)
+    REDEEM_LINK = "redeem_link"  # a one-time link to spend points from the member's page (a service message)
 
 
 SERVICE_TRIGGERS = frozenset(
-    {Trigger.EXPIRY_WARNING, Trigger.REWARD_REDEEMED}
+    {Trigger.EXPIRY_WARNING, Trigger.REWARD_REDEEMED, Trigger.REDEEM_LINK}
 )  # counted apart from marketing in the frequency cap
+ASKED_BY_MEMBER = frozenset({Trigger.REWARD_REDEEMED, Trigger.REDEEM_LINK})  # what they just asked for: never capped
 
 
 class OfferKind(StrEnum):
@@ -90,6 +92,10 @@ class OfferRequest(_Frozen):
     @property
     def service(self) -> bool:
         return self.trigger in SERVICE_TRIGGERS
+
+    @property
+    def capped(self) -> bool:
+        return self.trigger not in ASKED_BY_MEMBER
 
     @property
     def dedup_key(self) -> str:

@@ -99,7 +99,14 @@ class CategoryAffinity(_Rules):
 
 
 ProgrammeTrigger = Literal[
-    "tier_upgrade", "tier_nudge", "expiry_warning", "birthday", "win_back", "category_affinity", "reward_redeemed"
+    "tier_upgrade",
+    "tier_nudge",
+    "expiry_warning",
+    "birthday",
+    "win_back",
+    "category_affinity",
+    "reward_redeemed",
+    "redeem_link",
 ]
 
 

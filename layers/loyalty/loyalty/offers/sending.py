@@ -11,6 +11,7 @@ For a request and each channel it asks for (or both), in this order:
 3. SMS in the member's quiet hours (their time zone, from their language) is held until the hours end, not
    dropped; the hourly job `release_held` sends it then.
 4. The frequency cap per channel (marketing and service counted apart): over the cap, it is recorded as capped.
+   What the member has just asked for (a reward's code, a link to spend points) is never capped.
 5. Rendered in the member's language and sent (SES v2 with the configuration set; SNS with the sender id).
    A sent offer gets a CRM Task through crm_sync. A failure worth retrying releases the claim and raises, so
    the queue delivers the request again; a refusal by the service is recorded as failed, with the reason.
@@ -110,6 +111,7 @@ class OfferSender:
     rules: OfferRules
     links: Callable[[str, str], str]  # (member id, channel) -> signed unsubscribe URL
     programme_name: str = "Loyalty Club"
+    page_links: Callable[[str], str] | None = None  # member id -> signed link to their own page
 
     def handle(self, request: OfferRequest) -> dict[str, str]:
         """Decide and send ``request`` on each channel; returns channel -> status."""
@@ -221,6 +223,9 @@ class OfferSender:
             return decided(Status.REFUSED, evidence, reason=refusal)
         if channel == "sms" and (until := self._quiet_until(summary, request, now)) is not None:
             return decided(Status.HELD, evidence, hold_until=until, reason=f"quiet hours until {until}")
+        assert address is not None
+        if not request.capped:
+            return _Plan(channel, Status.SENDING, RecordWrite(record, None, held, before), address, evidence)
         kind = _cap_kind(request)
         cap = self.rules.caps.service if request.service else self.rules.caps.marketing
         key = f"{record.dedup}#{channel}"
@@ -229,7 +234,6 @@ class OfferSender:
             reason = f"{kind} cap: {cap.messages} {channel} messages in {cap.days} days reached"
             return decided(Status.CAPPED, evidence, reason=reason)
         change = counted if isinstance(counted, CapChange) else None  # True: counted already (a dead claim's slot)
-        assert address is not None
         return _Plan(channel, Status.SENDING, RecordWrite(record, None, held, before, change), address, evidence, key)
 
     def _send_claimed(self, request: OfferRequest, summary: MemberSummary, plan: _Plan, now: datetime) -> Status:
@@ -295,8 +299,8 @@ class OfferSender:
     # ------------------------------------------------------------ the frequency cap
 
     def _release_cap(self, member_id: str, kind: str, channel: str, key: str) -> None:
-        """Give back the cap slot of a message that did not reach the member."""
-        for _ in range(10):
+        """Give back the cap slot of a message that did not reach the member (none: an uncapped message)."""
+        for _ in range(10 if key else 0):
             version, entries = self.store.cap(member_id, kind, channel)
             kept = [entry for entry in entries if "|" in entry and entry.split("|", 1)[1] != key]
             if len(kept) == len(entries) or self.store.save_cap(member_id, kind, channel, version, kept):
@@ -328,6 +332,7 @@ class OfferSender:
             offer=request.offer,
             details=request.details,
             programme_name=self.programme_name,
+            page_url=self.page_links(request.member_id) if self.page_links is not None else None,
         )
         tags = {"trigger": request.trigger.value, "template": request.template_key}
         if channel == "email":

@@ -3,6 +3,7 @@ per container, on first use."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from loyalty.programme.rules import ProgramRules
     from loyalty.rewards.codes import CodeMaker
     from loyalty.rewards.member_api import MemberRewards
+    from loyalty.rewards.member_page import MemberPage
     from loyalty.shop.applier import ShopEventApplier
 
 IDEMPOTENCY_DAYS = 7
@@ -128,17 +130,52 @@ def member_rewards_for(ledger: Ledger, shops: ShopCodes | None) -> MemberRewards
     return MemberRewards(ledger, load_rewards(ledger.rules), shops)
 
 
-def _shop_codes(secret_name: str) -> ShopCodes:
-    """The shops' codes, with each shop's credentials from the secret (read again after five minutes)."""
+def _shop_credentials(secret_name: str) -> Callable[[], dict[str, dict[str, str]]]:
+    """Each shop's credentials from the secret (read again after five minutes)."""
     from aws_lambda_powertools.utilities.parameters import get_secret
-
-    from loyalty.adapters.shop_codes import ShopCodesBySecret
 
     def credentials() -> dict[str, dict[str, str]]:
         value = get_secret(secret_name, transform="json", max_age=300)
         return value if isinstance(value, dict) else {}
 
-    return ShopCodesBySecret(credentials)
+    return credentials
+
+
+def _shop_codes(secret_name: str) -> ShopCodes:
+    from loyalty.adapters.shop_codes import ShopCodesBySecret
+
+    return ShopCodesBySecret(_shop_credentials(secret_name))
+
+
+@cache
+def member_page() -> MemberPage:
+    """member_page: the member's own page, through the shop (App Proxy) or from a signed e-mail link."""
+    from loyalty.adapters.sqs_offers import SqsOfferQueue
+    from loyalty.offers.rules import load_offer_rules
+    from loyalty.rewards.member_page import MemberPage
+    from loyalty.wiring.settings import MemberPageSettings
+
+    settings = load_settings(MemberPageSettings)
+    credentials = _shop_credentials(settings.shop_credentials_secret)
+    ledger = _ledger(settings.table)
+    rewards = member_rewards_for(ledger, _shop_codes(settings.shop_credentials_secret))
+
+    def app_secret(shop: str) -> str | None:
+        found = credentials().get(shop, {}).get("appSecret")
+        return str(found) if found else None
+
+    return MemberPage(
+        ledger=ledger,
+        catalogue=rewards.catalogue,
+        directory=_directory(settings.table),
+        rewards=rewards,
+        offer_queue=SqsOfferQueue(settings.offer_queue_url),
+        offer_rules=load_offer_rules(),
+        page_secret=lambda: _secret(settings.member_page_secret_name, settings),
+        app_secret=app_secret,
+        page_url=settings.member_page_url,
+        programme_name=settings.programme_name,
+    )
 
 
 @cache
@@ -257,9 +294,11 @@ def offer_sender() -> OfferSender:
     from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
     from loyalty.adapters.ses_email import SesEmailSender
     from loyalty.adapters.sns_sms import SnsSmsSender
+    from loyalty.clock import now
     from loyalty.offers.rules import load_offer_rules
     from loyalty.offers.sending import OfferSender
     from loyalty.offers.unsubscribe import unsubscribe_url
+    from loyalty.rewards.member_page import view_link
     from loyalty.wiring.settings import OfferSenderSettings
 
     settings = load_settings(OfferSenderSettings)
@@ -267,6 +306,10 @@ def offer_sender() -> OfferSender:
     def link(member_id: str, channel: str) -> str:
         secret = _secret(settings.unsubscribe_secret_name, settings)
         return unsubscribe_url(settings.unsubscribe_base_url, secret, member_id, channel)
+
+    def page_link(member_id: str) -> str:
+        secret = _secret(settings.member_page_secret_name, settings)
+        return view_link(settings.member_page_url, secret, member_id, now())
 
     return OfferSender(
         ledger=_ledger(settings.table),
@@ -277,6 +320,7 @@ def offer_sender() -> OfferSender:
         rules=load_offer_rules(),
         links=link,
         programme_name=settings.programme_name,
+        page_links=page_link,
     )
 
 
@@ -305,6 +349,6 @@ def unsubscribe() -> Unsubscribe:
 def reset() -> None:
     """Forget every service built and every setting read (the embedded stack and tests change the environment)."""
     built: list[Any] = [_table, _rules, idempotency, webhook_receiver, shop_event_applier, member_ledger, crm_inbound]
-    built += [crm_sync, scheduled_jobs, offer_sender, email_feedback, unsubscribe, load_settings]
+    built += [crm_sync, scheduled_jobs, offer_sender, email_feedback, unsubscribe, member_page, load_settings]
     for function in built:
         function.cache_clear()

@@ -52,6 +52,17 @@ class OfferSenderSettings(TableSettings):
     unsubscribe_secret_name: str = setting("UNSUBSCRIBE_SECRET_NAME", text())
     programme_name: str = setting("PROGRAMME_NAME", text(), "Loyalty Club")
     secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
+    member_page_url: str = setting("MEMBER_PAGE_URL", text(pattern=r"https?://"))  # in every e-mail, signed
+    member_page_secret_name: str = setting("MEMBER_PAGE_SECRET_NAME", text())
+
+
+class MemberPageSettings(TableSettings):
+    member_page_url: str = setting("MEMBER_PAGE_URL", text(pattern=r"https?://"))
+    member_page_secret_name: str = setting("MEMBER_PAGE_SECRET_NAME", text())  # signs its links and forms
+    shop_credentials_secret: str = setting("SHOP_CREDENTIALS_SECRET_NAME", text())  # each shop's app secret
+    offer_queue_url: str = setting("OFFER_QUEUE_URL", text())  # the one-time link, by e-mail
+    programme_name: str = setting("PROGRAMME_NAME", text(), "Loyalty Club")
+    secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
 
 
 class UnsubscribeSettings(TableSettings):
