@@ -1,5 +1,5 @@
-"""The table's stream to Salesforce: changed members' loyalty fields pushed to their Contacts, coalesced; sent offers
-and orders held for review recorded as Tasks."""
+"""The table's stream to Salesforce: changed members' loyalty fields pushed to their Contacts, coalesced; sent offers,
+orders held for review and experiences to arrange recorded as Tasks."""
 
 from __future__ import annotations
 
@@ -14,6 +14,6 @@ from loyalty.wiring import services
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    members, sent, held = services.stream_changes(event)
-    services.crm_sync().sync(members, sent, held)
+    members, sent, held, arranged = services.stream_changes(event)
+    services.crm_sync().sync(members, sent, held, arranged)
     return {"batchItemFailures": []}

@@ -1,5 +1,5 @@
-"""An emulated Shopify Admin GraphQL API: the discount mutations and queries the programme uses, for the embedded
-stack and the tests.
+"""An emulated Shopify Admin GraphQL API: the discount mutations and queries the programme uses, and the customer's
+metafields and tags it sets, for the embedded stack and the tests.
 
 Requests are parsed and validated by graphql-core against the schema below (the part of the Admin API we use,
 with Shopify's type names), so a document or variables Shopify would refuse are refused here, with GraphQL
@@ -69,6 +69,13 @@ SCHEMA = build_schema(
     }
     type DiscountCodeDeletePayload { deletedCodeDiscountId: ID userErrors: [DiscountUserError!]! }
     type Customer { id: ID! email: String }
+    input MetafieldsSetInput { ownerId: ID! namespace: String key: String! type: String value: String! }
+    type Metafield { namespace: String! key: String! value: String! }
+    type MetafieldsSetUserError { field: [String!] message: String! code: String }
+    type MetafieldsSetPayload { metafields: [Metafield!] userErrors: [MetafieldsSetUserError!]! }
+    type UserError { field: [String!] message: String! }
+    type TagsAddPayload { node: Customer userErrors: [UserError!]! }
+    type TagsRemovePayload { node: Customer userErrors: [UserError!]! }
     type CustomerConnection { nodes: [Customer!]! }
     type Query {
       codeDiscountNodeByCode(code: String!): DiscountCodeNode
@@ -80,6 +87,9 @@ SCHEMA = build_schema(
         freeShippingCodeDiscount: DiscountCodeFreeShippingInput!
       ): DiscountCodeFreeShippingCreatePayload
       discountCodeDelete(id: ID!): DiscountCodeDeletePayload
+      metafieldsSet(metafields: [MetafieldsSetInput!]!): MetafieldsSetPayload
+      tagsAdd(id: ID!, tags: [String!]!): TagsAddPayload
+      tagsRemove(id: ID!, tags: [String!]!): TagsRemovePayload
     }
     """
 )
@@ -114,7 +124,7 @@ class ShopifyAdmin:
 
     tokens: dict[str, str] = field(default_factory=dict)
     discounts: dict[str, Discount] = field(default_factory=dict)  # by id
-    customers: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # shop -> [{id, email}]
+    customers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # shop -> [{id, email, tags, ...}]
     requests: int = 0
     _faults: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_000_000_001))
@@ -139,7 +149,15 @@ class ShopifyAdmin:
 
     def add_customer(self, shop: str, customer_id: int, email: str) -> None:
         with self._lock:
-            self.customers.setdefault(shop, []).append({"id": f"gid://shopify/Customer/{customer_id}", "email": email})
+            self.customers.setdefault(shop, []).append(
+                {"id": f"gid://shopify/Customer/{customer_id}", "email": email, "tags": set(), "metafields": {}}
+            )
+
+    def customer(self, shop: str, customer_id: int | str) -> dict[str, Any] | None:
+        """The customer as the shop holds it: id, email, tags and metafields ({"namespace.key": value})."""
+        wanted = customer_id if str(customer_id).startswith("gid://") else f"gid://shopify/Customer/{customer_id}"
+        with self._lock:
+            return next((c for c in self.customers.get(shop, []) if c["id"] == wanted), None)
 
     # ------------------------------------------------------------ serving
 
@@ -226,6 +244,35 @@ class ShopifyAdmin:
             discount = Discount(f"gid://shopify/DiscountCodeNode/{next(self._ids)}", shop, code.upper(), kind, given)
             self.discounts[discount.id] = discount
         return {"codeDiscountNode": {"id": discount.id}, "userErrors": []}
+
+    def set_metafields(self, shop: str, given: list[dict[str, Any]]) -> dict[str, Any]:
+        errors, set_ = [], []
+        with self._lock:
+            for number, metafield in enumerate(given):
+                owner = self.customer(shop, metafield["ownerId"])
+                if owner is None:
+                    errors.append({"field": ["metafields", str(number), "ownerId"], "message": "Owner does not exist",
+                                   "code": "INVALID_VALUE"})  # fmt: skip
+                elif not metafield.get("namespace") or not str(metafield["value"]).strip():
+                    errors.append({"field": ["metafields", str(number), "value"], "message": "Value can't be blank",
+                                   "code": "BLANK"})  # fmt: skip
+                else:
+                    set_.append(metafield)
+            if errors:  # Shopify sets all of them or none
+                return {"metafields": [], "userErrors": errors}
+            for metafield in set_:
+                owner = self.customer(shop, metafield["ownerId"])
+                assert owner is not None
+                owner["metafields"][f"{metafield['namespace']}.{metafield['key']}"] = metafield["value"]
+        return {"metafields": [{k: m[k] for k in ("namespace", "key", "value")} for m in set_], "userErrors": []}
+
+    def change_tags(self, shop: str, customer_id: str, tags: list[str], add: bool) -> dict[str, Any]:
+        with self._lock:
+            owner = self.customer(shop, customer_id)
+            if owner is None:
+                return {"node": None, "userErrors": [{"field": ["id"], "message": "Customer does not exist"}]}
+            owner["tags"] = owner["tags"] | set(tags) if add else owner["tags"] - set(tags)
+            return {"node": {"id": owner["id"], "email": owner["email"]}, "userErrors": []}
 
     def delete(self, shop: str, discount_id: str) -> dict[str, Any]:
         with self._lock:
@@ -314,3 +361,12 @@ class _Root:
         with self.admin._lock:
             nodes = [c for c in self.admin.customers.get(self.shop, []) if not wanted or c["email"].lower() == wanted]
         return {"nodes": nodes[: first or 50]}
+
+    def metafieldsSet(self, _info: Any, metafields: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.admin.set_metafields(self.shop, metafields)
+
+    def tagsAdd(self, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:
+        return self.admin.change_tags(self.shop, id, tags, add=True)
+
+    def tagsRemove(self, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:
+        return self.admin.change_tags(self.shop, id, tags, add=False)

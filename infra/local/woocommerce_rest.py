@@ -1,6 +1,8 @@
-"""An emulated WooCommerce REST API (v3): the coupons the programme makes, for the embedded stack and the tests.
+"""An emulated WooCommerce REST API (v3): the coupons the programme makes and the customers whose loyalty meta it
+sets, for the embedded stack and the tests.
 
-POST, GET (by id, or `?code=`) and DELETE (`?force=true`) /wp-json/wc/v3/coupons, with HTTP basic
+POST, GET (by id, or `?code=`) and DELETE (`?force=true`) /wp-json/wc/v3/coupons; GET and PUT (`meta_data`, each
+entry updated by its key) /wp-json/wc/v3/customers/<id>; with HTTP basic
 authentication by consumer key and secret, answered in WooCommerce's shapes: the coupon as stored, and errors as
 `{"code": ..., "message": ..., "data": {"status": ...}}` (a code that exists, a discount type or amount
 WooCommerce refuses, a date it cannot read). One emulator plays any number of sites: a path that starts
@@ -25,6 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 from infra.local.json_server import JsonServer, shop_and_path
 
 COUPONS = re.compile(r"^/wp-json/wc/v3/coupons(?:/(\d+))?$")
+CUSTOMER = re.compile(r"^/wp-json/wc/v3/customers/(\d+)$")
+CUSTOMER_FIELDS = {"email", "first_name", "last_name", "meta_data"}  # what the emulator lets a PUT change
 DISCOUNT_TYPES = ("percent", "fixed_cart", "fixed_product")
 FIELDS = {  # what a coupon may be given (WooCommerce ignores others; the emulator refuses them, to catch typos)
     "code", "amount", "discount_type", "description", "date_expires", "individual_use", "product_ids",
@@ -43,6 +47,7 @@ class WooCommerceRest:
 
     keys: dict[str, tuple[str, str]] = field(default_factory=dict)
     coupons: dict[int, dict[str, Any]] = field(default_factory=dict)  # by id, each with its "site"
+    customers: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (site, id) -> the customer
     requests: int = 0
     _faults: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7001))
@@ -58,6 +63,16 @@ class WooCommerceRest:
     def coupon(self, site: str, code: str) -> dict[str, Any] | None:
         with self._lock:
             return next((c for c in self.coupons.values() if c["site"] == site and c["code"] == code.lower()), None)
+
+    def add_customer(self, site: str, customer_id: int, email: str) -> None:
+        with self._lock:
+            self.customers[(site, customer_id)] = {"id": customer_id, "email": email, "meta_data": []}
+
+    def customer_meta(self, site: str, customer_id: int) -> dict[str, Any]:
+        """The customer's meta as {key: value}."""
+        with self._lock:
+            found = self.customers.get((site, customer_id)) or {"meta_data": []}
+            return {meta["key"]: meta["value"] for meta in found["meta_data"]}
 
     @property
     def url(self) -> str:
@@ -79,13 +94,16 @@ class WooCommerceRest:
             self.requests += 1
             fault, self._faults = self._faults > 0, max(0, self._faults - 1)
         split = urlsplit(target)
-        route = COUPONS.match(split.path)
-        if route is None:
+        route, customer = COUPONS.match(split.path), CUSTOMER.match(split.path)
+        if route is None and customer is None:
             return _error(404, "rest_no_route", "No route was found matching the URL and request method.")
         if not self._authorised(site, authorization):
             return _error(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
         if fault:
             return _error(503, "internal_server_error", "The site is experiencing technical difficulties.")
+        if customer is not None:
+            return self._customer(method, site, int(customer.group(1)), body)
+        assert route is not None
         coupon_id = int(route.group(1)) if route.group(1) else None
         query = {name: values[-1] for name, values in parse_qs(split.query).items()}
         with self._lock:
@@ -105,6 +123,26 @@ class WooCommerceRest:
                 return 200, self.coupons.pop(found["id"])
         return _error(404, "rest_no_route", "No route was found matching the URL and request method.")
 
+    def _customer(self, method: str, site: str, customer_id: int, body: bytes) -> tuple[int, Any]:
+        with self._lock:
+            found = self.customers.get((site, customer_id))
+            if found is None:
+                return _error(400, "woocommerce_rest_invalid_id", "Invalid resource ID.")
+            if method == "GET":
+                return 200, found
+            if method != "PUT":
+                return _error(404, "rest_no_route", "No route was found matching the URL and request method.")
+            given = _object(body, CUSTOMER_FIELDS)
+            if isinstance(given, tuple):
+                return given
+            for meta in given.get("meta_data", []):
+                if not isinstance(meta, dict) or not meta.get("key"):
+                    return _error(400, "rest_invalid_param", "Invalid parameter(s): meta_data")
+                kept = [m for m in found["meta_data"] if m["key"] != meta["key"]]
+                found["meta_data"] = [*kept, {"id": len(kept) + 1, "key": meta["key"], "value": meta.get("value")}]
+            found.update({k: v for k, v in given.items() if k != "meta_data"})
+            return 200, found
+
     def _authorised(self, site: str, authorization: str | None) -> bool:
         expected = self.keys.get(site)
         if expected is None or not authorization or not authorization.startswith("Basic "):
@@ -116,14 +154,9 @@ class WooCommerceRest:
         return (key, secret) == expected
 
     def _create(self, site: str, body: bytes) -> tuple[int, Any]:
-        try:
-            given = json.loads(body)
-        except ValueError:
-            return _error(400, "rest_invalid_json", "Invalid JSON body passed.")
-        if not isinstance(given, dict):
-            return _error(400, "rest_invalid_json", "Invalid JSON body passed.")
-        if unknown := set(given) - FIELDS:
-            return _error(400, "rest_invalid_param", f"Invalid parameter(s): {', '.join(sorted(unknown))}")
+        given = _object(body, FIELDS)
+        if isinstance(given, tuple):
+            return given
         code = str(given.get("code") or "").strip().lower()
         if not code:
             return _error(400, "woocommerce_rest_empty_coupon_code", "The coupon code cannot be empty.")
@@ -157,6 +190,20 @@ class WooCommerceRest:
         }
         self.coupons[coupon["id"]] = coupon
         return 201, coupon
+
+
+def _object(body: bytes, fields: set[str]) -> dict[str, Any] | tuple[int, dict[str, Any]]:
+    """The body's JSON object, or WooCommerce's error for one that is not JSON, not an object, or has a parameter
+    the emulator does not know (WooCommerce ignores those; refused here, to catch typos)."""
+    try:
+        given = json.loads(body)
+    except ValueError:
+        return _error(400, "rest_invalid_json", "Invalid JSON body passed.")
+    if not isinstance(given, dict):
+        return _error(400, "rest_invalid_json", "Invalid JSON body passed.")
+    if unknown := set(given) - fields:
+        return _error(400, "rest_invalid_param", f"Invalid parameter(s): {', '.join(sorted(unknown))}")
+    return given
 
 
 def _decimal_text(value: Any) -> bool:

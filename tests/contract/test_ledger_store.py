@@ -503,6 +503,20 @@ def test_a_redemption_changes_status_only_from_the_status_read(stores: Stores) -
     assert stores.ledger.redemptions("nobody") == []
 
 
+def test_a_redemptions_task_is_noted_and_kept_through_later_writes(stores: Stores) -> None:
+    member = enrolled(stores)
+    stores.ledger.commit(credit(member.member_id, "lot-1", 600, 0, date(2027, 3, 31)))
+    spend = _spend(member.member_id, "rdm_1", 1)
+    assert spend.redemption is not None
+    asked = replace(spend.redemption.redemption, task_state="pending")
+    stores.ledger.commit(replace(spend, redemption=replace(spend.redemption, redemption=asked)))
+    assert stores.ledger.redemptions(member.member_id)[0].task_state == "pending"
+    stores.ledger.mark_redemption_task(member.member_id, "rdm_1", "pushed")
+    assert stores.ledger.redemptions(member.member_id)[0].task_state == "pushed"
+    stores.ledger.mark_redemption_task(member.member_id, "rdm_gone", "pushed")  # nothing to note: nothing written
+    assert [r.redemption_id for r in stores.ledger.redemptions(member.member_id)] == ["rdm_1"]
+
+
 def test_an_orders_read_finds_the_redemptions_of_its_codes(stores: Stores) -> None:
     member = enrolled(stores)
     stores.ledger.commit(credit(member.member_id, "lot-1", 600, 0, date(2027, 3, 31)))

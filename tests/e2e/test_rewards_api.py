@@ -8,13 +8,15 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 from infra.local.stack import Stack
 from tests.e2e.conftest import Shop
 from tests.e2e.test_offers import emails_to
-from tests.e2e.test_salesforce import CALLOUT_SECRET, callout, unlinked_shopper
-from tests.e2e.test_webshop_pipeline import shopify_order
+from tests.e2e.test_programme_over_time import override_callout
+from tests.e2e.test_salesforce import CALLOUT_SECRET, callout, contact_for, unlinked_shopper
+from tests.e2e.test_webshop_pipeline import shopify_order, unique_email
 
 SHOP = "nordic-outdoor.myshopify.com"
 
@@ -160,3 +162,27 @@ def test_an_order_that_uses_the_code_marks_it_used(stack: Stack, shop: Shop) -> 
     assert (used["status"], used["orderKey"]) == ("used", f"shopify:{SHOP}#{order['id']}")
     status, refused = call(stack, "DELETE", f"/members/{member_id}/redemptions/{made['redemptionId']}")
     assert (status, refused["rule"]) == (409, "status")
+
+
+def test_an_experience_becomes_an_open_task_for_the_person_who_arranges_it(stack: Stack, shop: Shop) -> None:
+    # Given a Gold member with a Contact and 5,000 points
+    contact_id, member_id = contact_for(stack, shop, unique_email())
+    url = f"{stack.gateway_url}/webhooks/salesforce/flow"
+    until = (date.today() + timedelta(days=60)).isoformat()
+    assert (
+        stack.salesforce.send_flow_callout(url, override_callout(stack, member_id, validUntil=until), CALLOUT_SECRET)[0]
+        == 202
+    )
+    body = callout(stack, "points.adjustment", contact={"id": None, "loyaltyMemberId": member_id, "email": None})
+    body["adjustment"]["points"] = 5000
+    assert stack.salesforce.send_flow_callout(url, body, CALLOUT_SECRET)[0] == 202
+    stack.wait_idle()
+    # When they redeem the styling session
+    status, made = call(stack, "POST", f"/members/{member_id}/redemptions", {"rewardId": "styling-session"}, "style-1")
+    assert (status, made["status"], made["code"]) == (201, "requested", None)
+    stack.wait_idle()
+    # Then their Contact has one open Task saying what to arrange
+    tasks = [t for t in stack.salesforce.tasks() if t["WhoId"] == contact_id and "to arrange" in t["Subject"]]
+    assert [(t["Subject"], t["Status"]) for t in tasks] == [
+        ("Loyalty reward to arrange: styling-session", "Not Started")
+    ]

@@ -33,7 +33,7 @@ from loyalty.adapters.dynamodb.models import (
 )
 from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
-from loyalty.adapters.dynamodb.stream import stream_changes
+from loyalty.adapters.dynamodb.stream import member_images, stream_changes
 from loyalty.fakes.offers import InMemoryOfferQueue
 from loyalty.jobs import ScheduledJobs
 from loyalty.ledger.service import Ledger
@@ -186,7 +186,7 @@ def test_the_stream_gives_changed_members_and_sent_offers_waiting_for_their_task
     pushed.task_state = "pushed"
     member = MemberItem(member_pk("m1"), MEMBER_SK, member_id="m1", enrolled_at=sent.decided_at)
     # When the stream's batch is read
-    members, sends, held = stream_changes(stream_event(member, waiting, pushed))
+    members, sends, held, _ = stream_changes(stream_event(member, waiting, pushed))
     # Then crm_sync learns the member and the one send it has to record, whole
     assert members == {"m1"}
     assert sends == [sent]
@@ -213,7 +213,7 @@ def test_a_push_asked_for_again_reaches_crm_sync_on_the_stream_and_its_own_save_
     # Then the change passes crm_sync's filter, and crm_sync learns the member
     asked = stream_event(CrmStateItem.get(member_pk("m1"), CRM_STATE_SK))
     assert any(matches(pattern, asked["Records"][0]) for pattern in crm_sync_filters())
-    assert stream_changes(asked) == ({"m1"}, [], [])
+    assert stream_changes(asked) == ({"m1"}, [], [], [])
     # And the push's next save drops the mark, so that save does not pass the filter
     states.save({"m1": CrmState(pushed={"Loyalty_Points__c": 20})}, T_STREAM)
     pushed = stream_event(CrmStateItem.get(member_pk("m1"), CRM_STATE_SK))["Records"][0]
@@ -243,7 +243,7 @@ def test_an_order_held_for_review_reaches_crm_sync_for_its_task_once(moto_table:
     records = {order_id: stream_event(item)["Records"][0] for order_id, item in items.items()}
     assert any(matches(pattern, records["big-1"]) for pattern in crm_sync_filters())
     assert not any(matches(pattern, records["big-2"]) for pattern in crm_sync_filters())
-    members, sends, held = stream_changes(stream_event(items["big-1"]))
+    members, sends, held, _ = stream_changes(stream_event(items["big-1"]))
     assert (members, sends) == (set(), [])
     assert held == [HeldForReview(member_order, "a line of 5000 units (at most 1000)", T_STREAM, "m1")]
     # And once its Task is recorded, the item's change no longer passes the filter
@@ -274,3 +274,25 @@ def test_the_summary_after_an_accrual_is_what_the_table_reads_after_it(
     assert [entry.offers for entry in entries] == [("BONUS50",), (), ()]
     assert [entry.tier_reached for entry in entries] == [None, "silver", "gold"]
     assert all(entry.categories == ("shoes",) for entry in entries)
+
+
+def test_a_linked_shop_customer_is_on_the_members_item_and_its_stream_image(moto_table: str) -> None:
+    # Given a member linked to a customer in each of two shops (and once more: nothing doubles)
+    directory = DynamoDBDirectory()
+    MemberItem(member_pk("m1"), MEMBER_SK, member_id="m1", enrolled_at=T_STREAM, tier="silver").save()
+    for shop, customer in (("shopify:demo-shop.myshopify.com", "42"), ("woocommerce:kahvila.example.fi", "17")):
+        directory.link_customer(shop, customer, "m1")
+    directory.link_customer("shopify:demo-shop.myshopify.com", "42", "m1")
+    # When the member's item comes on the stream
+    [change] = member_images(stream_event(MemberItem.get(member_pk("m1"), MEMBER_SK)))
+    # Then shop_customers learns both customers with the tier
+    assert change.after.tier == "silver"
+    assert change.after.customers == {
+        ("shopify:demo-shop.myshopify.com", "42"),
+        ("woocommerce:kahvila.example.fi", "17"),
+    }
+    # and a customer linked to a member who does not exist leaves no half member behind
+    directory.link_customer("shopify:demo-shop.myshopify.com", "99", "m-none")
+    assert directory.member_for_customer("shopify:demo-shop.myshopify.com", "99") == "m-none"
+    with pytest.raises(MemberItem.DoesNotExist):
+        MemberItem.get(member_pk("m-none"), MEMBER_SK)

@@ -14,7 +14,7 @@ from infra.local.shopify_admin import ShopifyAdmin
 from infra.local.woocommerce_rest import WooCommerceRest
 from loyalty.adapters.shop_codes import ATTEMPTS, ShopCodesBySecret
 from loyalty.errors import ShopRefusedError, ShopRetryableError
-from loyalty.ports.shops import CodeRequest
+from loyalty.ports.shops import CodeRequest, CustomerLabels
 
 SHOPIFY = "shopify:demo-shop.myshopify.com"
 WOO = "woocommerce:kahvila.example.fi"
@@ -181,3 +181,47 @@ def test_woocommerce_kinds_errors_and_retries(
 def test_a_shop_without_credentials_waits_for_them(codes: ShopCodesBySecret) -> None:
     with pytest.raises(ShopRetryableError, match="no credentials"):
         codes.create(request(shop="shopify:other.myshopify.com"))
+
+
+# ---------------------------------------------------------------- the member's tier and segment on the customer
+
+
+def labels(shop: str, customer_id: str, tier: str, segment: str | None = "satisfaction") -> CustomerLabels:
+    others = tuple(t for t in ("bronze", "silver", "gold", "platinum") if t != tier)
+    return CustomerLabels(shop, customer_id, tier, segment, others)
+
+
+def test_a_shopify_customer_gets_the_tier_and_segment_as_metafields_and_one_tier_tag(
+    codes: ShopCodesBySecret, shopify: ShopifyAdmin
+) -> None:
+    shopify.add_customer("demo-shop.myshopify.com", 42, "anna@example.com")
+    codes.label(labels(SHOPIFY, "42", "silver"))
+    codes.label(labels(SHOPIFY, "42", "gold", "ambassador"))  # a later change replaces, never adds up
+    customer = shopify.customer("demo-shop.myshopify.com", 42)
+    assert customer is not None
+    assert customer["metafields"] == {"loyalty.tier": "gold", "loyalty.segment": "ambassador"}
+    assert customer["tags"] == {"loyalty-tier-gold"}
+    codes.label(labels(SHOPIFY, "42", "gold", None))  # no segment yet: the tier alone
+    assert customer["metafields"]["loyalty.tier"] == "gold"
+
+
+def test_a_customer_the_shop_does_not_have_is_a_refusal_and_throttling_is_waited_out(
+    codes: ShopCodesBySecret, shopify: ShopifyAdmin, waits: list[float]
+) -> None:
+    with pytest.raises(ShopRefusedError, match="does not exist"):
+        codes.label(labels(SHOPIFY, "404", "gold"))
+    shopify.add_customer("demo-shop.myshopify.com", 43, "bo@example.com")
+    shopify.inject("throttled")
+    codes.label(labels(SHOPIFY, "43", "silver"))
+    assert waits and (shopify.customer("demo-shop.myshopify.com", 43) or {})["tags"] == {"loyalty-tier-silver"}
+
+
+def test_a_woocommerce_customer_gets_the_tier_and_segment_as_meta(
+    codes: ShopCodesBySecret, woo: WooCommerceRest
+) -> None:
+    woo.add_customer("kahvila.example.fi", 17, "anna@example.com")
+    codes.label(labels(WOO, "17", "silver"))
+    codes.label(labels(WOO, "17", "gold", "price"))
+    assert woo.customer_meta("kahvila.example.fi", 17) == {"loyalty_tier": "gold", "loyalty_segment": "price"}
+    with pytest.raises(ShopRefusedError, match="Invalid resource ID"):
+        codes.label(labels(WOO, "18", "gold"))

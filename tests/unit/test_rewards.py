@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from loyalty.crm.sync import CrmSync
 from loyalty.errors import (
     IdempotencyKeyReusedError,
     InvalidAmountError,
@@ -18,9 +19,11 @@ from loyalty.errors import (
     UnknownMemberError,
     UnknownRewardError,
 )
+from loyalty.fakes import Fakes
 from loyalty.fakes.shops import InMemoryShopCodes
 from loyalty.ledger.model import EntryKind
 from loyalty.ledger.service import Ledger
+from loyalty.ports.crm import RewardToArrange
 from loyalty.programme.rewards import REPO_REWARDS_FILE, RewardCatalogue, load_rewards
 from loyalty.programme.rules import ProgramRules
 from loyalty.rewards.member_api import MemberRewards, new_code, redemption_id_for
@@ -211,6 +214,36 @@ def test_a_donation_has_no_code_and_its_entry_is_the_receipt(rewards: MemberRewa
     assert (answer["status"], answer["code"], answer["validUntil"]) == ("fulfilled", None, None)
     [entry] = [e for e in ledger.entries(member) if e.kind is EntryKind.REDEMPTION]
     assert entry.reason == "Donation to Vi-skogen: Plant a tree"
+
+
+def test_an_experience_is_an_open_task_on_the_members_contact_once(
+    rewards: MemberRewards, ledger: Ledger, fakes: Fakes, clock: FakeClock
+) -> None:
+    # Given a Gold member with a Contact, and one without, who both redeem the styling session
+    with_contact, without = member_with(ledger, 6000, "m-1"), member_with(ledger, 6000, "m-2")
+    for member in (with_contact, without):
+        ledger.override_tier(member, "gold", date(2026, 12, 31), "VIP", "agent-1", f"vip-{member}")
+    contact = fakes.org.add_contact(LastName="Lindqvist", Email="m1@example.com")
+    fakes.directory.link_contact(with_contact, contact)
+    made = [redeem(rewards, member, "styling-session", "k", shop=None) for member in (with_contact, without)]
+    assert [m["status"] for m in made] == ["requested", "requested"]
+    to_arrange = [
+        RewardToArrange(r.member_id, r.redemption_id, r.reward_id, r.points, r.created_at)
+        for member in (with_contact, without)
+        for r in ledger.redemptions(member)
+        if r.task_state == "pending"
+    ]
+    assert len(to_arrange) == 2
+    # When crm_sync records them (twice: a retry)
+    sync = CrmSync(ledger, fakes.org, fakes.crm_states, fakes.directory, fakes.offer_records, clock=clock)
+    report = sync.sync(set(), [], [], to_arrange)
+    sync.sync(set(), [], [], to_arrange)
+    # Then the member with a Contact has one open Task for the person who arranges it; the other is noted
+    (task,) = fakes.org.tasks()
+    assert task["WhoId"] == contact and task["Status"] == "Not Started"
+    assert task["Subject"] == "Loyalty reward to arrange: styling-session" and "5000 points" in task["Description"]
+    assert (report.tasks, report.tasks_not_recorded) == (1, 1)
+    assert [ledger.redemptions(m)[0].task_state for m in (with_contact, without)] == ["pushed", "no_contact"]
 
 
 # ---------------------------------------------------------------- what a member can have

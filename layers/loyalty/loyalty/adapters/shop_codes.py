@@ -1,4 +1,5 @@
-"""Discount codes in the shops: Shopify through the Admin GraphQL API, WooCommerce through its REST API.
+"""The programme in the shops: discount codes, and the member's tier and segment on their customer. Shopify
+through the Admin GraphQL API, WooCommerce through its REST API.
 
 Credentials come per shop from one secret (JSON, keyed by the shop as the ledger names it):
 ``{"shopify:<domain>": {"accessToken": "shpat_..."}, "woocommerce:<host>": {"consumerKey": "ck_...",
@@ -23,7 +24,7 @@ from typing import Any
 import urllib3
 
 from loyalty.errors import ShopRefusedError, ShopRetryableError
-from loyalty.ports.shops import CodeRequest, ShopCode
+from loyalty.ports.shops import CodeRequest, CustomerLabels, ShopCode
 
 SHOPIFY_API_VERSION = "2025-07"
 ATTEMPTS = 4
@@ -43,6 +44,14 @@ DELETE = """mutation discountCodeDelete($id: ID!) {
 }"""
 BY_CODE = "query codeDiscountNodeByCode($code: String!) { codeDiscountNodeByCode(code: $code) { id } }"
 CUSTOMER = "query customers($query: String!) { customers(first: 1, query: $query) { nodes { id } } }"
+LABELS = """mutation loyaltyLabels(
+  $metafields: [MetafieldsSetInput!]!, $id: ID!, $add: [String!]!, $remove: [String!]!) {
+  metafieldsSet(metafields: $metafields) { userErrors { field message code } }
+  tagsAdd(id: $id, tags: $add) { userErrors { field message } }
+  tagsRemove(id: $id, tags: $remove) { userErrors { field message } }
+}"""
+METAFIELD_NAMESPACE = "loyalty"
+TIER_TAG = "loyalty-tier-{}"
 
 
 def _money(value: Decimal) -> str:
@@ -50,7 +59,7 @@ def _money(value: Decimal) -> str:
 
 
 class ShopCodesBySecret:
-    """The ShopCodes port for every shop in the credentials, each to its platform's client."""
+    """The ShopCodes and ShopCustomers ports for every shop in the credentials, each to its platform's client."""
 
     def __init__(self, credentials: Callable[[], Mapping[str, Mapping[str, str]]], sleep: Callable[[float], None]
                  = time.sleep) -> None:  # fmt: skip
@@ -76,6 +85,9 @@ class ShopCodesBySecret:
 
     def remove(self, shop: str, shop_code_id: str) -> None:
         self._client(shop).remove(shop_code_id)
+
+    def label(self, labels: CustomerLabels) -> None:
+        self._client(labels.shop).label(labels)
 
 
 class ShopifyCodes:
@@ -120,6 +132,27 @@ class ShopifyCodes:
 
     def remove(self, shop_code_id: str) -> None:
         self._call(DELETE, {"id": shop_code_id})  # a discount already gone answers a userError: nothing to do
+
+    def label(self, labels: CustomerLabels) -> None:
+        customer = f"gid://shopify/Customer/{labels.customer_id}"
+        fields = {"tier": labels.tier} | ({"segment": labels.segment} if labels.segment else {})
+        metafields = [
+            {"ownerId": customer, "namespace": METAFIELD_NAMESPACE, "key": key, "type": "single_line_text_field",
+             "value": value}
+            for key, value in fields.items()
+        ]  # fmt: skip
+        answer = self._call(
+            LABELS,
+            {
+                "metafields": metafields,
+                "id": customer,
+                "add": [TIER_TAG.format(labels.tier)],
+                "remove": [TIER_TAG.format(tier) for tier in labels.other_tiers],
+            },
+        )
+        errors = [error for part in answer.values() if part for error in part.get("userErrors") or []]
+        if errors:
+            raise ShopRefusedError("; ".join(str(error.get("message")) for error in errors))
 
     def _gets(self, request: CodeRequest) -> dict[str, Any]:
         if request.kind == "amount_off" and request.amount is not None:
@@ -188,6 +221,7 @@ class WooCommerceCodes:
     ) -> None:
         self.http, self.host, self.sleep = http, host, sleep
         self.url = f"{base}/wp-json/wc/v3/coupons"
+        self.customers_url = f"{base}/wp-json/wc/v3/customers"
         self.auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
 
     def create(self, request: CodeRequest) -> ShopCode:
@@ -205,6 +239,15 @@ class WooCommerceCodes:
         status, answer = self._send("DELETE", f"{self.url}/{shop_code_id}?force=true", None)
         if status not in (200, 404):
             raise ShopRefusedError(f"WooCommerce did not remove the coupon: {answer.get('message') or status}")
+
+    def label(self, labels: CustomerLabels) -> None:
+        meta = [
+            {"key": "loyalty_tier", "value": labels.tier},
+            {"key": "loyalty_segment", "value": labels.segment or ""},
+        ]
+        status, answer = self._send("PUT", f"{self.customers_url}/{labels.customer_id}", {"meta_data": meta})
+        if status != 200:
+            raise ShopRefusedError(f"WooCommerce did not update the customer: {answer.get('message') or status}")
 
     @staticmethod
     def _coupon(request: CodeRequest) -> dict[str, Any]:

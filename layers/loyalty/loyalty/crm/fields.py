@@ -14,6 +14,7 @@ from typing import Any
 
 from loyalty.ledger.model import MemberSummary
 from loyalty.offers.records import SendRecord
+from loyalty.ports.crm import RewardToArrange
 from loyalty.ports.directory import HeldForReview
 from loyalty.programme.rules import ProgramRules
 
@@ -227,6 +228,24 @@ def review_task_fields(held: HeldForReview, contact_id: str) -> dict[str, Any]:
             "with the shop; python -m infra.held_orders lists every held order."
         )[:32000],
         TASK_SEND_ID: f"review:{digest}",
+    }
+
+
+def reward_task_fields(reward: RewardToArrange, contact_id: str) -> dict[str, Any]:
+    """An experience a member redeemed as an open Task on their Contact: a person arranges it and closes the Task."""
+    digest = hashlib.sha256(f"{reward.member_id}#{reward.redemption_id}".encode()).hexdigest()[:24]
+    return {
+        "WhoId": contact_id,
+        "Subject": f"Loyalty reward to arrange: {reward.reward_id}"[:255],
+        "Status": "Not Started",
+        "ActivityDate": reward.redeemed_at.astimezone(UTC).date().isoformat(),
+        "Description": (
+            f"The member spent {reward.points} points on the reward {reward.reward_id} on "
+            f"{reward.redeemed_at.astimezone(UTC):%Y-%m-%d} (redemption {reward.redemption_id}). Contact them to "
+            "arrange it, then close this Task. If it cannot be arranged, cancel the redemption through the member "
+            "API: the points come back."
+        )[:32000],
+        TASK_SEND_ID: f"reward:{digest}",
     }
 
 

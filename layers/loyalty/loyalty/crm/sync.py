@@ -28,13 +28,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from loyalty.crm.fields import TASK_SEND_ID, contact_fields, new_contact, review_task_fields, task_fields
+from loyalty.crm.fields import (
+    TASK_SEND_ID,
+    contact_fields,
+    new_contact,
+    review_task_fields,
+    reward_task_fields,
+    task_fields,
+)
 from loyalty.errors import CrmAuthError, CrmRequestError, CrmRetryableError
 from loyalty.ledger.model import MemberSummary
 from loyalty.ledger.service import Ledger
 from loyalty.observability import logger, metrics
 from loyalty.offers.records import OfferRecords, SendRecord
-from loyalty.ports.crm import CrmClient, CrmState, CrmStates, RecordResult
+from loyalty.ports.crm import CrmClient, CrmState, CrmStates, RecordResult, RewardToArrange
 from loyalty.ports.directory import Directory, HeldForReview
 
 STALE_LINK_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
@@ -66,16 +73,19 @@ class CrmSync:
     clock: Callable[[], datetime] = field(default_factory=lambda: lambda: datetime.now(UTC))
 
     def sync(
-        self, member_ids: Iterable[str], sends: Iterable[SendRecord], held: Iterable[HeldForReview] = ()
+        self,
+        member_ids: Iterable[str],
+        sends: Iterable[SendRecord],
+        held: Iterable[HeldForReview] = (),
+        arranged: Iterable[RewardToArrange] = (),
     ) -> PushReport:
-        """Push the changed members' fields, then record the sent offers and the orders held for review as Tasks;
-        one report of all."""
+        """Push the changed members' fields, then record the sent offers, the orders held for review and the
+        experiences to arrange as Tasks; one report of all."""
         members = set(member_ids)
         report = self.push(members)
-        tasks = self.record_tasks(sends)
-        reviews = self.record_review_tasks(held)
-        report.tasks = tasks.tasks + reviews.tasks
-        report.tasks_not_recorded = tasks.tasks_not_recorded + reviews.tasks_not_recorded
+        reports = [self.record_tasks(sends), self.record_review_tasks(held), self.record_reward_tasks(arranged)]
+        report.tasks = sum(r.tasks for r in reports)
+        report.tasks_not_recorded = sum(r.tasks_not_recorded for r in reports)
         logger.info("crm push done", members=len(members), **vars(report))
         metrics.add_metric(name="CrmContactsPushed", unit="Count", value=report.pushed)
         metrics.add_metric(name="CrmMembersUnlinked", unit="Count", value=report.unlinked)
@@ -181,6 +191,36 @@ class CrmSync:
                 raise CrmRetryableError("a Task could not be recorded for now; the batch is retried")
             else:
                 self.directory.mark_review_task(order, "refused")
+                report.tasks_not_recorded += 1
+                metrics.add_metric(name="CrmTasksRefused", unit="Count", value=1)
+        return report
+
+    def record_reward_tasks(self, arranged: Iterable[RewardToArrange]) -> PushReport:
+        """Show each experience a member redeemed as an open Task on their Contact, for the person who arranges it
+        (upserted by the redemption: a retry adds none)."""
+        report = PushReport()
+        rewards = list({(r.member_id, r.redemption_id): r for r in arranged}.values())
+        if not rewards:
+            return report
+        standing = self.ledger.summaries({r.member_id for r in rewards}, expiry=False)
+        contact_of = {r: standing[r.member_id].profile.crm_contact_id if r.member_id in standing else None
+                      for r in rewards}  # fmt: skip
+        for reward, contact_id in contact_of.items():
+            if not contact_id:
+                self.ledger.mark_redemption_task(reward.member_id, reward.redemption_id, "no_contact")
+                report.tasks_not_recorded += 1
+        linked = [r for r, contact_id in contact_of.items() if contact_id]
+        if not linked:
+            return report
+        records = [reward_task_fields(r, str(contact_of[r])) for r in linked]
+        for reward, result in zip(linked, self.client.upsert_records("Task", TASK_SEND_ID, records), strict=True):
+            if result.success:
+                self.ledger.mark_redemption_task(reward.member_id, reward.redemption_id, "pushed")
+                report.tasks += 1
+            elif result.retryable:
+                raise CrmRetryableError("a Task could not be recorded for now; the batch is retried")
+            else:
+                self.ledger.mark_redemption_task(reward.member_id, reward.redemption_id, "refused")
                 report.tasks_not_recorded += 1
                 metrics.add_metric(name="CrmTasksRefused", unit="Count", value=1)
         return report

@@ -127,6 +127,12 @@ class InMemoryLedgerStore:
             mine = [r for (member, _), r in self._redemptions().items() if member == member_id]
         return sorted(mine, key=lambda r: (r.created_at, r.redemption_id), reverse=True)
 
+    def mark_redemption_task(self, member_id: str, redemption_id: str, state: str) -> None:
+        with self.memory.atomically():
+            found = self._redemptions().get((member_id, redemption_id))
+            if found is not None:
+                self._redemptions()[(member_id, redemption_id)] = replace(found, task_state=state)
+
     def commit(self, change: LedgerChange) -> Commit:
         memory = self.memory
         with memory.atomically():

@@ -1,10 +1,11 @@
-"""Shops' discount codes in memory, with failures to order: the same promises as the real adapters."""
+"""Shops' discount codes and customers' loyalty fields in memory, with failures to order: the same promises as
+the real adapters."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from loyalty.ports.shops import CodeRequest, ShopCode
+from loyalty.ports.shops import CodeRequest, CustomerLabels, ShopCode
 
 
 @dataclass
@@ -30,3 +31,16 @@ class InMemoryShopCodes:
 
     def has(self, shop: str, code: str) -> bool:
         return (shop, code) in self.codes
+
+
+@dataclass
+class InMemoryShopCustomers:
+    labels: dict[tuple[str, str], CustomerLabels] = field(default_factory=dict)  # (shop, customer) -> the latest
+    failures: list[Exception] = field(default_factory=list)
+    calls: int = 0
+
+    def label(self, labels: CustomerLabels) -> None:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.labels[(labels.shop, labels.customer_id)] = labels

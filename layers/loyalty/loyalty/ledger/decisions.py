@@ -668,6 +668,7 @@ def reward_redemption(
         code=request.code if reward.has_code else None,
         valid_until=today + timedelta(days=reward.valid_days) if reward.has_code else None,
         actor=request.actor,
+        task_state="pending" if reward.kind is RewardKind.EXPERIENCE else None,  # a person arranges it
     )
     uses_after = _counted(uses, month_of(today), 1, today)
     return LedgerChange(entry=entry, member=change, redemption=RedemptionWrite(redemption, None, uses_after))

@@ -412,6 +412,9 @@ class Ledger:
         """The member's redemptions, newest first."""
         return self.store.redemptions(member_id)
 
+    def mark_redemption_task(self, member_id: str, redemption_id: str, state: str) -> None:
+        self.store.mark_redemption_task(member_id, redemption_id, state)
+
     def member_and_uses(self, member_id: str, reward_ids: Iterable[str]) -> tuple[MemberState, list[RewardUses]]:
         member, uses = self.store.member_and_uses(member_id, reward_ids)
         return self._known(member, member_id), uses

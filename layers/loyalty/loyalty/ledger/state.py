@@ -212,6 +212,7 @@ class Redemption:
     order_key: str | None = None  # the order that used the code
     shop_code_id: str | None = None  # the shop's id of the code, once the shop has it
     apply_url: str | None = None  # the shop's link that applies the code at checkout
+    task_state: str | None = None  # an experience's CRM Task: pending, then pushed, no_contact or refused
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,10 @@ class LedgerStore(Protocol):
         """The member's redemptions, newest first."""
         ...
 
+    def mark_redemption_task(self, member_id: str, redemption_id: str, state: str) -> None:
+        """Note what became of a redemption's CRM Task (an experience to arrange): pushed, no_contact or refused."""
+        ...
+
     def commit(self, change: LedgerChange) -> Commit:
         """All of the change or nothing. ALREADY_APPLIED: an entry with the change's entry key exists (that wins
         over any other failed condition); CONFLICT: the member is missing or no longer matches the change's

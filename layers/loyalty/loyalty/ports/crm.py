@@ -19,6 +19,17 @@ RETRYABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SE
 NOT_IN_SYNC = ("parked", "unlinked", "stale")
 
 
+@dataclass(frozen=True)
+class RewardToArrange:
+    """An experience a member spent points on: a person arranges it (an open Task on the member's Contact)."""
+
+    member_id: str
+    redemption_id: str
+    reward_id: str
+    points: int
+    redeemed_at: datetime
+
+
 @dataclass
 class CrmState:
     pushed: dict[str, Any] = field(default_factory=dict)  # field API name -> value as last sent

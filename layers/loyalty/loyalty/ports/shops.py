@@ -1,4 +1,5 @@
-"""The shops' own discount codes: a redemption's code made in Shopify or WooCommerce, and removed again.
+"""The shops' side of the programme: a redemption's code made in Shopify or WooCommerce, and removed again; and
+the member's tier and segment written to their customer in each shop, for the shop's own rules.
 
 Implemented by loyalty.adapters.shop_codes (Shopify Admin GraphQL, WooCommerce REST) and loyalty.fakes.shops.
 Errors: ShopRetryableError (try again later), ShopRefusedError (refused for good; the message says why).
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
+
+from loyalty.programme.tiers import TierOverride
 
 
 @dataclass(frozen=True)
@@ -45,4 +48,43 @@ class ShopCodes(Protocol):
 
     def remove(self, shop: str, shop_code_id: str) -> None:
         """The code gone from the shop (already gone is fine)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MemberTags:
+    """What a member's item says of their tier, segment and shop customers (as the table's stream shows it)."""
+
+    member_id: str
+    tier: str | None  # earned; None: the lowest
+    override: TierOverride | None
+    segment: str | None
+    customers: frozenset[tuple[str, str]]  # (shop, the shop's customer id)
+
+
+@dataclass(frozen=True)
+class MemberImages:
+    """One change of a member's item: its stream record's sequence number, the item before (None: new) and after."""
+
+    key: str
+    before: MemberTags | None
+    after: MemberTags
+
+
+@dataclass(frozen=True)
+class CustomerLabels:
+    """What a shop's customer carries of the programme: Shopify customer metafields ``loyalty.tier`` and
+    ``loyalty.segment`` and the tag ``loyalty-tier-<tier>`` (the other tiers' tags removed); WooCommerce customer
+    meta ``loyalty_tier`` and ``loyalty_segment``."""
+
+    shop: str
+    customer_id: str  # the shop's own id
+    tier: str  # the tier in force, by name (e.g. "gold")
+    segment: str | None
+    other_tiers: tuple[str, ...]  # their tags are removed
+
+
+class ShopCustomers(Protocol):
+    def label(self, labels: CustomerLabels) -> None:
+        """Set the customer's loyalty fields as given (again is harmless)."""
         ...

@@ -21,13 +21,15 @@ if TYPE_CHECKING:
     from loyalty.offers.records import SendRecord
     from loyalty.offers.sending import OfferSender
     from loyalty.offers.unsubscribe import Unsubscribe
+    from loyalty.ports.crm import RewardToArrange
     from loyalty.ports.directory import Directory, HeldForReview
-    from loyalty.ports.shops import ShopCodes
+    from loyalty.ports.shops import MemberImages, ShopCodes
     from loyalty.programme.rules import ProgramRules
     from loyalty.rewards.codes import CodeMaker
     from loyalty.rewards.member_api import MemberRewards
     from loyalty.rewards.member_page import MemberPage
     from loyalty.shop.applier import ShopEventApplier
+    from loyalty.shop.customer_labels import CustomerLabeller
 
 IDEMPOTENCY_DAYS = 7
 
@@ -194,6 +196,28 @@ def code_maker() -> CodeMaker:
     return CodeMaker(ledger, load_rewards(ledger.rules), shops, offer_queue, load_offer_rules())
 
 
+@cache
+def customer_labeller() -> CustomerLabeller:
+    """shop_customers: the member's tier and segment written to their customers in the programme's shops."""
+    from loyalty.adapters.shop_codes import ShopCodesBySecret
+    from loyalty.clock import now
+    from loyalty.programme.rewards import load_rewards
+    from loyalty.shop.customer_labels import CustomerLabeller
+    from loyalty.wiring.settings import ShopCustomersSettings
+
+    settings = load_settings(ShopCustomersSettings)
+    rules = _rules()
+    shops = ShopCodesBySecret(_shop_credentials(settings.shop_credentials_secret))
+    return CustomerLabeller(shops, rules, now, frozenset(load_rewards(rules).shops))
+
+
+def member_images(event: dict[str, Any]) -> list[MemberImages]:
+    """shop_customers: each member item's change in a stream batch, before and after."""
+    from loyalty.adapters.dynamodb.stream import member_images as images
+
+    return images(event)
+
+
 def redemption_of(image: dict[str, Any]) -> tuple[str, str] | None:
     """reward_codes: the (member id, redemption id) of a stream record's new image."""
     from loyalty.adapters.dynamodb.stream import redemption_of as of
@@ -251,8 +275,11 @@ def crm_sync() -> CrmSync:
     )
 
 
-def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord], list[HeldForReview]]:
-    """crm_sync: what the table's stream batch changed (members; sent offers and held orders waiting for a Task)."""
+def stream_changes(
+    event: dict[str, Any],
+) -> tuple[set[str], list[SendRecord], list[HeldForReview], list[RewardToArrange]]:
+    """crm_sync: what the table's stream batch changed (members; sent offers, held orders and experiences to
+    arrange waiting for a Task)."""
     from loyalty.adapters.dynamodb.stream import stream_changes as changes
 
     return changes(event)
@@ -349,6 +376,7 @@ def unsubscribe() -> Unsubscribe:
 def reset() -> None:
     """Forget every service built and every setting read (the embedded stack and tests change the environment)."""
     built: list[Any] = [_table, _rules, idempotency, webhook_receiver, shop_event_applier, member_ledger, crm_inbound]
-    built += [crm_sync, scheduled_jobs, offer_sender, email_feedback, unsubscribe, member_page, load_settings]
+    built += [crm_sync, scheduled_jobs, offer_sender, email_feedback, unsubscribe, member_page, customer_labeller]
+    built += [load_settings]
     for function in built:
         function.cache_clear()

@@ -22,6 +22,10 @@ class RewardCodesSettings(TableSettings):
     offer_queue_url: str = setting("OFFER_QUEUE_URL", text())  # the e-mail with the code
 
 
+class ShopCustomersSettings(TableSettings):
+    shop_credentials_secret: str = setting("SHOP_CREDENTIALS_SECRET_NAME", text())
+
+
 class CrmSyncSettings(TableSettings):
     salesforce_secret_name: str = setting("SALESFORCE_SECRET_NAME", text())
     create_contacts: bool = setting("CRM_CREATE_CONTACTS", flag, False)

@@ -63,6 +63,13 @@ class DynamoDBDirectory:
 
     def link_customer(self, shop: str, customer_id: str, member_id: str) -> None:
         CustomerItem(_customer_pk(shop, customer_id), CUSTOMER_SK, member_id=member_id).save()
+        try:  # the member's item names their shop customers: the stream then brings them to shop_customers
+            MemberItem(member_pk(member_id), MEMBER_SK).update(
+                actions=[MemberItem.customers.add({f"{shop}#{customer_id}"})], condition=MemberItem.pk.exists()
+            )
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
 
     def set_consent(self, member_id: str, field: str, value: bool, at: datetime) -> bool:
         consent, consent_at = getattr(MemberItem, field), getattr(MemberItem, f"{field}_at")

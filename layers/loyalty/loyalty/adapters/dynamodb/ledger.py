@@ -199,6 +199,14 @@ class DynamoDBLedgerStore:
         found = [redemption_of(item) for item in query if isinstance(item, RedemptionItem)]
         return sorted(found, key=lambda r: (r.created_at, r.redemption_id), reverse=True)
 
+    def mark_redemption_task(self, member_id: str, redemption_id: str, state: str) -> None:
+        item = RedemptionItem(member_pk(member_id), REDEMPTION_PREFIX + redemption_id)
+        try:
+            item.update(actions=[RedemptionItem.task_state.set(state)], condition=RedemptionItem.pk.exists())
+        except UpdateError as error:
+            if not condition_failed(error):  # a redemption gone has no Task to note
+                raise
+
     def member_for_email(self, email: str) -> str | None:
         guard = _get(EmailItem, email_pk(email), EMAIL_SK)
         return guard.member_id if guard is not None else None

@@ -302,6 +302,7 @@ def redemption_item(redemption: Redemption) -> RedemptionItem:
         order_key=redemption.order_key,
         shop_code_id=redemption.shop_code_id,
         apply_url=redemption.apply_url,
+        task_state=redemption.task_state,
     )
 
 
@@ -324,6 +325,7 @@ def redemption_of(item: RedemptionItem) -> Redemption:
         order_key=item.order_key,
         shop_code_id=item.shop_code_id,
         apply_url=item.apply_url,
+        task_state=item.task_state,
     )
 
 

@@ -123,6 +123,7 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     offers: MapAttribute[str, Any] = MapAttribute(default=dict)  # granted offers that change earning (see Ledger)
     segment_on = UnicodeAttribute(null=True)  # ISO date the segment was judged for
     segment_at = UTCDateTimeAttribute(null=True)  # when it was computed (from the entries written up to then)
+    customers = UnicodeSetAttribute(null=True)  # "<shop>#<customer id>" of each shop customer linked to the member
 
 
 class EntryItem(LoyaltyItem, discriminator="entry"):
@@ -305,6 +306,7 @@ class RedemptionItem(LoyaltyItem, discriminator="redemption"):
     order_key = UnicodeAttribute(null=True)
     shop_code_id = UnicodeAttribute(null=True)
     apply_url = UnicodeAttribute(null=True)
+    task_state = UnicodeAttribute(null=True)  # an experience's CRM Task (pending: crm_sync records it)
 
 
 class RedemptionCodeItem(LoyaltyItem, discriminator="redemption_code"):

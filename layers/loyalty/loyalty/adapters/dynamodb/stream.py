@@ -1,28 +1,36 @@
-"""The table's stream as crm_sync sees it: members whose item changed or whose push was asked for again, and sent
-offers and orders held for review whose CRM Task is pending.
+"""The table's stream as its readers see it: for crm_sync, members whose item changed or whose push was asked for
+again, and sent offers and orders held for review whose CRM Task is pending; for shop_customers, members' tiers,
+segments and shop customers before and after each change; for reward_codes, pending redemptions.
 
 The only module that knows the stream's images: item types, attribute names and the offer record's sort key.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
 from loyalty.offers.records import SendRecord, Status
+from loyalty.ports.crm import RewardToArrange
 from loyalty.ports.directory import HeldForReview
+from loyalty.ports.shops import MemberImages, MemberTags
 from loyalty.programme.orders import Order
+from loyalty.programme.tiers import TierOverride
 
 
-def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord], list[HeldForReview]]:
+def stream_changes(
+    event: dict[str, Any],
+) -> tuple[set[str], list[SendRecord], list[HeldForReview], list[RewardToArrange]]:
     """Member ids whose member item changed or whose CRM state asks for a push again, sent offers waiting for
-    their Task, and orders held for review waiting for theirs (the template's filter passes only those)."""
+    their Task, orders held for review and experiences to arrange waiting for theirs (the template's filter passes
+    only those)."""
     members: set[str] = set()
     sends: list[SendRecord] = []
     held: list[HeldForReview] = []
+    arranged: list[RewardToArrange] = []
     for record in parse(event=event, model=DynamoDBStreamModel).Records:
         image = record.dynamodb.NewImage if record.dynamodb else None
         if not isinstance(image, dict):
@@ -33,7 +41,19 @@ def stream_changes(event: dict[str, Any]) -> tuple[set[str], list[SendRecord], l
             sends.append(_sent_offer(image))
         elif image.get("type") == "review_hold" and image.get("task_state") == "pending":
             held.append(_held(image))
-    return members, sends, held
+        elif image.get("type") == "redemption" and image.get("task_state") == "pending":
+            arranged.append(_to_arrange(image))
+    return members, sends, held, arranged
+
+
+def _to_arrange(image: dict[str, Any]) -> RewardToArrange:
+    return RewardToArrange(
+        member_id=str(image["member_id"]),
+        redemption_id=str(image["sk"]).removeprefix("REDEMPTION#"),
+        reward_id=str(image["reward_id"]),
+        points=int(image["points"]),
+        redeemed_at=datetime.fromisoformat(str(image["created_at"]).replace("Z", "+00:00")),
+    )
 
 
 def _held(image: dict[str, Any]) -> HeldForReview:
@@ -67,3 +87,37 @@ def redemption_of(image: dict[str, Any]) -> tuple[str, str] | None:
     if image.get("type") != "redemption":
         return None
     return str(image["member_id"]), str(image["sk"]).removeprefix("REDEMPTION#")
+
+
+def member_images(event: dict[str, Any]) -> list[MemberImages]:
+    """Each change of a member item in a stream batch, in order: its tier, override, segment and shop customers
+    before and after (the template's filter passes member items only)."""
+    changes = []
+    for record in parse(event=event, model=DynamoDBStreamModel).Records:
+        change = record.dynamodb
+        if change is None or not isinstance(change.NewImage, dict) or change.NewImage.get("type") != "member":
+            continue
+        before = _member_tags(change.OldImage) if isinstance(change.OldImage, dict) else None
+        changes.append(MemberImages(str(change.SequenceNumber), before, _member_tags(change.NewImage)))
+    return changes
+
+
+def _member_tags(image: dict[str, Any]) -> MemberTags:
+    override = image.get("tier_override")
+    customers = image.get("customers") or set()
+    return MemberTags(
+        member_id=str(image["member_id"]),
+        tier=image.get("tier"),
+        override=(
+            TierOverride(
+                tier=str(override["tier"]),
+                valid_until=date.fromisoformat(str(override["valid_until"])),
+                reason=str(override.get("reason", "")),
+                actor=str(override.get("actor", "")),
+            )
+            if isinstance(override, dict) and override.get("tier")
+            else None
+        ),
+        segment=image.get("segment"),
+        customers=frozenset(tuple(str(c).split("#", 1)) for c in customers if "#" in str(c)),  # type: ignore[misc]
+    )
