@@ -2,7 +2,8 @@
 sets, for the embedded stack and the tests.
 
 POST, GET (by id, or `?code=`) and DELETE (`?force=true`) /wp-json/wc/v3/coupons; GET and PUT (`meta_data`, each
-entry updated by its key) /wp-json/wc/v3/customers/<id>; with HTTP basic
+entry updated by its key) /wp-json/wc/v3/customers/<id>; GET /wp-json/wc/v3/orders/<id>/refunds[/<refund id>],
+each refund line naming the order line it took back in its meta data (`_refunded_item_id`); with HTTP basic
 authentication by consumer key and secret, answered in WooCommerce's shapes: the coupon as stored, and errors as
 `{"code": ..., "message": ..., "data": {"status": ...}}` (a code that exists, a discount type or amount
 WooCommerce refuses, a date it cannot read). One emulator plays any number of sites: a path that starts
@@ -28,6 +29,7 @@ from infra.local.json_server import JsonServer, shop_and_path
 
 COUPONS = re.compile(r"^/wp-json/wc/v3/coupons(?:/(\d+))?$")
 CUSTOMER = re.compile(r"^/wp-json/wc/v3/customers/(\d+)$")
+REFUNDS = re.compile(r"^/wp-json/wc/v3/orders/(\d+)/refunds(?:/(\d+))?$")
 CUSTOMER_FIELDS = {"email", "first_name", "last_name", "meta_data"}  # what the emulator lets a PUT change
 DISCOUNT_TYPES = ("percent", "fixed_cart", "fixed_product")
 FIELDS = {  # what a coupon may be given (WooCommerce ignores others; the emulator refuses them, to catch typos)
@@ -48,6 +50,7 @@ class WooCommerceRest:
     keys: dict[str, tuple[str, str]] = field(default_factory=dict)
     coupons: dict[int, dict[str, Any]] = field(default_factory=dict)  # by id, each with its "site"
     customers: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (site, id) -> the customer
+    refunds: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)  # (site, order) -> refunds
     requests: int = 0
     _faults: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7001))
@@ -67,6 +70,18 @@ class WooCommerceRest:
     def add_customer(self, site: str, customer_id: int, email: str) -> None:
         with self._lock:
             self.customers[(site, customer_id)] = {"id": customer_id, "email": email, "meta_data": []}
+
+    def add_refund(self, site: str, order_id: int, refund_id: int, lines: dict[str, tuple[int, str]]) -> None:
+        """A refund of the order as the shop's admin makes it: {order line id: (units, amount without tax)}."""
+        items = [
+            {"id": refund_id * 100 + n, "quantity": -units, "total": f"-{amount}", "subtotal": f"-{amount}",
+             "meta_data": [{"id": refund_id * 1000 + n, "key": "_refunded_item_id", "value": line_id}]}
+            for n, (line_id, (units, amount)) in enumerate(sorted(lines.items()))
+        ]  # fmt: skip
+        total = sum((Decimal(amount) for _, amount in lines.values()), Decimal(0))
+        refund = {"id": refund_id, "amount": f"{total}", "reason": "", "line_items": items}
+        with self._lock:
+            self.refunds.setdefault((site, order_id), []).append(refund)
 
     def customer_meta(self, site: str, customer_id: int) -> dict[str, Any]:
         """The customer's meta as {key: value}."""
@@ -94,8 +109,8 @@ class WooCommerceRest:
             self.requests += 1
             fault, self._faults = self._faults > 0, max(0, self._faults - 1)
         split = urlsplit(target)
-        route, customer = COUPONS.match(split.path), CUSTOMER.match(split.path)
-        if route is None and customer is None:
+        route, customer, refunds = COUPONS.match(split.path), CUSTOMER.match(split.path), REFUNDS.match(split.path)
+        if route is None and customer is None and refunds is None:
             return _error(404, "rest_no_route", "No route was found matching the URL and request method.")
         if not self._authorised(site, authorization):
             return _error(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
@@ -103,6 +118,8 @@ class WooCommerceRest:
             return _error(503, "internal_server_error", "The site is experiencing technical difficulties.")
         if customer is not None:
             return self._customer(method, site, int(customer.group(1)), body)
+        if refunds is not None:
+            return self._refunds(method, site, int(refunds.group(1)), refunds.group(2))
         assert route is not None
         coupon_id = int(route.group(1)) if route.group(1) else None
         query = {name: values[-1] for name, values in parse_qs(split.query).items()}
@@ -142,6 +159,18 @@ class WooCommerceRest:
                 found["meta_data"] = [*kept, {"id": len(kept) + 1, "key": meta["key"], "value": meta.get("value")}]
             found.update({k: v for k, v in given.items() if k != "meta_data"})
             return 200, found
+
+    def _refunds(self, method: str, site: str, order_id: int, refund_id: str | None) -> tuple[int, Any]:
+        if method != "GET":
+            return _error(404, "rest_no_route", "No route was found matching the URL and request method.")
+        with self._lock:
+            found = self.refunds.get((site, order_id), [])
+            if refund_id is None:
+                return 200, found
+            refund = next((r for r in found if r["id"] == int(refund_id)), None)
+        if refund is None:
+            return _error(404, "woocommerce_rest_invalid_id", "Invalid ID.")
+        return 200, refund
 
     def _authorised(self, site: str, authorization: str | None) -> bool:
         expected = self.keys.get(site)

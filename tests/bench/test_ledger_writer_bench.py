@@ -101,6 +101,7 @@ def test_dynamodb_requests_per_order_in_the_ledger_writer(
     monkeypatch.setenv("LOYALTY_TABLE", local_table)
     monkeypatch.setenv("LOYALTY_IDEMPOTENCY_TABLE", idempotency_table)
     monkeypatch.setenv("OFFER_QUEUE_URL", "https://sqs.eu-north-1.amazonaws.com/123456789012/offers")
+    monkeypatch.setenv("SHOP_CREDENTIALS_SECRET_NAME", "loyalty/shops")  # read only for a refund a shop lists
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local)
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     calls = DynamoDBRequests(monkeypatch, idempotency_table)

@@ -220,3 +220,26 @@ def test_poison_message_goes_to_the_dlq_and_the_rest_of_its_batch_is_applied(sta
     assert len(bodies) == 2 and '{"kind": "order_paid", "not": "an event"}' in bodies
     kept = json.loads(next(body for body in bodies if body.startswith('{"platform"')))
     assert (kept["topic"], kept["webhook_id"], json.loads(kept["body"])) == ("orders/paid", webhook_id, unreadable)
+
+
+def test_a_woocommerce_partial_refund_takes_back_the_lines_it_refunded(stack: Stack, shop: Shop) -> None:
+    # Given a completed WooCommerce order of two units of line 1543 among others
+    order = json.loads(payload("woocommerce/order_completed.json"))
+    order.update(id=order["id"] + next(numbers), customer_id=700_000 + next(numbers))
+    order["billing"]["email"] = email = unique_email()
+    assert shop.woocommerce("order.updated", json.dumps(order).encode())[0] == 200
+    stack.wait_idle()
+    before = member_by_email(shop, email)
+    # When the shop refunds one of those units, and its next order update lists the refund
+    stack.woocommerce.add_refund("kahvila.example.fi", order["id"], 900001, {"1543": (1, "10.19")})
+    order["refunds"] = [{"id": 900001, "reason": "Kahvi loppu", "total": "-10.19"}]
+    assert shop.woocommerce("order.updated", json.dumps(order).encode())[0] == 200
+    assert shop.woocommerce("order.updated", json.dumps(order).encode())[0] == 200  # and again
+    stack.wait_idle()
+    # Then the member loses that unit's points only, once
+    after = member_by_email(shop, email)
+    reversals = [e for e in after["entries"] if e["kind"] == "reversal"]
+    assert (
+        len(reversals) == 1
+        and 0 < before["points"]["pending"] - after["points"]["pending"] < before["points"]["pending"] / 2
+    )

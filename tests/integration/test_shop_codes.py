@@ -225,3 +225,18 @@ def test_a_woocommerce_customer_gets_the_tier_and_segment_as_meta(
     assert woo.customer_meta("kahvila.example.fi", 17) == {"loyalty_tier": "gold", "loyalty_segment": "price"}
     with pytest.raises(ShopRefusedError, match="Invalid resource ID"):
         codes.label(labels(WOO, "18", "gold"))
+
+
+# ---------------------------------------------------------------- the lines of a WooCommerce order's refunds
+
+
+def test_a_woocommerce_refunds_lines_are_read_from_its_order(codes: ShopCodesBySecret, woo: WooCommerceRest) -> None:
+    woo.add_refund("kahvila.example.fi", 23817, 23858, {"1543": (1, "10.19"), "1545": (2, "7.03")})
+    woo.add_refund("kahvila.example.fi", 23817, 23859, {})  # an amount refunded without lines
+    assert codes.refund_lines(WOO, "23817", "23858") == {"1543": 1, "1545": 2}
+    assert codes.refund_lines(WOO, "23817", "23859") == {}
+    with pytest.raises(ShopRefusedError, match="Invalid ID"):
+        codes.refund_lines(WOO, "23817", "99999")
+    woo.inject_server_errors(ATTEMPTS)
+    with pytest.raises(ShopRetryableError):
+        codes.refund_lines(WOO, "23817", "23858")

@@ -8,24 +8,27 @@ import base64
 import hashlib
 import hmac
 import json
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loyalty.fakes import Fakes
+from loyalty.fakes.shops import InMemoryShopRefunds
 from loyalty.ledger.service import Ledger
 from loyalty.offers.rules import load_offer_rules
 from loyalty.shop.applier import ShopEventApplier
-from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, Unused
+from loyalty.shop.events import CustomerEvent, ListedRefund, OrderPaidEvent, ProductEvent, RefundEvent, Unused
 from loyalty.shop.intake import WebhookReceiver
 from loyalty.shop.webhooks import QueuedWebhook, shop_event
+from loyalty.shop.woocommerce import kept_after_refunds
 from tests.conftest import FakeClock
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 SHOP_DOMAIN = "fjallvind-outdoor.myshopify.com"
 SOURCE = "https://kahvipaahtimo.example.fi/"
+WOO_SHOP = "woocommerce:kahvipaahtimo.example.fi"
 SECRETS = {"shopify": "shopify-secret", "woocommerce": "woocommerce-secret"}
 UPDATE_SETTING = "WP REST API Integration v3"
 
@@ -266,17 +269,23 @@ def test_a_consent_change_of_an_unknown_customer_enrols_no_one(ledger: Ledger, a
     assert ledger.member_for_email("astrid.lindqvist@example.se") is None
 
 
-def test_refunds_listed_in_a_woocommerce_order_are_never_earned_on() -> None:
+def test_refunds_listed_in_a_woocommerce_order_come_with_it_and_are_never_earned_on() -> None:
     # Given the same completed order, and once with a refund of 12.50 already listed
-    whole = mapped("woocommerce/order_completed.json").order
-    refunded = mapped("woocommerce/order_completed_with_refunds.json").order
-    # Then every line is reduced by the whole refund (at most to nothing), its tax in proportion
-    assert len(refunded.lines) == len(whole.lines)
-    for before, after in zip(whole.lines, refunded.lines, strict=True):
+    whole = mapped("woocommerce/order_completed.json")
+    listed = mapped("woocommerce/order_completed_with_refunds.json")
+    assert isinstance(whole, OrderPaidEvent) and isinstance(listed, OrderPaidEvent)
+    # Then the order is as bought, with the refund named (its lines come from the shop's API), and a delivery
+    # after a new refund is a new state of the order
+    assert listed.order.lines == whole.order.lines and whole.refunds == ()
+    assert listed.refunds == (ListedRefund(refund_id="23858", total=Decimal("12.50")),)
+    assert listed.dedup_key.endswith(":order:23818:completed:refunds:23858")
+    # And where the lines cannot be read, every line is reduced by the whole refund (at most to nothing), its tax
+    # in proportion, so no line counts more than could be left of it, however the refund was shared
+    kept = kept_after_refunds(listed.order, Decimal("12.50"))
+    for before, after in zip(whole.order.lines, kept.lines, strict=True):
         assert after.amount == max(before.amount - Decimal("12.50"), Decimal(0))
         assert after.tax <= before.tax * after.amount / before.amount
-    # So no line counts more than could be left of it, however the refund was shared among the lines
-    assert sum(line.amount for line in refunded.lines) < sum(line.amount for line in whole.lines) - Decimal("12.50")
+    assert sum(line.amount for line in kept.lines) < sum(line.amount for line in whole.order.lines) - Decimal("12.50")
 
 
 @pytest.mark.parametrize(
@@ -290,3 +299,62 @@ def test_other_woocommerce_api_versions_are_answered_with_the_setting_to_change(
     answer, queued = receive(name)
     assert queued == []
     assert answer["status"] == "ignored" and version in answer["reason"] and UPDATE_SETTING in answer["reason"]
+
+
+def test_a_woocommerce_refund_is_reversed_by_the_lines_the_shop_took_back(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    clock.advance(days=15)  # the order's days
+    shop = WOO_SHOP
+    refunds = InMemoryShopRefunds()
+    applier = ShopEventApplier(
+        ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue,
+        refunds=refunds, refund_shops=frozenset({shop}),
+    )  # fmt: skip
+    # Given a completed order: 2 units of line 1543 among others
+    name = "woocommerce/order_completed.json"
+    order = json.loads(raw(name))
+    assert deliver(applier, name) == "order accrued"
+    member = ledger.member_for_email("aino.virtanen@example.fi")
+    assert member is not None
+    [accrual] = [e for e in ledger.entries(member) if e.order_key]
+    assert accrual.lines is not None
+    before = ledger.summary(member).pending
+    # When the shop refunds one unit of line 1543 and the order's update lists the refund
+    refunds.refunds[(shop, "23817", "23858")] = {"1543": 1}
+    order["refunds"] = [{"id": 23858, "reason": "Kahvi loppu", "total": "-10.19"}]
+    _, (webhook,) = receive(name, json.dumps(order).encode())
+    assert applier.deliver(webhook) == "order redelivered: nothing changed; 1 refund(s) applied"
+    # Then that unit's points are taken back, exactly, and the same update again takes nothing more
+    left = int((Decimal(accrual.lines["1543"]) / 2).to_integral_value(rounding=ROUND_HALF_UP))  # of 2 units, 1
+    unit = accrual.lines["1543"] - left
+    assert ledger.summary(member).pending == before - unit
+    assert applier.deliver(webhook) == "order redelivered: nothing changed"
+    assert ledger.summary(member).pending == before - unit
+
+
+def test_a_woocommerce_order_refunded_before_it_is_first_seen_earns_on_what_is_kept(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    clock.advance(days=15)  # the order's days    # Given a shop the programme has API keys for, and one it has not
+    shop = WOO_SHOP
+    refunds = InMemoryShopRefunds({(shop, "23818", "23858"): {"1543": 2}})
+    exact = ShopEventApplier(
+        ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue,
+        refunds=refunds, refund_shops=frozenset({shop}),
+    )  # fmt: skip
+    name = "woocommerce/order_completed_with_refunds.json"
+    assert deliver(exact, name) == "order accrued; 1 refund(s) applied"
+    member = ledger.member_for_email("aino.virtanen@example.fi")
+    assert member is not None
+    [accrual] = [e for e in ledger.entries(member) if e.order_key and e.kind.value == "accrual"]
+    assert accrual.lines is not None
+    # Then line 1543 keeps nothing: both its units were refunded; the other lines all they earned
+    assert ledger.summary(member).pending == accrual.pending - accrual.lines["1543"]
+    # And where the lines cannot be read, the order earns only on what is certainly kept
+    elsewhere = Fakes()
+    other = Ledger(elsewhere.ledger_store, ledger.rules, clock=ledger.clock)
+    guessing = ShopEventApplier(other, elsewhere.directory, 30, load_offer_rules(), elsewhere.offer_queue)
+    assert deliver(guessing, name) == "order accrued"
+    kept = other.summary(str(other.member_for_email("aino.virtanen@example.fi"))).pending
+    assert 0 < kept < accrual.pending - accrual.lines["1543"]

@@ -22,9 +22,12 @@ from decimal import Decimal
 from typing import Any
 
 import urllib3
+from pydantic import ValidationError
 
 from loyalty.errors import ShopRefusedError, ShopRetryableError
 from loyalty.ports.shops import CodeRequest, CustomerLabels, ShopCode
+from loyalty.shop.woocommerce import refund_lines
+from loyalty.wire_json import describe
 
 SHOPIFY_API_VERSION = "2025-07"
 ATTEMPTS = 4
@@ -88,6 +91,12 @@ class ShopCodesBySecret:
 
     def label(self, labels: CustomerLabels) -> None:
         self._client(labels.shop).label(labels)
+
+    def refund_lines(self, shop: str, order_id: str, refund_id: str) -> dict[str, int]:
+        client = self._client(shop)
+        if not isinstance(client, WooCommerceCodes):
+            raise ShopRefusedError(f"{shop}: its refunds come with their lines")
+        return client.refund_lines(order_id, refund_id)
 
 
 class ShopifyCodes:
@@ -222,6 +231,7 @@ class WooCommerceCodes:
         self.http, self.host, self.sleep = http, host, sleep
         self.url = f"{base}/wp-json/wc/v3/coupons"
         self.customers_url = f"{base}/wp-json/wc/v3/customers"
+        self.orders_url = f"{base}/wp-json/wc/v3/orders"
         self.auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
 
     def create(self, request: CodeRequest) -> ShopCode:
@@ -248,6 +258,15 @@ class WooCommerceCodes:
         status, answer = self._send("PUT", f"{self.customers_url}/{labels.customer_id}", {"meta_data": meta})
         if status != 200:
             raise ShopRefusedError(f"WooCommerce did not update the customer: {answer.get('message') or status}")
+
+    def refund_lines(self, order_id: str, refund_id: str) -> dict[str, int]:
+        status, answer = self._send("GET", f"{self.orders_url}/{order_id}/refunds/{refund_id}", None)
+        if status != 200:
+            raise ShopRefusedError(f"WooCommerce did not give refund {refund_id}: {answer.get('message') or status}")
+        try:
+            return refund_lines(answer)
+        except ValidationError as error:
+            raise ShopRefusedError(f"WooCommerce's refund {refund_id} could not be read: {describe(error)}") from None
 
     @staticmethod
     def _coupon(request: CodeRequest) -> dict[str, Any]:

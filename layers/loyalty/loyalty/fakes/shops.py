@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from loyalty.errors import ShopRefusedError
 from loyalty.ports.shops import CodeRequest, CustomerLabels, ShopCode
 
 
@@ -31,6 +32,21 @@ class InMemoryShopCodes:
 
     def has(self, shop: str, code: str) -> bool:
         return (shop, code) in self.codes
+
+
+@dataclass
+class InMemoryShopRefunds:
+    refunds: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)  # (shop, order, refund) -> lines
+    failures: list[Exception] = field(default_factory=list)
+    calls: int = 0
+
+    def refund_lines(self, shop: str, order_id: str, refund_id: str) -> dict[str, int]:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        if (shop, order_id, refund_id) not in self.refunds:
+            raise ShopRefusedError(f"{shop} has no refund {refund_id} of order {order_id}")
+        return dict(self.refunds[(shop, order_id, refund_id)])
 
 
 @dataclass

@@ -84,6 +84,13 @@ class CustomerLabels:
     other_tiers: tuple[str, ...]  # their tags are removed
 
 
+class ShopRefunds(Protocol):
+    def refund_lines(self, shop: str, order_id: str, refund_id: str) -> dict[str, int]:
+        """The units a refund of the shop's order took back of each order line (the shop's own line ids; empty for
+        a refund of an amount only). ShopRetryableError: ask again later."""
+        ...
+
+
 class ShopCustomers(Protocol):
     def label(self, labels: CustomerLabels) -> None:
         """Set the customer's loyalty fields as given (again is harmless)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from loyalty.consent import apply_profile_changes
@@ -18,10 +19,12 @@ from loyalty.offers.programme import after_order
 from loyalty.offers.records import OfferQueue
 from loyalty.offers.rules import OfferRules
 from loyalty.ports.directory import Directory
+from loyalty.ports.shops import ShopRefunds
 from loyalty.programme.limits import beyond_limits
 from loyalty.programme.orders import Order, with_catalogue_categories
 from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent, Unused
 from loyalty.shop.webhooks import QueuedWebhook, shop_event
+from loyalty.shop.woocommerce import kept_after_refunds
 
 
 class ShopEventApplier:
@@ -34,6 +37,8 @@ class ShopEventApplier:
         offer_queue: OfferQueue,
         member_ids: Callable[[], str] = new_member_id,
         test_orders_earn: bool = False,
+        refunds: ShopRefunds | None = None,  # the lines of the refunds a WooCommerce order lists
+        refund_shops: frozenset[str] = frozenset(),  # the shops it can read them from (with API keys)
     ) -> None:
         self.ledger = ledger
         self.directory = directory
@@ -42,6 +47,7 @@ class ShopEventApplier:
         self.guest_hold = timedelta(days=guest_hold_days)
         self.member_ids = member_ids
         self.test_orders_earn = test_orders_earn  # a development store's test orders earn (never in production)
+        self.refunds, self.refund_shops = refunds, refund_shops
         self.apply_event: Callable[..., str] = self.apply  # wiring makes it idempotent per dedup key
 
     def deliver(self, webhook: QueuedWebhook) -> str:
@@ -101,13 +107,43 @@ class ShopEventApplier:
         return "member profile updated"
 
     def _order(self, event: OrderPaidEvent) -> str:
+        outcome = self._accrue(event, self._bought(event))
+        if outcome in ("order accrued", "order redelivered: nothing changed"):
+            outcome += self._listed_refunds(event)
+        return outcome
+
+    def _bought(self, event: OrderPaidEvent) -> Order:
+        """The order to accrue: as bought, its refunds reversed line by line after; or, for a shop whose refund lines
+        cannot be read, each line less the refunds' whole total (never earned on refunded money)."""
+        if not event.refunds or self._reads_refunds(event.shop):
+            return event.order
+        return kept_after_refunds(event.order, sum((r.total for r in event.refunds), Decimal(0)))
+
+    def _reads_refunds(self, shop: str) -> bool:
+        return self.refunds is not None and shop in self.refund_shops
+
+    def _listed_refunds(self, event: OrderPaidEvent) -> str:
+        """Each refund the order lists, reversed by the lines the shop says it took back (once: keyed by the
+        refund). A shop that cannot answer now raises: the delivery is retried (the accrual is not done twice)."""
+        if not event.refunds or self.refunds is None or not self._reads_refunds(event.shop):
+            return ""
+        applied = 0
+        for refund in event.refunds:
+            lines = self.refunds.refund_lines(event.shop, event.order.order_id, refund.refund_id)
+            if not lines:  # an amount refunded without lines: nothing bought is taken back
+                continue
+            result = self.ledger.reverse(event.shop, event.order.order_id, refund.refund_id, lines, self._tomorrow())
+            applied += isinstance(result, LedgerResult) and not result.duplicate
+        return f"; {applied} refund(s) applied" if applied else ""
+
+    def _accrue(self, event: OrderPaidEvent, bought: Order) -> str:
         prepared: PreparedAccrual | None = None
         linked = self._linked_member(event.shop, event.customer_id)
         if linked is None:
-            order = self._with_categories(event.order)
+            order = self._with_categories(bought)
         else:  # the usual case: one read brings the member, the order, their next review and the catalogue's
             # categories of the products (nothing is written before the order is within bounds)
-            prepared = self.ledger.prepare_accrual(linked, event.order)
+            prepared = self.ledger.prepare_accrual(linked, bought)
             order = prepared.order
             self._log_unknown_products(order.shop, prepared.unknown_products)
         now = self.ledger.clock()

@@ -24,6 +24,7 @@ Every event round-trips through JSON (`ShopEventAdapter.validate_json(event.mode
 can travel on a queue.
 """
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
@@ -63,12 +64,22 @@ class CustomerEvent(_Event):
     may_enrol: bool = True  # False: only a member already known is updated (a consent change from the shop)
 
 
+class ListedRefund(BaseModel):
+    """A refund the shop's order already lists, with its total but not its lines (WooCommerce)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    refund_id: NonEmpty
+    total: Annotated[Decimal, Field(ge=0)]
+
+
 class OrderPaidEvent(_Event):
     kind: Literal["order_paid"] = "order_paid"
     order: Order
     customer_id: str | None  # None for a guest checkout
     email: str | None
     first_name: str | None
+    refunds: tuple[ListedRefund, ...] = ()  # WooCommerce: the order's lines are as bought; these come off
 
 
 class RefundEvent(_Event):

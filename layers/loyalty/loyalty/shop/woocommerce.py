@@ -19,12 +19,15 @@ Mapping (REST API v3 shapes; `*_gmt` dates carry no offset and are UTC):
   line: `is_gift_card` is False. Shipping = sum of `shipping_lines[].total` (without tax). `placed_at` is
   `date_created_gmt`; `occurred_at` is `date_completed_gmt`, else paid, modified, created. customer_id 0
   (a guest) gives None; e-mail and first name come from `billing`.
-  An order whose body already lists `refunds` (refunded before it was completed, or while the webhook was
-  queued) earns only on what is certainly kept: a refund carries a total, not the lines it took back, so
-  each line is reduced by the whole refunded total (at most to zero). However the refund was shared out
-  among the lines, no line keeps less than that, so the order never earns on refunded money.
+  A partial refund leaves the status at completed and adds the refund to the order's `refunds` (its id and
+  total, not its lines): the event carries the order as bought and `refunds` (ListedRefund), and the dedup key
+  names the refunds (`...:completed:refunds:<ids>`), so the delivery after each new refund is applied too. The
+  ledger writer reads each refund's lines from the shop's REST API and reverses them line by line; for a shop
+  it has no API keys for, `kept_after_refunds` reduces each line by the whole refunded total (at most to
+  zero) before the order is first accrued: however the refund was shared out among the lines, no line keeps
+  less than that, so the order never earns on refunded money.
 - order.* with status `refunded` or `cancelled` -> RefundEvent of the whole order (`lines=None`,
-  `refund_id="status:<status>"`). Partial refunds leave the status at completed and are not reported.
+  `refund_id="status:<status>"`).
 - order.* with any other status -> None.
 - customer.created / customer.updated -> CustomerEvent; phone from `billing`; WooCommerce core has no
   marketing consent or locale, so those are None.
@@ -45,7 +48,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from loyalty.errors import MalformedPayloadError
 from loyalty.programme.money import ExactDecimal, Money
 from loyalty.programme.orders import Order, OrderLine
-from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
+from loyalty.shop.events import CustomerEvent, ListedRefund, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
 from loyalty.shop.intake import WOOCOMMERCE_EARNING_STATUS, WOOCOMMERCE_REVERSING_STATUSES, woocommerce_order_status
 from loyalty.wire_json import describe, load_json, text_only
 
@@ -96,7 +99,23 @@ class _CouponLine(_Wire):
 
 
 class _Refund(_Wire):
+    id: Id
     total: ExactDecimal  # WooCommerce writes it negative: "-10.00"
+
+
+class _Meta(_Wire):
+    key: str
+    value: Any = None
+
+
+class _RefundLine(_Wire):
+    quantity: int = 0  # negative: units taken back
+    meta_data: list[_Meta] = []
+
+
+class _RefundDetail(_Wire):
+    id: Id
+    line_items: list[_RefundLine] = []
 
 
 class _OrderState(_Wire):
@@ -179,14 +198,16 @@ def _order(topic: str, body: Any, host: str) -> OrderPaidEvent | RefundEvent | N
     if status != WOOCOMMERCE_EARNING_STATUS:
         return None
     payload = _Order.model_validate(body)
-    refunded = sum((abs(refund.total) for refund in payload.refunds), Decimal(0))
+    refunds = tuple(ListedRefund(refund_id=r.id, total=abs(r.total)) for r in payload.refunds)
+    if refunds:  # each new refund is a new state of the order: delivered after the last, it is applied too
+        dedup_key += ":refunds:" + "-".join(sorted(refund.refund_id for refund in refunds))
     order = Order(
         shop=shop,
         order_id=payload.id,
         currency=payload.currency,
         placed_at=payload.date_created_gmt,
         prices_include_tax=False,  # WooCommerce line amounts never include tax
-        lines=tuple(_order_line(item, refunded) for item in payload.line_items if item.quantity > 0),
+        lines=tuple(_order_line(item) for item in payload.line_items if item.quantity > 0),
         shipping=sum((s.total for s in payload.shipping_lines), Decimal(0)),
         discount_codes=tuple(c.code for c in payload.coupon_lines if c.code),
     )
@@ -200,11 +221,38 @@ def _order(topic: str, body: Any, host: str) -> OrderPaidEvent | RefundEvent | N
         customer_id=str(payload.customer_id) if payload.customer_id else None,
         email=payload.billing.email or None,
         first_name=payload.billing.first_name or None,
+        refunds=refunds,
     )
 
 
-def _order_line(item: _LineItem, refunded: Decimal) -> OrderLine:
-    """The line as the programme sees it; `refunded` (the order's refunds) comes off its total, at most all."""
+def kept_after_refunds(order: Order, refunded: Decimal) -> Order:
+    """The order as certainly kept when only its refunds' totals are known: each line less the whole refunded
+    total, at most to zero, its tax in the same share."""
+    if refunded <= 0:
+        return order
+    lines = []
+    for line in order.lines:
+        amount = line.quantity * line.unit_price - line.discount
+        kept = max(amount - refunded, Decimal(0))
+        tax = line.tax if kept == amount else (line.tax * kept / amount).quantize(_CENT, ROUND_FLOOR)
+        lines.append(line.model_copy(update={"discount": line.quantity * line.unit_price - kept, "tax": tax}))
+    return order.model_copy(update={"lines": tuple(lines)})
+
+
+def refund_lines(body: Any) -> dict[str, int]:
+    """An order refund of the REST API (`GET /orders/<id>/refunds/<refund id>`) as the units it took back of each
+    order line (`_refunded_item_id` in each refund line's meta data; quantities are negative)."""
+    refund = _RefundDetail.model_validate(body)
+    lines: dict[str, int] = {}
+    for item in refund.line_items:
+        refunded = next((str(meta.value) for meta in item.meta_data if meta.key == "_refunded_item_id"), "")
+        if refunded and item.quantity:
+            lines[refunded] = lines.get(refunded, 0) + abs(item.quantity)
+    return lines
+
+
+def _order_line(item: _LineItem) -> OrderLine:
+    """The line as the programme sees it (as bought: refunds are applied as reversals)."""
     gross = max(item.subtotal, item.total)  # a total above the subtotal (a line edited by hand): no discount
     with localcontext() as context:
         context.clear_flags()
@@ -212,15 +260,13 @@ def _order_line(item: _LineItem, refunded: Decimal) -> OrderLine:
         exact = not context.flags[Inexact]
     if not exact:  # e.g. 11.71 / 3: round up at 10 decimals; the discount absorbs the difference
         unit_price = unit_price.quantize(_UNIT_PRICE_STEP, rounding=ROUND_CEILING)
-    kept = max(item.total - refunded, Decimal(0))
-    tax = item.total_tax if kept == item.total else (item.total_tax * kept / item.total).quantize(_CENT, ROUND_FLOOR)
     return OrderLine(
         line_id=item.id,
         product_id=str(item.product_id) if item.product_id else None,
         quantity=item.quantity,
         unit_price=unit_price,
-        discount=item.quantity * unit_price - kept,
-        tax=tax,  # in the same share as the amount kept
+        discount=item.quantity * unit_price - item.total,
+        tax=item.total_tax,
     )
 
 

@@ -88,12 +88,16 @@ def idempotency(event_key: str) -> IdempotencyConfig:
 @cache
 def shop_event_applier() -> ShopEventApplier:
     """ledger_writer: each shop event (by its dedup key) applied once."""
+    from loyalty.adapters.shop_codes import ShopCodesBySecret
     from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.offers.rules import load_offer_rules
+    from loyalty.programme.rewards import load_rewards
     from loyalty.shop.applier import ShopEventApplier
     from loyalty.wiring.settings import LedgerWriterSettings
 
     settings = load_settings(LedgerWriterSettings)
+    rules = _rules()
+    woocommerce = frozenset(shop for shop in load_rewards(rules).shops if shop.startswith("woocommerce:"))
     applier = ShopEventApplier(
         _ledger(settings.table),
         _directory(settings.table),
@@ -101,6 +105,8 @@ def shop_event_applier() -> ShopEventApplier:
         load_offer_rules(),
         SqsOfferQueue(settings.offer_queue_url),
         test_orders_earn=settings.test_orders_earn,
+        refunds=ShopCodesBySecret(_shop_credentials(settings.shop_credentials_secret)),  # read for listed refunds
+        refund_shops=woocommerce,  # the shops with API keys
     )
     config, table = idempotency("dedup_key"), settings.idempotency_table
     applier.apply_event = _idempotent(config, table, applier.apply, "event", "ledger_writer.shop_event")

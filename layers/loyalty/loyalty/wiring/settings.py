@@ -11,6 +11,7 @@ class LedgerWriterSettings(TableSettings):
     guest_hold_days: int = setting("GUEST_HOLD_DAYS", whole_number(0), 30)
     test_orders_earn: bool = setting("TEST_ORDERS_EARN", flag, False)
     offer_queue_url: str = setting("OFFER_QUEUE_URL", text())
+    shop_credentials_secret: str = setting("SHOP_CREDENTIALS_SECRET_NAME", text())  # WooCommerce refunds' lines
 
 
 class MemberApiSettings(TableSettings):
