@@ -70,6 +70,9 @@ SCHEMA = build_schema(
     type DiscountCodeDeletePayload { deletedCodeDiscountId: ID userErrors: [DiscountUserError!]! }
     type Customer { id: ID! email: String }
     input MetafieldsSetInput { ownerId: ID! namespace: String key: String! type: String value: String! }
+    input MetafieldIdentifierInput { ownerId: ID! namespace: String! key: String! }
+    type MetafieldIdentifier { ownerId: ID! namespace: String! key: String! }
+    type MetafieldsDeletePayload { deletedMetafields: [MetafieldIdentifier] userErrors: [UserError!]! }
     type Metafield { namespace: String! key: String! value: String! }
     type MetafieldsSetUserError { field: [String!] message: String! code: String }
     type MetafieldsSetPayload { metafields: [Metafield!] userErrors: [MetafieldsSetUserError!]! }
@@ -88,6 +91,7 @@ SCHEMA = build_schema(
       ): DiscountCodeFreeShippingCreatePayload
       discountCodeDelete(id: ID!): DiscountCodeDeletePayload
       metafieldsSet(metafields: [MetafieldsSetInput!]!): MetafieldsSetPayload
+      metafieldsDelete(metafields: [MetafieldIdentifierInput!]!): MetafieldsDeletePayload
       tagsAdd(id: ID!, tags: [String!]!): TagsAddPayload
       tagsRemove(id: ID!, tags: [String!]!): TagsRemovePayload
     }
@@ -266,6 +270,15 @@ class ShopifyAdmin:
                 owner["metafields"][f"{metafield['namespace']}.{metafield['key']}"] = metafield["value"]
         return {"metafields": [{k: m[k] for k in ("namespace", "key", "value")} for m in set_], "userErrors": []}
 
+    def delete_metafields(self, shop: str, given: list[dict[str, Any]]) -> dict[str, Any]:
+        deleted: list[dict[str, Any] | None] = []
+        with self._lock:
+            for metafield in given:
+                owner = self.customer(shop, metafield["ownerId"])
+                name = f"{metafield['namespace']}.{metafield['key']}"
+                deleted.append(metafield if owner is not None and owner["metafields"].pop(name, None) else None)
+        return {"deletedMetafields": deleted, "userErrors": []}  # one that was not there: null, as Shopify says
+
     def change_tags(self, shop: str, customer_id: str, tags: list[str], add: bool) -> dict[str, Any]:
         with self._lock:
             owner = self.customer(shop, customer_id)
@@ -364,6 +377,9 @@ class _Root:
 
     def metafieldsSet(self, _info: Any, metafields: list[dict[str, Any]]) -> dict[str, Any]:
         return self.admin.set_metafields(self.shop, metafields)
+
+    def metafieldsDelete(self, _info: Any, metafields: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.admin.delete_metafields(self.shop, metafields)
 
     def tagsAdd(self, _info: Any, id: str, tags: list[str]) -> dict[str, Any]:
         return self.admin.change_tags(self.shop, id, tags, add=True)

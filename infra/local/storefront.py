@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 import time
 import urllib.error
@@ -25,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 PROXY_PREFIX = "/apps/loyalty"
 SESSION_COOKIE = "storefront_customer"
+SAFE_RETURN = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%?=&-]*")
 FORWARDED_HEADERS = ("content-type", "accept-language", "user-agent")
 RETURNED_HEADERS = ("content-type", "cache-control", "referrer-policy", "content-security-policy")
 
@@ -119,7 +121,7 @@ class Storefront:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         given = dict(query) | (dict(parse_qsl(body.decode("utf-8", "replace"))) if method == "POST" else {})
         customer, back = given.get("customer_id", "").strip(), given.get("return_url") or PROXY_PREFIX
-        if not back.startswith("/") or back.startswith("//"):
+        if not SAFE_RETURN.fullmatch(back):  # a path of this shop only: never another site, nor a header break
             back = PROXY_PREFIX
         if not customer.isdigit():
             page = (

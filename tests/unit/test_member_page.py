@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
+from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -214,13 +214,17 @@ def test_a_redemption_through_the_shop_is_made_once_per_form(
     page: MemberPage, fakes: Fakes, ledger: Ledger, clock: FakeClock
 ) -> None:
     member_id = member(fakes, ledger, clock, 800)
-    form = shown(page.show(proxied(clock))).redeem_form("50-off")
+    first_page = shown(page.show(proxied(clock)))
+    form, other = first_page.redeem_form("50-off"), first_page.redeem_form("free-shipping")
+    assert form["token"] != other["token"]  # each button its own
     done = shown(page.act(proxied(clock), form))
     code = done.by_test_id["new-code"]
     assert code.startswith("LOY-") and done.by_test_id["available"] == "300"
     again = shown(page.act(proxied(clock), form))  # a double click, a reload
     assert again.by_test_id["new-code"] == code and again.by_test_id["available"] == "300"
     assert [r.code for r in ledger.redemptions(member_id)] == [code]
+    later = shown(page.act(proxied(clock), other))  # another reward from the same page, after going back
+    assert later.by_test_id["available"] == "0" and len(ledger.redemptions(member_id)) == 2
 
 
 def test_a_form_not_made_for_the_member_writes_nothing(
@@ -338,3 +342,7 @@ def test_entries_show_their_kind_and_reason(page: MemberPage, fakes: Fakes, ledg
     assert seen.says("Adjustment · Damaged parcel correction -100") and not seen.says("agent-1")  # staff: not shown
     assert [e.kind for e in ledger.history(member_id, limit=5).entries][:1] == [EntryKind.ADJUSTMENT]
     assert seen.says("Tote bag · 1,500 For Silver members and up")  # the tier's name as members know it
+    ledger.override_tier(member_id, "gold", date(2026, 12, 31), "Note: friend of the owner", "005ABCDEF", "ov-1")
+    seen = shown(page.show(proxied(clock)))
+    assert seen.says("Tier · Tier set to Gold until 2026-12-31")
+    assert not seen.says("005ABCDEF") and not seen.says("friend of the owner")  # the CRM user and their note

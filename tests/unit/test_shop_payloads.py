@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from loyalty.errors import ShopRefusedError
 from loyalty.fakes import Fakes
 from loyalty.fakes.shops import InMemoryShopRefunds
 from loyalty.ledger.service import Ledger
 from loyalty.offers.rules import load_offer_rules
+from loyalty.ports.shops import RefundedLine
 from loyalty.shop.applier import ShopEventApplier
 from loyalty.shop.events import CustomerEvent, ListedRefund, OrderPaidEvent, ProductEvent, RefundEvent, Unused
 from loyalty.shop.intake import WebhookReceiver
@@ -301,16 +303,21 @@ def test_other_woocommerce_api_versions_are_answered_with_the_setting_to_change(
     assert answer["status"] == "ignored" and version in answer["reason"] and UPDATE_SETTING in answer["reason"]
 
 
+def reading_refunds(fakes: Fakes, ledger: Ledger, refunds: InMemoryShopRefunds) -> ShopEventApplier:
+    """The ledger writer's applier with the API keys of the WooCommerce shop (it reads refunds' lines)."""
+    return ShopEventApplier(
+        ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue,
+        refunds=refunds, reads_refunds={WOO_SHOP}.__contains__,
+    )  # fmt: skip
+
+
 def test_a_woocommerce_refund_is_reversed_by_the_lines_the_shop_took_back(
     fakes: Fakes, ledger: Ledger, clock: FakeClock
 ) -> None:
     clock.advance(days=15)  # the order's days
     shop = WOO_SHOP
     refunds = InMemoryShopRefunds()
-    applier = ShopEventApplier(
-        ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue,
-        refunds=refunds, refund_shops=frozenset({shop}),
-    )  # fmt: skip
+    applier = reading_refunds(fakes, ledger, refunds)
     # Given a completed order: 2 units of line 1543 among others
     name = "woocommerce/order_completed.json"
     order = json.loads(raw(name))
@@ -321,7 +328,7 @@ def test_a_woocommerce_refund_is_reversed_by_the_lines_the_shop_took_back(
     assert accrual.lines is not None
     before = ledger.summary(member).pending
     # When the shop refunds one unit of line 1543 and the order's update lists the refund
-    refunds.refunds[(shop, "23817", "23858")] = {"1543": 1}
+    refunds.refunds[(shop, "23817", "23858")] = {"1543": RefundedLine(1, Decimal("10.19"))}
     order["refunds"] = [{"id": 23858, "reason": "Kahvi loppu", "total": "-10.19"}]
     _, (webhook,) = receive(name, json.dumps(order).encode())
     assert applier.deliver(webhook) == "order redelivered: nothing changed; 1 refund(s) applied"
@@ -338,11 +345,8 @@ def test_a_woocommerce_order_refunded_before_it_is_first_seen_earns_on_what_is_k
 ) -> None:
     clock.advance(days=15)  # the order's days    # Given a shop the programme has API keys for, and one it has not
     shop = WOO_SHOP
-    refunds = InMemoryShopRefunds({(shop, "23818", "23858"): {"1543": 2}})
-    exact = ShopEventApplier(
-        ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue,
-        refunds=refunds, refund_shops=frozenset({shop}),
-    )  # fmt: skip
+    refunds = InMemoryShopRefunds({(shop, "23818", "23858"): {"1543": RefundedLine(2, Decimal("20.37"))}})
+    exact = reading_refunds(fakes, ledger, refunds)
     name = "woocommerce/order_completed_with_refunds.json"
     assert deliver(exact, name) == "order accrued; 1 refund(s) applied"
     member = ledger.member_for_email("aino.virtanen@example.fi")
@@ -358,3 +362,33 @@ def test_a_woocommerce_order_refunded_before_it_is_first_seen_earns_on_what_is_k
     assert deliver(guessing, name) == "order accrued"
     kept = other.summary(str(other.member_for_email("aino.virtanen@example.fi"))).pending
     assert 0 < kept < accrual.pending - accrual.lines["1543"]
+
+
+def test_amounts_refunded_on_lines_unreadable_refunds_and_held_orders(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    clock.advance(days=15)  # the order's days
+    refunds = InMemoryShopRefunds()
+    applier = reading_refunds(fakes, ledger, refunds)
+    name = "woocommerce/order_completed.json"
+    order = json.loads(raw(name))
+    assert deliver(applier, name) == "order accrued"
+    member = ledger.member_for_email("aino.virtanen@example.fi")
+    assert member is not None
+    # When one refund takes back 5.00 of line 1545 without a unit (3 units of 10.54 in all: one unit's worth),
+    # and the shop cannot give the other refund the order lists
+    refunds.refunds[(WOO_SHOP, "23817", "1")] = {"1545": RefundedLine(0, Decimal("5.00"))}
+    refunds.failures = [ShopRefusedError("Invalid ID.")]
+    order["refunds"] = [{"id": 2, "total": "-1.00"}, {"id": 1, "total": "-5.00"}]
+    _, (webhook,) = receive(name, json.dumps(order).encode())
+    assert applier.deliver(webhook) == "order redelivered: nothing changed; 1 refund(s) applied"
+    [reversal] = [e for e in ledger.entries(member) if e.kind.value == "reversal"]
+    assert reversal.lines is not None and set(reversal.lines) == {"1545"}
+    # And a guest's order refunded before anyone claims it: the refund waits for the order
+    guest = json.loads(raw(name))
+    guest.update(id=99001, customer_id=0, refunds=[{"id": 3, "total": "-10.19"}])
+    guest["billing"]["email"] = "guest@example.fi"
+    refunds.refunds[(WOO_SHOP, "99001", "3")] = {"1543": RefundedLine(1, Decimal("10.19"))}
+    _, (held,) = receive(name, json.dumps(guest).encode())
+    assert applier.deliver(held) == "guest order held for claiming"
+    assert refunds.calls == 3  # read while the order waits, and kept with it (the ledger keeps early refunds)

@@ -25,7 +25,7 @@ import urllib3
 from pydantic import ValidationError
 
 from loyalty.errors import ShopRefusedError, ShopRetryableError
-from loyalty.ports.shops import CodeRequest, CustomerLabels, ShopCode
+from loyalty.ports.shops import CodeRequest, CustomerLabels, RefundedLine, ShopCode
 from loyalty.shop.woocommerce import refund_lines
 from loyalty.wire_json import describe
 
@@ -52,6 +52,9 @@ LABELS = """mutation loyaltyLabels(
   metafieldsSet(metafields: $metafields) { userErrors { field message code } }
   tagsAdd(id: $id, tags: $add) { userErrors { field message } }
   tagsRemove(id: $id, tags: $remove) { userErrors { field message } }
+}"""
+CLEAR_SEGMENT = """mutation loyaltySegmentCleared($metafields: [MetafieldIdentifierInput!]!) {
+  metafieldsDelete(metafields: $metafields) { userErrors { field message } }
 }"""
 METAFIELD_NAMESPACE = "loyalty"
 TIER_TAG = "loyalty-tier-{}"
@@ -92,7 +95,7 @@ class ShopCodesBySecret:
     def label(self, labels: CustomerLabels) -> None:
         self._client(labels.shop).label(labels)
 
-    def refund_lines(self, shop: str, order_id: str, refund_id: str) -> dict[str, int]:
+    def refund_lines(self, shop: str, order_id: str, refund_id: str) -> dict[str, RefundedLine]:
         client = self._client(shop)
         if not isinstance(client, WooCommerceCodes):
             raise ShopRefusedError(f"{shop}: its refunds come with their lines")
@@ -159,6 +162,9 @@ class ShopifyCodes:
                 "remove": [TIER_TAG.format(tier) for tier in labels.other_tiers],
             },
         )
+        if labels.segment is None:  # no segment yet (or any more): none shown
+            cleared = {"ownerId": customer, "namespace": METAFIELD_NAMESPACE, "key": "segment"}
+            answer |= self._call(CLEAR_SEGMENT, {"metafields": [cleared]})
         errors = [error for part in answer.values() if part for error in part.get("userErrors") or []]
         if errors:
             raise ShopRefusedError("; ".join(str(error.get("message")) for error in errors))
@@ -259,7 +265,7 @@ class WooCommerceCodes:
         if status != 200:
             raise ShopRefusedError(f"WooCommerce did not update the customer: {answer.get('message') or status}")
 
-    def refund_lines(self, order_id: str, refund_id: str) -> dict[str, int]:
+    def refund_lines(self, order_id: str, refund_id: str) -> dict[str, RefundedLine]:
         status, answer = self._send("GET", f"{self.orders_url}/{order_id}/refunds/{refund_id}", None)
         if status != 200:
             raise ShopRefusedError(f"WooCommerce did not give refund {refund_id}: {answer.get('message') or status}")

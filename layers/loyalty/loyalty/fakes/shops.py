@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loyalty.errors import ShopRefusedError
-from loyalty.ports.shops import CodeRequest, CustomerLabels, ShopCode
+from loyalty.ports.shops import CodeRequest, CustomerLabels, RefundedLine, ShopCode
 
 
 @dataclass
@@ -36,11 +36,11 @@ class InMemoryShopCodes:
 
 @dataclass
 class InMemoryShopRefunds:
-    refunds: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)  # (shop, order, refund) -> lines
+    refunds: dict[tuple[str, str, str], dict[str, RefundedLine]] = field(default_factory=dict)  # (shop, order, refund)
     failures: list[Exception] = field(default_factory=list)
     calls: int = 0
 
-    def refund_lines(self, shop: str, order_id: str, refund_id: str) -> dict[str, int]:
+    def refund_lines(self, shop: str, order_id: str, refund_id: str) -> dict[str, RefundedLine]:
         self.calls += 1
         if self.failures:
             raise self.failures.pop(0)

@@ -84,10 +84,20 @@ class CustomerLabels:
     other_tiers: tuple[str, ...]  # their tags are removed
 
 
+@dataclass(frozen=True)
+class RefundedLine:
+    """What a refund took back of one order line: units, and the amount without tax (an amount may be refunded on
+    a line without any unit)."""
+
+    units: int
+    amount: Decimal
+
+
 class ShopRefunds(Protocol):
-    def refund_lines(self, shop: str, order_id: str, refund_id: str) -> dict[str, int]:
-        """The units a refund of the shop's order took back of each order line (the shop's own line ids; empty for
-        a refund of an amount only). ShopRetryableError: ask again later."""
+    def refund_lines(self, shop: str, order_id: str, refund_id: str) -> dict[str, RefundedLine]:
+        """What a refund of the shop's order took back of each order line (the shop's own line ids; empty for a
+        refund of the order's amount alone). ShopRetryableError: ask again later; ShopRefusedError: the shop has no
+        such refund, or it cannot be read."""
         ...
 
 

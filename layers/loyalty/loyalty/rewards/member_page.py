@@ -43,7 +43,7 @@ from loyalty.errors import (
     UnknownRewardError,
 )
 from loyalty.ledger.member_view import RECENT_ENTRIES
-from loyalty.ledger.model import Entry
+from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.ledger.state import UNUSED, Redemption, RedemptionStatus
 from loyalty.observability import logger, metrics
@@ -57,6 +57,7 @@ from loyalty.programme.rewards import RewardCatalogue
 from loyalty.rewards.member_api import MemberRewards
 
 PAGE_PATH = "/apps/loyalty"
+SHOPIFY_PARAMETERS = ("shop", "logged_in_customer_id", "path_prefix", "timestamp", "signature")
 APP_PROXY_TOLERANCE = timedelta(seconds=90)
 VIEW_LINK_DAYS = 30
 REDEEM_LINK_MINUTES = 15
@@ -164,11 +165,15 @@ def _asked_language(query: Mapping[str, str], accept_language: str | None) -> st
     return "en"
 
 
-def _for_the_member(reason: str) -> str:
-    """An entry's reason without what is for the programme's staff: who made an adjustment (a CRM user's id), the
-    workings in brackets (the shop, the Flow) and an order's calculation (pending dates, tier, campaigns)."""
-    reason = re.sub(r" \((?:shopify|woocommerce):[^)]*\)| \(Flow [^)]*\)", "", reason)
-    reason = re.sub(r"^\w+ by \S+: ", "", reason)
+def _for_the_member(entry: Entry) -> str:
+    """An entry's reason without what is for the programme's staff: who made it (a CRM user's id) and what they
+    noted for a tier they set, the workings in brackets (the shop, the Flow) and an order's calculation (pending
+    dates, tier, campaigns)."""
+    reason = re.sub(r" \((?:shopify|woocommerce):[^)]*\)| \(Flow [^)]*\)", "", entry.reason)
+    if entry.actor:
+        head, by, rest = reason.partition(f" by {entry.actor}")
+        if by:  # "Goodwill by <actor>: <what the member is told>"; "Tier set to ... by <actor>: <staff's note>"
+            reason = head if entry.kind is EntryKind.TIER_OVERRIDE else rest.removeprefix(":").strip() or head
     return reason.split(": ", 1)[0] if reason.startswith("Order ") else reason
 
 
@@ -228,7 +233,7 @@ class MemberPage:
 
     def _through_shop(self, query: Query, asked: dict[str, str]) -> Visit:
         names = [name for name, _ in query]
-        if any(names.count(name) > 1 for name in ("shop", "signature", "timestamp")):
+        if any(names.count(name) > 1 for name in SHOPIFY_PARAMETERS):  # one value each: what is signed is read
             raise PageRefused(401, "error_no_signature")
         shop = self.catalogue.shop(asked.get("shop", ""))
         secret = self.app_secret(shop) if shop and shop.startswith("shopify:") else None
@@ -354,7 +359,7 @@ class MemberPage:
                 codes=[self._code_view(r, shown) for r in codes[:SHOWN_CODES]],
                 entries=[self._entry_view(entry, shown) for entry in history.entries],
                 visit=visit,
-                token=self._token(visit),
+                token=lambda: self._token(visit),  # one per form: a redemption is keyed by its form's token
                 notice=notice,
                 shop_names={shop: shop.partition(":")[2] for shop in self.catalogue.shops},
             )
@@ -380,7 +385,7 @@ class MemberPage:
         return {
             "date": local_date(entry.created_at.date(), language),
             "label": _words()[language][f"kind_{entry.kind.value}"],
-            "reason": _for_the_member(entry.reason),
+            "reason": _for_the_member(entry),
             "points": ("+" if points > 0 else "") + local_number(points, language) if points else "",
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
@@ -9,7 +10,7 @@ from typing import Any
 
 from loyalty.consent import apply_profile_changes
 from loyalty.enrolment import enrol_member, new_member_id
-from loyalty.errors import MalformedPayloadError, UnknownCurrencyError
+from loyalty.errors import MalformedPayloadError, ShopRefusedError, UnknownCurrencyError
 from loyalty.ledger.decisions import order_key_of
 from loyalty.ledger.model import LedgerResult
 from loyalty.ledger.service import Ledger
@@ -19,7 +20,7 @@ from loyalty.offers.programme import after_order
 from loyalty.offers.records import OfferQueue
 from loyalty.offers.rules import OfferRules
 from loyalty.ports.directory import Directory
-from loyalty.ports.shops import ShopRefunds
+from loyalty.ports.shops import RefundedLine, ShopRefunds
 from loyalty.programme.limits import beyond_limits
 from loyalty.programme.orders import Order, with_catalogue_categories
 from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent, Unused
@@ -38,7 +39,7 @@ class ShopEventApplier:
         member_ids: Callable[[], str] = new_member_id,
         test_orders_earn: bool = False,
         refunds: ShopRefunds | None = None,  # the lines of the refunds a WooCommerce order lists
-        refund_shops: frozenset[str] = frozenset(),  # the shops it can read them from (with API keys)
+        reads_refunds: Callable[[str], bool] = lambda shop: False,  # a shop it can read them from (API keys)
     ) -> None:
         self.ledger = ledger
         self.directory = directory
@@ -47,7 +48,7 @@ class ShopEventApplier:
         self.guest_hold = timedelta(days=guest_hold_days)
         self.member_ids = member_ids
         self.test_orders_earn = test_orders_earn  # a development store's test orders earn (never in production)
-        self.refunds, self.refund_shops = refunds, refund_shops
+        self.refunds, self.reads_refunds = refunds, reads_refunds
         self.apply_event: Callable[..., str] = self.apply  # wiring makes it idempotent per dedup key
 
     def deliver(self, webhook: QueuedWebhook) -> str:
@@ -107,32 +108,37 @@ class ShopEventApplier:
         return "member profile updated"
 
     def _order(self, event: OrderPaidEvent) -> str:
-        outcome = self._accrue(event, self._bought(event))
-        if outcome in ("order accrued", "order redelivered: nothing changed"):
+        exact = bool(event.refunds) and self.refunds is not None and self.reads_refunds(event.shop)
+        outcome = self._accrue(event, self._bought(event, exact))
+        if exact and not outcome.startswith("guest order ignored"):  # held orders' refunds wait for them
             outcome += self._listed_refunds(event)
         return outcome
 
-    def _bought(self, event: OrderPaidEvent) -> Order:
+    @staticmethod
+    def _bought(event: OrderPaidEvent, exact: bool) -> Order:
         """The order to accrue: as bought, its refunds reversed line by line after; or, for a shop whose refund lines
         cannot be read, each line less the refunds' whole total (never earned on refunded money)."""
-        if not event.refunds or self._reads_refunds(event.shop):
+        if not event.refunds or exact:
             return event.order
         return kept_after_refunds(event.order, sum((r.total for r in event.refunds), Decimal(0)))
 
-    def _reads_refunds(self, shop: str) -> bool:
-        return self.refunds is not None and shop in self.refund_shops
-
     def _listed_refunds(self, event: OrderPaidEvent) -> str:
-        """Each refund the order lists, reversed by the lines the shop says it took back (once: keyed by the
-        refund). A shop that cannot answer now raises: the delivery is retried (the accrual is not done twice)."""
-        if not event.refunds or self.refunds is None or not self._reads_refunds(event.shop):
-            return ""
+        """Each refund the order lists, reversed by what the shop says it took back of each line (once: keyed by
+        the refund; kept until its order arrives if the order is held). A shop that cannot answer now raises: the
+        delivery is retried (nothing is done twice). A refund the shop refuses to give is logged and left."""
+        assert self.refunds is not None
         applied = 0
         for refund in event.refunds:
-            lines = self.refunds.refund_lines(event.shop, event.order.order_id, refund.refund_id)
-            if not lines:  # an amount refunded without lines: nothing bought is taken back
+            try:
+                lines = self.refunds.refund_lines(event.shop, event.order.order_id, refund.refund_id)
+            except ShopRefusedError as refused:
+                logger.warning("a refund's lines could not be read", shop=event.shop, reason=str(refused)[:200])
+                metrics.add_metric(name="RefundLinesUnreadable", unit="Count", value=1)
                 continue
-            result = self.ledger.reverse(event.shop, event.order.order_id, refund.refund_id, lines, self._tomorrow())
+            units = _units_refunded(event.order, lines)
+            if not units:  # the order's amount refunded without lines: nothing bought is taken back
+                continue
+            result = self.ledger.reverse(event.shop, event.order.order_id, refund.refund_id, units, self._tomorrow())
             applied += isinstance(result, LedgerResult) and not result.duplicate
         return f"; {applied} refund(s) applied" if applied else ""
 
@@ -236,3 +242,18 @@ class ShopEventApplier:
     def _log_unknown_products(shop: str, product_ids: tuple[str, ...]) -> None:
         if product_ids:
             logger.info("unknown products earn the base rate", shop=shop, product_ids=list(product_ids))
+
+
+def _units_refunded(order: Order, lines: dict[str, RefundedLine]) -> dict[str, int]:
+    """Units per order line: as refunded, or for an amount refunded on a line without units, as many units as the
+    amount could have paid for (rounded up, at most the line's): never earning on refunded money."""
+    units: dict[str, int] = {}
+    bought = {line.line_id: line for line in order.lines}
+    for line_id, refunded in lines.items():
+        count = refunded.units
+        line = bought.get(line_id)
+        if not count and refunded.amount > 0 and line is not None and line.amount > 0:
+            count = min(line.quantity, math.ceil(refunded.amount * line.quantity / line.amount))
+        if count > 0:
+            units[line_id] = count
+    return units

@@ -2,7 +2,9 @@
 Gold, a collection for ambassadors) can use them.
 
 From the table's stream: the changes of a batch are coalesced per member (the batch's last image is pushed, once
-per shop customer), and pushed only if the tier in force, the segment or the member's shop customers changed.
+per shop customer, at the member's first record in the batch, so that a failed push is retried from a record
+before the change), and pushed only if the tier in force, the segment or the member's shop customers changed,
+or the item still carries a CRM user's override that has ended (nothing rewrites the item when it runs out).
 What is pushed is the whole truth (the tier, the segment, and the other tiers' tags removed), so a push again
 after a failure, or out of order, leaves the customer right."""
 
@@ -27,18 +29,18 @@ class CustomerLabeller:
     programme_shops: frozenset[str]  # the shops the programme has API access to (the rewards catalogue's)
 
     def plan(self, changes: Sequence[MemberImages]) -> dict[str, MemberTags]:
-        """The sequence number of each member's last change in the batch, with the member as it then was, for the
-        members whose tier in force, segment or shop customers changed in the batch."""
+        """The sequence number of each member's first change in the batch, with the member as the batch's last
+        change left them, for the members whose tier in force, segment or shop customers changed in the batch."""
         today = self.rules.local_date(self.clock())
-        first: dict[str, MemberTags | None] = {}
-        last: dict[str, MemberImages] = {}
+        first: dict[str, MemberImages] = {}
+        last: dict[str, MemberTags] = {}
         for change in changes:
-            first.setdefault(change.after.member_id, change.before)
-            last[change.after.member_id] = change
+            first.setdefault(change.after.member_id, change)
+            last[change.after.member_id] = change.after
         return {
-            change.key: change.after
-            for member_id, change in last.items()
-            if self._differs(first[member_id], change.after, today)
+            change.key: last[member_id]
+            for member_id, change in first.items()
+            if self._differs(change.before, last[member_id], today)
         }
 
     def push(self, member: MemberTags) -> int:
@@ -67,6 +69,6 @@ class CustomerLabeller:
     def _differs(self, before: MemberTags | None, after: MemberTags, today: date) -> bool:
         if not after.customers:
             return False
-        if before is None:
-            return True
+        if before is None or (after.override is not None and not after.override.active_on(today)):
+            return True  # new, or an override that ran out: the shop may still show its tier
         return self._labels(before, today) != self._labels(after, today) or before.customers != after.customers

@@ -46,6 +46,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from loyalty.errors import MalformedPayloadError
+from loyalty.ports.shops import RefundedLine
 from loyalty.programme.money import ExactDecimal, Money
 from loyalty.programme.orders import Order, OrderLine
 from loyalty.shop.events import CustomerEvent, ListedRefund, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent
@@ -110,6 +111,7 @@ class _Meta(_Wire):
 
 class _RefundLine(_Wire):
     quantity: int = 0  # negative: units taken back
+    total: ExactDecimal = Decimal(0)  # negative: the amount taken back, without tax
     meta_data: list[_Meta] = []
 
 
@@ -239,15 +241,16 @@ def kept_after_refunds(order: Order, refunded: Decimal) -> Order:
     return order.model_copy(update={"lines": tuple(lines)})
 
 
-def refund_lines(body: Any) -> dict[str, int]:
-    """An order refund of the REST API (`GET /orders/<id>/refunds/<refund id>`) as the units it took back of each
-    order line (`_refunded_item_id` in each refund line's meta data; quantities are negative)."""
+def refund_lines(body: Any) -> dict[str, RefundedLine]:
+    """An order refund of the REST API (`GET /orders/<id>/refunds/<refund id>`) as what it took back of each order
+    line (`_refunded_item_id` in each refund line's meta data; quantities and totals are negative)."""
     refund = _RefundDetail.model_validate(body)
-    lines: dict[str, int] = {}
+    lines: dict[str, RefundedLine] = {}
     for item in refund.line_items:
         refunded = next((str(meta.value) for meta in item.meta_data if meta.key == "_refunded_item_id"), "")
-        if refunded and item.quantity:
-            lines[refunded] = lines.get(refunded, 0) + abs(item.quantity)
+        if refunded and (item.quantity or item.total):
+            before = lines.get(refunded, RefundedLine(0, Decimal(0)))
+            lines[refunded] = RefundedLine(before.units + abs(item.quantity), before.amount + abs(item.total))
     return lines
 
 

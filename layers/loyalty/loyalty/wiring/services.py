@@ -91,13 +91,15 @@ def shop_event_applier() -> ShopEventApplier:
     from loyalty.adapters.shop_codes import ShopCodesBySecret
     from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.offers.rules import load_offer_rules
-    from loyalty.programme.rewards import load_rewards
     from loyalty.shop.applier import ShopEventApplier
     from loyalty.wiring.settings import LedgerWriterSettings
 
     settings = load_settings(LedgerWriterSettings)
-    rules = _rules()
-    woocommerce = frozenset(shop for shop in load_rewards(rules).shops if shop.startswith("woocommerce:"))
+    credentials = _shop_credentials(settings.shop_credentials_secret)  # read only when an order lists refunds
+
+    def reads_refunds(shop: str) -> bool:
+        return shop.startswith("woocommerce:") and shop in credentials()
+
     applier = ShopEventApplier(
         _ledger(settings.table),
         _directory(settings.table),
@@ -105,8 +107,8 @@ def shop_event_applier() -> ShopEventApplier:
         load_offer_rules(),
         SqsOfferQueue(settings.offer_queue_url),
         test_orders_earn=settings.test_orders_earn,
-        refunds=ShopCodesBySecret(_shop_credentials(settings.shop_credentials_secret)),  # read for listed refunds
-        refund_shops=woocommerce,  # the shops with API keys
+        refunds=ShopCodesBySecret(credentials),
+        reads_refunds=reads_refunds,
     )
     config, table = idempotency("dedup_key"), settings.idempotency_table
     applier.apply_event = _idempotent(config, table, applier.apply, "event", "ledger_writer.shop_event")
