@@ -5,7 +5,9 @@ until it holds `BatchSize` messages), goes to the function, and what succeeded i
 the `batchItemFailures` come back after a short redelivery delay and, past `maxReceiveCount`, go to the
 dead-letter queue (SQS moves them). A stream is read a few times a second; its records are filtered as the
 mapping filters, gathered for the batching window, and a failed batch is retried from its first failure, then
-reported to the on-failure destination. `Activity` keeps what `Stack.wait_idle` needs to know without asking
+reported to the on-failure destination. Each mapping gets every record once and in order, as each of Lambda's
+mappings reads the stream for itself; here one reader per table serves them all (`StreamFanOut`), so the stream is
+read once a poll, not once per mapping. `Activity` keeps what `Stack.wait_idle` needs to know without asking
 SQS over and over: which functions run, and how many messages each event-source queue still holds.
 """
 
@@ -25,6 +27,7 @@ import boto3
 
 LONG_POLL_SECONDS = 1  # an empty queue is long-polled this long; stopping the stack waits at most this
 STREAM_POLL_SECONDS = 0.25  # Lambda reads a stream's shards about four times a second
+SHARED_READ_SECONDS = 0.1  # a read this recent serves every mapping of the stream that has nothing new
 REDELIVERY_SECONDS = 1  # a failed message stays invisible this long here (AWS: the visibility timeout)
 SQS_BATCH_LIMIT = 10  # messages per ReceiveMessage, DeleteMessageBatch and ChangeMessageVisibilityBatch
 
@@ -219,7 +222,7 @@ class StreamPoller:
     def __init__(
         self,
         source: StreamSource,
-        reader: StreamReader,
+        reader: StreamTap,
         invoke: Invoke,
         activity: Activity,
         stopping: threading.Event,
@@ -232,6 +235,11 @@ class StreamPoller:
         self.stopping = stopping
         self.failure_queue_url = failure_queue_url
         self.wake = threading.Event()  # read now, not at the next poll: something may have been written
+        self.woken_at = 0.0  # a read that started before this does not say the stream is read to its end
+
+    def wake_up(self) -> None:
+        self.woken_at = time.monotonic()
+        self.wake.set()
 
     def run(self) -> None:
         source = self.source
@@ -240,7 +248,7 @@ class StreamPoller:
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
-                fetched = self.reader.read()
+                fetched, started = self.reader.read(not_before=self.woken_at)
             except Exception:  # the poller must outlive a bad read, as Lambda's does
                 if self.stopping.is_set():
                     return  # DynamoDB Local may be gone already
@@ -300,6 +308,50 @@ class StreamPoller:
                     }
                 ),
             )
+
+
+class StreamFanOut:
+    """One reader of a table's stream for all its event source mappings: each mapping's tap gets every record once,
+    in order; the stream is read when a tap has nothing left and no read since ``SHARED_READ_SECONDS`` (or since
+    the tap was woken) has looked."""
+
+    def __init__(self, reader: StreamReader) -> None:
+        self.reader = reader
+        self.arn = reader.arn
+        self._lock = threading.Lock()
+        self._taps: list[StreamTap] = []
+        self._last_read = -1.0  # when the latest read of the stream started
+
+    def tap(self) -> StreamTap:
+        tap = StreamTap(self)
+        with self._lock:
+            self._taps.append(tap)
+        return tap
+
+    def read_for(self, tap: StreamTap, not_before: float) -> tuple[list[dict[str, Any]], float]:
+        """The tap's records not yet taken, reading the stream first if it has none; and when the read that found
+        them (or found nothing new) started."""
+        with self._lock:
+            now = time.monotonic()
+            if not tap.pending and self._last_read < max(not_before, now - SHARED_READ_SECONDS):
+                fetched = self.reader.read()
+                self._last_read = now
+                for each in self._taps:
+                    each.pending += fetched
+            taken, tap.pending = tap.pending, []
+            return taken, self._last_read
+
+
+class StreamTap:
+    """One event source mapping's view of a shared stream reader."""
+
+    def __init__(self, fan_out: StreamFanOut) -> None:
+        self.fan_out = fan_out
+        self.arn = fan_out.arn
+        self.pending: list[dict[str, Any]] = []
+
+    def read(self, not_before: float = 0.0) -> tuple[list[dict[str, Any]], float]:
+        return self.fan_out.read_for(self, not_before)
 
 
 class StreamReader:

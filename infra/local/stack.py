@@ -33,7 +33,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from infra.local.dynamodb_local import DynamoDBLocal
-from infra.local.event_sources import Activity, QueuePoller, QueueSource, StreamPoller, StreamReader, StreamSource
+from infra.local.event_sources import (
+    Activity,
+    QueuePoller,
+    QueueSource,
+    StreamFanOut,
+    StreamPoller,
+    StreamReader,
+    StreamSource,
+)
 from infra.local.instances import (
     ACCOUNT,
     REGION,
@@ -710,10 +718,13 @@ class Stack:
             for number in range(self.concurrency_of(source.function)):
                 queue_poller = QueuePoller(source, self.invoke, self.activity, self._stopping)
                 self._thread(queue_poller.run, f"sqs-{source.function}-{number}")
+        readers: dict[str, StreamFanOut] = {}  # one reader per table for all the mappings on its stream
         for stream in self.stream_sources:
             failure_queue = self.names[stream.on_failure_queue] if stream.on_failure_queue else None
-            reader = StreamReader(self.dynamodb_url, self.names[stream.table])
-            poller = StreamPoller(stream, reader, self.invoke, self.activity, self._stopping, failure_queue)
+            if stream.table not in readers:
+                readers[stream.table] = StreamFanOut(StreamReader(self.dynamodb_url, self.names[stream.table]))
+            tap = readers[stream.table].tap()
+            poller = StreamPoller(stream, tap, self.invoke, self.activity, self._stopping, failure_queue)
             self._stream_pollers.append(poller)
             self._thread(poller.run, f"stream-{stream.function}")
 
@@ -724,7 +735,7 @@ class Stack:
 
     def _wake_streams(self) -> None:
         for poller in self._stream_pollers:
-            poller.wake.set()
+            poller.wake_up()
 
     def wait_idle(self, timeout: float = 120.0) -> None:
         """Wait until every event-source queue is empty, every stream is read to its end, and nothing runs.

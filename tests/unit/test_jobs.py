@@ -376,14 +376,21 @@ def test_an_order_placed_while_the_review_runs_is_looked_at_the_next_day(
     assert fakes.memory.reviews["m1"] > date(2026, 3, 12)
 
 
-def test_the_review_job_finds_members_through_the_index(jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock) -> None:
+def test_the_review_job_finds_members_through_the_index(
+    jobs: ScheduledJobs, ledger: Ledger, fakes: Fakes, clock: FakeClock
+) -> None:
     # Given members enrolled today: each is due a first review tomorrow
     for n in range(3):
         ledger.enrol(f"m{n}")
     tomorrow = ledger.rules.local_date(clock.now) + timedelta(days=1)
     at_day(clock, tomorrow)
+    reads: list[str] = []
+    for name in ("member", "members"):
+        original = getattr(fakes.ledger_store, name)
+        setattr(fakes.ledger_store, name, lambda *a, _n=name, _o=original, **k: reads.append(_n) or _o(*a, **k))
     report = jobs.run("review", tomorrow)
     assert report.changed == 3
+    assert reads == ["members"]  # the page's members read together, not one by one
     assert {ledger.summary(f"m{n}").segment for n in range(3)} == {"new"}
 
 

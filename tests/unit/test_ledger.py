@@ -63,6 +63,25 @@ def test_release_makes_points_available_as_a_lot(ledger: Ledger, clock: FakeCloc
     assert ledger.check_invariants(member) == []
 
 
+def test_a_release_by_the_due_index_reads_member_and_order_together_and_trusts_only_the_order(
+    ledger: Ledger, fakes: Fakes, clock: FakeClock
+) -> None:
+    member, other = enrolled(ledger, "m1"), enrolled(ledger, "m2")
+    ledger.accrue(member, simple_order("1001", clock.now))
+    ledger.accrue(other, simple_order("1002", clock.now))
+    reads: list[str] = []
+    store = fakes.ledger_store
+    for name in ("member_and_order", "order", "member"):
+        original = getattr(store, name)
+        setattr(store, name, lambda *a, _n=name, _o=original, **k: reads.append(_n) or _o(*a, **k))
+    ledger.release("shopify:demo", "1001", member)  # as the release job knows it
+    assert reads == ["member_and_order"]
+    reads.clear()
+    ledger.release("shopify:demo", "1002", member)  # a due item naming another member: the order's own is used
+    assert reads == ["member_and_order", "order", "member"]
+    assert (ledger.summary(member).available, ledger.summary(other).available) == (100, 100)
+
+
 def test_summaries_read_many_members_and_without_expiry_skip_the_lots(ledger: Ledger, clock: FakeClock) -> None:
     # Given two members, one with released points
     first, second = enrolled(ledger, "m1"), enrolled(ledger, "m2")

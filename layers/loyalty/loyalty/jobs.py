@@ -154,8 +154,9 @@ class ScheduledJobs:
         """Each item done; with several workers, different members' items at once, one member's in order (two
         lots of one member expiring the same day would only race for the member). The page is done when every
         item is: the first failure is raised after the others have had their turn (each item is idempotent)."""
+        members = self._members_of(job, work)
         if self.workers <= 1 or len(work) <= 1:
-            return [self._do(job, day, item) for item in work]
+            return [self._do(job, day, item, members) for item in work]
         by_member: dict[str, list[int]] = {}
         for index, item in enumerate(work):
             by_member.setdefault(item.member_id, []).append(index)
@@ -163,7 +164,7 @@ class ScheduledJobs:
 
         def member_items(indexes: list[int]) -> None:
             for index in indexes:
-                results[index] = self._do(job, day, work[index])
+                results[index] = self._do(job, day, work[index], members)
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             done = [pool.submit(member_items, indexes) for indexes in by_member.values()]
@@ -171,9 +172,14 @@ class ScheduledJobs:
             future.result()
         return results
 
-    def _do(self, job: JobName, day: date, work: DueWork) -> bool:
+    def _members_of(self, job: JobName, work: list[DueWork]) -> dict[str, MemberSummary]:
+        """The members a page of reviews is for, read together (one batch read, not one read each)."""
+        members = {item.member_id for item in work if item.member_id} if job == "review" else set()
+        return self.ledger.summaries(members, expiry=False) if members else {}
+
+    def _do(self, job: JobName, day: date, work: DueWork, members: dict[str, MemberSummary] | None = None) -> bool:
         if job == "release" and work.kind == "order" and work.shop and work.order_id:
-            result = self.ledger.release(work.shop, work.order_id)
+            result = self.ledger.release(work.shop, work.order_id, work.member_id)
             return result is not None and not result.duplicate
         if job == "expire" and work.lot is not None:
             try:
@@ -186,7 +192,7 @@ class ScheduledJobs:
         if job == "birthday" and work.kind == "birthday" and work.member_id and work.entered_on:
             return self._birthday(work.member_id, work.entered_on, day)
         if job == "review" and work.kind == "review" and work.member_id:
-            return self.review(work.member_id, day)
+            return self.review(work.member_id, day, (members or {}).get(work.member_id))
         if job == "code_expiry" and work.kind == "redemption" and work.redemption_id:
             if self.end_unused_code is None:
                 raise RuntimeError("the code_expiry job needs the shops' codes")
@@ -240,10 +246,11 @@ class ScheduledJobs:
         )
         return not result.duplicate
 
-    def review(self, member_id: str, today: date) -> bool:
-        """Decide ended qualification periods, recompute the segment and set the next review."""
+    def review(self, member_id: str, today: date, read: MemberSummary | None = None) -> bool:
+        """Decide ended qualification periods, recompute the segment and set the next review (``read``: the member as
+        read with the rest of the page; an order landing since is caught when the review is recorded)."""
         try:
-            summary = self.ledger.summary(member_id, expiry=False)
+            summary = read if read is not None else self.ledger.summary(member_id, expiry=False)
             due = assessment_due(self.rules, summary.earned_tier, summary.tier_period_end)
             if due is not None and due <= self.rules.local_date(self.ledger.clock()):
                 self.ledger.assess_tier(member_id)  # ended periods decided, oldest first

@@ -220,16 +220,24 @@ class Ledger:
 
         return self._retrying(attempt)
 
-    def release(self, shop: str, order_id: str) -> LedgerResult | None:
-        """Make an order's pending points available (a new lot). None if nothing was pending."""
+    def release(self, shop: str, order_id: str, member_id: str | None = None) -> LedgerResult | None:
+        """Make an order's pending points available (a new lot). None if nothing was pending. With the order's
+        member (the due index names them), the member and the order are read together."""
         key = order_key_of(shop, order_id)
 
         def decide() -> Decision:
-            order = self.store.order(key)
-            if order is None or order.member_id is None:
-                raise UnknownOrderError(f"order {key} is not in the ledger")
-            member = self._known(self.store.member(order.member_id), order.member_id)
-            return decisions.release(self.rules, member, order, self.clock())
+            order = member = None
+            if member_id:
+                read = self.store.member_and_order(member_id, key, shop)
+                if read.order is not None and read.order.member_id == member_id:
+                    order, member = read.order, read.member
+            if order is None:
+                order = self.store.order(key)
+                if order is None or order.member_id is None:
+                    raise UnknownOrderError(f"order {key} is not in the ledger")
+                member = self.store.member(order.member_id)
+            assert order.member_id is not None
+            return decisions.release(self.rules, self._known(member, order.member_id), order, self.clock())
 
         return self._write(decide)
 
