@@ -23,7 +23,8 @@ from loyalty.offers.rules import load_offer_rules
 from loyalty.programme.rewards import load_rewards
 from loyalty.programme.rules import ProgramRules
 from loyalty.rewards.member_api import MemberRewards
-from loyalty.rewards.member_page import MemberPage, PageAnswer, app_proxy_signature, page_link, view_link
+from loyalty.rewards.member_page import MemberPage, PageAnswer
+from loyalty.rewards.page_links import app_proxy_signature, page_link, view_link
 from tests.conftest import FakeClock
 
 DOMAIN = "demo-shop.myshopify.com"
@@ -90,10 +91,8 @@ def queue(fakes: Fakes) -> Any:
 def page(fakes: Fakes, ledger: Ledger, rules: ProgramRules) -> MemberPage:
     catalogue = load_rewards(rules)
     return MemberPage(
-        ledger=ledger,
-        catalogue=catalogue,
-        directory=fakes.directory,
         rewards=MemberRewards(ledger, catalogue, InMemoryShopCodes()),
+        directory=fakes.directory,
         offer_queue=fakes.offer_queue,
         offer_rules=load_offer_rules(),
         page_secret=lambda: PAGE_SECRET,

@@ -19,11 +19,9 @@ redemption through the shop is keyed by its form's token, so a double click or a
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -55,53 +53,16 @@ from loyalty.offers.rules import OfferRules
 from loyalty.ports.directory import Directory
 from loyalty.programme.rewards import RewardCatalogue
 from loyalty.rewards.member_api import MemberRewards
+from loyalty.rewards.page_links import Query, app_proxy_signature, page_link, same, signed
 
 PAGE_PATH = "/apps/loyalty"
 SHOPIFY_PARAMETERS = ("shop", "logged_in_customer_id", "path_prefix", "timestamp", "signature")
 APP_PROXY_TOLERANCE = timedelta(seconds=90)
-VIEW_LINK_DAYS = 30
 REDEEM_LINK_MINUTES = 15
 FORM_MAX_AGE = timedelta(hours=1)
 SHOWN_CODES = 10
 KNOWN_LANGUAGES = ("sv", "nb", "nn", "no", "da", "fi", "en")
 HTML = "text/html; charset=utf-8"
-
-Query = Sequence[tuple[str, str]]  # the query string's pairs, in order, repeats kept
-
-
-# ---------------------------------------------------------------- signatures
-
-
-def app_proxy_signature(secret: str, query: Query) -> str:
-    """Shopify's App Proxy signature of a forwarded query (every parameter but ``signature``)."""
-    values: dict[str, list[str]] = {}
-    for name, value in query:
-        if name != "signature":
-            values.setdefault(name, []).append(value)
-    message = "".join(f"{name}={','.join(found)}" for name, found in sorted(values.items()))
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
-def _signed(secret: str, *parts: str) -> str:
-    return hmac.new(secret.encode(), "\n".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _same(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
-
-
-def page_link(base_url: str, secret: str, member_id: str, ends: datetime, nonce: str = "") -> str:
-    """The page's link for a member: view only until ``ends``, or with a ``nonce`` a one-time redeem link."""
-    end = str(int(ends.timestamp()))
-    query = {"m": member_id, "e": end} | ({"n": nonce} if nonce else {})
-    query["s"] = _signed(secret, "page", member_id, end, nonce)
-    return f"{base_url.rstrip('/')}?{urlencode(query)}"
-
-
-def view_link(base_url: str, secret: str, member_id: str, now: datetime) -> str:
-    """The link every e-mail carries: the member's page, view only, for 30 days."""
-    return page_link(base_url, secret, member_id, now + timedelta(days=VIEW_LINK_DAYS))
-
 
 # ---------------------------------------------------------------- who is looking
 
@@ -182,10 +143,8 @@ def _for_the_member(entry: Entry) -> str:
 
 @dataclass
 class MemberPage:
-    ledger: Ledger
-    catalogue: RewardCatalogue
+    rewards: MemberRewards  # the ledger and the catalogue, and redeeming as the member API does
     directory: Directory
-    rewards: MemberRewards
     offer_queue: OfferQueue  # the one-time link goes out as a service e-mail
     offer_rules: OfferRules
     page_secret: Callable[[], str]  # signs e-mail links and form tokens
@@ -193,6 +152,14 @@ class MemberPage:
     page_url: str  # where e-mail links point: the deployed ``/apps/loyalty``
     programme_name: str = "Loyalty Club"
     new_nonce: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(16))
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.rewards.ledger
+
+    @property
+    def catalogue(self) -> RewardCatalogue:
+        return self.rewards.catalogue
 
     # ------------------------------------------------------------ requests
 
@@ -237,7 +204,7 @@ class MemberPage:
             raise PageRefused(401, "error_no_signature")
         shop = self.catalogue.shop(asked.get("shop", ""))
         secret = self.app_secret(shop) if shop and shop.startswith("shopify:") else None
-        if shop is None or not secret or not _same(app_proxy_signature(secret, query), asked["signature"]):
+        if shop is None or not secret or not same(app_proxy_signature(secret, query), asked["signature"]):
             logger.warning("member page: App Proxy signature refused", shop=asked.get("shop", "")[:100])
             metrics.add_metric(name="MemberPageRefused", unit="Count", value=1)
             raise PageRefused(401, "error_no_signature")
@@ -258,7 +225,7 @@ class MemberPage:
 
     def _by_link(self, asked: dict[str, str]) -> Visit:
         member_id, end, nonce = asked["m"], asked["e"], asked.get("n", "")
-        if not _same(_signed(self.page_secret(), "page", member_id, end, nonce), asked["s"]):
+        if not same(signed(self.page_secret(), "page", member_id, end, nonce), asked["s"]):
             metrics.add_metric(name="MemberPageRefused", unit="Count", value=1)
             raise PageRefused(401, "error_bad_link")
         if not end.isdigit() or int(end) < self.ledger.clock().timestamp():
@@ -269,14 +236,14 @@ class MemberPage:
 
     def _token(self, visit: Visit) -> str:
         issued, nonce = str(int(self.ledger.clock().timestamp())), self.new_nonce()
-        return f"{issued}.{nonce}.{_signed(self.page_secret(), 'form', visit.member_id, visit.context, issued, nonce)}"
+        return f"{issued}.{nonce}.{signed(self.page_secret(), 'form', visit.member_id, visit.context, issued, nonce)}"
 
     def _checked_token(self, visit: Visit, token: str) -> str:
         """The nonce of a valid form token, else PageRefused."""
         issued, _, rest = token.partition(".")
         nonce, _, signature = rest.partition(".")
-        expected = _signed(self.page_secret(), "form", visit.member_id, visit.context, issued, nonce)
-        if not (issued.isdigit() and nonce and _same(expected, signature)):
+        expected = signed(self.page_secret(), "form", visit.member_id, visit.context, issued, nonce)
+        if not (issued.isdigit() and nonce and same(expected, signature)):
             metrics.add_metric(name="MemberPageRefused", unit="Count", value=1)
             raise PageRefused(400, "error_bad_form")
         if self.ledger.clock().timestamp() - int(issued) > FORM_MAX_AGE.total_seconds():

@@ -160,6 +160,7 @@ def _shop_codes(secret_name: str) -> ShopCodes:
 @cache
 def member_page() -> MemberPage:
     """member_page: the member's own page, through the shop (App Proxy) or from a signed e-mail link."""
+    from loyalty.adapters.shop_codes import ShopCodesBySecret
     from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.offers.rules import load_offer_rules
     from loyalty.rewards.member_page import MemberPage
@@ -168,17 +169,15 @@ def member_page() -> MemberPage:
     settings = load_settings(MemberPageSettings)
     credentials = _shop_credentials(settings.shop_credentials_secret)
     ledger = _ledger(settings.table)
-    rewards = member_rewards_for(ledger, _shop_codes(settings.shop_credentials_secret))
+    rewards = member_rewards_for(ledger, ShopCodesBySecret(credentials))
 
     def app_secret(shop: str) -> str | None:
         found = credentials().get(shop, {}).get("appSecret")
         return str(found) if found else None
 
     return MemberPage(
-        ledger=ledger,
-        catalogue=rewards.catalogue,
-        directory=_directory(settings.table),
         rewards=rewards,
+        directory=_directory(settings.table),
         offer_queue=SqsOfferQueue(settings.offer_queue_url),
         offer_rules=load_offer_rules(),
         page_secret=lambda: _secret(settings.member_page_secret_name, settings),
@@ -333,7 +332,7 @@ def offer_sender() -> OfferSender:
     from loyalty.offers.rules import load_offer_rules
     from loyalty.offers.sending import OfferSender
     from loyalty.offers.unsubscribe import unsubscribe_url
-    from loyalty.rewards.member_page import view_link
+    from loyalty.rewards.page_links import view_link
     from loyalty.wiring.settings import OfferSenderSettings
 
     settings = load_settings(OfferSenderSettings)

@@ -119,5 +119,12 @@ def _member_tags(image: dict[str, Any]) -> MemberTags:
             else None
         ),
         segment=image.get("segment"),
-        customers=frozenset(tuple(str(c).split("#", 1)) for c in customers if "#" in str(c)),  # type: ignore[misc]
+        customers=frozenset(
+            (shop, customer) for shop, _, customer in (str(c).partition("#") for c in customers) if customer
+        ),
     )
+
+
+def _shop_and_customer(linked: object) -> tuple[str, str, str]:
+    """A member item's "<shop>#<customer id>" as (shop, "#", customer id)."""
+    return str(linked).partition("#")
