@@ -24,8 +24,9 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -85,6 +86,15 @@ class Demo:
         self.contacts: dict[str, str] = {}  # simulated member -> Contact id
         self.quarters: list[tuple[str, Counter[str], Counter[str]]] = []  # (quarter end, tiers, segments)
         self.week: tuple[int, int] | None = None
+        self.spent: dict[str, float] = {}  # seconds of the year's wall time, by what the driver waited on
+
+    @contextmanager
+    def timed(self, what: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.spent[what] = self.spent.get(what, 0.0) + time.monotonic() - started
 
     def send(self, topic: str, payload: dict[str, object], webhook_id: str | None = None) -> None:
         self.counts[f"webhooks sent: {topic}"] += 1
@@ -94,19 +104,27 @@ class Demo:
         """Wait for every webhook to be answered and every queued event to be applied, then redeem."""
         if not self.sent and not self.redemptions:
             return
-        for future in self.sent:
-            if future.result() != 200:
-                self.counts["webhooks refused"] += 1
-        self.sent.clear()
-        self.stack.wait_idle(timeout=300)
+        with self.timed("webhooks answered"):
+            for future in self.sent:
+                if future.result() != 200:
+                    self.counts["webhooks refused"] += 1
+            self.sent.clear()
+        with self.timed("waiting for the pipeline"):
+            self.stack.wait_idle(timeout=300)
         if self.birthdays:  # CRM users enter birthdays; the org's Outbound Messages carry them to the programme
             self.clock.set(self.clock.now + timedelta(minutes=5))  # a little later (the org keeps milliseconds)
-            for contact_id, fields in self.birthdays:
-                self.stack.salesforce.update_contact_as_user(contact_id, fields)
-            self.counts["birthdays entered in the CRM"] += len(self.birthdays)
-            self.birthdays.clear()
-            self.stack.salesforce.wait_for_outbound(timeout=60)
-            self.stack.wait_idle(timeout=300)
+            with self.timed("CRM users' edits and their Outbound Messages"):
+                for contact_id, fields in self.birthdays:
+                    self.stack.salesforce.update_contact_as_user(contact_id, fields)
+                self.counts["birthdays entered in the CRM"] += len(self.birthdays)
+                self.birthdays.clear()
+                self.stack.salesforce.wait_for_outbound(timeout=60)
+                self.stack.wait_idle(timeout=300)
+        with self.timed("redemptions through the member API"):
+            self.redeem_all()
+
+    def redeem_all(self) -> None:
+        """The week's redemptions and referrals, in the order members made them."""
         for redemption in self.redemptions:
             member_id = self.ledger.member_for_email(self.emails[redemption.member_id])
             if isinstance(redemption, Refer):
@@ -152,9 +170,10 @@ class Demo:
             self.emails[happening.member_id] = happening.email
             number = int(happening.member_id.rsplit("-", 1)[1])
             if number % 4 == 0:  # the CRM already knows a quarter of them
-                contact_id = self.stack.salesforce.create_contact_as_user(
-                    {"FirstName": "Member", "LastName": happening.member_id, "Email": happening.email}
-                )
+                with self.timed("Contacts created in the CRM"):
+                    contact_id = self.stack.salesforce.create_contact_as_user(
+                        {"FirstName": "Member", "LastName": happening.member_id, "Email": happening.email}
+                    )
                 self.contacts[happening.member_id] = contact_id
                 born = date(1960 + number % 40, 1 + number % 12, 1 + number % 28)
                 self.birthday_contacts.setdefault((born.month, born.day), []).append(contact_id)
@@ -184,18 +203,23 @@ class Demo:
         elif isinstance(happening, Redeem | Refer):
             self.redemptions.append(happening)
         elif isinstance(happening, Midday):
-            flows = self.birthday_flows(happening.day)
-            released = self.stack.run_job("release_held")["changed"]
+            with self.timed("birthday Flows"):
+                flows = self.birthday_flows(happening.day)
+            with self.timed("job release_held"):
+                released = self.stack.run_job("release_held")["changed"]
             self.counts["held SMS released after quiet hours"] += released
             if flows or released:
-                self.stack.wait_idle(timeout=300)  # sent at midday, before the simulated day moves on
+                with self.timed("waiting for the pipeline"):
+                    self.stack.wait_idle(timeout=300)  # sent at midday, before the simulated day moves on
         else:
             today = happening.day.isoformat()
             for job in JOBS:  # as the hourly schedules run them, for the simulated day
-                self.counts[f"job {job}: items changed"] += self.stack.run_job(job, day=today)["changed"]
+                with self.timed(f"job {job}"):
+                    self.counts[f"job {job}: items changed"] += self.stack.run_job(job, day=today)["changed"]
             if (happening.day + timedelta(days=1)).day == 1 and happening.day.month % 3 == 0:
                 self.settle()
-                self.snapshot(today)
+                with self.timed("quarter's snapshot"):
+                    self.snapshot(today)
 
     def birthday_flows(self, day: date) -> int:
         """The org's birthday Flow: a voucher for each Contact whose birthday it is, asked of the programme."""
@@ -264,6 +288,17 @@ class Demo:
             QueueUrl=self.stack.queue_url("LedgerDeadLetterQueue"), AttributeNames=["ApproximateNumberOfMessages"]
         )
         return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def print_time_spent(demo: Demo, took: float) -> None:
+    """Where the year's wall time went, as the driver saw it (the rest: sending the webhooks, moving the clock)."""
+    print("Where the year's time went")
+    rest = took - sum(demo.spent.values())
+    for what, seconds in [
+        *sorted(demo.spent.items(), key=lambda kv: -kv[1]),
+        ("the rest (sending webhooks, moving the clock)", rest),
+    ]:
+        print(f"  {what:<46} {seconds:>7.1f} s {seconds / took:>6.1%}")
 
 
 def print_quarters(demo: Demo) -> None:
@@ -451,6 +486,7 @@ def run(members: int) -> bool:
         took = time.monotonic() - started
         print(f"\nThe year took {took // 60:.0f} min {took % 60:.0f} s: {len(happenings):,} events, "
               f"{len(happenings) / took:.1f} a second")  # fmt: skip
+        print_time_spent(demo, took)
         return print_summary(demo)
 
 
