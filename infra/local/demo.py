@@ -301,6 +301,19 @@ def print_time_spent(demo: Demo, took: float) -> None:
         print(f"  {what:<46} {seconds:>7.1f} s {seconds / took:>6.1%}")
 
 
+def print_calls(calls: Counter[str], events: int) -> None:
+    """The AWS calls the year made (to DynamoDB Local and moto), by function and by operation."""
+    by_function: dict[str, Counter[str]] = {}
+    for key, count in calls.items():
+        function, _, operation = key.partition("|")
+        by_function.setdefault(function, Counter())[operation] += count
+    total = sum(calls.values())
+    print(f"AWS calls during the year: {total:,}, {total / max(1, events):.1f} an event")
+    for function, operations in sorted(by_function.items(), key=lambda item: -item[1].total()):
+        top = ", ".join(f"{operation} {count:,}" for operation, count in operations.most_common(3))
+        print(f"  {function:<32} {operations.total():>8,}  {top}")
+
+
 def print_quarters(demo: Demo) -> None:
     """Members by tier and by segment at each quarter's end: how the programme moved over the year."""
     if not demo.quarters:
@@ -475,7 +488,7 @@ def run(members: int) -> bool:
             first = happenings[0].at
             for product_id in PRODUCTS:
                 demo.send("products/create", product_payload(product_id, first))
-            started = time.monotonic()
+            started, calls_before = time.monotonic(), Counter(stack.calls)
             # the bar shows events a second and the time left (averaged over the last few hundred events)
             bar = tqdm(happenings, desc="simulating the year", unit="event", smoothing=0.02, file=sys.stdout)
             for happening in bar:
@@ -487,6 +500,7 @@ def run(members: int) -> bool:
         print(f"\nThe year took {took // 60:.0f} min {took % 60:.0f} s: {len(happenings):,} events, "
               f"{len(happenings) / took:.1f} a second")  # fmt: skip
         print_time_spent(demo, took)
+        print_calls(stack.calls - calls_before, len(happenings))
         return print_summary(demo)
 
 

@@ -97,6 +97,26 @@ def count_sends(session: boto3.Session, sent: Callable[[str, int], None]) -> Non
         session.events.register(f"after-call.sqs.{operation}", count)
 
 
+_counting = threading.Lock()
+
+
+def count_calls(calls: Counter[str], group: Callable[[], str] | None = None) -> None:
+    """Count every AWS API call this process makes, boto3's clients' and pynamodb's alike (pynamodb keeps a botocore
+    session of its own per thread, so no event hook sees them all), as ``service.Operation`` keys, each prefixed
+    with ``group()`` and a bar if given."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+
+    def counted(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+        key = f"{client.meta.service_model.service_name}.{operation_name}"
+        with _counting:
+            calls[f"{group()}|{key}" if group else key] += 1
+        return original(client, operation_name, api_params)
+
+    BaseClient._make_api_call = counted  # type: ignore[method-assign]
+
+
 class Instance:
     """One instance of a function: a process that imported the handler, handling one event at a time."""
 
@@ -115,17 +135,17 @@ class Instance:
         finally:
             child.close()
 
-    def invoke(self, event: dict[str, Any], timeout_seconds: int) -> tuple[Any, dict[str, int]]:
-        """The handler's answer, and what the invocation sent to which queue."""
+    def invoke(self, event: dict[str, Any], timeout_seconds: int) -> tuple[Any, dict[str, int], dict[str, int]]:
+        """The handler's answer, what the invocation sent to which queue, and the AWS calls it made."""
         try:
             with self._sending:
                 self._connection.send((event, timeout_seconds))
-            outcome, answer, sent = self._connection.recv()
+            outcome, answer, sent, calls = self._connection.recv()
         except (EOFError, OSError):
             raise FunctionError(f"an instance of {self.function} exited") from None
         if outcome == "error":
             raise FunctionError(f"{self.function} failed:\n{answer}")
-        return answer, sent
+        return answer, sent, calls
 
     def request_stop(self) -> None:
         """Ask the instance to exit once the event in hand (if any) is answered."""
@@ -161,6 +181,7 @@ class Function:
         concurrency: int,
         clock: SharedClock | None,
         sent: Callable[[str, int], None],
+        calls: Counter[str] | None = None,
     ) -> None:
         self.name = name
         self.handler = handler  # module.attribute
@@ -169,6 +190,7 @@ class Function:
         self.concurrency = concurrency
         self.clock = clock
         self.sent = sent
+        self.calls: Counter[str] = Counter() if calls is None else calls  # "function|service.Operation" -> calls
         self.instances: list[Instance] = []
         self._idle: list[Instance] = []
         self._starting = 0
@@ -178,7 +200,7 @@ class Function:
     def __call__(self, event: dict[str, Any], context: Any = None) -> Any:
         instance = self._acquire()
         try:
-            answer, sent = instance.invoke(event, self.timeout_seconds)
+            answer, sent, calls = instance.invoke(event, self.timeout_seconds)
         except FunctionError:
             self._retire(instance)  # the handler raised (the instance goes on) or the instance died
             raise
@@ -187,6 +209,8 @@ class Function:
             raise
         for queue_url, count in sent.items():
             self.sent(queue_url, count)
+        with _counting:
+            self.calls.update({f"{self.name}|{call}": count for call, count in calls.items()})
         self._release(instance)
         return answer
 
@@ -282,6 +306,8 @@ def _serve(
         use_clock(clock)
     sent: Counter[str] = Counter()
     count_sends(boto3._get_default_session(), lambda queue_url, messages: sent.update({queue_url: messages}))
+    calls: Counter[str] = Counter()
+    count_calls(calls)
     module, attribute = handler_path.rsplit(".", 1)
     handler = getattr(importlib.import_module(module), attribute)
     metrics_disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true"
@@ -296,11 +322,12 @@ def _serve(
             return
         event, timeout_seconds = request
         sent.clear()
+        calls.clear()
         try:
             answer = handler(event, lambda_context(function, timeout_seconds))
-            connection.send(("ok", answer, dict(sent)))
+            connection.send(("ok", answer, dict(sent), dict(calls)))
         except Exception:
-            connection.send(("error", traceback.format_exc(), dict(sent)))
+            connection.send(("error", traceback.format_exc(), dict(sent), dict(calls)))
         finally:
             if metrics_disabled:
                 metrics.clear_metrics()  # Powertools keeps disabled metrics, and prints them once 100 pile up

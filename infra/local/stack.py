@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -48,6 +49,7 @@ from infra.local.instances import (
     Function,
     FunctionError,
     SharedClock,
+    count_calls,
     count_sends,
     lambda_context,
 )
@@ -200,6 +202,12 @@ def masked_request_line(request_line: str) -> str:
     return f"{method} {path}?{'&'.join(shown)} {version}".rstrip()
 
 
+def _caller() -> str:
+    """Who in this process makes an AWS call: the event sources' pollers, or the driver (a demo, a test)."""
+    name = threading.current_thread().name
+    return "(event sources)" if name.startswith(("sqs-", "stream-")) else "(driver)"
+
+
 @dataclass
 class Stack:
     ports: Ports = field(default_factory=Ports)
@@ -227,6 +235,7 @@ class Stack:
         self.sns_subscribers: dict[str, list[str]] = {}  # topic logical id -> functions subscribed
         self._function_locks: dict[str, threading.Lock] = {}
         self.activity = Activity()
+        self.calls: Counter[str] = Counter()  # "function|service.Operation" -> AWS calls made, this process's too
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stream_pollers: list[StreamPoller] = []
@@ -324,6 +333,7 @@ class Stack:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         count_sends(boto3._get_default_session(), self.activity.sent)  # what drivers in this process send
+        count_calls(self.calls, _caller)
         self._create_resources()
         self._sqs = boto3.client("sqs")
         self._load_functions()
@@ -485,6 +495,7 @@ class Stack:
                 self.concurrency_of(logical_id),
                 self.clock,
                 self.activity.sent,
+                self.calls,
             )
             for event_name, event in props.get("Events", {}).items():
                 if event["Type"] == "Schedule":
