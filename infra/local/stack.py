@@ -33,7 +33,7 @@ import boto3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from infra.local.dynamodb_local import DynamoDBLocal
+from infra.local.dynamodb_local import REPO_ROOT, DynamoDBLocal
 from infra.local.event_sources import (
     Activity,
     QueuePoller,
@@ -132,7 +132,8 @@ class Ports:
 
 
 class MotoServer:
-    """moto in server mode, in its own process (so it does not share the handlers' interpreter lock)."""
+    """moto in server mode (infra/local/moto_server.py), in its own process (so it does not share the handlers'
+    interpreter lock)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -144,7 +145,8 @@ class MotoServer:
 
     def start(self, timeout: float = 30.0) -> None:
         self._process = start_process(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "infra.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -160,7 +160,7 @@ def kinds(processes: dict[int, str]) -> set[str]:
     for command in processes.values():
         if "DynamoDBLocal.jar" in command:
             found.add("DynamoDB Local")
-        elif "moto.server" in command:
+        elif "moto_server" in command:
             found.add("moto")
         elif "multiprocessing" in command and "resource_tracker" not in command:
             found.add("function instance")
