@@ -85,3 +85,19 @@ def test_due_work_is_read_in_pages_and_a_cursor_resumes_after_its_page(stores: S
                 break
     # Then every item is read exactly once
     assert sorted(seen) == members
+
+
+def test_a_review_that_finds_the_segment_unchanged_stores_only_the_next_review(stores: Stores) -> None:
+    m = member(stores, "m1")
+    assert stores.reviews.record(m, SEGMENT, DAY, T0, DAY + timedelta(days=10), activity_seen=T0)
+    before = stores.ledger.member(m)
+    assert stores.reviews.reschedule(m, DAY + timedelta(days=40), activity_seen=T0)
+    assert stores.ledger.member(m) == before  # the member is not written: judged on the same day as before
+    assert reviewed_by(stores, DAY + timedelta(days=39)) == []
+    assert reviewed_by(stores, DAY + timedelta(days=40)) == [m]
+    # When the member did something after the review read them, nothing is stored
+    assert not stores.reviews.reschedule(m, DAY + timedelta(days=2), activity_seen=T0 - timedelta(1))
+    assert reviewed_by(stores, DAY + timedelta(days=39)) == []
+    assert stores.reviews.reschedule(m, DAY + timedelta(days=2), activity_seen=None)
+    assert reviewed_by(stores, DAY + timedelta(days=2)) == [m]
+    assert not stores.reviews.reschedule("nobody", DAY, activity_seen=None)

@@ -349,6 +349,27 @@ def test_review_assigns_a_segment_and_asks_to_win_back_a_member_at_risk(
     assert ledger.check_invariants("m1") == []
 
 
+def test_a_review_that_finds_nothing_new_leaves_the_member_as_it_was(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, fakes: Fakes
+) -> None:
+    # Given a member reviewed on 1 June after two orders in spring
+    ledger.enrol("m1")
+    earn(ledger, clock, "m1", "1", 200)
+    clock.advance(days=20)
+    earn(ledger, clock, "m1", "2", 150)
+    at_day(clock, date(2026, 6, 1))
+    jobs.review("m1", date(2026, 6, 1))
+    reviewed = fakes.ledger_store.member("m1")
+    assert reviewed is not None and (reviewed.segment, reviewed.segment_on) == ("satisfaction_driven", date(2026, 6, 1))
+    # When the next day's review finds the same segment, for the same reason
+    at_day(clock, date(2026, 6, 2))
+    assert jobs.review("m1", date(2026, 6, 2))
+    # Then the member is not written (judged on 1 June, as stored), only the next review is set
+    assert fakes.ledger_store.member("m1") == reviewed
+    assert fakes.memory.reviews["m1"] > date(2026, 6, 2)
+    assert ledger.check_invariants("m1") == []
+
+
 def test_an_order_placed_while_the_review_runs_is_looked_at_the_next_day(
     jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, fakes: Fakes
 ) -> None:

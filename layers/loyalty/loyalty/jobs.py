@@ -280,7 +280,13 @@ class ScheduledJobs:
         if requests:  # before the segment is stored: a crash in between asks again at the next review
             self.offer_queue.send(requests)
         next_review = self._next_review(summary, segment, today)
-        if not self.reviews.record(member_id, segment, today, at, next_review, activity_seen=summary.last_activity):
+        stored = (summary.segment, summary.segment_reason, summary.segment_rfm)
+        if (segment.name, segment.reason, segment.rfm) == stored:
+            # nothing to tell: only the next review is written, so the member (and the CRM, the shops) see no change
+            recorded = self.reviews.reschedule(member_id, next_review, activity_seen=summary.last_activity)
+        else:
+            recorded = self.reviews.record(member_id, segment, today, at, next_review, summary.last_activity)
+        if not recorded:
             # an order landed while this review ran: the segment stands, and the member is looked at again the
             # next day, so the order is not left out until a later review
             self.reviews.record(member_id, segment, today, at, min(next_review, today + timedelta(days=1)), None)

@@ -37,3 +37,11 @@ class InMemoryReviews:
             )
             self.memory.reviews[member_id] = next_review
         return True
+
+    def reschedule(self, member_id: str, next_review: date, activity_seen: datetime | None) -> bool:
+        with self.memory.atomically():
+            member = self.memory.members.get(member_id)
+            if member is None or (activity_seen is not None and member.last_activity != activity_seen):
+                return False
+            self.memory.reviews[member_id] = next_review
+        return True

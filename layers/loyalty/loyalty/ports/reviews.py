@@ -24,3 +24,9 @@ class Reviews(Protocol):
         once, unless the member's last activity is no longer ``activity_seen`` (None: whatever it is); False
         then (nothing written)."""
         ...
+
+    def reschedule(self, member_id: str, next_review: date, activity_seen: datetime | None) -> bool:
+        """Store only the next review (the segment found is the one stored: the member is not written), unless the
+        member's last activity is no longer ``activity_seen`` (None: whatever it is); False then, or for a member
+        there is not (nothing written)."""
+        ...

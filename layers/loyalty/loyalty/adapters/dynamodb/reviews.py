@@ -44,6 +44,20 @@ class DynamoDBReviews:
             raise
         return True
 
+    def reschedule(self, member_id: str, next_review: date, activity_seen: datetime | None) -> bool:
+        unchanged = MemberItem.pk.exists()
+        if activity_seen is not None:
+            unchanged &= MemberItem.last_activity == activity_seen
+        try:
+            with TransactWrite(connection=table_connection()) as transaction:
+                transaction.condition_check(MemberItem, member_pk(member_id), MEMBER_SK, condition=unchanged)
+                transaction.save(_review_item(member_id, next_review))
+        except TransactWriteError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
     @staticmethod
     def _record(member_id: str, segment: Segment, judged_on: date, at: datetime, next_review: date,
                 activity_seen: datetime | None) -> None:  # fmt: skip
@@ -63,13 +77,10 @@ class DynamoDBReviews:
                 condition=unchanged,
                 add_version_condition=False,
             )
-            transaction.save(
-                ReviewItem(
-                    member_pk(member_id),
-                    REVIEW_SK,
-                    member_id=member_id,
-                    review_on=next_review.isoformat(),
-                    due_pk=review_due(member_id, next_review)[0],
-                    due_sk=review_due(member_id, next_review)[1],
-                )
-            )
+            transaction.save(_review_item(member_id, next_review))
+
+
+def _review_item(member_id: str, next_review: date) -> ReviewItem:
+    due_pk, due_sk = review_due(member_id, next_review)
+    on = next_review.isoformat()
+    return ReviewItem(member_pk(member_id), REVIEW_SK, member_id=member_id, review_on=on, due_pk=due_pk, due_sk=due_sk)
