@@ -84,6 +84,7 @@ class Demo:
         self.birthdays: list[tuple[str, dict[str, object]]] = []  # (Contact id, what a CRM user enters later)
         self.birthday_contacts: dict[tuple[int, int], list[str]] = {}  # (month, day) -> Contact ids
         self.contacts: dict[str, str] = {}  # simulated member -> Contact id
+        self.member_ids: dict[str, str] = {}  # simulated member -> the programme's member id
         self.quarters: list[tuple[str, Counter[str], Counter[str]]] = []  # (quarter end, tiers, segments)
         self.week: tuple[int, int] | None = None
         self.spent: dict[str, float] = {}  # seconds of the year's wall time, by what the driver waited on
@@ -126,7 +127,7 @@ class Demo:
     def redeem_all(self) -> None:
         """The week's redemptions and referrals, in the order members made them."""
         for redemption in self.redemptions:
-            member_id = self.ledger.member_for_email(self.emails[redemption.member_id])
+            member_id = self.member_id(redemption.member_id)
             if isinstance(redemption, Refer):
                 if member_id is not None:
                     self.ledger.bonus(member_id, "referral", redemption.referral_id)
@@ -268,9 +269,24 @@ class Demo:
                 self.counts[f"birthday Flow refused: {status} {answer.get('message', '')}"[:46]] += 1
         return asked
 
+    def member_id(self, simulated: str) -> str | None:
+        """The programme's member id of a simulated member, once enrolled (looked up by e-mail, then remembered)."""
+        found = self.member_ids.get(simulated)
+        if found is None:
+            found = self.ledger.member_for_email(self.emails[simulated])
+            if found is not None:
+                self.member_ids[simulated] = found
+        return found
+
+    def enrolled(self) -> list[str]:
+        return sorted({m for m in map(self.member_id, self.emails) if m})
+
     def summaries(self) -> list[MemberSummary]:
-        member_ids = sorted({m for m in (self.ledger.member_for_email(e) for e in self.emails.values()) if m})
-        return list(self.pool.map(self.ledger.summary, member_ids))
+        """Every enrolled member's summary (tier and segment: no lots), read a hundred at a time."""
+        member_ids = self.enrolled()
+        pages = [member_ids[n : n + 100] for n in range(0, len(member_ids), 100)]
+        found = self.pool.map(lambda page: self.ledger.summaries(page, expiry=False), pages)
+        return [summary for page in found for summary in page.values()]
 
     def snapshot(self, day: str) -> None:
         """Members by tier and by segment at a quarter's end."""
@@ -332,7 +348,7 @@ def print_quarters(demo: Demo) -> None:
 
 def print_summary(demo: Demo) -> bool:
     ledger = demo.ledger
-    member_ids = sorted({m for m in (ledger.member_for_email(e) for e in demo.emails.values()) if m})
+    member_ids = demo.enrolled()
     available = pending = entries = earned = 0
     kinds: Counter[str] = Counter()
     broken: list[str] = []
