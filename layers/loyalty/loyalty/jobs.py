@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import chain
 from typing import Any, Literal
 
 from loyalty.errors import NotDueError, UnknownMemberError
@@ -84,6 +85,7 @@ class ScheduledJobs:
     workers: int = 1  # a page's members are worked on this many at a time (each member's items in order)
     crm_states: CrmStates | None = None  # for crm_retry and crm_link
     end_unused_code: Callable[[str, str, date], bool] | None = None  # for code_expiry: (member, redemption, today)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def rules(self) -> ProgramRules:
@@ -112,10 +114,16 @@ class ScheduledJobs:
     ) -> bool:
         processed = changed = 0
         first, _, page_cursor = cursor.partition("|") if cursor else ("0", "", "")
-        for index, (partition, up_to) in enumerate(self._partitions(job, day)):
-            if index < int(first):
-                continue
-            for work, next_page in self.runs.due_pages(partition, page_cursor or None, self.page_size, up_to):
+        partitions = list(enumerate(self._partitions(job, day)))[int(first) :]
+        pages = {
+            index: self.runs.due_pages(partition, page_cursor if index == int(first) else None, self.page_size, up_to)
+            for index, (partition, up_to) in partitions
+        }
+        # every partition's first page is asked for at once (most partitions hold a page or less, and each read
+        # waits on the table); the partitions are still worked on in order, and a page at a time within each
+        first_pages = {index: self._executor().submit(next, pages[index]) for index in pages}
+        for index, _ in partitions:
+            for work, next_page in chain([first_pages[index].result()], pages[index]):
                 results = self._do_page(job, day, work)
                 processed += len(results)
                 changed += sum(results)
@@ -129,7 +137,6 @@ class ScheduledJobs:
                 if seconds_left() < STOP_WITH_SECONDS_LEFT:
                     logger.info("job stopped for time; the next run goes on", job=job, day=day.isoformat())
                     return False
-            page_cursor = ""
         self.runs.save(job, day, done=True, cursor=None, processed=processed, changed=changed, at=self.ledger.clock())
         logger.info("job done", job=job, day=day.isoformat(), processed=processed, changed=changed)
         return True
@@ -166,11 +173,17 @@ class ScheduledJobs:
             for index in indexes:
                 results[index] = self._do(job, day, work[index], members)
 
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            done = [pool.submit(member_items, indexes) for indexes in by_member.values()]
+        done = [self._executor().submit(member_items, indexes) for indexes in by_member.values()]
+        wait(done)
         for future in done:
             future.result()
         return results
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The job's worker threads, started once (an instance keeps them from one run to the next)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="job-worker")
+        return self._pool
 
     def _members_of(self, job: JobName, work: list[DueWork]) -> dict[str, MemberSummary]:
         """The members a page of reviews is for, read together (one batch read, not one read each)."""
@@ -313,8 +326,7 @@ class ScheduledJobs:
         for start in range(0, len(listed), self.page_size):
             page = listed[start : start + self.page_size]
             parts = [page[n :: max(1, self.workers)] for n in range(max(1, self.workers))]
-            with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-                list(pool.map(states.request_push, parts, [self.ledger.clock()] * len(parts)))
+            list(self._executor().map(states.request_push, parts, [self.ledger.clock()] * len(parts)))
             report.processed += len(page)
             report.changed += len(page)
             if start + self.page_size < len(listed) and seconds_left() < STOP_WITH_SECONDS_LEFT:
