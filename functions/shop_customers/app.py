@@ -22,10 +22,13 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     labeller = services.customer_labeller()
     plan = labeller.plan(services.member_images(event))  # each member's last change, if anything shown changed
+    written: list[int] = []
 
     def label(record: DynamoDBRecord) -> None:
         member = plan.get(str(record.dynamodb.sequence_number)) if record.dynamodb else None
         if member is not None:
-            labeller.push(member)
+            written.append(labeller.push(member))
 
-    return dict(process_partial_response(event=event, record_handler=label, processor=processor, context=context))
+    response = process_partial_response(event=event, record_handler=label, processor=processor, context=context)
+    metrics.add_metric(name="ShopCustomerLabelled", unit="Count", value=sum(written))
+    return dict(response)

@@ -44,7 +44,8 @@ class CustomerLabeller:
         }
 
     def push(self, member: MemberTags) -> int:
-        """The member's labels on each of their customers in the programme's shops; how many were written. A shop
+        """The member's labels on each of their customers in the programme's shops; how many were written (the
+        caller counts them for the batch: one metric value per member would be flushed every hundred). A shop
         that cannot answer now raises ShopRetryableError (the stream tries again); one that refuses (the customer
         gone, say) is logged and left."""
         tier, segment = self._labels(member, self.rules.local_date(self.clock()))
@@ -60,7 +61,6 @@ class CustomerLabeller:
                 metrics.add_metric(name="ShopCustomerLabelRefused", unit="Count", value=1)
                 continue
             written += 1
-        metrics.add_metric(name="ShopCustomerLabelled", unit="Count", value=written)
         return written
 
     def _labels(self, member: MemberTags, today: date) -> tuple[str, str | None]:
