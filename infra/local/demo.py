@@ -125,23 +125,33 @@ class Demo:
             self.redeem_all()
 
     def redeem_all(self) -> None:
-        """The week's redemptions and referrals, in the order members made them."""
+        """The week's redemptions and referrals: each member's in the order they made them, different members' at
+        the same time (as members use their pages at the same time)."""
+        by_member: dict[str, list[Redeem | Refer]] = {}
         for redemption in self.redemptions:
+            by_member.setdefault(redemption.member_id, []).append(redemption)
+        for counted in self.pool.map(self.redeem_in_turn, by_member.values()):
+            self.counts.update(counted)
+        self.redemptions.clear()
+
+    def redeem_in_turn(self, redemptions: list[Redeem | Refer]) -> Counter[str]:
+        """One member's redemptions and referrals, one after the other; what became of them."""
+        counted: Counter[str] = Counter()
+        for redemption in redemptions:
             member_id = self.member_id(redemption.member_id)
             if isinstance(redemption, Refer):
                 if member_id is not None:
                     self.ledger.bonus(member_id, "referral", redemption.referral_id)
-                    self.counts["referral bonuses"] += 1
-                continue
-            if member_id is None:
-                self.counts["redemptions refused (not enrolled yet)"] += 1
-                continue
-            self.redeem(redemption, member_id)
-        self.redemptions.clear()
+                    counted["referral bonuses"] += 1
+            elif member_id is None:
+                counted["redemptions refused (not enrolled yet)"] += 1
+            else:
+                counted[self.redeem(redemption, member_id)] += 1
+        return counted
 
-    def redeem(self, redemption: Redeem, member_id: str) -> None:
+    def redeem(self, redemption: Redeem, member_id: str) -> str:
         """The dearest reward the member's target buys (a code made in the shop, or a donation), through the member
-        API."""
+        API; what became of it."""
         rewards = self.catalogue.rewards
         affordable = [r for r in rewards if r.cost <= redemption.points]
         reward = max(affordable, key=lambda r: r.cost) if affordable else min(rewards, key=lambda r: r.cost)
@@ -153,13 +163,12 @@ class Demo:
         )
         answer = json.loads(response.data or b"{}")
         if response.status == 201:
-            self.counts[f"redemptions: {reward.id}"] += 1
             if answer.get("code"):
                 self.codes[redemption.member_id] = (answer["code"], date.fromisoformat(answer["validUntil"]))
-        elif response.status == 409:
-            self.counts[f"redemptions refused ({answer.get('rule')})"] += 1
-        else:
-            self.counts[f"redemptions failed: {response.status}"] += 1
+            return f"redemptions: {reward.id}"
+        if response.status == 409:
+            return f"redemptions refused ({answer.get('rule')})"
+        return f"redemptions failed: {response.status}"
 
     def happen(self, happening: Happening) -> None:
         week = happening.at.isocalendar()[:2]
