@@ -25,7 +25,7 @@ from typing import Any
 
 import boto3
 
-LONG_POLL_SECONDS = 1  # an empty queue is long-polled this long; stopping the stack waits at most this
+LONG_POLL_SECONDS = 20  # an empty queue is long-polled this long, as Lambda's pollers do (the stack's stop ends it)
 STREAM_POLL_SECONDS = 0.25  # Lambda reads a stream's shards about four times a second
 SHARED_READ_SECONDS = 0.1  # a read this recent serves every mapping of the stream that has nothing new
 REDELIVERY_SECONDS = 1  # a failed message stays invisible this long here (AWS: the visibility timeout)

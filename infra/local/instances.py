@@ -98,23 +98,43 @@ def count_sends(session: boto3.Session, sent: Callable[[str, int], None]) -> Non
 
 
 _counting = threading.Lock()
+_sinks: list[tuple[Counter[str], Callable[[], str] | None]] = []  # where each call is counted
 
 
-def count_calls(calls: Counter[str], group: Callable[[], str] | None = None) -> None:
+def count_calls(calls: Counter[str], group: Callable[[], str] | None = None) -> Callable[[], None]:
     """Count every AWS API call this process makes, boto3's clients' and pynamodb's alike (pynamodb keeps a botocore
     session of its own per thread, so no event hook sees them all), as ``service.Operation`` keys, each prefixed
-    with ``group()`` and a bar if given."""
+    with ``group()`` and a bar if given. Returns what stops this counting."""
     from botocore.client import BaseClient
 
-    original = BaseClient._make_api_call
+    sink = (calls, group)
+    with _counting:
+        if not _sinks:  # botocore is wrapped once per process, however many counts are kept
+            original = getattr(BaseClient._make_api_call, "__wrapped__", BaseClient._make_api_call)
 
-    def counted(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
-        key = f"{client.meta.service_model.service_name}.{operation_name}"
+            def counted(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+                key = f"{client.meta.service_model.service_name}.{operation_name}"
+                with _counting:
+                    for counts, grouped in _sinks:
+                        counts[f"{grouped()}|{key}" if grouped else key] += 1
+                return original(client, operation_name, api_params)
+
+            counted.__wrapped__ = original  # type: ignore[attr-defined]
+            BaseClient._make_api_call = counted  # type: ignore[method-assign]
+        _sinks.append(sink)
+
+    def stop() -> None:
         with _counting:
-            calls[f"{group()}|{key}" if group else key] += 1
-        return original(client, operation_name, api_params)
+            if sink in _sinks:
+                _sinks.remove(sink)
 
-    BaseClient._make_api_call = counted  # type: ignore[method-assign]
+    return stop
+
+
+def calls_so_far(calls: Counter[str]) -> Counter[str]:
+    """A copy of ``calls`` as counted up to now (taken while no call is being counted)."""
+    with _counting:
+        return Counter(calls)
 
 
 class Instance:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 import threading
 from typing import Any
 
@@ -31,6 +30,9 @@ from moto.sqs.models import Message, SQSBackend
 from waitress import serve
 
 THREADS = 64  # each SQS poller's long poll holds one while it waits
+# every client of every instance keeps its connections open; past waitress's default of 100, new ones would wait
+# unanswered until an idle one timed out
+CONNECTIONS = 2000
 
 
 class RememberingDispatcher(DomainDispatcherApplication):
@@ -79,9 +81,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))  # as moto's own server: the URLs it makes carry the port
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # at once: nothing to keep, and long polls may be waiting
     SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
-    serve(RememberingDispatcher(), host=args.host, port=args.port, threads=THREADS, ident="moto")
+    serve(
+        RememberingDispatcher(),
+        host=args.host,
+        port=args.port,
+        threads=THREADS,
+        connection_limit=CONNECTIONS,
+        ident="moto",
+    )
 
 
 if __name__ == "__main__":

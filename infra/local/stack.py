@@ -49,6 +49,7 @@ from infra.local.instances import (
     Function,
     FunctionError,
     SharedClock,
+    calls_so_far,
     count_calls,
     count_sends,
     lambda_context,
@@ -238,6 +239,7 @@ class Stack:
         self._function_locks: dict[str, threading.Lock] = {}
         self.activity = Activity()
         self.calls: Counter[str] = Counter()  # "function|service.Operation" -> AWS calls made, this process's too
+        self._stop_counting: Callable[[], None] = lambda: None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stream_pollers: list[StreamPoller] = []
@@ -335,7 +337,7 @@ class Stack:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         count_sends(boto3._get_default_session(), self.activity.sent)  # what drivers in this process send
-        count_calls(self.calls, _caller)
+        self._stop_counting = count_calls(self.calls, _caller)
         self._create_resources()
         self._sqs = boto3.client("sqs")
         self._load_functions()
@@ -350,9 +352,11 @@ class Stack:
 
     def stop(self) -> None:
         """Stop everything within a few seconds, however busy: no new invocations; a busy instance may finish the
-        event in hand for STOP_GRACE_SECONDS, then it is killed; pollers get as long; then the servers."""
+        event in hand for STOP_GRACE_SECONDS, then it is killed; then moto and DynamoDB Local (which ends the
+        pollers' long polls and stream reads at once), the pollers, and the other servers."""
         self._stopping.set()
         self._wake_streams()
+        self._stop_counting()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         functions = [handler for handler in self.handlers.values() if isinstance(handler, Function)]
         for function in functions:
@@ -362,6 +366,8 @@ class Stack:
             self._gateway.server_close()
         for function in functions:
             function.stop(deadline)
+        stop_processes([self._moto.process if self._moto else None, self._dynamodb.process if self._dynamodb else None])
+        self._moto = self._dynamodb = None
         for thread in self._threads:  # daemons: one stuck in a call is left behind
             thread.join(timeout=max(0.0, deadline + 1.0 - time.monotonic()))
         self.salesforce.stop()
@@ -369,8 +375,6 @@ class Stack:
         self.woocommerce.stop()
         for storefront in self.storefronts.values():
             storefront.stop()
-        stop_processes([self._moto.process if self._moto else None, self._dynamodb.process if self._dynamodb else None])
-        self._moto = self._dynamodb = None
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -818,6 +822,10 @@ class Stack:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return sum(int(value) for value in attributes.values())
+
+    def calls_made(self) -> Counter[str]:
+        """The AWS calls made so far, by function and operation (a copy)."""
+        return calls_so_far(self.calls)
 
     def queue_url(self, logical_id: str) -> str:
         return self.names[logical_id]

@@ -366,7 +366,36 @@ def test_a_review_that_finds_nothing_new_leaves_the_member_as_it_was(
     assert jobs.review("m1", date(2026, 6, 2))
     # Then the member is not written (judged on 1 June, as stored), only the next review is set
     assert fakes.ledger_store.member("m1") == reviewed
-    assert fakes.memory.reviews["m1"] > date(2026, 6, 2)
+    assert fakes.memory.reviews["m1"] == date(2026, 7, 2)
+    assert ledger.check_invariants("m1") == []
+
+
+def test_an_order_placed_while_a_review_finds_nothing_new_is_looked_at_the_next_day(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger.enrol("m1")
+    earn(ledger, clock, "m1", "1", 200)
+    clock.advance(days=20)
+    earn(ledger, clock, "m1", "2", 150)
+    at_day(clock, date(2026, 6, 1))
+    jobs.review("m1", date(2026, 6, 1))
+    reviewed = fakes.ledger_store.member("m1")
+    read_entries = ledger.entries_since
+
+    def entries_then_an_order(member_id: str, since: datetime) -> list[Entry]:
+        found = read_entries(member_id, since)
+        earn(ledger, clock, "m1", "3", 100)  # lands after the review has read the member's entries
+        return found
+
+    # When an order lands while the next day's review, finding the segment as stored, runs
+    monkeypatch.setattr(ledger, "entries_since", entries_then_an_order)
+    at_day(clock, date(2026, 6, 2))
+    assert jobs.review("m1", date(2026, 6, 2))
+    # Then the segment is not written, and the member is due again the next day
+    member = fakes.ledger_store.member("m1")
+    assert member is not None and reviewed is not None
+    assert (member.segment_on, member.segment_at) == (reviewed.segment_on, reviewed.segment_at)
+    assert fakes.memory.reviews["m1"] == date(2026, 6, 3)
     assert ledger.check_invariants("m1") == []
 
 
@@ -390,6 +419,7 @@ def test_an_order_placed_while_the_review_runs_is_looked_at_the_next_day(
     # Then the segment is stored, and the member is due again the next day rather than weeks later
     assert fakes.memory.reviews["m1"] == date(2026, 3, 11)
     assert ledger.summary("m1").segment == "new"
+    assert ledger.check_invariants("m1") == []  # the segment stored is the one of the entries it was judged on
     # And a review without anything happening meanwhile sets the usual, later date
     monkeypatch.setattr(ledger, "entries_since", read_entries)
     at_day(clock, date(2026, 3, 11))

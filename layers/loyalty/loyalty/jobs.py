@@ -121,22 +121,27 @@ class ScheduledJobs:
         }
         # every partition's first page is asked for at once (most partitions hold a page or less, and each read
         # waits on the table); the partitions are still worked on in order, and a page at a time within each
-        first_pages = {index: self._executor().submit(next, pages[index]) for index in pages}
-        for index, _ in partitions:
-            for work, next_page in chain([first_pages[index].result()], pages[index]):
-                results = self._do_page(job, day, work)
-                processed += len(results)
-                changed += sum(results)
-                report.processed += len(results)
-                report.changed += sum(results)
-                if next_page is None:
-                    break
-                now = self.ledger.clock()
-                cursor = f"{index}|{next_page}"  # the partition, and the page in it, to resume at
-                self.runs.save(job, day, done=False, cursor=cursor, processed=processed, changed=changed, at=now)
-                if seconds_left() < STOP_WITH_SECONDS_LEFT:
-                    logger.info("job stopped for time; the next run goes on", job=job, day=day.isoformat())
-                    return False
+        nothing: tuple[list[DueWork], str | None] = ([], None)
+        first_pages = {index: self._executor().submit(next, pages[index], nothing) for index in pages}
+        try:
+            for index, _ in partitions:
+                for work, next_page in chain([first_pages[index].result()], pages[index]):
+                    results = self._do_page(job, day, work)
+                    processed += len(results)
+                    changed += sum(results)
+                    report.processed += len(results)
+                    report.changed += sum(results)
+                    if next_page is None:
+                        break
+                    now = self.ledger.clock()
+                    cursor = f"{index}|{next_page}"  # the partition, and the page in it, to resume at
+                    self.runs.save(job, day, done=False, cursor=cursor, processed=processed, changed=changed, at=now)
+                    if seconds_left() < STOP_WITH_SECONDS_LEFT:
+                        logger.info("job stopped for time; the next run goes on", job=job, day=day.isoformat())
+                        return False
+        finally:
+            for future in first_pages.values():
+                future.cancel()  # a run that stops early leaves no read of a later partition behind it
         self.runs.save(job, day, done=True, cursor=None, processed=processed, changed=changed, at=self.ledger.clock())
         logger.info("job done", job=job, day=day.isoformat(), processed=processed, changed=changed)
         return True
@@ -271,8 +276,8 @@ class ScheduledJobs:
         except UnknownMemberError:
             return False
         since = segment_window_start(self.rules.segments, today)
+        at = self.ledger.clock()  # before the read: an entry written meanwhile is after it, and left to the next review
         entries = self.ledger.entries_since(member_id, since)
-        at = self.ledger.clock()
         purchases, referrals = purchases_from(e for e in entries if e.created_at <= at)
         segment = assign_segment(
             self.rules.segments, purchases, referrals, self.rules.local_date(summary.enrolled_at), today
@@ -293,16 +298,18 @@ class ScheduledJobs:
         if requests:  # before the segment is stored: a crash in between asks again at the next review
             self.offer_queue.send(requests)
         next_review = self._next_review(summary, segment, today)
-        stored = (summary.segment, summary.segment_reason, summary.segment_rfm)
-        if (segment.name, segment.reason, segment.rfm) == stored:
-            # nothing to tell: only the next review is written, so the member (and the CRM, the shops) see no change
-            recorded = self.reviews.reschedule(member_id, next_review, activity_seen=summary.last_activity)
-        else:
-            recorded = self.reviews.record(member_id, segment, today, at, next_review, summary.last_activity)
-        if not recorded:
-            # an order landed while this review ran: the segment stands, and the member is looked at again the
-            # next day, so the order is not left out until a later review
-            self.reviews.record(member_id, segment, today, at, min(next_review, today + timedelta(days=1)), None)
+        unchanged = (segment.name, segment.reason, segment.rfm) == (
+            summary.segment, summary.segment_reason, summary.segment_rfm
+        )  # fmt: skip
+        # an order landing while this review runs makes the write fail: the segment found stands, and the member is
+        # looked at again the next day, so the order is not left out until a later review. A segment found as stored
+        # writes only the next review, so the member (and the CRM, the shops) see no change.
+        soon = min(next_review, today + timedelta(days=1))
+        for next_on, seen in ((next_review, summary.last_activity), (soon, None)):
+            if unchanged and self.reviews.reschedule(member_id, next_on, activity_seen=seen):
+                break
+            if not unchanged and self.reviews.record(member_id, segment, today, at, next_on, seen):
+                break
         return True
 
     def _next_review(self, summary: MemberSummary, segment: Segment, today: date) -> date:
@@ -326,7 +333,10 @@ class ScheduledJobs:
         for start in range(0, len(listed), self.page_size):
             page = listed[start : start + self.page_size]
             parts = [page[n :: max(1, self.workers)] for n in range(max(1, self.workers))]
-            list(self._executor().map(states.request_push, parts, [self.ledger.clock()] * len(parts)))
+            asked = [self._executor().submit(states.request_push, part, self.ledger.clock()) for part in parts]
+            wait(asked)  # every part has had its turn before a failure is raised
+            for future in asked:
+                future.result()
             report.processed += len(page)
             report.changed += len(page)
             if start + self.page_size < len(listed) and seconds_left() < STOP_WITH_SECONDS_LEFT:
