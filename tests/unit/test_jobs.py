@@ -3,6 +3,7 @@ and finding its work where it falls due (tests/contract holds the fakes to the D
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -282,6 +283,20 @@ def earn(ledger: Ledger, clock: FakeClock, member: str, order_id: str, euros: in
     ledger.accrue(member, simple_order(order_id, clock.now, [("1", 1, f"{euros}.00")]))
 
 
+def entries_then_an_order(
+    ledger: Ledger, clock: FakeClock, member: str, order_id: str
+) -> Callable[[str, datetime], list[Entry]]:
+    """The ledger's entries_since, with an order of the member landing just after the entries are read."""
+    read_entries = ledger.entries_since
+
+    def read_then_order(member_id: str, since: datetime) -> list[Entry]:
+        found = read_entries(member_id, since)
+        earn(ledger, clock, member, order_id, 150)
+        return found
+
+    return read_then_order
+
+
 def test_review_downgrades_after_the_period_and_grace_and_keeps_a_qualifying_tier(
     jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock
 ) -> None:
@@ -380,15 +395,8 @@ def test_an_order_placed_while_a_review_finds_nothing_new_is_looked_at_the_next_
     at_day(clock, date(2026, 6, 1))
     jobs.review("m1", date(2026, 6, 1))
     reviewed = fakes.ledger_store.member("m1")
-    read_entries = ledger.entries_since
-
-    def entries_then_an_order(member_id: str, since: datetime) -> list[Entry]:
-        found = read_entries(member_id, since)
-        earn(ledger, clock, "m1", "3", 100)  # lands after the review has read the member's entries
-        return found
-
     # When an order lands while the next day's review, finding the segment as stored, runs
-    monkeypatch.setattr(ledger, "entries_since", entries_then_an_order)
+    monkeypatch.setattr(ledger, "entries_since", entries_then_an_order(ledger, clock, "m1", "3"))
     at_day(clock, date(2026, 6, 2))
     assert jobs.review("m1", date(2026, 6, 2))
     # Then the segment is not written, and the member is due again the next day
@@ -407,14 +415,8 @@ def test_an_order_placed_while_the_review_runs_is_looked_at_the_next_day(
     review_day = date(2026, 3, 10)
     at_day(clock, review_day)
     read_entries = ledger.entries_since
-
-    def entries_then_an_order(member_id: str, since: datetime) -> list[Entry]:
-        found = read_entries(member_id, since)
-        earn(ledger, clock, "m1", "2", 150)  # lands after the review has read the member's entries
-        return found
-
     # When an order lands between the review's reading and its writing
-    monkeypatch.setattr(ledger, "entries_since", entries_then_an_order)
+    monkeypatch.setattr(ledger, "entries_since", entries_then_an_order(ledger, clock, "m1", "2"))
     assert jobs.review("m1", review_day)
     # Then the segment is stored, and the member is due again the next day rather than weeks later
     assert fakes.memory.reviews["m1"] == date(2026, 3, 11)
