@@ -7,8 +7,9 @@ the local pipeline (measured in the README's section on the embedded stack):
 - werkzeug's server closes the connection after every answer, so each call was a new connection and a new thread;
   waitress keeps connections alive and answers from a pool of threads (enough for every long poll at once);
 - moto works out which backend serves a request again for every request, under one lock, listing its own modules
-  from the disk each time; here the answer is remembered per signing scope, target and path (what moto decides
-  by, for a signed request), so the same request always finds the same backend;
+  from the disk each time; here the answer is remembered per host, signing scope, target header and the path's
+  first segment (what moto decides by for the services the stack uses: SQS, SES v2, SNS, Secrets Manager), so
+  the same kind of request always finds the same backend;
 - receiving an SQS message checks its retention period by asking the queue for every attribute, which counts every
   message in the queue, for each message received; here the retention period is read from the queue directly.
 
