@@ -12,6 +12,7 @@ from loyalty.fakes import Fakes
 from loyalty.jobs import ScheduledJobs
 from loyalty.ledger.model import Entry, EntryKind, LedgerResult
 from loyalty.ledger.service import Ledger
+from loyalty.ledger.state import MemberState
 from loyalty.offers.requests import OfferRequest, Trigger
 from loyalty.offers.rules import load_offer_rules
 from loyalty.programme.rules import ProgramRules
@@ -364,10 +365,8 @@ def test_review_assigns_a_segment_and_asks_to_win_back_a_member_at_risk(
     assert ledger.check_invariants("m1") == []
 
 
-def test_a_review_that_finds_nothing_new_leaves_the_member_as_it_was(
-    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, fakes: Fakes
-) -> None:
-    # Given a member reviewed on 1 June after two orders in spring
+def reviewed_on_1_june(jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, fakes: Fakes) -> MemberState:
+    """Member m1, reviewed on 1 June after two orders in spring, as stored."""
     ledger.enrol("m1")
     earn(ledger, clock, "m1", "1", 200)
     clock.advance(days=20)
@@ -375,7 +374,15 @@ def test_a_review_that_finds_nothing_new_leaves_the_member_as_it_was(
     at_day(clock, date(2026, 6, 1))
     jobs.review("m1", date(2026, 6, 1))
     reviewed = fakes.ledger_store.member("m1")
-    assert reviewed is not None and (reviewed.segment, reviewed.segment_on) == ("satisfaction_driven", date(2026, 6, 1))
+    assert reviewed is not None
+    return reviewed
+
+
+def test_a_review_that_finds_nothing_new_leaves_the_member_as_it_was(
+    jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, fakes: Fakes
+) -> None:
+    reviewed = reviewed_on_1_june(jobs, ledger, clock, fakes)
+    assert (reviewed.segment, reviewed.segment_on) == ("satisfaction_driven", date(2026, 6, 1))
     # When the next day's review finds the same segment, for the same reason
     at_day(clock, date(2026, 6, 2))
     assert jobs.review("m1", date(2026, 6, 2))
@@ -388,20 +395,14 @@ def test_a_review_that_finds_nothing_new_leaves_the_member_as_it_was(
 def test_an_order_placed_while_a_review_finds_nothing_new_is_looked_at_the_next_day(
     jobs: ScheduledJobs, ledger: Ledger, clock: FakeClock, fakes: Fakes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger.enrol("m1")
-    earn(ledger, clock, "m1", "1", 200)
-    clock.advance(days=20)
-    earn(ledger, clock, "m1", "2", 150)
-    at_day(clock, date(2026, 6, 1))
-    jobs.review("m1", date(2026, 6, 1))
-    reviewed = fakes.ledger_store.member("m1")
+    reviewed = reviewed_on_1_june(jobs, ledger, clock, fakes)
     # When an order lands while the next day's review, finding the segment as stored, runs
     monkeypatch.setattr(ledger, "entries_since", entries_then_an_order(ledger, clock, "m1", "3"))
     at_day(clock, date(2026, 6, 2))
     assert jobs.review("m1", date(2026, 6, 2))
     # Then the segment is not written, and the member is due again the next day
     member = fakes.ledger_store.member("m1")
-    assert member is not None and reviewed is not None
+    assert member is not None
     assert (member.segment_on, member.segment_at) == (reviewed.segment_on, reviewed.segment_at)
     assert fakes.memory.reviews["m1"] == date(2026, 6, 3)
     assert ledger.check_invariants("m1") == []

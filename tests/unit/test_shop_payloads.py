@@ -17,6 +17,7 @@ import pytest
 from loyalty.errors import ShopRefusedError
 from loyalty.fakes import Fakes
 from loyalty.fakes.shops import InMemoryShopRefunds
+from loyalty.ledger.model import Entry
 from loyalty.ledger.service import Ledger
 from loyalty.offers.rules import load_offer_rules
 from loyalty.ports.shops import RefundedLine
@@ -311,6 +312,16 @@ def reading_refunds(fakes: Fakes, ledger: Ledger, refunds: InMemoryShopRefunds) 
     )  # fmt: skip
 
 
+def accrued(applier: ShopEventApplier, ledger: Ledger, name: str, outcome: str = "order accrued") -> tuple[str, Entry]:
+    """The member and the accrual of a WooCommerce order payload delivered once, with its outcome."""
+    assert deliver(applier, name) == outcome
+    member = ledger.member_for_email("aino.virtanen@example.fi")
+    assert member is not None
+    [accrual] = [e for e in ledger.entries(member) if e.order_key and e.kind.value == "accrual"]
+    assert accrual.lines is not None
+    return member, accrual
+
+
 def test_a_woocommerce_refund_is_reversed_by_the_lines_the_shop_took_back(
     fakes: Fakes, ledger: Ledger, clock: FakeClock
 ) -> None:
@@ -321,10 +332,7 @@ def test_a_woocommerce_refund_is_reversed_by_the_lines_the_shop_took_back(
     # Given a completed order: 2 units of line 1543 among others
     name = "woocommerce/order_completed.json"
     order = json.loads(raw(name))
-    assert deliver(applier, name) == "order accrued"
-    member = ledger.member_for_email("aino.virtanen@example.fi")
-    assert member is not None
-    [accrual] = [e for e in ledger.entries(member) if e.order_key]
+    member, accrual = accrued(applier, ledger, name)
     assert accrual.lines is not None
     before = ledger.summary(member).pending
     # When the shop refunds one unit of line 1543 and the order's update lists the refund
@@ -343,15 +351,13 @@ def test_a_woocommerce_refund_is_reversed_by_the_lines_the_shop_took_back(
 def test_a_woocommerce_order_refunded_before_it_is_first_seen_earns_on_what_is_kept(
     fakes: Fakes, ledger: Ledger, clock: FakeClock
 ) -> None:
-    clock.advance(days=15)  # the order's days    # Given a shop the programme has API keys for, and one it has not
+    clock.advance(days=15)  # the order's days
+    # Given a shop the programme has API keys for, and one it has not
     shop = WOO_SHOP
     refunds = InMemoryShopRefunds({(shop, "23818", "23858"): {"1543": RefundedLine(2, Decimal("20.37"))}})
     exact = reading_refunds(fakes, ledger, refunds)
     name = "woocommerce/order_completed_with_refunds.json"
-    assert deliver(exact, name) == "order accrued; 1 refund(s) applied"
-    member = ledger.member_for_email("aino.virtanen@example.fi")
-    assert member is not None
-    [accrual] = [e for e in ledger.entries(member) if e.order_key and e.kind.value == "accrual"]
+    member, accrual = accrued(exact, ledger, name, "order accrued; 1 refund(s) applied")
     assert accrual.lines is not None
     # Then line 1543 keeps nothing: both its units were refunded; the other lines all they earned
     assert ledger.summary(member).pending == accrual.pending - accrual.lines["1543"]
@@ -372,9 +378,7 @@ def test_amounts_refunded_on_lines_unreadable_refunds_and_held_orders(
     applier = reading_refunds(fakes, ledger, refunds)
     name = "woocommerce/order_completed.json"
     order = json.loads(raw(name))
-    assert deliver(applier, name) == "order accrued"
-    member = ledger.member_for_email("aino.virtanen@example.fi")
-    assert member is not None
+    member, _ = accrued(applier, ledger, name)
     # When one refund takes back 5.00 of line 1545 without a unit (3 units of 10.54 in all: one unit's worth),
     # and the shop cannot give the other refund the order lists
     refunds.refunds[(WOO_SHOP, "23817", "1")] = {"1545": RefundedLine(0, Decimal("5.00"))}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -216,37 +216,45 @@ def task_fields(sent: SendRecord, contact_id: str) -> dict[str, Any]:
 def review_task_fields(held: HeldForReview, contact_id: str) -> dict[str, Any]:
     """An order held for review as an open Task on the member's Contact: a CRM user looks at it with the shop."""
     order = held.order
-    digest = hashlib.sha256(f"{order.shop}#{order.order_id}".encode()).hexdigest()[:24]
-    return {
-        "WhoId": contact_id,
-        "Subject": f"Loyalty: order {order.order_id} held for review"[:255],
-        "Status": "Not Started",
-        "ActivityDate": held.held_at.astimezone(UTC).date().isoformat(),
-        "Description": (
-            f"The loyalty programme did not apply order {order.order_id} from {order.shop}, placed "
-            f"{order.placed_at.astimezone(UTC):%Y-%m-%d}: {held.reason}. No points were given. Check the order "
-            "with the shop; python -m infra.held_orders lists every held order."
-        )[:32000],
-        TASK_SEND_ID: f"review:{digest}",
-    }
+    return _open_task(
+        contact_id,
+        f"Loyalty: order {order.order_id} held for review",
+        held.held_at,
+        f"The loyalty programme did not apply order {order.order_id} from {order.shop}, placed "
+        f"{order.placed_at.astimezone(UTC):%Y-%m-%d}: {held.reason}. No points were given. Check the order "
+        "with the shop; python -m infra.held_orders lists every held order.",
+        f"review:{_digest(f'{order.shop}#{order.order_id}')}",
+    )
 
 
 def reward_task_fields(reward: RewardToArrange, contact_id: str) -> dict[str, Any]:
     """An experience a member redeemed as an open Task on their Contact: a person arranges it and closes the Task."""
-    digest = hashlib.sha256(f"{reward.member_id}#{reward.redemption_id}".encode()).hexdigest()[:24]
+    return _open_task(
+        contact_id,
+        f"Loyalty reward to arrange: {reward.reward_id}",
+        reward.redeemed_at,
+        f"The member spent {reward.points} points on the reward {reward.reward_id} on "
+        f"{reward.redeemed_at.astimezone(UTC):%Y-%m-%d} (redemption {reward.redemption_id}). Contact them to "
+        "arrange it, then close this Task. If it cannot be arranged, cancel the redemption through the member "
+        "API: the points come back.",
+        f"reward:{_digest(f'{reward.member_id}#{reward.redemption_id}')}",
+    )
+
+
+def _open_task(contact_id: str, subject: str, on: datetime, description: str, send_id: str) -> dict[str, Any]:
+    """An open Task on the Contact, keyed by ``send_id`` so that a retry finds it rather than adding another."""
     return {
         "WhoId": contact_id,
-        "Subject": f"Loyalty reward to arrange: {reward.reward_id}"[:255],
+        "Subject": subject[:255],
         "Status": "Not Started",
-        "ActivityDate": reward.redeemed_at.astimezone(UTC).date().isoformat(),
-        "Description": (
-            f"The member spent {reward.points} points on the reward {reward.reward_id} on "
-            f"{reward.redeemed_at.astimezone(UTC):%Y-%m-%d} (redemption {reward.redemption_id}). Contact them to "
-            "arrange it, then close this Task. If it cannot be arranged, cancel the redemption through the member "
-            "API: the points come back."
-        )[:32000],
-        TASK_SEND_ID: f"reward:{digest}",
+        "ActivityDate": on.astimezone(UTC).date().isoformat(),
+        "Description": description[:32000],
+        TASK_SEND_ID: send_id,
     }
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def _date(value: date | None) -> str | None:
