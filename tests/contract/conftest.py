@@ -16,6 +16,7 @@ from loyalty.ports.crm import CrmStates
 from loyalty.ports.directory import Directory
 from loyalty.ports.job_runs import JobRuns
 from loyalty.ports.reviews import Reviews
+from loyalty.ports.surveys import NpsAnswers
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Stores:
     job_runs: JobRuns
     offer_records: OfferRecords
     crm_states: CrmStates
+    nps_answers: NpsAnswers
 
 
 def _dynamodb_stores() -> Stores:
@@ -38,6 +40,7 @@ def _dynamodb_stores() -> Stores:
     from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
     from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
     from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
+    from loyalty.adapters.dynamodb.surveys import DynamoDBNpsAnswers
 
     return Stores(
         "dynamodb",
@@ -47,6 +50,7 @@ def _dynamodb_stores() -> Stores:
         DynamoDBJobRuns(),
         DynamoDBOfferRecords(),
         DynamoDBCrmStates(),
+        DynamoDBNpsAnswers(),
     )
 
 
@@ -62,6 +66,7 @@ def stores(request: pytest.FixtureRequest) -> Iterator[Stores]:
             fakes.job_runs,
             fakes.offer_records,
             fakes.crm_states,
+            fakes.nps_answers,
         )
         return
     request.getfixturevalue("local_table")

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from infra.local.stack import Stack
+from loyalty.adapters.dynamodb.models import bind_table
+from loyalty.adapters.dynamodb.surveys import DynamoDBNpsAnswers
 from loyalty.programme.rules import load_program
 from tests.e2e.conftest import EVENTS, Shop
 from tests.e2e.test_salesforce import CALLOUT_SECRET, contact_for, unique_email
@@ -75,3 +77,34 @@ def test_the_daily_review_gives_a_segment_that_reaches_the_contact(stack: Stack,
     # And running the same date again changes nothing
     status, again = shop.post(f"/_local/jobs/review?day={tomorrow.isoformat()}", b"", {})
     assert (status, again["datesDone"], again["processed"]) == (200, [], 0)
+
+
+def test_an_nps_answer_from_a_flow_is_kept_once_with_the_members_tier_in_its_month(stack: Stack, shop: Shop) -> None:
+    # Given a shopper with a Contact, and their answer to a survey as the org's Flow sends it
+    _, member_id = contact_for(stack, shop, unique_email())
+    answered = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    survey = f"survey-{uuid.uuid4().hex[:8]}"
+    body: dict[str, Any] = json.loads((EVENTS / "salesforce" / "flow_nps_response.json").read_text())
+    body.update(
+        orgId=stack.salesforce.organization_id,
+        requestId=str(uuid.uuid4()),
+        contact={"loyaltyMemberId": member_id},
+        surveyId=survey,
+        respondedAt=answered.isoformat(),
+        score="8",
+    )
+    url = f"{stack.gateway_url}/webhooks/salesforce/flow"
+    # When Flow sends it twice
+    first = stack.salesforce.send_flow_callout(url, body, CALLOUT_SECRET)
+    again = stack.salesforce.send_flow_callout(url, body, CALLOUT_SECRET)
+    assert (first[0], first[1]["duplicate"], again[0], again[1]["duplicate"]) == (202, False, 202, True)
+    # Then the table holds it once, under its month, with the member's tier at the time
+    bind_table(stack.names["LoyaltyTable"])
+    month = load_program().local_date(answered).strftime("%Y-%m")
+    kept = [a for a in DynamoDBNpsAnswers().answered_in(month) if a.survey_id == survey]
+    assert [(a.member_id, a.score, a.tier, a.comment) for a in kept] == [
+        (member_id, 8, "bronze", "Quick delivery, and the points came at once.")
+    ]
+    # And a score out of range is refused, naming the field
+    status, answer = stack.salesforce.send_flow_callout(url, body | {"requestId": "x", "score": 11}, CALLOUT_SECRET)
+    assert status == 400 and "score" in answer["message"]

@@ -27,6 +27,7 @@ from loyalty.offers.requests import (
 from loyalty.offers.rules import load_offer_rules
 from loyalty.offers.sending import OfferSender
 from loyalty.offers.unsubscribe import unsubscribe_url, valid_unsubscribe
+from loyalty.ports.surveys import NpsAnswer
 from loyalty.programme.rules import ProgramRules
 from tests.conftest import FakeClock
 from tests.orders import simple_order
@@ -387,20 +388,26 @@ def test_bounces_complaints_and_unsubscribe_links_turn_consent_off(sender: Offer
     assert sender.ledger.summary(bo).profile.sms_consent is False
 
 
-def test_erasure_keeps_offer_decisions_without_the_persons_data(sender: OfferSender) -> None:
-    # Given a member sent an offer whose request carried their contact details
+def test_erasure_keeps_offer_decisions_and_nps_scores_without_the_persons_data(
+    sender: OfferSender, fakes: Fakes
+) -> None:
+    # Given a member sent an offer whose request carried their contact details, who answered a survey with a comment
     anna = member(sender)
     ask = request(anna).model_copy(
         update={"contact": ContactSnapshot(first_name="Anna", email="anna@example.se", mobile_phone="+46701234567")}
     )
     sender.handle(ask)
+    at = datetime(2026, 11, 21, 9, tzinfo=UTC)
+    fakes.nps_answers.save(NpsAnswer(anna, "s1", 9, at, "2026-11", None, None, comment="Anna here: great shop"))
     # When the person is erased
-    erase_member(sender.ledger, sender.store, anna)
+    erase_member(sender.ledger, sender.store, fakes.nps_answers, anna)
     # Then the decision stays, with nothing that identifies the person
     item = record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "email")
     assert item.status == "sent" and item.subject is None
     assert "anna@example.se" not in item.request and "+4670" not in item.request and "Anna" not in item.request
     assert sender.ledger.summary(anna).profile.email is None
+    # And the answer's score counts still, without its comment
+    assert [(a.member_id, a.score, a.comment) for a in fakes.nps_answers.answered_in("2026-11")] == [(anna, 9, None)]
 
 
 def test_a_repeated_request_still_grants_an_offer_its_first_delivery_did_not(sender: OfferSender) -> None:

@@ -280,9 +280,34 @@ class RewardRedeemCallout(_Callout):
     shop: OptionalText = None  # required for a reward with a code
 
 
+MAX_COMMENT = 2000  # characters of an NPS comment kept (a longer one is cut there: it is free text, not money)
+
+
+def _comment_as_sent(value: Any) -> Any:
+    """A blank comment is none; a long one is kept to its first ``MAX_COMMENT`` characters."""
+    value = _blank_to_none(value)
+    return value[:MAX_COMMENT] if isinstance(value, str) else value
+
+
+class NpsResponseCallout(_Callout):
+    """A member's answer to an NPS survey (0 to 10: "how likely are you to recommend us?"), as a Flow passes it on
+    from the org's survey or a survey tool. One answer per member and survey counts: a later one replaces it."""
+
+    type: Literal["nps.response"]
+    score: Annotated[Integer, Field(ge=0, le=10)]
+    comment: Annotated[StrictStr | None, BeforeValidator(_comment_as_sent)] = None
+    survey_id: Annotated[StrictStr, Field(min_length=1, max_length=100)] = Field(alias="surveyId")
+    responded_at: AwareDatetime = Field(alias="respondedAt")
+
+
 # Add new callout types to this union.
 FlowCallout = Annotated[
-    PointsAdjustmentCallout | MemberEnrolCallout | TierOverrideCallout | OfferRequestedCallout | RewardRedeemCallout,
+    PointsAdjustmentCallout
+    | MemberEnrolCallout
+    | TierOverrideCallout
+    | OfferRequestedCallout
+    | RewardRedeemCallout
+    | NpsResponseCallout,
     Field(discriminator="type"),
 ]
 _CALLOUT: TypeAdapter[FlowCallout] = TypeAdapter(FlowCallout)

@@ -13,6 +13,7 @@ from loyalty.crm.flow_callouts import (
     CalloutContact,
     FlowCallout,
     MemberEnrolCallout,
+    NpsResponseCallout,
     OfferRequestedCallout,
     PointsAdjustmentCallout,
     RewardRedeemCallout,
@@ -37,6 +38,7 @@ from loyalty.offers.records import OfferQueue
 from loyalty.offers.requests import ContactSnapshot, CrmConsent, Offer, OfferKind, OfferRequest, Trigger
 from loyalty.ports.crm import CrmStates
 from loyalty.ports.directory import CONSENT_FIELDS, Directory
+from loyalty.ports.surveys import NpsAnswer, NpsAnswers
 
 RedeemReward = Callable[[str, Any, str, str], tuple[dict[str, Any], bool]]  # (member, body, key, actor) -> answer, made
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little; a change time beyond that is refused
@@ -54,6 +56,7 @@ class CrmInbound:
         outbound_token: Callable[[], str],
         clock: Callable[[], datetime] = clock_now,
         redeem_reward: RedeemReward | None = None,
+        nps_answers: NpsAnswers | None = None,
     ) -> None:
         self.ledger = ledger
         self.directory = directory
@@ -64,6 +67,7 @@ class CrmInbound:
         self.outbound_token = outbound_token
         self.clock = clock
         self.redeem_reward = redeem_reward
+        self.nps_answers = nps_answers
         self.apply_notification: Callable[..., str] = self.apply_contact_change  # wiring: once per notification
 
     def outbound_message(self, raw_body: bytes, token: str | None) -> bytes:
@@ -211,7 +215,37 @@ class CrmInbound:
             # queued before the request is noted: a crash in between sends a repeat, which the sender drops
             self.offer_queue.send([offer_request(callout, member_id)])
             return not self.directory.record_request(callout.request_id)
+        if isinstance(callout, NpsResponseCallout):
+            saved = self._nps_answer(callout)
+            first = self.directory.record_request(callout.request_id)
+            return not (saved and first)
         raise AssertionError(f"unhandled callout {type(callout).__name__}")  # reward.redeem: see flow_callout
+
+    def _nps_answer(self, callout: NpsResponseCallout) -> bool:
+        """Keep the answer with the member's segment and tier as they are now (it counts by them in its month);
+        False if the same or a later answer to the survey is kept already."""
+        if self.nps_answers is None:
+            raise RuntimeError("nps.response needs the NPS answers")
+        if callout.responded_at > self.clock() + FUTURE_TOLERANCE:
+            raise MalformedPayloadError(f"respondedAt: more than {FUTURE_TOLERANCE.seconds // 60} minutes ahead")
+        member_id = self._member_of(callout.contact)
+        member = self.ledger.summary(member_id, expiry=False)
+        saved = self.nps_answers.save(
+            NpsAnswer(
+                member_id=member_id,
+                survey_id=callout.survey_id,
+                score=callout.score,
+                responded_at=callout.responded_at,
+                month=self.ledger.rules.local_date(callout.responded_at).strftime("%Y-%m"),
+                segment=member.segment,
+                tier=member.tier,
+                comment=callout.comment,
+                request_id=callout.request_id,
+            )
+        )
+        if saved:
+            metrics.add_metric(name="NpsAnswers", unit="Count", value=1)
+        return saved
 
     def _tier_named(self, name: str) -> str:
         """The tier a CRM user named, by its machine name or its label, in any case."""

@@ -17,6 +17,7 @@ from loyalty.fakes.memory import Memory
 from loyalty.fakes.offers import InMemoryOfferQueue, InMemoryOfferRecords
 from loyalty.fakes.queues import InMemoryLedgerQueue
 from loyalty.fakes.reviews import InMemoryReviews
+from loyalty.fakes.surveys import InMemoryNpsAnswers
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Fakes:
         self.job_runs = InMemoryJobRuns(self.memory)
         self.offer_records = InMemoryOfferRecords(self.memory)
         self.crm_states = InMemoryCrmStates(self.memory)
+        self.nps_answers = InMemoryNpsAnswers(self.memory)
         self.org = InMemoryOrg()
         self.offer_queue = InMemoryOfferQueue()
         self.ledger_queue = InMemoryLedgerQueue()

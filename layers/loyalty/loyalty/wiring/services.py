@@ -236,6 +236,7 @@ def redemption_of(image: dict[str, Any]) -> tuple[str, str] | None:
 def crm_inbound() -> tuple[CrmInbound, int]:
     """crm_webhook: Outbound Messages (each notification once) and Flow callouts; and the largest body taken."""
     from loyalty.adapters.dynamodb.crm_states import DynamoDBCrmStates
+    from loyalty.adapters.dynamodb.surveys import DynamoDBNpsAnswers
     from loyalty.adapters.sqs_offers import SqsOfferQueue
     from loyalty.crm.inbound import CrmInbound
     from loyalty.wiring.settings import CrmWebhookSettings
@@ -251,6 +252,7 @@ def crm_inbound() -> tuple[CrmInbound, int]:
         lambda: _secret(settings.callout_secret_name, settings),
         lambda: _secret(settings.outbound_token_name, settings),
         redeem_reward=member_rewards_for(ledger, None).redeem,  # a service agent's redemption (no shop call)
+        nps_answers=DynamoDBNpsAnswers(),
     )
     notifications = idempotency("notification_id")
     inbound.apply_notification = _idempotent(

@@ -240,6 +240,20 @@ class ReviewItem(LoyaltyItem, discriminator="review"):
     review_on = UnicodeAttribute()  # ISO date
 
 
+class NpsAnswerItem(LoyaltyItem, discriminator="nps"):
+    """MEMBER#<id> / NPS#<survey>: the member's answer to an NPS survey; due_pk NPS#<YYYY-MM> finds a month's."""
+
+    member_id = UnicodeAttribute()
+    survey_id = UnicodeAttribute()
+    score = NumberAttribute()
+    responded_at = UTCDateTimeAttribute()
+    month = UnicodeAttribute()
+    segment = UnicodeAttribute(null=True)
+    tier = UnicodeAttribute(null=True)
+    comment = UnicodeAttribute(null=True)
+    request_id = UnicodeAttribute(null=True)
+
+
 class BirthdayItem(LoyaltyItem, discriminator="birthday"):
     """The member's birthday on the due index (BIRTHDAY#<MM-DD>), and when it was entered."""
 
@@ -337,6 +351,7 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     RequestItem,
     ReviewItem,
     BirthdayItem,
+    NpsAnswerItem,
     JobRunItem,
     OfferSendItem,
     ContactCapItem,
