@@ -431,7 +431,7 @@ def print_offers(demo: Demo, member_ids: list[str]) -> None:
     for member_id in member_ids:
         for record in store.sent(member_id):
             decided[(record.trigger, record.channel, record.status.value)] += 1
-    print("\nOffers (per channel: sent, held, capped, refused for consent)")
+    print("\nOffers (per channel: sent, held, capped, refused for consent, held out to measure against)")
     for (trigger, channel, status), count in sorted(decided.items()):
         print(f"  {trigger + ' by ' + channel + ': ' + status:<46} {count:>8,}")
     emails, texts = sent(demo.stack.moto_url)

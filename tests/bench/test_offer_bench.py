@@ -12,7 +12,7 @@ from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.fakes.channels import InMemoryEmail, InMemorySms
 from loyalty.ledger.service import Ledger
 from loyalty.offers.requests import Offer, OfferKind, OfferRequest, Trigger
-from loyalty.offers.rules import load_offer_rules
+from loyalty.offers.rules import Holdout, load_offer_rules
 from loyalty.offers.sending import OfferSender
 from loyalty.programme.rules import ProgramRules
 from tests.bench.conftest import Figures
@@ -79,7 +79,7 @@ def test_dynamodb_requests_per_offer_request(local_table: str, rules: ProgramRul
         store=DynamoDBOfferRecords(),
         email=InMemoryEmail(),
         sms=InMemorySms(),
-        rules=load_offer_rules(),
+        rules=load_offer_rules().model_copy(update={"holdout": Holdout()}),  # every win-back decided on its channels
         links=lambda member, channel: f"https://api.example.com/unsubscribe?m={member}&c={channel}",
     )
     for number in range(BLOCKS):

@@ -15,7 +15,8 @@ from loyalty.errors import ChannelRejectedError, ChannelRetryableError, OfferInF
 from loyalty.fakes import Fakes
 from loyalty.jobs import held_sms
 from loyalty.ledger.service import Ledger
-from loyalty.offers.records import SendRecord
+from loyalty.offers.programme import programme_request
+from loyalty.offers.records import SendRecord, Status
 from loyalty.offers.requests import (
     ContactSnapshot,
     CrmConsent,
@@ -24,7 +25,7 @@ from loyalty.offers.requests import (
     OfferRequest,
     Trigger,
 )
-from loyalty.offers.rules import load_offer_rules
+from loyalty.offers.rules import OfferRules, load_offer_rules
 from loyalty.offers.sending import OfferSender
 from loyalty.offers.unsubscribe import unsubscribe_url, valid_unsubscribe
 from loyalty.ports.surveys import NpsAnswer
@@ -488,3 +489,31 @@ def test_a_channel_asked_for_twice_is_decided_once(sender: OfferSender, emails: 
     anna = member(sender)
     assert sender.handle(request(anna, channels=("email", "email"))) == {"email": "sent"}
     assert len(emails) == 1
+
+
+def test_a_held_out_member_gets_no_message_and_no_offer_and_is_recorded_so(sender: OfferSender, fakes: Fakes) -> None:
+    rules = sender.rules
+    candidates = [f"member-{n:03d}" for n in range(60)]
+    held = next(m for m in candidates if rules.holdout.holds_out(win_back(rules, m)))
+    receiver = next(m for m in candidates if not rules.holdout.holds_out(win_back(rules, m)))
+    for member_id in (held, receiver):
+        member(sender, member_id)
+    # When each is sent the win-back offer (bonus points with a code), twice
+    outcomes = [sender.handle(win_back(rules, member_id)) for member_id in (held, receiver, held)]
+    # Then the held-out member is recorded as held out on each channel, sent nothing and granted nothing
+    assert outcomes[0] == outcomes[2] == {"email": "holdout", "sms": "holdout"}
+    assert outcomes[1] == {"email": "sent", "sms": "sent"}
+    assert [message["to"] for message in fakes.email.sent] == [f"{receiver}@example.se"]
+    record = sender.store.find(held, win_back(rules, held).dedup_key, "email")
+    assert record is not None and record.status is Status.HOLDOUT and "holdout" in (record.reason or "")
+    held_state, receiver_state = fakes.ledger_store.member(held), fakes.ledger_store.member(receiver)
+    assert held_state is not None and receiver_state is not None
+    assert held_state.offers == {} and len(receiver_state.offers) == 1
+    # And the holdout takes no slot of the frequency cap: a CRM offer still reaches them
+    crm = win_back(rules, held).model_copy(update={"trigger": Trigger.CRM, "request_id": "salesforce:r1"})
+    assert sender.handle(crm)["email"] == "sent"
+
+
+def win_back(rules: OfferRules, member_id: str) -> OfferRequest:
+    at = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    return programme_request(rules, Trigger.WIN_BACK, member_id, "2026-05-01", at.date(), at, {"reason": "120 days"})

@@ -25,6 +25,7 @@ class Status(StrEnum):
     CAPPED = "capped"  # over the frequency cap
     HELD = "held"  # SMS in quiet hours, sent when they end
     FAILED = "failed"  # the e-mail or SMS service refused it for good
+    HOLDOUT = "holdout"  # the member is in the offer's holdout: nothing sent, nothing granted (to measure against)
 
 
 @dataclass(frozen=True)

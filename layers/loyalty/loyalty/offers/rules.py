@@ -3,6 +3,7 @@ category affinity. Loaded and validated like the programme rules (a wrong value 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import date, time, timedelta
 from decimal import Decimal
@@ -11,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from loyalty.offers.requests import Channel, Offer, OfferKind, Trigger
+from loyalty.offers.requests import SERVICE_TRIGGERS, Channel, Offer, OfferKind, OfferRequest, Trigger
 from loyalty.programme.rules import known_time_zone, read_rules
 
 OFFER_RULES_ENV = "LOYALTY_OFFER_RULES_FILE"
@@ -110,6 +111,33 @@ ProgrammeTrigger = Literal[
 ]
 
 
+class Holdout(_Rules):
+    """A share of the members each programme marketing offer is for gets nothing, recorded as held out, so the
+    offer's effect can be measured against them. Chosen by a stable hash of member, trigger and period: the same
+    members are held out of an offer for a whole period, and drawn again the next."""
+
+    share: Annotated[Decimal, Field(ge=0, le=Decimal("0.5"))] = Decimal(0)
+    period: Literal["month", "quarter"] = "quarter"
+    triggers: tuple[ProgrammeTrigger, ...] = ()
+
+    @field_validator("triggers")
+    @classmethod
+    def _marketing_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        service = sorted(t for t in value if Trigger(t) in SERVICE_TRIGGERS or Trigger(t) is Trigger.TIER_UPGRADE)
+        if service:
+            raise ValueError(f"a service message is never held out: {', '.join(service)}")
+        return value
+
+    def holds_out(self, request: OfferRequest) -> bool:
+        """Whether the member is in the offer's holdout for the period the request was made in."""
+        if request.trigger.value not in self.triggers or self.share <= 0:
+            return False
+        day = request.requested_at.date()
+        period = f"{day.year}-{day.month:02d}" if self.period == "month" else f"{day.year}-Q{(day.month + 2) // 3}"
+        digest = hashlib.sha256(f"{request.trigger.value}#{period}#{request.member_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") < self.share * 2**64
+
+
 class OfferRules(_Rules):
     caps: Caps
     quiet_hours: QuietHours
@@ -117,6 +145,7 @@ class OfferRules(_Rules):
     tier_nudge: TierNudge
     programme: dict[ProgrammeTrigger, ProgrammeOffer]
     category_affinity: CategoryAffinity
+    holdout: Holdout = Holdout()
 
     @field_validator("time_zones")
     @classmethod

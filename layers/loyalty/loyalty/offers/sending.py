@@ -58,6 +58,7 @@ METRIC_OF = {
     Status.CAPPED: "OffersCapped",
     Status.HELD: "OffersHeld",
     Status.FAILED: "OffersFailed",
+    Status.HOLDOUT: "OffersHeldOut",
 }
 
 
@@ -119,7 +120,8 @@ class OfferSender:
         channels = [channel for channel in asked if not request.released or channel == "sms"]
         reading = self.store.load(request.member_id, request.dedup_key, _cap_kind(request), channels)
         state = reading.channels
-        grant = earning_grant(request.offer) if request.offer is not None else None
+        held_out = self.rules.holdout.holds_out(request)  # nothing granted, nothing sent, and recorded as such
+        grant = earning_grant(request.offer) if request.offer is not None and not held_out else None
         now = self.ledger.clock()
         settled = {channel: _settled(state[channel].record, request.released, now) for channel in channels}
         if grant is None and all(status is not None for status in settled.values()):  # a repeat: nothing to do
@@ -131,7 +133,7 @@ class OfferSender:
             return {}
         if grant is not None:
             logger.info("offer granted", member_id=request.member_id, code=grant.code)
-        return self._handled(request, self._channels(request, summary, channels, state))
+        return self._handled(request, self._channels(request, summary, channels, state, held_out))
 
     def _handled(self, request: OfferRequest, statuses: dict[Channel, Status]) -> dict[str, str]:
         outcome: dict[str, str] = {}
@@ -145,7 +147,12 @@ class OfferSender:
     # ------------------------------------------------------------ the channels of one request
 
     def _channels(
-        self, request: OfferRequest, summary: MemberSummary, channels: list[Channel], state: Mapping[str, OfferState]
+        self,
+        request: OfferRequest,
+        summary: MemberSummary,
+        channels: list[Channel],
+        state: Mapping[str, OfferState],
+        held_out: bool,
     ) -> dict[Channel, Status]:
         """Decide every channel from what was read, then store the claims and the decisions that send nothing in
         one commit (the claims with their cap slots), then send on each claimed channel and record it. A commit
@@ -158,7 +165,7 @@ class OfferSender:
             plans: list[_Plan] = []
             in_flight = None
             for channel in channels:
-                plan = self._plan(request, summary, channel, state[channel], now, consents)
+                plan = self._plan(request, summary, channel, state[channel], now, consents, held_out)
                 if plan is None:
                     in_flight = channel
                     break
@@ -189,7 +196,7 @@ class OfferSender:
 
     def _plan(
         self, request: OfferRequest, summary: MemberSummary, channel: Channel, state: OfferState, now: datetime,
-        consents: dict[Channel, tuple[str | None, str | None, dict[str, Any]]],
+        consents: dict[Channel, tuple[str | None, str | None, dict[str, Any]]], held_out: bool,
     ) -> _Plan | None:  # fmt: skip
         """What to do on ``channel``: nothing (decided before), a decision to store, or a claim to send; None if
         another delivery is deciding it now."""
@@ -216,6 +223,12 @@ class OfferSender:
             decision = replace(record, status=status, **changes)
             return _Plan(channel, status, RecordWrite(decision, evidence, held, before))
 
+        if held_out:
+            holdout = self.rules.holdout
+            share = f"{holdout.share * 100:g} %"
+            return decided(
+                Status.HOLDOUT, {}, reason=f"in the holdout ({share} of members, drawn each {holdout.period})"
+            )
         if channel not in consents:
             consents[channel] = self._consent(request, summary, channel, now)
         address, refusal, evidence = consents[channel]
