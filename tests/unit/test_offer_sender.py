@@ -494,8 +494,8 @@ def test_a_channel_asked_for_twice_is_decided_once(sender: OfferSender, emails: 
 def test_a_held_out_member_gets_no_message_and_no_offer_and_is_recorded_so(sender: OfferSender, fakes: Fakes) -> None:
     rules = sender.rules
     candidates = [f"member-{n:03d}" for n in range(60)]
-    held = next(m for m in candidates if rules.holdout.holds_out(win_back(rules, m)))
-    receiver = next(m for m in candidates if not rules.holdout.holds_out(win_back(rules, m)))
+    held = next(m for m in candidates if rules.holdout.holds_out(win_back(rules, m), date(2026, 11, 20)))
+    receiver = next(m for m in candidates if not rules.holdout.holds_out(win_back(rules, m), date(2026, 11, 20)))
     for member_id in (held, receiver):
         member(sender, member_id)
     # When each is sent the win-back offer (bonus points with a code), twice
@@ -514,6 +514,24 @@ def test_a_held_out_member_gets_no_message_and_no_offer_and_is_recorded_so(sende
     assert sender.handle(crm)["email"] == "sent"
 
 
-def win_back(rules: OfferRules, member_id: str) -> OfferRequest:
-    at = datetime(2026, 11, 20, 10, tzinfo=UTC)
+def win_back(rules: OfferRules, member_id: str, at: datetime = datetime(2026, 11, 20, 10, tzinfo=UTC)) -> OfferRequest:
     return programme_request(rules, Trigger.WIN_BACK, member_id, "2026-05-01", at.date(), at, {"reason": "120 days"})
+
+
+def test_a_holdout_stands_when_the_offer_is_asked_again_in_another_period(sender: OfferSender, fakes: Fakes) -> None:
+    # Given a member held out of the win-back offer in the fourth quarter, who would not be in the first
+    rules, january = sender.rules, datetime(2027, 1, 4, 10, tzinfo=UTC)
+    candidates = [f"member-{n:03d}" for n in range(200)]
+    held = next(
+        m for m in candidates
+        if rules.holdout.holds_out(win_back(rules, m), date(2026, 11, 20))
+        and not rules.holdout.holds_out(win_back(rules, m, january), january.date())
+    )  # fmt: skip
+    member(sender, held)
+    assert sender.handle(win_back(rules, held)) == {"email": "holdout", "sms": "holdout"}
+    # When the same request is asked again in January (a review rerun after a crash)
+    again = sender.handle(win_back(rules, held, january))
+    # Then it is still held out: no message, and no points granted without one
+    assert again == {"email": "holdout", "sms": "holdout"} and fakes.email.sent == []
+    state = fakes.ledger_store.member(held)
+    assert state is not None and state.offers == {}

@@ -128,11 +128,11 @@ class Holdout(_Rules):
             raise ValueError(f"a service message is never held out: {', '.join(service)}")
         return value
 
-    def holds_out(self, request: OfferRequest) -> bool:
-        """Whether the member is in the offer's holdout for the period the request was made in."""
+    def holds_out(self, request: OfferRequest, day: date) -> bool:
+        """Whether the member is in the offer's holdout for the period of ``day`` (the programme's day of the
+        request)."""
         if request.trigger.value not in self.triggers or self.share <= 0:
             return False
-        day = request.requested_at.date()
         period = f"{day.year}-{day.month:02d}" if self.period == "month" else f"{day.year}-Q{(day.month + 2) // 3}"
         digest = hashlib.sha256(f"{request.trigger.value}#{period}#{request.member_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big") < self.share * 2**64

@@ -120,7 +120,7 @@ class OfferSender:
         channels = [channel for channel in asked if not request.released or channel == "sms"]
         reading = self.store.load(request.member_id, request.dedup_key, _cap_kind(request), channels)
         state = reading.channels
-        held_out = self.rules.holdout.holds_out(request)  # nothing granted, nothing sent, and recorded as such
+        held_out = self._held_out(request, state)  # nothing granted, nothing sent, and recorded as such
         grant = earning_grant(request.offer) if request.offer is not None and not held_out else None
         now = self.ledger.clock()
         settled = {channel: _settled(state[channel].record, request.released, now) for channel in channels}
@@ -134,6 +134,15 @@ class OfferSender:
         if grant is not None:
             logger.info("offer granted", member_id=request.member_id, code=grant.code)
         return self._handled(request, self._channels(request, summary, channels, state, held_out))
+
+    def _held_out(self, request: OfferRequest, state: Mapping[str, OfferState]) -> bool:
+        """Whether the member is held out of this offer: as decided before on its channels (a request asked again in
+        another period neither grants the offer of one held out nor holds out one who had it), else drawn for the
+        period of the programme's day the request was made."""
+        decided = {s.record.status for s in state.values() if s.record is not None}
+        if decided:
+            return Status.HOLDOUT in decided
+        return self.rules.holdout.holds_out(request, self.ledger.rules.local_date(request.requested_at))
 
     def _handled(self, request: OfferRequest, statuses: dict[Channel, Status]) -> dict[str, str]:
         outcome: dict[str, str] = {}

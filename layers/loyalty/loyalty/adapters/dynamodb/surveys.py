@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from pynamodb.exceptions import PutError, UpdateError
 
 from loyalty.adapters.dynamodb.models import LoyaltyItem, NpsAnswerItem, condition_failed, member_pk
@@ -25,7 +27,7 @@ class DynamoDBNpsAnswers:
             comment=answer.comment,
             request_id=answer.request_id,
             due_pk=f"NPS#{answer.month}",
-            due_sk=f"{answer.responded_at.isoformat()}#{answer.member_id}#{answer.survey_id}",
+            due_sk=f"{answer.responded_at.astimezone(UTC).isoformat()}#{answer.member_id}#{answer.survey_id}",
         )
         try:  # the first answer, or one given later than the one kept
             item.save(condition=NpsAnswerItem.pk.does_not_exist() | (NpsAnswerItem.responded_at < answer.responded_at))
