@@ -52,13 +52,15 @@ from infra.local.simulation import (
     simulate_year,
 )
 from infra.local.stack import LOCAL_TIME_SCALE, Ports, Stack
+from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
 from loyalty.adapters.dynamodb.models import bind_table
 from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.clock import use_clock
 from loyalty.crm.fields import SEGMENTS
 from loyalty.jobs import JOBS
-from loyalty.ledger.model import EntryKind, MemberSummary
+from loyalty.kpis.flows import PROGRAMME, recount
+from loyalty.ledger.model import Entry, EntryKind, MemberSummary
 from loyalty.ledger.service import Ledger
 from loyalty.programme.rewards import load_rewards
 from loyalty.programme.rules import load_program
@@ -361,12 +363,14 @@ def print_summary(demo: Demo) -> bool:
     available = pending = entries = earned = 0
     kinds: Counter[str] = Counter()
     broken: list[str] = []
+    written: list[Entry] = []
     for member_id in tqdm(member_ids, desc="checking invariants", unit="member", file=sys.stdout):
         summary = ledger.summary(member_id)
         available += summary.available
         pending += summary.pending
         earned += summary.lifetime
         for entry in ledger.entries(member_id):
+            written.append(entry)
             entries += 1
             if entry.tier_reached:
                 kinds["tiers reached at once (upgrades)"] += 1
@@ -388,6 +392,7 @@ def print_summary(demo: Demo) -> bool:
     print(f"  {'pending (inside the return window)':<46} {pending:>8,}")
     print(f"  {'ledger entries written':<46} {entries:>8,}")
     print_rewards(demo, member_ids, available, earned)
+    broken += print_months(demo, written)
     print("\nInvariants")
     if len(member_ids) != len(demo.emails):
         broken.append(f"{len(demo.emails) - len(member_ids)} customers were not enrolled")
@@ -401,6 +406,40 @@ def print_summary(demo: Demo) -> bool:
         f"ledger: OK for all {len(member_ids):,} members"
     )
     return print_contacts(demo)
+
+
+MONTH_COLUMNS = (
+    ("orders", "Orders"),
+    ("order_base_points", "Avg order"),
+    ("points_issued", "Issued"),
+    ("points_released", "Released"),
+    ("points_redeemed", "Redeemed"),
+    ("points_returned", "Returned"),
+    ("points_expired", "Expired"),
+)
+
+
+def print_months(demo: Demo, written: list[Entry]) -> list[str]:
+    """The programme's figures by month as the stream counted them (average order in base points: its spend at
+    x1, so every currency compares), each checked against a recount from the ledger; what differs."""
+    recounted = recount(demo.ledger.rules, written)
+    store = DynamoDBKpiStore()
+    print("\nThe months in figures (counted from the table's stream; points)")
+    print("  " + "".join(f"{title:>12}" for title in ("Month", *(title for _, title in MONTH_COLUMNS))))
+    differ = []
+    for month in sorted(recounted):
+        counted = store.month(month).get(PROGRAMME, {})
+        if counted != recounted[month]:
+            differ.append(f"the figures of {month} differ from the ledger's: {counted} against {recounted[month]}")
+        orders = counted.get("orders", 0)
+        cells = [
+            (counted.get(name, 0) // orders if orders else 0) if name == "order_base_points" else counted.get(name, 0)
+            for name, _ in MONTH_COLUMNS
+        ]
+        print("  " + f"{month:>12}" + "".join(f"{cell:>12,}" for cell in cells))
+    if not differ:
+        print(f"  each month's figures equal a recount of the {len(written):,} ledger entries: OK")
+    return differ
 
 
 def print_rewards(demo: Demo, member_ids: list[str], available: int, earned: int) -> None:

@@ -12,6 +12,7 @@ from loyalty.fakes.channels import InMemoryEmail, InMemorySms
 from loyalty.fakes.crm import InMemoryCrmStates, InMemoryOrg
 from loyalty.fakes.directory import InMemoryDirectory
 from loyalty.fakes.job_runs import InMemoryJobRuns
+from loyalty.fakes.kpis import InMemoryKpiStore
 from loyalty.fakes.ledger import InMemoryLedgerStore
 from loyalty.fakes.memory import Memory
 from loyalty.fakes.offers import InMemoryOfferQueue, InMemoryOfferRecords
@@ -34,6 +35,7 @@ class Fakes:
         self.offer_records = InMemoryOfferRecords(self.memory)
         self.crm_states = InMemoryCrmStates(self.memory)
         self.nps_answers = InMemoryNpsAnswers(self.memory)
+        self.kpis = InMemoryKpiStore(self.memory)
         self.org = InMemoryOrg()
         self.offer_queue = InMemoryOfferQueue()
         self.ledger_queue = InMemoryLedgerQueue()

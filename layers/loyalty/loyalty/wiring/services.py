@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from loyalty.crm.inbound import CrmInbound
     from loyalty.crm.sync import CrmSync
     from loyalty.jobs import ScheduledJobs
+    from loyalty.kpis.counting import KpiCounting
+    from loyalty.ledger.model import Entry
     from loyalty.ledger.service import Ledger
     from loyalty.offers.records import SendRecord
     from loyalty.offers.sending import OfferSender
@@ -323,6 +325,23 @@ def scheduled_jobs() -> ScheduledJobs:
         crm_states=DynamoDBCrmStates(),
         end_unused_code=codes.end_unused,
     )
+
+
+@cache
+def kpi_counting() -> KpiCounting:
+    """kpis: new ledger entries into the monthly figures."""
+    from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
+    from loyalty.kpis.counting import KpiCounting
+    from loyalty.settings import TableSettings
+
+    return KpiCounting(_ledger(load_settings(TableSettings).table), DynamoDBKpiStore())
+
+
+def new_entries(event: dict[str, Any]) -> list[Entry]:
+    """kpis: the ledger entries a stream batch brings."""
+    from loyalty.adapters.dynamodb.stream import new_entries as entries
+
+    return entries(event)
 
 
 @cache

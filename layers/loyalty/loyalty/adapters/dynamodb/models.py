@@ -254,6 +254,26 @@ class NpsAnswerItem(LoyaltyItem, discriminator="nps"):
     request_id = UnicodeAttribute(null=True)
 
 
+class KpiItem(LoyaltyItem, discriminator="kpi"):
+    """KPI#<YYYY-MM> / GROUP#<group>: a month's figures for the programme, a tier or a segment (atomic counters,
+    one attribute each, named as loyalty.kpis.flows.COUNTERS)."""
+
+    orders = NumberAttribute(null=True)
+    order_base_points = NumberAttribute(null=True)
+    points_issued = NumberAttribute(null=True)
+    points_released = NumberAttribute(null=True)
+    points_reversed = NumberAttribute(null=True)
+    points_redeemed = NumberAttribute(null=True)
+    points_returned = NumberAttribute(null=True)
+    points_expired = NumberAttribute(null=True)
+    points_adjusted = NumberAttribute(null=True)
+
+
+class KpiCountedItem(LoyaltyItem, discriminator="kpi_counted"):
+    """KPI#<YYYY-MM> / COUNTED#<entry>: the entry's contribution is in the month's figures (gone with its ttl,
+    long after the stream could deliver the entry again)."""
+
+
 class BirthdayItem(LoyaltyItem, discriminator="birthday"):
     """The member's birthday on the due index (BIRTHDAY#<MM-DD>), and when it was entered."""
 
@@ -352,6 +372,8 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     ReviewItem,
     BirthdayItem,
     NpsAnswerItem,
+    KpiItem,
+    KpiCountedItem,
     JobRunItem,
     OfferSendItem,
     ContactCapItem,

@@ -1,6 +1,7 @@
 """The table's stream as its readers see it: for crm_sync, members whose item changed or whose push was asked for
 again, and sent offers and orders held for review whose CRM Task is pending; for shop_customers, members' tiers,
-segments and shop customers before and after each change; for reward_codes, pending redemptions.
+segments and shop customers before and after each change; for reward_codes, pending redemptions; for kpis, new
+ledger entries.
 
 The only module that knows the stream's images: item types, attribute names and the offer record's sort key.
 """
@@ -13,6 +14,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
+from loyalty.adapters.dynamodb.ledger_items import entry_of
+from loyalty.adapters.dynamodb.models import EntryItem, LoyaltyItem
+from loyalty.ledger.model import Entry
 from loyalty.offers.records import SendRecord, Status
 from loyalty.ports.crm import RewardToArrange
 from loyalty.ports.directory import HeldForReview
@@ -44,6 +48,22 @@ def stream_changes(
         elif image.get("type") == "redemption" and image.get("task_state") == "pending":
             arranged.append(_to_arrange(image))
     return members, sends, held, arranged
+
+
+def new_entries(event: dict[str, Any]) -> list[Entry]:
+    """The ledger entries the stream batch brings, in order (entries are written once and never changed, so only
+    an INSERT carries one; the template's filter passes only those)."""
+    found = []
+    for record in event.get("Records", []):
+        change = record.get("dynamodb") or {}
+        image = change.get("NewImage")
+        if record.get("eventName") != "INSERT" or not isinstance(image, dict):
+            continue
+        if image.get("type", {}).get("S") == "entry":
+            item = LoyaltyItem.from_raw_data(image)
+            if isinstance(item, EntryItem):
+                found.append(entry_of(item))
+    return found
 
 
 def _to_arrange(image: dict[str, Any]) -> RewardToArrange:

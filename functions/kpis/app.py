@@ -1,0 +1,20 @@
+"""The table's stream to the monthly figures: each new ledger entry added to its month's counters, for the
+programme and for its member's tier and segment, once however often the stream delivers it (a failed batch is
+retried whole: what was counted is skipped)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from loyalty.observability import logger, metrics
+from loyalty.wiring import services
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    added = services.kpi_counting().count(services.new_entries(event))
+    metrics.add_metric(name="KpiEntriesCounted", unit="Count", value=added)
+    return {"batchItemFailures": []}

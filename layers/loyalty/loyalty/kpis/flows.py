@@ -1,0 +1,68 @@
+"""What each ledger entry adds to its month's figures: orders and their spend, and the points issued, released,
+redeemed, expired, taken back by refunds and adjusted. Pure: the same for the stream and for a rebuild.
+
+An entry counts in the calendar month it was written, in the programme's time zone, for the programme and for
+the member's tier and segment as they stood when it was counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from loyalty.ledger.model import Entry, EntryKind
+from loyalty.programme.rules import ProgramRules
+
+COUNTERS = (
+    "orders",  # orders accrued
+    "order_base_points",  # their spend in base points (what they earn at x1: every currency compares)
+    "points_issued",  # earned by orders (pending at first), bonuses
+    "points_released",  # pending points that became spendable
+    "points_reversed",  # points refunds took back
+    "points_redeemed",
+    "points_returned",  # redeemed points given back (a code that ended unused, a redemption cancelled): a new lot
+    "points_expired",
+    "points_adjusted",  # goodwill and corrections by CRM users, signed
+)
+PROGRAMME = "programme"
+
+
+def month_of(rules: ProgramRules, entry: Entry) -> str:
+    """The month (YYYY-MM) an entry counts in: when it was written, in the programme's time zone."""
+    return rules.local_date(entry.created_at).strftime("%Y-%m")
+
+
+def contribution(entry: Entry) -> dict[str, int]:
+    """What the entry adds to its month's counters (none for tier decisions and overrides: no points)."""
+    kind = entry.kind
+    if kind is EntryKind.ACCRUAL:
+        return {"orders": 1, "order_base_points": entry.base_points or 0, "points_issued": entry.pending + entry.points}
+    if kind is EntryKind.BONUS:
+        return {"points_issued": entry.points}
+    if kind is EntryKind.RELEASE:
+        return {"points_released": entry.points}
+    if kind is EntryKind.REVERSAL:
+        return {"points_reversed": -(entry.pending + entry.points)}
+    if kind is EntryKind.REDEMPTION:
+        return {"points_redeemed": -entry.points} if entry.points < 0 else {"points_returned": entry.points}
+    if kind is EntryKind.EXPIRY:
+        return {"points_expired": -entry.points}
+    if kind is EntryKind.ADJUSTMENT:
+        return {"points_adjusted": entry.points}
+    return {}
+
+
+def groups(tier: str | None, segment: str | None) -> tuple[str, ...]:
+    """The figures an entry counts in: the programme's, its member's tier's and segment's."""
+    return (PROGRAMME, f"tier#{tier or 'none'}", f"segment#{segment or 'none'}")
+
+
+def recount(rules: ProgramRules, entries: Iterable[Entry]) -> dict[str, dict[str, int]]:
+    """The programme's figures per month recomputed from ledger entries, as the stream counts them: an audit of the
+    stored figures (a counter never added to is absent)."""
+    months: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        for name, value in contribution(entry).items():
+            if value:
+                counts = months.setdefault(month_of(rules, entry), {})
+                counts[name] = counts.get(name, 0) + value
+    return months

@@ -1,0 +1,75 @@
+"""The monthly figures as the ledger is written, on the ports' fakes: what each kind of entry adds, for the
+programme and for the member's tier and segment, in the programme's local month, each entry once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from loyalty.fakes import Fakes
+from loyalty.kpis.counting import KpiCounting
+from loyalty.kpis.flows import COUNTERS, contribution, recount
+from loyalty.ledger.model import EntryKind
+from loyalty.ledger.service import Ledger
+from tests.conftest import FakeClock
+from tests.orders import simple_order
+
+
+def test_each_kind_of_entry_adds_its_points_to_its_counter(ledger: Ledger, clock: FakeClock) -> None:
+    clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    ledger.enrol("m1")
+    ledger.bonus("m1", "signup", "m1")
+    ledger.accrue("m1", simple_order("o1", clock.now))
+    ledger.adjust("m1", -3, actor="salesforce-user:005", reason="typo", adjustment_id="a1")
+    flows = {entry.kind: contribution(entry) for entry in ledger.entries("m1")}
+    accrual = next(e for e in ledger.entries("m1") if e.kind is EntryKind.ACCRUAL)
+    assert flows[EntryKind.ACCRUAL] == {
+        "orders": 1, "order_base_points": accrual.base_points, "points_issued": accrual.pending + accrual.points
+    }  # fmt: skip
+    assert flows[EntryKind.BONUS] == {"points_issued": 100}
+    assert flows[EntryKind.ADJUSTMENT] == {"points_adjusted": -3}
+    assert all(set(counts) <= set(COUNTERS) for counts in flows.values())
+
+
+def test_a_redemption_counts_as_redeemed_and_points_given_back_as_returned(ledger: Ledger, clock: FakeClock) -> None:
+    clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    ledger.enrol("m1")
+    ledger.bonus("m1", "signup", "m1")
+    spent = ledger.redeem("m1", 40, "r1", "voucher").entry
+    back = spent.model_copy(update={"points": 40, "source_key": "redemption-return#r1"})
+    assert (contribution(spent), contribution(back)) == ({"points_redeemed": 40}, {"points_returned": 40})
+
+
+def test_a_members_month_counts_for_the_programme_their_tier_and_segment_once(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    counting = KpiCounting(ledger, fakes.kpis)
+    # Given two members' months: enrolment bonuses, orders, a redemption, written in March (Stockholm time)
+    clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    for member in ("m1", "m2"):
+        ledger.enrol(member)
+        ledger.bonus(member, "signup", member)
+    ledger.accrue("m1", simple_order("o1", clock.now))
+    ledger.accrue("m2", simple_order("o2", clock.now))
+    ledger.redeem("m1", 40, "r1", "voucher")
+    clock.now = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)  # already 1 April in Stockholm
+    ledger.bonus("m2", "birthday", "2026")
+    # When the stream brings every entry, and brings them again
+    written = ledger.entries("m1") + ledger.entries("m2")
+    assert counting.count(written) == len([e for e in written if contribution(e)])
+    assert counting.count(written) == 0
+    # Then March has both members' orders and points, for the programme and for their tier and segment
+    march, april = fakes.kpis.month("2026-03"), fakes.kpis.month("2026-04")
+    orders = [e for e in written if e.kind is EntryKind.ACCRUAL]
+    issued = sum(e.pending + e.points for e in orders) + 200
+    assert march["programme"] == {
+        "orders": 2,
+        "order_base_points": sum(e.base_points or 0 for e in orders),
+        "points_issued": issued,
+        "points_redeemed": 40,
+    }
+    tier = ledger.summary("m1").tier
+    assert march[f"tier#{tier}"] == march["programme"] and march["segment#none"] == march["programme"]
+    # And the bonus written after midnight in Stockholm counts in April
+    assert april == {group: {"points_issued": 200} for group in ("programme", f"tier#{tier}", "segment#none")}
+    # And a recount from the ledger gives the programme's figures of each month
+    assert recount(ledger.rules, written) == {"2026-03": march["programme"], "2026-04": april["programme"]}
