@@ -558,6 +558,7 @@ def run(members: int) -> bool:
             for happening in bar:
                 demo.happen(happening)
             demo.settle()
+            demo.stack.wait_idle(timeout=300)  # what the last redemptions set going, counted in the figures too
         finally:  # interrupted: what waits to be sent is dropped, not sent to a stack that is stopping
             demo.pool.shutdown(cancel_futures=True)
         took = time.monotonic() - started

@@ -73,3 +73,23 @@ def test_a_members_month_counts_for_the_programme_their_tier_and_segment_once(
     assert april == {group: {"points_issued": 200} for group in ("programme", f"tier#{tier}", "segment#none")}
     # And a recount from the ledger gives the programme's figures of each month
     assert recount(ledger.rules, written) == {"2026-03": march["programme"], "2026-04": april["programme"]}
+
+
+def test_a_refund_of_a_released_and_spent_order_takes_back_all_it_earned(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given an order released and its points mostly spent, then refunded in full
+    clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    ledger.enrol("m1")
+    earned = ledger.accrue("m1", simple_order("o1", clock.now)).entry.pending
+    clock.now = datetime(2026, 4, 10, 9, tzinfo=UTC)
+    ledger.release("shopify:demo", "o1", "m1")
+    ledger.redeem("m1", earned - 10, "r1", "voucher")
+    ledger.reverse("shopify:demo", "o1", "rf1", {"1": 1})
+    # When every entry is counted
+    KpiCounting(ledger, fakes.kpis).count(ledger.entries("m1"))
+    # Then what the refund took back is all the order earned (the spent part too): issued less reversed is what
+    # the member has earned for good
+    march, april = fakes.kpis.month("2026-03")["programme"], fakes.kpis.month("2026-04")["programme"]
+    assert march["points_issued"] == earned and april["points_reversed"] == earned
+    assert march["points_issued"] - april["points_reversed"] == ledger.summary("m1").lifetime == 0

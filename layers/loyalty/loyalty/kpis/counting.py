@@ -19,7 +19,7 @@ class KpiCounting:
     def count(self, entries: Iterable[Entry]) -> int:
         """Add each entry to its month's figures, for the programme and for its member's tier and segment as they
         stand now (the members read together); each entry once, however often it comes. Returns those added."""
-        counted = [(entry, flows) for entry in entries if (flows := contribution(entry))]
+        counted = [(entry, flows) for entry in entries if any((flows := contribution(entry)).values())]
         members = self.ledger.summaries({entry.member_id for entry, _ in counted}, expiry=False)
         added = 0
         for entry, flows in counted:

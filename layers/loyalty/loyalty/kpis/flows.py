@@ -13,11 +13,11 @@ from loyalty.ledger.model import Entry, EntryKind
 from loyalty.programme.rules import ProgramRules
 
 COUNTERS = (
-    "orders",  # orders accrued
-    "order_base_points",  # their spend in base points (what they earn at x1: every currency compares)
+    "orders",  # orders accrued (a refund later does not take one off)
+    "order_base_points",  # their spend in base points as bought (what they earn at x1: every currency compares)
     "points_issued",  # earned by orders (pending at first), bonuses
     "points_released",  # pending points that became spendable
-    "points_reversed",  # points refunds took back
+    "points_reversed",  # points refunds took off what orders earned (those already spent included)
     "points_redeemed",
     "points_returned",  # redeemed points given back (a code that ended unused, a redemption cancelled): a new lot
     "points_expired",
@@ -40,8 +40,8 @@ def contribution(entry: Entry) -> dict[str, int]:
         return {"points_issued": entry.points}
     if kind is EntryKind.RELEASE:
         return {"points_released": entry.points}
-    if kind is EntryKind.REVERSAL:
-        return {"points_reversed": -(entry.pending + entry.points)}
+    if kind is EntryKind.REVERSAL:  # what the refund took off what was earned (spent points included)
+        return {"points_reversed": -entry.lifetime}
     if kind is EntryKind.REDEMPTION:
         return {"points_redeemed": -entry.points} if entry.points < 0 else {"points_returned": entry.points}
     if kind is EntryKind.EXPIRY:
