@@ -49,3 +49,9 @@ def test_the_table_keeps_a_counter_for_each_figure() -> None:
     from loyalty.adapters.dynamodb.kpis import KPI_ATTRIBUTES
 
     assert set(COUNTERS) == KPI_ATTRIBUTES
+
+
+def test_a_counter_taken_back_to_nothing_reads_as_zero(store: KpiStore) -> None:
+    assert store.add("nps#m1#s#t1", "2026-03", ("programme",), {"nps_answers": 1, "nps_promoters": 1})
+    assert store.add("nps-replaced#m1#s#t1", "2026-03", ("programme",), {"nps_answers": -1, "nps_promoters": -1})
+    assert store.month("2026-03") == {"programme": {"nps_answers": 0, "nps_promoters": 0}}

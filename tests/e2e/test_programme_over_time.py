@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from infra.local.stack import Stack
+from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
 from loyalty.adapters.dynamodb.models import bind_table
 from loyalty.adapters.dynamodb.surveys import DynamoDBNpsAnswers
 from loyalty.programme.rules import load_program
@@ -94,17 +95,25 @@ def test_an_nps_answer_from_a_flow_is_kept_once_with_the_members_tier_in_its_mon
         score="8",
     )
     url = f"{stack.gateway_url}/webhooks/salesforce/flow"
+    bind_table(stack.names["LoyaltyTable"])
+    month = load_program().local_date(answered).strftime("%Y-%m")
+    before = DynamoDBKpiStore().month(month).get("tier#bronze", {})
     # When Flow sends it twice
     first = stack.salesforce.send_flow_callout(url, body, CALLOUT_SECRET)
     again = stack.salesforce.send_flow_callout(url, body, CALLOUT_SECRET)
     assert (first[0], first[1]["duplicate"], again[0], again[1]["duplicate"]) == (202, False, 202, True)
     # Then the table holds it once, under its month, with the member's tier at the time
-    bind_table(stack.names["LoyaltyTable"])
-    month = load_program().local_date(answered).strftime("%Y-%m")
     kept = [a for a in DynamoDBNpsAnswers().answered_in(month) if a.survey_id == survey]
     assert [(a.member_id, a.score, a.tier, a.comment) for a in kept] == [
         (member_id, 8, "bronze", "Quick delivery, and the points came at once.")
     ]
+    # And the month's figures count it once, as a passive, under the member's tier
+    stack.wait_idle()
+    after = DynamoDBKpiStore().month(month)["tier#bronze"]
+    assert {name: after.get(name, 0) - before.get(name, 0) for name in ("nps_answers", "nps_passives")} == {
+        "nps_answers": 1,
+        "nps_passives": 1,
+    }
     # And a score out of range is refused, naming the field
     status, answer = stack.salesforce.send_flow_callout(url, body | {"requestId": "x", "score": 11}, CALLOUT_SECRET)
     assert status == 400 and "score" in answer["message"]

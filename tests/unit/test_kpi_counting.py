@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 from loyalty.fakes import Fakes
 from loyalty.kpis.counting import KpiCounting
-from loyalty.kpis.flows import COUNTERS, contribution, recount
+from loyalty.kpis.flows import COUNTERS, contribution, net_promoter_score, recount
 from loyalty.ledger.model import EntryKind
 from loyalty.ledger.service import Ledger
+from loyalty.ports.surveys import NpsAnswer
 from tests.conftest import FakeClock
 from tests.orders import simple_order
 
@@ -93,3 +94,26 @@ def test_a_refund_of_a_released_and_spent_order_takes_back_all_it_earned(
     march, april = fakes.kpis.month("2026-03")["programme"], fakes.kpis.month("2026-04")["programme"]
     assert march["points_issued"] == earned and april["points_reversed"] == earned
     assert march["points_issued"] - april["points_reversed"] == ledger.summary("m1").lifetime == 0
+
+
+def answer(member: str, score: int, at: datetime, tier: str = "silver") -> NpsAnswer:
+    return NpsAnswer(member, "survey-1", score, at, at.strftime("%Y-%m"), "satisfaction_driven", tier)
+
+
+def test_nps_answers_count_in_their_month_and_a_later_answer_replaces_the_earlier(fakes: Fakes, ledger: Ledger) -> None:
+    counting = KpiCounting(ledger, fakes.kpis)
+    march, april = datetime(2026, 3, 20, 9, tzinfo=UTC), datetime(2026, 4, 2, 9, tzinfo=UTC)
+    first = answer("m1", 10, march)
+    # When two members answer in March (one answer delivered twice), and one of them answers again in April
+    assert counting.count_answers([(first, None), (answer("m2", 3, march, tier="gold"), None), (first, None)]) == 2
+    again = answer("m1", 8, april)
+    assert counting.count_answers([(again, first), (again, first)]) == 1
+    # Then March keeps the detractor only (the promoter taken off), April has the passive; each by tier and
+    # segment as kept with them
+    assert fakes.kpis.month("2026-03")["programme"] == {"nps_answers": 1, "nps_promoters": 0, "nps_detractors": 1}
+    assert fakes.kpis.month("2026-03")["tier#silver"] == {"nps_answers": 0, "nps_promoters": 0}
+    assert fakes.kpis.month("2026-04")["tier#silver"] == {"nps_answers": 1, "nps_passives": 1}
+    assert fakes.kpis.month("2026-04")["segment#satisfaction_driven"] == {"nps_answers": 1, "nps_passives": 1}
+    assert net_promoter_score(fakes.kpis.month("2026-03")["programme"]) == -100.0
+    assert net_promoter_score({"nps_answers": 4, "nps_promoters": 2, "nps_detractors": 1}) == 25.0
+    assert net_promoter_score({}) is None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from loyalty.kpis.flows import contribution, groups, month_of
+from loyalty.kpis.flows import contribution, groups, month_of, nps_contribution
 from loyalty.ledger.model import Entry
 from loyalty.ledger.service import Ledger
 from loyalty.ports.kpis import KpiStore
+from loyalty.ports.surveys import NpsAnswer
 
 
 @dataclass
@@ -28,3 +29,27 @@ class KpiCounting:
             month = month_of(self.ledger.rules, entry)
             added += self.store.add(f"{entry.member_id}#{entry.source_key}", month, groups(tier, segment), flows)
         return added
+
+    def count_answers(self, changes: Iterable[tuple[NpsAnswer, NpsAnswer | None]]) -> int:
+        """Add each NPS answer to its month, under the segment and tier kept with it; an answer that replaced an
+        earlier one (the same member and survey, answered again) takes the earlier one off its month first. Each
+        answer once, however often it comes. Returns the answers added."""
+        added = 0
+        for answer, replaced in changes:
+            if replaced is not None and replaced.responded_at != answer.responded_at:
+                taken = {name: -value for name, value in nps_contribution(replaced.score).items()}
+                self.store.add(
+                    f"nps-replaced#{_answer_key(replaced)}",
+                    replaced.month,
+                    groups(replaced.tier, replaced.segment),
+                    taken,
+                )
+            added += self.store.add(
+                f"nps#{_answer_key(answer)}", answer.month, groups(answer.tier, answer.segment),
+                nps_contribution(answer.score),
+            )  # fmt: skip
+        return added
+
+
+def _answer_key(answer: NpsAnswer) -> str:
+    return f"{answer.member_id}#{answer.survey_id}#{answer.responded_at.isoformat()}"

@@ -22,6 +22,10 @@ COUNTERS = (
     "points_returned",  # redeemed points given back (a code that ended unused, a redemption cancelled): a new lot
     "points_expired",
     "points_adjusted",  # goodwill and corrections by CRM users, signed
+    "nps_answers",  # answers to NPS surveys counted in the month (the latest per member and survey)
+    "nps_promoters",  # of which 9 or 10
+    "nps_passives",  # 7 or 8
+    "nps_detractors",  # 0 to 6
 )
 PROGRAMME = "programme"
 
@@ -49,6 +53,20 @@ def contribution(entry: Entry) -> dict[str, int]:
     if kind is EntryKind.ADJUSTMENT:
         return {"points_adjusted": entry.points}
     return {}
+
+
+def nps_contribution(score: int) -> dict[str, int]:
+    """What an NPS answer adds to its month: an answer, and a promoter, a passive or a detractor."""
+    kind = "nps_promoters" if score >= 9 else "nps_passives" if score >= 7 else "nps_detractors"
+    return {"nps_answers": 1, kind: 1}
+
+
+def net_promoter_score(figures: dict[str, int]) -> float | None:
+    """NPS from a month's counters: promoters less detractors, per hundred answers (None without answers)."""
+    answers = figures.get("nps_answers", 0)
+    if not answers:
+        return None
+    return 100 * (figures.get("nps_promoters", 0) - figures.get("nps_detractors", 0)) / answers
 
 
 def groups(tier: str | None, segment: str | None) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from loyalty.ports.crm import RewardToArrange
     from loyalty.ports.directory import Directory, HeldForReview
     from loyalty.ports.shops import MemberImages, ShopCodes
+    from loyalty.ports.surveys import NpsAnswer
     from loyalty.programme.rules import ProgramRules
     from loyalty.rewards.codes import CodeMaker
     from loyalty.rewards.member_api import MemberRewards
@@ -342,6 +343,13 @@ def new_entries(event: dict[str, Any]) -> list[Entry]:
     from loyalty.adapters.dynamodb.stream import new_entries as entries
 
     return entries(event)
+
+
+def nps_changes(event: dict[str, Any]) -> list[tuple[NpsAnswer, NpsAnswer | None]]:
+    """kpis: the NPS answers a stream batch brings, each with the one it replaced."""
+    from loyalty.adapters.dynamodb.stream import nps_changes as changes
+
+    return changes(event)
 
 
 @cache

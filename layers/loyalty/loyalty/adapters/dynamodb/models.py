@@ -267,6 +267,10 @@ class KpiItem(LoyaltyItem, discriminator="kpi"):
     points_returned = NumberAttribute(null=True)
     points_expired = NumberAttribute(null=True)
     points_adjusted = NumberAttribute(null=True)
+    nps_answers = NumberAttribute(null=True)
+    nps_promoters = NumberAttribute(null=True)
+    nps_passives = NumberAttribute(null=True)
+    nps_detractors = NumberAttribute(null=True)
 
 
 class KpiCountedItem(LoyaltyItem, discriminator="kpi_counted"):

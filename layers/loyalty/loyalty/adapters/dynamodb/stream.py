@@ -1,7 +1,7 @@
 """The table's stream as its readers see it: for crm_sync, members whose item changed or whose push was asked for
 again, and sent offers and orders held for review whose CRM Task is pending; for shop_customers, members' tiers,
 segments and shop customers before and after each change; for reward_codes, pending redemptions; for kpis, new
-ledger entries.
+ledger entries and NPS answers.
 
 The only module that knows the stream's images: item types, attribute names and the offer record's sort key.
 """
@@ -15,12 +15,14 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
 from loyalty.adapters.dynamodb.ledger_items import entry_of
-from loyalty.adapters.dynamodb.models import EntryItem, LoyaltyItem
+from loyalty.adapters.dynamodb.models import EntryItem, LoyaltyItem, NpsAnswerItem
+from loyalty.adapters.dynamodb.surveys import nps_answer
 from loyalty.ledger.model import Entry
 from loyalty.offers.records import SendRecord, Status
 from loyalty.ports.crm import RewardToArrange
 from loyalty.ports.directory import HeldForReview
 from loyalty.ports.shops import MemberImages, MemberTags
+from loyalty.ports.surveys import NpsAnswer
 from loyalty.programme.orders import Order
 from loyalty.programme.tiers import TierOverride
 
@@ -63,6 +65,22 @@ def new_entries(event: dict[str, Any]) -> list[Entry]:
             item = LoyaltyItem.from_raw_data(image)
             if isinstance(item, EntryItem):
                 found.append(entry_of(item))
+    return found
+
+
+def nps_changes(event: dict[str, Any]) -> list[tuple[NpsAnswer, NpsAnswer | None]]:
+    """The NPS answers the stream batch brings, each with the answer it replaced (None for a first answer)."""
+    found = []
+    for record in event.get("Records", []):
+        change = record.get("dynamodb") or {}
+        new, old = change.get("NewImage"), change.get("OldImage")
+        if record.get("eventName") not in ("INSERT", "MODIFY") or not isinstance(new, dict):
+            continue
+        if new.get("type", {}).get("S") == "nps":
+            item = LoyaltyItem.from_raw_data(new)
+            before = LoyaltyItem.from_raw_data(old) if isinstance(old, dict) else None
+            if isinstance(item, NpsAnswerItem):
+                found.append((nps_answer(item), nps_answer(before) if isinstance(before, NpsAnswerItem) else None))
     return found
 
 

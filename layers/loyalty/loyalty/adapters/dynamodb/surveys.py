@@ -38,7 +38,7 @@ class DynamoDBNpsAnswers:
         return True
 
     def answered_in(self, month: str) -> list[NpsAnswer]:
-        return [_answer(item) for item in LoyaltyItem.due.query(f"NPS#{month}") if isinstance(item, NpsAnswerItem)]
+        return [nps_answer(item) for item in LoyaltyItem.due.query(f"NPS#{month}") if isinstance(item, NpsAnswerItem)]
 
     def forget_comments(self, member_id: str) -> int:
         dropped = 0
@@ -55,7 +55,7 @@ class DynamoDBNpsAnswers:
         return dropped
 
 
-def _answer(item: NpsAnswerItem) -> NpsAnswer:
+def nps_answer(item: NpsAnswerItem) -> NpsAnswer:
     return NpsAnswer(
         member_id=item.member_id,
         survey_id=item.survey_id,
