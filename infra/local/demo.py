@@ -410,6 +410,7 @@ def print_summary(demo: Demo) -> bool:
 
 MONTH_COLUMNS = (
     ("orders", "Orders"),
+    ("purchasers", "Buyers"),
     ("order_base_points", "Avg order"),
     ("points_issued", "Issued"),
     ("points_released", "Released"),

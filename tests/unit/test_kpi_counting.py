@@ -50,6 +50,7 @@ def test_a_members_month_counts_for_the_programme_their_tier_and_segment_once(
         ledger.enrol(member)
         ledger.bonus(member, "signup", member)
     ledger.accrue("m1", simple_order("o1", clock.now))
+    ledger.accrue("m1", simple_order("o3", clock.now))  # a second order of the month: one more order, not buyer
     ledger.accrue("m2", simple_order("o2", clock.now))
     ledger.redeem("m1", 40, "r1", "voucher")
     clock.now = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)  # already 1 April in Stockholm
@@ -63,7 +64,8 @@ def test_a_members_month_counts_for_the_programme_their_tier_and_segment_once(
     orders = [e for e in written if e.kind is EntryKind.ACCRUAL]
     issued = sum(e.pending + e.points for e in orders) + 200
     assert march["programme"] == {
-        "orders": 2,
+        "orders": 3,
+        "purchasers": 2,
         "order_base_points": sum(e.base_points or 0 for e in orders),
         "points_issued": issued,
         "points_redeemed": 40,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from loyalty.kpis.flows import contribution, groups, month_of, nps_contribution
-from loyalty.ledger.model import Entry
+from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.ports.kpis import KpiStore
 from loyalty.ports.surveys import NpsAnswer
@@ -26,8 +26,10 @@ class KpiCounting:
         for entry, flows in counted:
             member = members.get(entry.member_id)
             tier, segment = (member.tier, member.segment) if member is not None else (None, None)
-            month = month_of(self.ledger.rules, entry)
-            added += self.store.add(f"{entry.member_id}#{entry.source_key}", month, groups(tier, segment), flows)
+            month, counted_in = month_of(self.ledger.rules, entry), groups(tier, segment)
+            added += self.store.add(f"{entry.member_id}#{entry.source_key}", month, counted_in, flows)
+            if entry.kind is EntryKind.ACCRUAL:  # the member bought this month: counted once, at their first order
+                self.store.add(f"buyer#{entry.member_id}", month, counted_in, {"purchasers": 1})
         return added
 
     def count_answers(self, changes: Iterable[tuple[NpsAnswer, NpsAnswer | None]]) -> int:

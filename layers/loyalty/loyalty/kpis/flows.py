@@ -14,6 +14,7 @@ from loyalty.programme.rules import ProgramRules
 
 COUNTERS = (
     "orders",  # orders accrued (a refund later does not take one off)
+    "purchasers",  # members with an order accrued in the month, each once
     "order_base_points",  # their spend in base points as bought (what they earn at x1: every currency compares)
     "points_issued",  # earned by orders (pending at first), bonuses
     "points_released",  # pending points that became spendable
@@ -78,9 +79,15 @@ def recount(rules: ProgramRules, entries: Iterable[Entry]) -> dict[str, dict[str
     """The programme's figures per month recomputed from ledger entries, as the stream counts them: an audit of the
     stored figures (a counter never added to is absent)."""
     months: dict[str, dict[str, int]] = {}
+    buyers: set[tuple[str, str]] = set()
     for entry in entries:
-        for name, value in contribution(entry).items():
+        month = month_of(rules, entry)
+        flows = contribution(entry)
+        if entry.kind is EntryKind.ACCRUAL and (month, entry.member_id) not in buyers:
+            buyers.add((month, entry.member_id))
+            flows["purchasers"] = 1
+        for name, value in flows.items():
             if value:
-                counts = months.setdefault(month_of(rules, entry), {})
+                counts = months.setdefault(month, {})
                 counts[name] = counts.get(name, 0) + value
     return months

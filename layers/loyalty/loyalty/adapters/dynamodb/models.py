@@ -259,6 +259,7 @@ class KpiItem(LoyaltyItem, discriminator="kpi"):
     one attribute each, named as loyalty.kpis.flows.COUNTERS)."""
 
     orders = NumberAttribute(null=True)
+    purchasers = NumberAttribute(null=True)
     order_base_points = NumberAttribute(null=True)
     points_issued = NumberAttribute(null=True)
     points_released = NumberAttribute(null=True)
