@@ -411,6 +411,7 @@ def print_summary(demo: Demo) -> bool:
 MONTH_COLUMNS = (
     ("orders", "Orders"),
     ("purchasers", "Buyers"),
+    ("returning_purchasers", "Returning"),  # of the buyers, as a share
     ("order_base_points", "Avg order"),
     ("points_issued", "Issued"),
     ("points_released", "Released"),
@@ -432,12 +433,16 @@ def print_months(demo: Demo, written: list[Entry]) -> list[str]:
         counted = store.month(month).get(PROGRAMME, {})
         if counted != recounted[month]:
             differ.append(f"the figures of {month} differ from the ledger's: {counted} against {recounted[month]}")
-        orders = counted.get("orders", 0)
-        cells = [
-            (counted.get(name, 0) // orders if orders else 0) if name == "order_base_points" else counted.get(name, 0)
-            for name, _ in MONTH_COLUMNS
-        ]
-        print("  " + f"{month:>12}" + "".join(f"{cell:>12,}" for cell in cells))
+        orders, buyers = counted.get("orders", 0), counted.get("purchasers", 0)
+        cells = []
+        for name, _ in MONTH_COLUMNS:
+            if name == "order_base_points":
+                cells.append(f"{counted.get(name, 0) // orders if orders else 0:,}")
+            elif name == "returning_purchasers":
+                cells.append(f"{counted.get(name, 0) / buyers:.0%}" if buyers else "-")
+            else:
+                cells.append(f"{counted.get(name, 0):,}")
+        print("  " + f"{month:>12}" + "".join(f"{cell:>12}" for cell in cells))
     if not differ:
         print(f"  each month's figures equal a recount of the {len(written):,} ledger entries: OK")
     return differ

@@ -55,3 +55,10 @@ def test_a_counter_taken_back_to_nothing_reads_as_zero(store: KpiStore) -> None:
     assert store.add("nps#m1#s#t1", "2026-03", ("programme",), {"nps_answers": 1, "nps_promoters": 1})
     assert store.add("nps-replaced#m1#s#t1", "2026-03", ("programme",), {"nps_answers": -1, "nps_promoters": -1})
     assert store.month("2026-03") == {"programme": {"nps_answers": 0, "nps_promoters": 0}}
+
+
+def test_a_members_first_purchase_is_noted_once_for_good(store: KpiStore) -> None:
+    assert store.first_purchase("m1", "2026-03") == "2026-03"
+    assert store.first_purchase("m1", "2026-05") == "2026-03"
+    assert store.first_purchase("m1", "2026-02") == "2026-03"  # noted is noted (the stream brings them in order)
+    assert store.first_purchase("m2", "2026-05") == "2026-05"

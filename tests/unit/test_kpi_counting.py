@@ -65,7 +65,7 @@ def test_a_members_month_counts_for_the_programme_their_tier_and_segment_once(
     issued = sum(e.pending + e.points for e in orders) + 200
     assert march["programme"] == {
         "orders": 3,
-        "purchasers": 2,
+        "purchasers": 2,  # their first: neither returning
         "order_base_points": sum(e.base_points or 0 for e in orders),
         "points_issued": issued,
         "points_redeemed": 40,
@@ -119,3 +119,25 @@ def test_nps_answers_count_in_their_month_and_a_later_answer_replaces_the_earlie
     assert net_promoter_score(fakes.kpis.month("2026-03")["programme"]) == -100.0
     assert net_promoter_score({"nps_answers": 4, "nps_promoters": 2, "nps_detractors": 1}) == 25.0
     assert net_promoter_score({}) is None
+
+
+def test_a_buyer_who_bought_in_an_earlier_month_is_returning(fakes: Fakes, ledger: Ledger, clock: FakeClock) -> None:
+    counting = KpiCounting(ledger, fakes.kpis)
+    # Given a member who buys in March and twice in May, and one who first buys in May
+    clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    for member in ("m1", "m2"):
+        ledger.enrol(member)
+    ledger.accrue("m1", simple_order("o1", clock.now))
+    clock.now = datetime(2026, 5, 4, 9, tzinfo=UTC)
+    ledger.accrue("m1", simple_order("o2", clock.now))
+    ledger.accrue("m1", simple_order("o3", clock.now))
+    ledger.accrue("m2", simple_order("o4", clock.now))
+    # When the entries are counted (the May ones delivered twice)
+    written = ledger.entries("m1") + ledger.entries("m2")
+    counting.count(written)
+    counting.count([e for e in written if e.created_at.month == 5])
+    # Then May has two buyers, one of them returning; March's one buyer was new
+    may, march = fakes.kpis.month("2026-05")["programme"], fakes.kpis.month("2026-03")["programme"]
+    assert (may["purchasers"], may["returning_purchasers"], may["orders"]) == (2, 1, 3)
+    assert march["purchasers"] == 1 and march.get("returning_purchasers", 0) == 0
+    assert recount(ledger.rules, written)["2026-05"] == may

@@ -25,6 +25,10 @@ class InMemoryKpiStore:
                         kept[name] = kept.get(name, 0) + value
             return True
 
+    def first_purchase(self, member_id: str, month: str) -> str:
+        with self.memory.atomically():
+            return str(self.memory.items("kpi_first_purchase").setdefault(member_id, month))
+
     def month(self, month: str) -> dict[str, dict[str, int]]:
         with self.memory.atomically():
             return {group: dict(kept) for (at, group), kept in self.memory.items("kpis").items() if at == month}

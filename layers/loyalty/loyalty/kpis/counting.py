@@ -29,7 +29,9 @@ class KpiCounting:
             month, counted_in = month_of(self.ledger.rules, entry), groups(tier, segment)
             added += self.store.add(f"{entry.member_id}#{entry.source_key}", month, counted_in, flows)
             if entry.kind is EntryKind.ACCRUAL:  # the member bought this month: counted once, at their first order
-                self.store.add(f"buyer#{entry.member_id}", month, counted_in, {"purchasers": 1})
+                returning = self.store.first_purchase(entry.member_id, month) < month
+                bought = {"purchasers": 1, "returning_purchasers": int(returning)}
+                self.store.add(f"buyer#{entry.member_id}", month, counted_in, bought)
         return added
 
     def count_answers(self, changes: Iterable[tuple[NpsAnswer, NpsAnswer | None]]) -> int:

@@ -15,6 +15,7 @@ from loyalty.programme.rules import ProgramRules
 COUNTERS = (
     "orders",  # orders accrued (a refund later does not take one off)
     "purchasers",  # members with an order accrued in the month, each once
+    "returning_purchasers",  # of which had bought in an earlier month
     "order_base_points",  # their spend in base points as bought (what they earn at x1: every currency compares)
     "points_issued",  # earned by orders (pending at first), bonuses
     "points_released",  # pending points that became spendable
@@ -80,12 +81,14 @@ def recount(rules: ProgramRules, entries: Iterable[Entry]) -> dict[str, dict[str
     stored figures (a counter never added to is absent)."""
     months: dict[str, dict[str, int]] = {}
     buyers: set[tuple[str, str]] = set()
-    for entry in entries:
+    first: dict[str, str] = {}  # member -> the month of their first purchase
+    for entry in sorted(entries, key=lambda e: e.created_at):
         month = month_of(rules, entry)
         flows = contribution(entry)
         if entry.kind is EntryKind.ACCRUAL and (month, entry.member_id) not in buyers:
             buyers.add((month, entry.member_id))
             flows["purchasers"] = 1
+            flows["returning_purchasers"] = int(first.setdefault(entry.member_id, month) < month)
         for name, value in flows.items():
             if value:
                 counts = months.setdefault(month, {})

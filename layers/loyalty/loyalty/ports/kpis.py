@@ -16,6 +16,11 @@ class KpiStore(Protocol):
         identity); False if it was added before (nothing changes)."""
         ...
 
+    def first_purchase(self, member_id: str, month: str) -> str:
+        """The month of the member's first purchase: ``month`` if none was noted before (it is noted now, for good),
+        else the month noted."""
+        ...
+
     def month(self, month: str) -> dict[str, dict[str, int]]:
         """The month's figures by group (a counter never added to is absent)."""
         ...

@@ -8,14 +8,23 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from loyalty.adapters.dynamodb.models import KpiCountedItem, KpiItem, LoyaltyItem, table_connection
+from loyalty.adapters.dynamodb.models import (
+    FirstPurchaseItem,
+    KpiCountedItem,
+    KpiItem,
+    LoyaltyItem,
+    condition_failed,
+    member_pk,
+    table_connection,
+)
 from loyalty.clock import now
 
 COUNTED_KEPT = timedelta(days=40)  # the stream keeps records 24 hours: a marker is needed far less long
 GROUP_PREFIX = "GROUP#"
+FIRST_PURCHASE_SK = "FIRST_PURCHASE"
 CONFLICT_TRIES = 6
 
 
@@ -43,6 +52,17 @@ class DynamoDBKpiStore:
                     raise  # the stream retries the batch: what was counted is skipped then
                 time.sleep(0.01 * 2**attempt)  # another entry of the month was counted at the same moment
         raise AssertionError("unreachable")
+
+    def first_purchase(self, member_id: str, month: str) -> str:
+        item = FirstPurchaseItem(member_pk(member_id), FIRST_PURCHASE_SK, month=month)
+        try:
+            item.save(condition=FirstPurchaseItem.pk.does_not_exist())
+        except PutError as error:
+            if not condition_failed(error):
+                raise
+            noted = FirstPurchaseItem.get(member_pk(member_id), FIRST_PURCHASE_SK, consistent_read=True)
+            return str(noted.month)
+        return month
 
     def month(self, month: str) -> dict[str, dict[str, int]]:
         figures: dict[str, dict[str, int]] = {}

@@ -260,6 +260,7 @@ class KpiItem(LoyaltyItem, discriminator="kpi"):
 
     orders = NumberAttribute(null=True)
     purchasers = NumberAttribute(null=True)
+    returning_purchasers = NumberAttribute(null=True)
     order_base_points = NumberAttribute(null=True)
     points_issued = NumberAttribute(null=True)
     points_released = NumberAttribute(null=True)
@@ -272,6 +273,13 @@ class KpiItem(LoyaltyItem, discriminator="kpi"):
     nps_promoters = NumberAttribute(null=True)
     nps_passives = NumberAttribute(null=True)
     nps_detractors = NumberAttribute(null=True)
+
+
+class FirstPurchaseItem(LoyaltyItem, discriminator="first_purchase"):
+    """MEMBER#<id> / FIRST_PURCHASE: the month of the member's first purchase, for good (a returning buyer is one
+    whose first purchase was in an earlier month)."""
+
+    month = UnicodeAttribute()
 
 
 class KpiCountedItem(LoyaltyItem, discriminator="kpi_counted"):
@@ -379,6 +387,7 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     NpsAnswerItem,
     KpiItem,
     KpiCountedItem,
+    FirstPurchaseItem,
     JobRunItem,
     OfferSendItem,
     ContactCapItem,
