@@ -1,6 +1,6 @@
-"""The table's stream to the monthly figures: each new ledger entry and each NPS answer added to its month's
-counters, for the programme and for its member's tier and segment, once however often the stream delivers it (a
-failed batch is retried whole: what was counted is skipped)."""
+"""The table's stream to the monthly figures: each member who joined, each new ledger entry and each NPS answer
+added to its month's counters, for the programme and for its member's tier and segment, once however often the
+stream delivers it (a failed batch is retried whole: what was counted is skipped)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from loyalty.wiring import services
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     counting = services.kpi_counting()
+    counting.count_enrolments(services.enrolments(event))
     added = counting.count(services.new_entries(event))
     answers = counting.count_answers(services.nps_changes(event))
     metrics.add_metric(name="KpiEntriesCounted", unit="Count", value=added)

@@ -364,8 +364,10 @@ def print_summary(demo: Demo) -> bool:
     kinds: Counter[str] = Counter()
     broken: list[str] = []
     written: list[Entry] = []
+    joined: list[datetime] = []
     for member_id in tqdm(member_ids, desc="checking invariants", unit="member", file=sys.stdout):
         summary = ledger.summary(member_id)
+        joined.append(summary.enrolled_at)
         available += summary.available
         pending += summary.pending
         earned += summary.lifetime
@@ -392,7 +394,7 @@ def print_summary(demo: Demo) -> bool:
     print(f"  {'pending (inside the return window)':<46} {pending:>8,}")
     print(f"  {'ledger entries written':<46} {entries:>8,}")
     print_rewards(demo, member_ids, available, earned)
-    broken += print_months(demo, written)
+    broken += print_months(demo, written, joined)
     print("\nInvariants")
     if len(member_ids) != len(demo.emails):
         broken.append(f"{len(demo.emails) - len(member_ids)} customers were not enrolled")
@@ -409,6 +411,7 @@ def print_summary(demo: Demo) -> bool:
 
 
 MONTH_COLUMNS = (
+    ("members_enrolled", "Joined"),
     ("orders", "Orders"),
     ("purchasers", "Buyers"),
     ("returning_purchasers", "Returning"),  # of the buyers, as a share
@@ -421,10 +424,10 @@ MONTH_COLUMNS = (
 )
 
 
-def print_months(demo: Demo, written: list[Entry]) -> list[str]:
+def print_months(demo: Demo, written: list[Entry], joined: list[datetime]) -> list[str]:
     """The programme's figures by month as the stream counted them (average order in base points: its spend at
     x1, so every currency compares), each checked against a recount from the ledger; what differs."""
-    recounted = recount(demo.ledger.rules, written)
+    recounted = recount(demo.ledger.rules, written, joined)
     store = DynamoDBKpiStore()
     print("\nThe months in figures (counted from the table's stream; points)")
     print("  " + "".join(f"{title:>12}" for title in ("Month", *(title for _, title in MONTH_COLUMNS))))
@@ -444,7 +447,7 @@ def print_months(demo: Demo, written: list[Entry]) -> list[str]:
                 cells.append(f"{counted.get(name, 0):,}")
         print("  " + f"{month:>12}" + "".join(f"{cell:>12}" for cell in cells))
     if not differ:
-        print(f"  each month's figures equal a recount of the {len(written):,} ledger entries: OK")
+        print(f"  each month's figures equal a recount of the {len(written):,} ledger entries and enrolments: OK")
     return differ
 
 

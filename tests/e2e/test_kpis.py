@@ -34,6 +34,7 @@ def test_an_order_is_counted_once_in_its_months_figures(stack: Stack, shop: Shop
     signup = load_program().bonuses.signup
     assert added("programme", "orders") == 1 and added("programme", "purchasers") == 1
     assert added("programme", "returning_purchasers") == 0  # their first purchase
+    assert added("programme", "members_enrolled") == 1  # the order enrolled them
     assert added("programme", "points_issued") == expected_points(body) + signup
     # And the same in the new member's tier's and segment's
     assert added("tier#bronze", "orders") == 1 and added("segment#none", "orders") == 1

@@ -141,3 +141,15 @@ def test_a_buyer_who_bought_in_an_earlier_month_is_returning(fakes: Fakes, ledge
     assert (may["purchasers"], may["returning_purchasers"], may["orders"]) == (2, 1, 3)
     assert march["purchasers"] == 1 and march.get("returning_purchasers", 0) == 0
     assert recount(ledger.rules, written)["2026-05"] == may
+
+
+def test_members_who_joined_count_once_in_their_local_month(fakes: Fakes, ledger: Ledger) -> None:
+    counting = KpiCounting(ledger, fakes.kpis)
+    joined = [("m1", datetime(2026, 3, 31, 22, 30, tzinfo=UTC)), ("m2", datetime(2026, 3, 2, 9, tzinfo=UTC))]
+    assert counting.count_enrolments(joined + joined) == 2
+    assert fakes.kpis.month("2026-03") == {"programme": {"members_enrolled": 1}}  # m1: 1 April in Stockholm
+    assert fakes.kpis.month("2026-04") == {"programme": {"members_enrolled": 1}}
+    assert recount(ledger.rules, [], [at for _, at in joined]) == {
+        "2026-03": {"members_enrolled": 1},
+        "2026-04": {"members_enrolled": 1},
+    }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from loyalty.kpis.flows import contribution, groups, month_of, nps_contribution
+from loyalty.kpis.flows import PROGRAMME, contribution, enrolment_month, groups, month_of, nps_contribution
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.ports.kpis import KpiStore
@@ -33,6 +34,14 @@ class KpiCounting:
                 bought = {"purchasers": 1, "returning_purchasers": int(returning)}
                 self.store.add(f"buyer#{entry.member_id}", month, counted_in, bought)
         return added
+
+    def count_enrolments(self, enrolled: Iterable[tuple[str, datetime]]) -> int:
+        """Add each member who joined (member id, when) to the programme's figures of that month, once."""
+        rules = self.ledger.rules
+        return sum(
+            self.store.add(f"enrolled#{member_id}", enrolment_month(rules, at), (PROGRAMME,), {"members_enrolled": 1})
+            for member_id, at in enrolled
+        )
 
     def count_answers(self, changes: Iterable[tuple[NpsAnswer, NpsAnswer | None]]) -> int:
         """Add each NPS answer to its month, under the segment and tier kept with it; an answer that replaced an

@@ -8,11 +8,13 @@ the member's tier and segment as they stood when it was counted.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.programme.rules import ProgramRules
 
 COUNTERS = (
+    "members_enrolled",  # members who joined in the month (the programme's figures only)
     "orders",  # orders accrued (a refund later does not take one off)
     "purchasers",  # members with an order accrued in the month, each once
     "returning_purchasers",  # of which had bought in an earlier month
@@ -76,10 +78,19 @@ def groups(tier: str | None, segment: str | None) -> tuple[str, ...]:
     return (PROGRAMME, f"tier#{tier or 'none'}", f"segment#{segment or 'none'}")
 
 
-def recount(rules: ProgramRules, entries: Iterable[Entry]) -> dict[str, dict[str, int]]:
-    """The programme's figures per month recomputed from ledger entries, as the stream counts them: an audit of the
-    stored figures (a counter never added to is absent)."""
+def enrolment_month(rules: ProgramRules, enrolled_at: datetime) -> str:
+    return rules.local_date(enrolled_at).strftime("%Y-%m")
+
+
+def recount(
+    rules: ProgramRules, entries: Iterable[Entry], enrolled: Iterable[datetime] = ()
+) -> dict[str, dict[str, int]]:
+    """The programme's figures per month recomputed from ledger entries (and the members' enrolment times), as the
+    stream counts them: an audit of the stored figures (a counter never added to is absent)."""
     months: dict[str, dict[str, int]] = {}
+    for joined in enrolled:
+        counts = months.setdefault(enrolment_month(rules, joined), {})
+        counts["members_enrolled"] = counts.get("members_enrolled", 0) + 1
     buyers: set[tuple[str, str]] = set()
     first: dict[str, str] = {}  # member -> the month of their first purchase
     for entry in sorted(entries, key=lambda e: e.created_at):

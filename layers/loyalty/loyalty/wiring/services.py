@@ -12,6 +12,8 @@ from loyalty.wiring import secret as _secret
 from loyalty.wiring import webhook_receiver
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
     from loyalty.crm.inbound import CrmInbound
@@ -343,6 +345,13 @@ def new_entries(event: dict[str, Any]) -> list[Entry]:
     from loyalty.adapters.dynamodb.stream import new_entries as entries
 
     return entries(event)
+
+
+def enrolments(event: dict[str, Any]) -> list[tuple[str, datetime]]:
+    """kpis: the members a stream batch brings into being, with when they enrolled."""
+    from loyalty.adapters.dynamodb.stream import enrolments as joined
+
+    return joined(event)
 
 
 def nps_changes(event: dict[str, Any]) -> list[tuple[NpsAnswer, NpsAnswer | None]]:

@@ -258,6 +258,7 @@ class KpiItem(LoyaltyItem, discriminator="kpi"):
     """KPI#<YYYY-MM> / GROUP#<group>: a month's figures for the programme, a tier or a segment (atomic counters,
     one attribute each, named as loyalty.kpis.flows.COUNTERS)."""
 
+    members_enrolled = NumberAttribute(null=True)
     orders = NumberAttribute(null=True)
     purchasers = NumberAttribute(null=True)
     returning_purchasers = NumberAttribute(null=True)

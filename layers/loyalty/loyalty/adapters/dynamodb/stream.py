@@ -1,7 +1,7 @@
 """The table's stream as its readers see it: for crm_sync, members whose item changed or whose push was asked for
 again, and sent offers and orders held for review whose CRM Task is pending; for shop_customers, members' tiers,
 segments and shop customers before and after each change; for reward_codes, pending redemptions; for kpis, new
-ledger entries and NPS answers.
+members, ledger entries and NPS answers.
 
 The only module that knows the stream's images: item types, attribute names and the offer record's sort key.
 """
@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
 from loyalty.adapters.dynamodb.ledger_items import entry_of
-from loyalty.adapters.dynamodb.models import EntryItem, LoyaltyItem, NpsAnswerItem
+from loyalty.adapters.dynamodb.models import EntryItem, LoyaltyItem, MemberItem, NpsAnswerItem
 from loyalty.adapters.dynamodb.surveys import nps_answer
 from loyalty.ledger.model import Entry
 from loyalty.offers.records import SendRecord, Status
@@ -65,6 +65,22 @@ def new_entries(event: dict[str, Any]) -> list[Entry]:
             item = LoyaltyItem.from_raw_data(image)
             if isinstance(item, EntryItem):
                 found.append(entry_of(item))
+    return found
+
+
+def enrolments(event: dict[str, Any]) -> list[tuple[str, datetime]]:
+    """The members the stream batch brings into being: (member id, when they enrolled)."""
+    found = []
+    for record in event.get("Records", []):
+        image = (record.get("dynamodb") or {}).get("NewImage")
+        if (
+            record.get("eventName") == "INSERT"
+            and isinstance(image, dict)
+            and image.get("type", {}).get("S") == "member"
+        ):
+            item = LoyaltyItem.from_raw_data(image)
+            if isinstance(item, MemberItem):
+                found.append((item.member_id, item.enrolled_at))
     return found
 
 
