@@ -285,14 +285,20 @@ def earn(ledger: Ledger, clock: FakeClock, member: str, order_id: str, euros: in
 
 
 def entries_then_an_order(
-    ledger: Ledger, clock: FakeClock, member: str, order_id: str
+    ledger: Ledger, clock: FakeClock, member: str, order_id: str, decided_before: bool = False
 ) -> Callable[[str, datetime], list[Entry]]:
-    """The ledger's entries_since, with an order of the member landing just after the entries are read."""
+    """The ledger's entries_since, with an order of the member landing just after the entries are read (with
+    ``decided_before``, an order decided before the review began and written only now: its entry's time is
+    earlier than the review's moment)."""
     read_entries = ledger.entries_since
 
     def read_then_order(member_id: str, since: datetime) -> list[Entry]:
         found = read_entries(member_id, since)
+        now = clock.now
+        if decided_before:
+            clock.now -= timedelta(seconds=1)
         earn(ledger, clock, member, order_id, 150)
+        clock.now = max(clock.now, now)
         return found
 
     return read_then_order
@@ -416,17 +422,19 @@ def test_an_order_placed_while_the_review_runs_is_looked_at_the_next_day(
     review_day = date(2026, 3, 10)
     at_day(clock, review_day)
     read_entries = ledger.entries_since
-    # When an order lands between the review's reading and its writing
-    monkeypatch.setattr(ledger, "entries_since", entries_then_an_order(ledger, clock, "m1", "2"))
+    # When an order lands between the review's reading and its writing (decided before the review began)
+    monkeypatch.setattr(ledger, "entries_since", entries_then_an_order(ledger, clock, "m1", "2", decided_before=True))
     assert jobs.review("m1", review_day)
-    # Then the segment is stored, and the member is due again the next day rather than weeks later
+    # Then the segment found (which missed it) is not stored: the one stored stands, true as of its own time, and
+    # the member is due again the next day rather than weeks later
     assert fakes.memory.reviews["m1"] == date(2026, 3, 11)
-    assert ledger.summary("m1").segment == "new"
-    assert ledger.check_invariants("m1") == []  # the segment stored is the one of the entries it was judged on
-    # And a review without anything happening meanwhile sets the usual, later date
+    assert ledger.summary("m1").segment is None  # never reviewed before
+    assert ledger.check_invariants("m1") == []
+    # And the next day's review, with nothing happening meanwhile, stores the segment and sets the usual, later date
     monkeypatch.setattr(ledger, "entries_since", read_entries)
     at_day(clock, date(2026, 3, 11))
     assert jobs.review("m1", date(2026, 3, 11))
+    assert ledger.summary("m1").segment == "satisfaction_driven" and ledger.check_invariants("m1") == []  # 2 orders
     assert fakes.memory.reviews["m1"] > date(2026, 3, 12)
 
 

@@ -301,15 +301,16 @@ class ScheduledJobs:
         unchanged = (segment.name, segment.reason, segment.rfm) == (
             summary.segment, summary.segment_reason, summary.segment_rfm
         )  # fmt: skip
-        # an order landing while this review runs makes the write fail: the segment found stands, and the member is
-        # looked at again the next day, so the order is not left out until a later review. A segment found as stored
-        # writes only the next review, so the member (and the CRM, the shops) see no change.
-        soon = min(next_review, today + timedelta(days=1))
-        for next_on, seen in ((next_review, summary.last_activity), (soon, None)):
-            if unchanged and self.reviews.reschedule(member_id, next_on, activity_seen=seen):
-                break
-            if not unchanged and self.reviews.record(member_id, segment, today, at, next_on, seen):
-                break
+        # A segment found as stored writes only the next review, so the member (and the CRM, the shops) see no
+        # change. An order landing while this review runs makes the write fail: it may have been decided before
+        # `at` and written after the entries were read, so the segment found may have missed it; the one stored
+        # stands (true as of its own time) and the member is looked at again the next day.
+        if unchanged:
+            written = self.reviews.reschedule(member_id, next_review, activity_seen=summary.last_activity)
+        else:
+            written = self.reviews.record(member_id, segment, today, at, next_review, summary.last_activity)
+        if not written:
+            self.reviews.reschedule(member_id, min(next_review, today + timedelta(days=1)), activity_seen=None)
         return True
 
     def _next_review(self, summary: MemberSummary, segment: Segment, today: date) -> date:
