@@ -16,9 +16,10 @@ from loyalty.wiring import services
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     counting = services.kpi_counting()
-    counting.count_enrolments(services.enrolments(event))
-    added = counting.count(services.new_entries(event))
-    answers = counting.count_answers(services.nps_changes(event))
+    enrolled, entries, answers = services.kpi_changes(event)
+    counting.count_enrolments(enrolled)
+    added = counting.count(entries)
+    answered = counting.count_answers(answers)
     metrics.add_metric(name="KpiEntriesCounted", unit="Count", value=added)
-    metrics.add_metric(name="KpiNpsAnswersCounted", unit="Count", value=answers)
+    metrics.add_metric(name="KpiNpsAnswersCounted", unit="Count", value=answered)
     return {"batchItemFailures": []}

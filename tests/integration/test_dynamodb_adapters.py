@@ -21,10 +21,13 @@ from loyalty.adapters.dynamodb.job_runs import DynamoDBJobRuns
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
 from loyalty.adapters.dynamodb.models import (
     CRM_STATE_SK,
+    ENTRY_PREFIX,
     MEMBER_SK,
     ORDER_SK,
     CrmStateItem,
+    EntryItem,
     MemberItem,
+    NpsAnswerItem,
     OrderItem,
     ReviewHoldItem,
     member_pk,
@@ -33,7 +36,8 @@ from loyalty.adapters.dynamodb.models import (
 )
 from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.adapters.dynamodb.reviews import DynamoDBReviews
-from loyalty.adapters.dynamodb.stream import member_images, stream_changes
+from loyalty.adapters.dynamodb.stream import kpi_changes, member_images, stream_changes
+from loyalty.adapters.dynamodb.surveys import DynamoDBNpsAnswers
 from loyalty.fakes.offers import InMemoryOfferQueue
 from loyalty.jobs import ScheduledJobs
 from loyalty.ledger.service import Ledger
@@ -42,7 +46,8 @@ from loyalty.offers.records import SendRecord, Status
 from loyalty.offers.rules import load_offer_rules
 from loyalty.ports.crm import CrmState
 from loyalty.ports.directory import HeldForReview
-from loyalty.programme.rules import ProgramRules
+from loyalty.ports.surveys import NpsAnswer
+from loyalty.programme.rules import ProgramRules, load_program
 from tests.conftest import FakeClock
 from tests.contract.conftest import due
 from tests.orders import simple_order
@@ -296,3 +301,30 @@ def test_a_linked_shop_customer_is_on_the_members_item_and_its_stream_image(moto
     assert directory.member_for_customer("shopify:demo-shop.myshopify.com", "99") == "m-none"
     with pytest.raises(MemberItem.DoesNotExist):
         MemberItem.get(member_pk("m-none"), MEMBER_SK)
+
+
+def test_the_stream_gives_the_kpis_new_members_entries_and_nps_answers_with_the_one_replaced(moto_table: str) -> None:
+    # Given a member enrolled with a signup bonus, and their answer to a survey, answered again later
+    ledger = Ledger(DynamoDBLedgerStore(), load_program(), clock=FakeClock(T_STREAM))
+    ledger.enrol("m1")
+    bonus = ledger.bonus("m1", "signup", "m1").entry
+    answers = DynamoDBNpsAnswers()
+    first = NpsAnswer("m1", "s1", 6, T_STREAM, "2026-03", None, "bronze", "slow")
+    again = NpsAnswer("m1", "s1", 9, T_STREAM + timedelta(days=40), "2026-04", "new", "bronze")
+    assert answers.save(first)
+    first_item = NpsAnswerItem.get(member_pk("m1"), "NPS#s1")
+    assert answers.save(again)
+    entry_items = EntryItem.query(member_pk("m1"), EntryItem.sk.startswith(ENTRY_PREFIX))
+    member, answer = MemberItem.get(member_pk("m1"), MEMBER_SK), NpsAnswerItem.get(member_pk("m1"), "NPS#s1")
+    event = stream_event(member, *entry_items, answer)
+    replaced = event["Records"][-1]
+    replaced["eventName"], replaced["dynamodb"]["OldImage"] = "MODIFY", first_item.serialize()
+    # When the KPI counting's filter and reading see the batch
+    kpi_filters = load_template()["Resources"]["KpiFunction"]["Properties"]["Events"]["NewEntries"]["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in kpi_filters["FilterCriteria"]["Filters"]]
+    assert all(any(matches(pattern, record) for pattern in patterns) for record in event["Records"])
+    enrolled, entries, nps = kpi_changes(event)
+    # Then it learns the member who joined, the entry written, and the answer with the one it replaced, whole
+    assert enrolled == [("m1", ledger.summary("m1").enrolled_at)]
+    assert entries == [bonus]
+    assert nps == [(again, first)]

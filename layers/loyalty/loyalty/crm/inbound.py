@@ -39,6 +39,7 @@ from loyalty.offers.requests import ContactSnapshot, CrmConsent, Offer, OfferKin
 from loyalty.ports.crm import CrmStates
 from loyalty.ports.directory import CONSENT_FIELDS, Directory
 from loyalty.ports.surveys import NpsAnswer, NpsAnswers
+from loyalty.programme.tiers import month_key
 
 RedeemReward = Callable[[str, Any, str, str], tuple[dict[str, Any], bool]]  # (member, body, key, actor) -> answer, made
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little; a change time beyond that is refused
@@ -236,7 +237,7 @@ class CrmInbound:
                 survey_id=callout.survey_id,
                 score=callout.score,
                 responded_at=callout.responded_at,
-                month=self.ledger.rules.local_date(callout.responded_at).strftime("%Y-%m"),
+                month=month_key(self.ledger.rules.local_date(callout.responded_at)),
                 segment=member.segment,
                 tier=member.tier,
                 comment=callout.comment,

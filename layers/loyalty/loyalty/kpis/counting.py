@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from loyalty.kpis.flows import PROGRAMME, contribution, enrolment_month, groups, month_of, nps_contribution
+from loyalty.kpis.flows import PROGRAMME, contribution, groups, local_month, nps_contribution
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.ports.kpis import KpiStore
@@ -27,7 +27,7 @@ class KpiCounting:
         for entry, flows in counted:
             member = members.get(entry.member_id)
             tier, segment = (member.tier, member.segment) if member is not None else (None, None)
-            month, counted_in = month_of(self.ledger.rules, entry), groups(tier, segment)
+            month, counted_in = local_month(self.ledger.rules, entry.created_at), groups(tier, segment)
             added += self.store.add(f"{entry.member_id}#{entry.source_key}", month, counted_in, flows)
             if entry.kind is EntryKind.ACCRUAL:  # the member bought this month: counted once, at their first order
                 returning = self.store.first_purchase(entry.member_id, month) < month
@@ -39,7 +39,7 @@ class KpiCounting:
         """Add each member who joined (member id, when) to the programme's figures of that month, once."""
         rules = self.ledger.rules
         return sum(
-            self.store.add(f"enrolled#{member_id}", enrolment_month(rules, at), (PROGRAMME,), {"members_enrolled": 1})
+            self.store.add(f"enrolled#{member_id}", local_month(rules, at), (PROGRAMME,), {"members_enrolled": 1})
             for member_id, at in enrolled
         )
 

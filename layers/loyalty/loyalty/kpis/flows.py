@@ -12,6 +12,7 @@ from datetime import datetime
 
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.programme.rules import ProgramRules
+from loyalty.programme.tiers import month_key
 
 COUNTERS = (
     "members_enrolled",  # members who joined in the month (the programme's figures only)
@@ -34,9 +35,10 @@ COUNTERS = (
 PROGRAMME = "programme"
 
 
-def month_of(rules: ProgramRules, entry: Entry) -> str:
-    """The month (YYYY-MM) an entry counts in: when it was written, in the programme's time zone."""
-    return rules.local_date(entry.created_at).strftime("%Y-%m")
+def local_month(rules: ProgramRules, moment: datetime) -> str:
+    """The month (YYYY-MM) a moment falls in, in the programme's time zone: an entry counts in the month it was
+    written, a member in the month they joined."""
+    return month_key(rules.local_date(moment))
 
 
 def contribution(entry: Entry) -> dict[str, int]:
@@ -78,10 +80,6 @@ def groups(tier: str | None, segment: str | None) -> tuple[str, ...]:
     return (PROGRAMME, f"tier#{tier or 'none'}", f"segment#{segment or 'none'}")
 
 
-def enrolment_month(rules: ProgramRules, enrolled_at: datetime) -> str:
-    return rules.local_date(enrolled_at).strftime("%Y-%m")
-
-
 def recount(
     rules: ProgramRules, entries: Iterable[Entry], enrolled: Iterable[datetime] = ()
 ) -> dict[str, dict[str, int]]:
@@ -89,12 +87,12 @@ def recount(
     stream counts them: an audit of the stored figures (a counter never added to is absent)."""
     months: dict[str, dict[str, int]] = {}
     for joined in enrolled:
-        counts = months.setdefault(enrolment_month(rules, joined), {})
+        counts = months.setdefault(local_month(rules, joined), {})
         counts["members_enrolled"] = counts.get("members_enrolled", 0) + 1
     buyers: set[tuple[str, str]] = set()
     first: dict[str, str] = {}  # member -> the month of their first purchase
     for entry in sorted(entries, key=lambda e: e.created_at):
-        month = month_of(rules, entry)
+        month = local_month(rules, entry.created_at)
         flows = contribution(entry)
         if entry.kind is EntryKind.ACCRUAL and (month, entry.member_id) not in buyers:
             buyers.add((month, entry.member_id))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from loyalty.offers.requests import SERVICE_TRIGGERS, Channel, Offer, OfferKind, OfferRequest, Trigger
 from loyalty.programme.rules import known_time_zone, read_rules
+from loyalty.programme.tiers import month_key
 
 OFFER_RULES_ENV = "LOYALTY_OFFER_RULES_FILE"
 REPO_FILE = Path(__file__).resolve().parents[4] / "infra" / "offers.yaml"
@@ -133,7 +134,7 @@ class Holdout(_Rules):
         request)."""
         if request.trigger.value not in self.triggers or self.share <= 0:
             return False
-        period = f"{day.year}-{day.month:02d}" if self.period == "month" else f"{day.year}-Q{(day.month + 2) // 3}"
+        period = month_key(day) if self.period == "month" else f"{day.year}-Q{(day.month + 2) // 3}"
         digest = hashlib.sha256(f"{request.trigger.value}#{period}#{request.member_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big") < self.share * 2**64
 

@@ -340,23 +340,12 @@ def kpi_counting() -> KpiCounting:
     return KpiCounting(_ledger(load_settings(TableSettings).table), DynamoDBKpiStore())
 
 
-def new_entries(event: dict[str, Any]) -> list[Entry]:
-    """kpis: the ledger entries a stream batch brings."""
-    from loyalty.adapters.dynamodb.stream import new_entries as entries
-
-    return entries(event)
-
-
-def enrolments(event: dict[str, Any]) -> list[tuple[str, datetime]]:
-    """kpis: the members a stream batch brings into being, with when they enrolled."""
-    from loyalty.adapters.dynamodb.stream import enrolments as joined
-
-    return joined(event)
-
-
-def nps_changes(event: dict[str, Any]) -> list[tuple[NpsAnswer, NpsAnswer | None]]:
-    """kpis: the NPS answers a stream batch brings, each with the one it replaced."""
-    from loyalty.adapters.dynamodb.stream import nps_changes as changes
+def kpi_changes(
+    event: dict[str, Any],
+) -> tuple[list[tuple[str, datetime]], list[Entry], list[tuple[NpsAnswer, NpsAnswer | None]]]:
+    """kpis: the members who joined, the ledger entries written and the NPS answers given that a stream batch
+    brings."""
+    from loyalty.adapters.dynamodb.stream import kpi_changes as changes
 
     return changes(event)
 

@@ -52,52 +52,31 @@ def stream_changes(
     return members, sends, held, arranged
 
 
-def new_entries(event: dict[str, Any]) -> list[Entry]:
-    """The ledger entries the stream batch brings, in order (entries are written once and never changed, so only
-    an INSERT carries one; the template's filter passes only those)."""
-    found = []
+def kpi_changes(
+    event: dict[str, Any],
+) -> tuple[list[tuple[str, datetime]], list[Entry], list[tuple[NpsAnswer, NpsAnswer | None]]]:
+    """For kpis, in one pass over the batch (the template's filter passes only these): the members who joined
+    (member id, when), the ledger entries written (in order; an entry is written once and never changed, so only an
+    INSERT carries one), and the NPS answers given, each with the answer it replaced (None for a first answer)."""
+    enrolled: list[tuple[str, datetime]] = []
+    entries: list[Entry] = []
+    answers: list[tuple[NpsAnswer, NpsAnswer | None]] = []
     for record in event.get("Records", []):
-        change = record.get("dynamodb") or {}
-        image = change.get("NewImage")
-        if record.get("eventName") != "INSERT" or not isinstance(image, dict):
-            continue
-        if image.get("type", {}).get("S") == "entry":
-            item = LoyaltyItem.from_raw_data(image)
-            if isinstance(item, EntryItem):
-                found.append(entry_of(item))
-    return found
+        change, inserted = record.get("dynamodb") or {}, record.get("eventName") == "INSERT"
+        item = _item(change.get("NewImage"))
+        if inserted and isinstance(item, MemberItem):
+            enrolled.append((item.member_id, item.enrolled_at))
+        elif inserted and isinstance(item, EntryItem):
+            entries.append(entry_of(item))
+        elif isinstance(item, NpsAnswerItem) and record.get("eventName") in ("INSERT", "MODIFY"):
+            before = _item(change.get("OldImage"))
+            answers.append((nps_answer(item), nps_answer(before) if isinstance(before, NpsAnswerItem) else None))
+    return enrolled, entries, answers
 
 
-def enrolments(event: dict[str, Any]) -> list[tuple[str, datetime]]:
-    """The members the stream batch brings into being: (member id, when they enrolled)."""
-    found = []
-    for record in event.get("Records", []):
-        image = (record.get("dynamodb") or {}).get("NewImage")
-        if (
-            record.get("eventName") == "INSERT"
-            and isinstance(image, dict)
-            and image.get("type", {}).get("S") == "member"
-        ):
-            item = LoyaltyItem.from_raw_data(image)
-            if isinstance(item, MemberItem):
-                found.append((item.member_id, item.enrolled_at))
-    return found
-
-
-def nps_changes(event: dict[str, Any]) -> list[tuple[NpsAnswer, NpsAnswer | None]]:
-    """The NPS answers the stream batch brings, each with the answer it replaced (None for a first answer)."""
-    found = []
-    for record in event.get("Records", []):
-        change = record.get("dynamodb") or {}
-        new, old = change.get("NewImage"), change.get("OldImage")
-        if record.get("eventName") not in ("INSERT", "MODIFY") or not isinstance(new, dict):
-            continue
-        if new.get("type", {}).get("S") == "nps":
-            item = LoyaltyItem.from_raw_data(new)
-            before = LoyaltyItem.from_raw_data(old) if isinstance(old, dict) else None
-            if isinstance(item, NpsAnswerItem):
-                found.append((nps_answer(item), nps_answer(before) if isinstance(before, NpsAnswerItem) else None))
-    return found
+def _item(image: Any) -> LoyaltyItem | None:
+    """The item a stream image (DynamoDB JSON) holds, as its model."""
+    return LoyaltyItem.from_raw_data(image) if isinstance(image, dict) and image else None
 
 
 def _to_arrange(image: dict[str, Any]) -> RewardToArrange:
