@@ -8,7 +8,7 @@ DDB_LOCAL_VERSION := 11.1.0
 DDB_LOCAL_DIR := $(CACHE)/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-$(DDB_LOCAL_VERSION)
 
-.PHONY: test lint demo serve outbox bench check-java check-chromium check-valgrind clean
+.PHONY: test lint demo serve outbox report bench check-java check-chromium check-valgrind clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) is required (Python 3.11 or newer)"; exit 1; }
@@ -54,6 +54,10 @@ serve: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)
 # What the running stack (make serve) has sent: e-mails and SMS as moto holds them.
 outbox: $(VENV)/.installed
 	$(PY) -m infra.local.outbox
+
+# The monthly report (HTML with its charts, and CSV) from GET /kpis of the running stack (make serve), or --api.
+report: $(VENV)/.installed
+	$(PY) -m infra.report $(ARGS)
 
 bench: $(VENV)/.installed check-java check-valgrind $(DDB_LOCAL_STAMP)
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest tests/bench -s -q 

@@ -1,5 +1,6 @@
 """Member API, for IAM-signed callers: balance, tier, next expiry, profile and the latest entries; the rewards a
-member can have, redeeming one (with an Idempotency-Key), their redemptions, and cancelling an unused one."""
+member can have, redeeming one (with an Idempotency-Key), their redemptions, and cancelling an unused one; and the
+programme's monthly figures (GET /kpis)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from loyalty.errors import MalformedPayloadError
 from loyalty.http_body import raw_body
 from loyalty.http_errors import register_error_handlers
 from loyalty.ledger.member_view import member_by_email, member_view
@@ -53,6 +55,18 @@ def get_redemptions(member_id: str) -> dict[str, Any]:
 @app.delete("/members/<member_id>/redemptions/<redemption_id>")
 def cancel_redemption(member_id: str, redemption_id: str) -> dict[str, Any]:
     return services.member_rewards().cancel(member_id, redemption_id)
+
+
+@app.get("/kpis")
+def get_kpis() -> dict[str, Any]:
+    """The programme's monthly figures (and by segment or tier) from ``from`` to ``to`` (YYYY-MM)."""
+    query = app.current_event.get_query_string_value
+    first, last, by = query("from"), query("to"), query("by")
+    if not first or not last:
+        raise MalformedPayloadError("`from` and `to` are needed, each a month as YYYY-MM")
+    if by not in (None, "", "segment", "tier"):
+        raise MalformedPayloadError(f"`by` is segment or tier, not {by!r}")
+    return services.kpi_figures().months(first, last, "segment" if by == "segment" else "tier" if by else None)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

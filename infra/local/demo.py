@@ -29,11 +29,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import boto3
 import urllib3
 from tqdm import tqdm
 
+from infra.local.demo_figures import SentEvents, twelve_months
 from infra.local.dynamodb_local import free_port
 from infra.local.instances import SharedClock
 from infra.local.outbox import as_text, sent
@@ -52,6 +55,7 @@ from infra.local.simulation import (
     simulate_year,
 )
 from infra.local.stack import LOCAL_TIME_SCALE, Ports, Stack
+from infra.report import write
 from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
 from loyalty.adapters.dynamodb.models import bind_table
@@ -59,11 +63,15 @@ from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.clock import use_clock
 from loyalty.crm.fields import SEGMENTS
 from loyalty.jobs import JOBS
-from loyalty.kpis.flows import PROGRAMME, recount
+from loyalty.kpis.figures import KpiFigures
+from loyalty.kpis.flows import recount
+from loyalty.kpis.report import programme_rows
 from loyalty.ledger.model import Entry, EntryKind, MemberSummary
 from loyalty.ledger.service import Ledger
+from loyalty.ports.kpis import PROGRAMME
 from loyalty.programme.rewards import load_rewards
 from loyalty.programme.rules import load_program
+from loyalty.programme.tiers import month_key
 
 LOCALES = ("sv_SE", "nb_NO", "da_DK", "fi_FI", "en_GB")
 
@@ -89,6 +97,8 @@ class Demo:
         self.member_ids: dict[str, str] = {}  # simulated member -> the programme's member id
         self.quarters: list[tuple[str, Counter[str], Counter[str]]] = []  # (quarter end, tiers, segments)
         self.week: tuple[int, int] | None = None
+        self.month: str | None = None  # the programme's local month the clock is in
+        self.events = SentEvents()  # what was sent and granted, for the figures' independent recomputation
         self.spent: dict[str, float] = {}  # seconds of the year's wall time, by what the driver waited on
 
     @contextmanager
@@ -165,6 +175,7 @@ class Demo:
         )
         answer = json.loads(response.data or b"{}")
         if response.status == 201:
+            self.events.redemption(redemption.member_id, self.local_month(self.clock.now))
             if answer.get("code"):
                 self.codes[redemption.member_id] = (answer["code"], date.fromisoformat(answer["validUntil"]))
             return f"redemptions: {reward.id}"
@@ -172,11 +183,17 @@ class Demo:
             return f"redemptions refused ({answer.get('rule')})"
         return f"redemptions failed: {response.status}"
 
+    def local_month(self, moment: datetime) -> str:
+        return month_key(self.ledger.rules.local_date(moment))
+
     def happen(self, happening: Happening) -> None:
-        week = happening.at.isocalendar()[:2]
-        if self.week is not None and week != self.week:
-            self.settle()  # the programme's clock moves on to a new week only when last week's events are in
-        self.week = week
+        week, month = happening.at.isocalendar()[:2], self.local_month(happening.at)
+        if self.week is not None and (week != self.week or month != self.month):
+            self.settle()  # the clock moves on to a new week or month only when the last one's events are in
+        if self.month is not None and month != self.month:
+            with self.timed("job kpi_close"):  # the month just ended: its closing figures
+                self.stack.run_job("kpi_close", day=self.ledger.rules.local_date(happening.at).isoformat())
+        self.week, self.month = week, month
         self.clock.set(happening.at)
         if isinstance(happening, Enrol):
             self.emails[happening.member_id] = happening.email
@@ -197,6 +214,7 @@ class Demo:
                 }
                 self.birthdays.append((contact_id, fields))
                 self.counts["contacts already in the CRM"] += 1
+            self.events.joined_in(happening.member_id, month)
             customer = customer_payload(happening)
             self.stack.shopify.add_customer(self.store.domain, int(str(customer["id"])), happening.email)
             self.send("customers/create", customer)
@@ -206,11 +224,14 @@ class Demo:
             if code and happening.at.date() <= last_day and not happening.redelivered:  # used at checkout
                 happening = replace(happening, discount_code=code)
                 self.counts["orders using a reward code"] += 1
-            self.send("orders/paid", order_payload(happening, email), webhook_id=f"order-{happening.order_id}")
+            payload = order_payload(happening, email)
+            self.send("orders/paid", payload, webhook_id=f"order-{happening.order_id}")
+            self.events.order(happening.member_id, month, [line_id for line_id, _, _ in happening.lines], payload)
             if happening.redelivered:
                 self.counts["redeliveries"] += 1
         elif isinstance(happening, Refund):
             self.send("refunds/create", refund_payload(happening))
+            self.events.refund(str(int(happening.order_id)), month, happening.lines)
             self.counts["refunds that overtook their order"] += happening.before_order
         elif isinstance(happening, Redeem | Refer):
             self.redemptions.append(happening)
@@ -414,8 +435,6 @@ MONTH_COLUMNS = (
     ("members_enrolled", "Joined"),
     ("orders", "Orders"),
     ("purchasers", "Buyers"),
-    ("returning_purchasers", "Returning"),  # of the buyers, as a share
-    ("order_base_points", "Avg order"),
     ("points_issued", "Issued"),
     ("points_released", "Released"),
     ("points_redeemed", "Redeemed"),
@@ -425,30 +444,61 @@ MONTH_COLUMNS = (
 
 
 def print_months(demo: Demo, written: list[Entry], joined: list[datetime]) -> list[str]:
-    """The programme's figures by month as the stream counted them (average order in base points: its spend at
-    x1, so every currency compares), each checked against a recount from the ledger; what differs."""
+    """The programme's figures by month as the stream counted them, each checked against a recount from the
+    ledger; the 12-month table, checked against a recomputation from what the demo sent; the report written.
+    What differs."""
     recounted = recount(demo.ledger.rules, written, joined)
     store = DynamoDBKpiStore()
     print("\nThe months in figures (counted from the table's stream; points)")
     print("  " + "".join(f"{title:>12}" for title in ("Month", *(title for _, title in MONTH_COLUMNS))))
     differ = []
+    months = sorted(month for month in recounted if month <= demo.month)  # (active members lapse months ahead)
     for month in sorted(recounted):
         counted = store.month(month).get(PROGRAMME, {})
         if counted != recounted[month]:
             differ.append(f"the figures of {month} differ from the ledger's: {counted} against {recounted[month]}")
-        orders, buyers = counted.get("orders", 0), counted.get("purchasers", 0)
-        cells = []
-        for name, _ in MONTH_COLUMNS:
-            if name == "order_base_points":
-                cells.append(f"{counted.get(name, 0) // orders if orders else 0:,}")
-            elif name == "returning_purchasers":
-                cells.append(f"{counted.get(name, 0) / buyers:.0%}" if buyers else "-")
-            else:
-                cells.append(f"{counted.get(name, 0):,}")
-        print("  " + f"{month:>12}" + "".join(f"{cell:>12}" for cell in cells))
+    for month in months:
+        counted = store.month(month).get(PROGRAMME, {})
+        print("  " + f"{month:>12}" + "".join(f"{counted.get(name, 0):>12,}" for name, _ in MONTH_COLUMNS))
     if not differ:
         print(f"  each month's figures equal a recount of the {len(written):,} ledger entries and enrolments: OK")
+    figures = KpiFigures(store, demo.catalogue)
+    bought = [month for month in months if store.month(month).get(PROGRAMME, {}).get("orders")]
+    year = [month for month in months if month <= bought[-1]][-12:] if bought else months[-12:]
+    by_segment = figures.months(year[0], year[-1], by="segment")
+    by_tier = figures.months(year[0], year[-1], by="tier")
+    differ += print_twelve_months(by_segment, twelve_months(demo.events, year))
+    write_report(by_segment, by_tier, [tier.name for tier in demo.ledger.rules.tiers])
     return differ
+
+
+def print_twelve_months(answer: dict[str, Any], recomputed: dict[str, dict[str, Any]]) -> list[str]:
+    """The 12-month table as GET /kpis answers it, checked against the recomputation from the events sent."""
+    print("\nThe 12-month table (GET /kpis)")
+    print(f"  {'Month':<10}{'Returning customers':>22}{'Average order (SEK)':>22}{'Active members':>18}")
+    differ = []
+    for row in programme_rows(answer):
+        returning, active = row["returningShare"], row["activeShare"]
+        print(
+            f"  {row['month']:<10}{_percent(returning):>22}{row['averageOrderValue'].get('SEK', '-'):>22}"
+            f"{_percent(active):>18}"
+        )
+        shown = {name: row[name] for name in ("returningShare", "averageOrderValue", "activeShare")}
+        if shown != recomputed[row["month"]]:
+            differ.append(f"{row['month']}: GET /kpis says {shown}, the events sent {recomputed[row['month']]}")
+    if not differ:
+        print("  equal to a recomputation from the orders, refunds, redemptions and members the demo sent: OK")
+    return differ
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
+def write_report(by_segment: dict[str, Any], by_tier: dict[str, Any], tiers: list[str]) -> None:
+    """The HTML report and its CSV files, as `make report` writes them."""
+    report = write(Path("report"), by_segment, by_tier, tiers)
+    print(f"\nThe report: {report.resolve()} (and its CSV files beside it)")
 
 
 def print_rewards(demo: Demo, member_ids: list[str], available: int, earned: int) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 
 from loyalty.fakes.kpis import InMemoryKpiStore
-from loyalty.kpis.flows import COUNTERS
-from loyalty.ports.kpis import KpiStore
+from loyalty.ports.kpis import KpiStore, MemberMonths
 
 
 @pytest.fixture(params=["memory", pytest.param("dynamodb", marks=pytest.mark.dynamodb_local)])
@@ -45,20 +45,51 @@ def test_entries_counted_at_once_lose_nothing_and_count_nothing_twice(store: Kpi
     assert store.month("2026-11") == {"programme": {"points_issued": 400}}
 
 
-def test_the_table_keeps_a_counter_for_each_figure() -> None:
-    from loyalty.adapters.dynamodb.kpis import KPI_ATTRIBUTES
+def test_money_adds_up_exactly_per_currency(store: KpiStore) -> None:
+    for n, value in enumerate(["0.10", "0.20", "1999.99", "-0.30"]):
+        store.add(f"e{n}", "2026-11", ("programme",), {"order_value#SEK": Decimal(value), "orders#SEK": 1})
+    store.add("e9", "2026-11", ("programme",), {"order_value#EUR": Decimal("12.5")})
+    figures = store.month("2026-11")["programme"]
+    assert figures == {"order_value#SEK": Decimal("1999.99"), "orders#SEK": 4, "order_value#EUR": Decimal("12.5")}
+    assert isinstance(figures["orders#SEK"], int)
 
-    assert set(COUNTERS) == KPI_ATTRIBUTES
+
+def test_a_members_months_move_only_from_the_months_read_with_their_counts(store: KpiStore) -> None:
+    # Given a member with nothing noted, who buys in January 2026
+    empty = MemberMonths()
+    assert store.member_months("m1") == empty
+    january = MemberMonths(active="2026-01", bought="2026-01", first_bought="2026-01")
+    groups = ("programme", "tier#bronze")
+    assert store.move_member("m1", empty, january, "2026-01", groups, {"purchasers": 1}, {"2026-01": 1, "2027-01": -1})
+    # Then a move from what is no longer there changes nothing
+    assert not store.move_member("m1", empty, january, "2026-01", groups, {"purchasers": 1}, {"2026-01": 1})
+    stale = MemberMonths(active="2025-12", bought="2026-01", first_bought="2026-01")
+    assert not store.move_member("m1", stale, january, "2026-02", groups, {"purchasers": 1}, {})
+    # And a move from what was read does, with its counts in the month's groups and the active changes
+    june = MemberMonths(active="2026-06", bought="2026-06", first_bought="2026-01")
+    counts = {"purchasers": 1, "returning_purchasers": 1}
+    assert store.move_member("m1", january, june, "2026-06", groups, counts, {"2027-01": 1, "2027-06": -1})
+    assert store.member_months("m1") == june
+    assert store.month("2026-01") == {
+        "programme": {"purchasers": 1, "active_change": 1},
+        "tier#bronze": {"purchasers": 1},
+    }
+    assert store.month("2026-06") == {"programme": counts, "tier#bronze": counts}
+    assert store.month("2027-01") == {"programme": {"active_change": 0}}
+    assert store.month("2027-06") == {"programme": {"active_change": -1}}
+
+
+def test_a_months_close_is_kept_beside_its_counters_and_replaced_when_closed_again(store: KpiStore) -> None:
+    store.add("e1", "2026-11", ("programme",), {"points_held": 10})
+    store.close("2026-11", {"members": 3, "active_members": 2, "points_outstanding": 10})
+    store.close("2026-11", {"members": 3, "active_members": 2, "points_outstanding": 12})
+    assert store.month("2026-11") == {
+        "programme": {"points_held": 10},
+        "close": {"members": 3, "active_members": 2, "points_outstanding": 12},
+    }
 
 
 def test_a_counter_taken_back_to_nothing_reads_as_zero(store: KpiStore) -> None:
     assert store.add("nps#m1#s#t1", "2026-03", ("programme",), {"nps_answers": 1, "nps_promoters": 1})
     assert store.add("nps-replaced#m1#s#t1", "2026-03", ("programme",), {"nps_answers": -1, "nps_promoters": -1})
     assert store.month("2026-03") == {"programme": {"nps_answers": 0, "nps_promoters": 0}}
-
-
-def test_a_members_first_purchase_is_noted_once_for_good(store: KpiStore) -> None:
-    assert store.first_purchase("m1", "2026-03") == "2026-03"
-    assert store.first_purchase("m1", "2026-05") == "2026-03"
-    assert store.first_purchase("m1", "2026-02") == "2026-03"  # noted is noted (the stream brings them in order)
-    assert store.first_purchase("m2", "2026-05") == "2026-05"

@@ -250,6 +250,17 @@ def pending(member: MemberState, order_id: str, day: date, offset: int) -> Order
     )
 
 
+def test_an_orders_line_values_and_currency_read_back_exactly(stores: Stores) -> None:
+    member = enrolled(stores)
+    order = replace(
+        pending(member, "v1", date(2026, 4, 1), 0),
+        currency="SEK",
+        lines={"1": LineState(3, 2, 30, 20, Decimal("299.70"), Decimal("199.80")), "2": LineState(1, 1, 0, 0)},
+    )
+    assert stores.ledger.commit(LedgerChange(order=OrderChange(order))) is Commit.APPLIED
+    assert stores.ledger.order(order.order_key) == order
+
+
 def test_a_refund_kept_before_its_order_reads_back(stores: Stores) -> None:
     parked = OrderState(order_key="woocommerce:shop#7", version=1, parked={"r1": {"2": 1}, "status:refunded": {}})
     assert stores.ledger.commit(LedgerChange(order=OrderChange(parked))) is Commit.APPLIED
@@ -283,6 +294,8 @@ def test_an_entry_reads_back_with_every_field(stores: Stores) -> None:
         valid_until=date(2026, 12, 31),
         placed_on=date(2026, 3, 1),
         base_points=125,
+        value=Decimal("1249.95"),
+        currency="SEK",
         discounted=True,
         categories=("outdoor", "shoes"),
         offers=("DOUBLE1",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import urllib.error
 import urllib.request
 import uuid
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from infra.local.dynamodb_local import free_port
 from infra.local.shop_emulator import sign_webhook
@@ -98,3 +100,30 @@ def payload(name: str, **changes: Any) -> bytes:
     data = json.loads(raw)
     data.update(changes)
     return json.dumps(data).encode()
+
+
+# Chromium as root, offline: no sandbox, and none of the background connections this machine refuses
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # a container's small /dev/shm
+]
+
+
+def chromium_path() -> str:
+    found = os.environ.get("LOYALTY_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "the browser tests need Chromium: apt-get install chromium (or set LOYALTY_CHROMIUM)"
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()

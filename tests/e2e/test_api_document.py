@@ -49,6 +49,7 @@ def test_every_answer_matches_the_document(stack: Stack) -> None:
         "POST /members/{memberId}/redemptions",
         "GET /members/{memberId}/redemptions",
         "DELETE /members/{memberId}/redemptions/{redemptionId}",
+        "GET /kpis",
     }
     statuses = {f"{op.method.upper()} {op.path}": answered(op, stack.gateway_url, headers) for op in operations}
     # The generated requests reached the handlers (a 4xx that names the problem, or an answer), not only routing
@@ -57,3 +58,4 @@ def test_every_answer_matches_the_document(stack: Stack) -> None:
     assert statuses["GET /members/{memberId}/rewards"] == {404}
     assert statuses["POST /members/{memberId}/redemptions"] & {400, 404}
     assert statuses["DELETE /members/{memberId}/redemptions/{redemptionId}"] == {404}
+    assert statuses["GET /kpis"] == {200, 400}  # a month 13 or a range backwards named; the figures otherwise

@@ -4,12 +4,15 @@ stream and are counted once, for the programme and the member's tier and segment
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from infra.local.stack import Stack
 from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
 from loyalty.adapters.dynamodb.models import bind_table
+from loyalty.programme.earning import earning_base
 from loyalty.programme.rules import load_program
+from loyalty.shop.events import OrderPaidEvent
+from loyalty.shop.shopify import parse_shopify_webhook
 from tests.e2e.conftest import Shop
 from tests.e2e.test_webshop_pipeline import expected_points, shopify_order, unique_email
 
@@ -38,3 +41,41 @@ def test_an_order_is_counted_once_in_its_months_figures(stack: Stack, shop: Shop
     assert added("programme", "points_issued") == expected_points(body) + signup
     # And the same in the new member's tier's and segment's
     assert added("tier#bronze", "orders") == 1 and added("segment#none", "orders") == 1
+    # And its value, ex-VAT after discounts, in its currency; and the member counts as active from this month
+    event = parse_shopify_webhook("orders/paid", "nordic-outdoor.myshopify.com", "x", body)
+    assert isinstance(event, OrderPaidEvent)
+    order = event.order
+    value = sum(earning_base(line, order.prices_include_tax, False) for line in order.lines)
+    assert added("programme", f"order_value#{order.currency}") == value > 0
+    assert added("programme", "active_change") == 1
+
+
+def test_get_kpis_answers_the_months_figures_and_a_closed_month_keeps_its_closing(stack: Stack, shop: Shop) -> None:
+    rules = load_program()
+    today = rules.local_date(datetime.now(UTC))
+    month = today.strftime("%Y-%m")
+    # Given a new shopper's paid order this month
+    assert shop.shopify("orders/paid", shopify_order(unique_email(), int(time.time() * 1000) + 1))[0] == 200
+    stack.wait_idle()
+    # When the member API is asked for this month's figures by tier
+    status, answer = shop.get(f"/kpis?from={month}&to={month}&by=tier")
+    # Then the programme's row and each tier's are there, with the order in them
+    assert status == 200, answer
+    programme = [row for row in answer["months"] if row["group"] == "programme"]
+    assert len(programme) == 1 and programme[0]["orders"] >= 1 and programme[0]["members"] >= 1
+    assert programme[0]["averageOrderValue"] and not programme[0]["closed"]
+    assert any(row["group"] == "tier#bronze" and row["orders"] >= 1 for row in answer["months"])
+    assert answer["reportingCurrency"] == "SEK" and "breakage" in answer["definitions"]
+    # When the month is closed (its schedule run on demand, as on the first day of the next month)
+    first_of_next = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    status, closed = shop.post(f"/_local/jobs/kpi_close?day={first_of_next.isoformat()}", b"", {})
+    assert status == 200 and closed["month"] == month
+    # Then the month reads as closed, with the closing figures the job kept
+    _, again = shop.get(f"/kpis?from={month}&to={month}")
+    row = again["months"][0]
+    assert row["closed"] and (row["members"], row["activeMembers"]) == (closed["members"], closed["active_members"])
+    assert row["pointsOutstanding"] == closed["points_outstanding"]
+    # And a request it cannot answer is refused, saying why
+    status, refused = shop.get(f"/kpis?from={month}&to=2000-01")
+    assert status == 400 and "before" in refused["message"]
+    assert shop.get("/kpis?from=2026-01&to=2026-02&by=colour")[0] == 400

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from infra.local.stack import Stack
 from tests.e2e.conftest import Shop
@@ -30,31 +28,6 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 LINK = re.compile(r"https?://[^\s\"<>]+/apps/loyalty\?[^\s\"<>]+")
-# Chromium as root, offline: no sandbox, and none of the background connections this machine refuses
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",  # a container's small /dev/shm
-]
-
-
-def chromium_path() -> str:
-    found = os.environ.get("LOYALTY_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "the browser tests need Chromium: apt-get install chromium (or set LOYALTY_CHROMIUM)"
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -4,10 +4,11 @@ programme and for the member's tier and segment, in the programme's local month,
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from loyalty.fakes import Fakes
 from loyalty.kpis.counting import KpiCounting
-from loyalty.kpis.flows import COUNTERS, contribution, net_promoter_score, recount
+from loyalty.kpis.flows import contribution, is_counter, net_promoter_score, recount
 from loyalty.ledger.model import EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.ports.surveys import NpsAnswer
@@ -24,11 +25,12 @@ def test_each_kind_of_entry_adds_its_points_to_its_counter(ledger: Ledger, clock
     flows = {entry.kind: contribution(entry) for entry in ledger.entries("m1")}
     accrual = next(e for e in ledger.entries("m1") if e.kind is EntryKind.ACCRUAL)
     assert flows[EntryKind.ACCRUAL] == {
-        "orders": 1, "order_base_points": accrual.base_points, "points_issued": accrual.pending + accrual.points
+        "orders": 1, "order_base_points": accrual.base_points, "points_issued": accrual.pending,
+        "points_held": accrual.pending, "orders#EUR": 1, "order_value#EUR": Decimal("100.00"),
     }  # fmt: skip
-    assert flows[EntryKind.BONUS] == {"points_issued": 100}
-    assert flows[EntryKind.ADJUSTMENT] == {"points_adjusted": -3}
-    assert all(set(counts) <= set(COUNTERS) for counts in flows.values())
+    assert flows[EntryKind.BONUS] == {"points_issued": 100, "points_held": 100}
+    assert flows[EntryKind.ADJUSTMENT] == {"points_adjusted": -3, "points_held": -3}
+    assert all(is_counter(name) for counts in flows.values() for name in counts)
 
 
 def test_a_redemption_counts_as_redeemed_and_points_given_back_as_returned(ledger: Ledger, clock: FakeClock) -> None:
@@ -37,7 +39,8 @@ def test_a_redemption_counts_as_redeemed_and_points_given_back_as_returned(ledge
     ledger.bonus("m1", "signup", "m1")
     spent = ledger.redeem("m1", 40, "r1", "voucher").entry
     back = spent.model_copy(update={"points": 40, "source_key": "redemption-return#r1"})
-    assert (contribution(spent), contribution(back)) == ({"points_redeemed": 40}, {"points_returned": 40})
+    assert contribution(spent) == {"points_redeemed": 40, "points_held": -40}
+    assert contribution(back) == {"points_returned": 40, "points_held": 40}
 
 
 def test_a_members_month_counts_for_the_programme_their_tier_and_segment_once(
@@ -69,13 +72,24 @@ def test_a_members_month_counts_for_the_programme_their_tier_and_segment_once(
         "order_base_points": sum(e.base_points or 0 for e in orders),
         "points_issued": issued,
         "points_redeemed": 40,
+        "points_held": issued - 40,
+        "orders#EUR": 3,
+        "order_value#EUR": Decimal("300.00"),
+        "active_change": 2,  # both members active from March (their orders)
     }
     tier = ledger.summary("m1").tier
-    assert march[f"tier#{tier}"] == march["programme"] and march["segment#none"] == march["programme"]
+    groups = (f"tier#{tier}", "segment#none")
+    programme_only = {name: value for name, value in march["programme"].items() if name != "active_change"}
+    assert all(march[group] == programme_only for group in groups)  # active members: the programme's figure only
     # And the bonus written after midnight in Stockholm counts in April
-    assert april == {group: {"points_issued": 200} for group in ("programme", f"tier#{tier}", "segment#none")}
+    assert april == {group: {"points_issued": 200, "points_held": 200} for group in ("programme", *groups)}
     # And a recount from the ledger gives the programme's figures of each month
-    assert recount(ledger.rules, written) == {"2026-03": march["programme"], "2026-04": april["programme"]}
+    assert recount(ledger.rules, written) == {
+        "2026-03": march["programme"],
+        "2026-04": april["programme"],
+        "2027-03": {"active_change": -2},  # they lapse 12 months on, unless active again
+    }
+    assert fakes.kpis.month("2027-03") == {"programme": {"active_change": -2}}
 
 
 def test_a_refund_of_a_released_and_spent_order_takes_back_all_it_earned(

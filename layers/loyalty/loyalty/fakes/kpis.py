@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from loyalty.fakes.memory import Memory
+from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, MemberMonths
 
 
 class InMemoryKpiStore:
     def __init__(self, memory: Memory | None = None) -> None:
         self.memory = memory or Memory()
 
-    def add(self, counted: str, month: str, groups: Sequence[str], counts: Mapping[str, int]) -> bool:
+    def add(self, counted: str, month: str, groups: Sequence[str], counts: Mapping[str, Count]) -> bool:
         with self.memory.atomically():
             applied = self.memory.items("kpis_applied")
             if (month, counted) in applied:
@@ -25,10 +26,41 @@ class InMemoryKpiStore:
                         kept[name] = kept.get(name, 0) + value
             return True
 
-    def first_purchase(self, member_id: str, month: str) -> str:
+    def member_months(self, member_id: str) -> MemberMonths:
         with self.memory.atomically():
-            return str(self.memory.items("kpi_first_purchase").setdefault(member_id, month))
+            noted: MemberMonths = self.memory.items("kpi_member_months").get(member_id, MemberMonths())
+            return noted
 
-    def month(self, month: str) -> dict[str, dict[str, int]]:
+    def move_member(
+        self,
+        member_id: str,
+        read: MemberMonths,
+        noted: MemberMonths,
+        month: str,
+        groups: Sequence[str],
+        counts: Mapping[str, Count],
+        active_changes: Mapping[str, int],
+    ) -> bool:
+        with self.memory.atomically():
+            members = self.memory.items("kpi_member_months")
+            if members.get(member_id, MemberMonths()) != read:
+                return False
+            members[member_id] = noted
+            figures = self.memory.items("kpis")
+            for group in groups:
+                kept = figures.setdefault((month, group), {})
+                for name, value in counts.items():
+                    if value:
+                        kept[name] = kept.get(name, 0) + value
+            for moved, change in active_changes.items():
+                kept = figures.setdefault((moved, PROGRAMME), {})
+                kept["active_change"] = kept.get("active_change", 0) + change
+            return True
+
+    def close(self, month: str, stocks: Mapping[str, Count]) -> None:
+        with self.memory.atomically():
+            self.memory.items("kpis")[month, CLOSE] = dict(stocks)
+
+    def month(self, month: str) -> dict[str, dict[str, Count]]:
         with self.memory.atomically():
             return {group: dict(kept) for (at, group), kept in self.memory.items("kpis").items() if at == month}

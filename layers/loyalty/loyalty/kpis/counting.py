@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from loyalty.kpis.flows import PROGRAMME, contribution, groups, local_month, nps_contribution
+from loyalty.errors import ConcurrentUpdateError
+from loyalty.kpis.flows import active_moves, contribution, groups, is_activity, local_month, nps_contribution
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.service import Ledger
-from loyalty.ports.kpis import KpiStore
+from loyalty.ports.kpis import PROGRAMME, KpiStore
 from loyalty.ports.surveys import NpsAnswer
+
+MOVE_TRIES = 5
 
 
 @dataclass
@@ -29,11 +32,29 @@ class KpiCounting:
             tier, segment = (member.tier, member.segment) if member is not None else (None, None)
             month, counted_in = local_month(self.ledger.rules, entry.created_at), groups(tier, segment)
             added += self.store.add(f"{entry.member_id}#{entry.source_key}", month, counted_in, flows)
-            if entry.kind is EntryKind.ACCRUAL:  # the member bought this month: counted once, at their first order
-                returning = self.store.first_purchase(entry.member_id, month) < month
-                bought = {"purchasers": 1, "returning_purchasers": int(returning)}
-                self.store.add(f"buyer#{entry.member_id}", month, counted_in, bought)
+            if is_activity(entry):
+                self._member_month(entry, month, counted_in)
         return added
+
+    def _member_month(self, entry: Entry, month: str, counted_in: tuple[str, ...]) -> None:
+        """An order or a redemption in ``month``: the member counts as active from it (for 12 months), and an
+        order counts them as a buyer of the month (returning if they first bought earlier); each once, however
+        often the entry comes (a month already noted, or an earlier one, changes nothing)."""
+        for _ in range(MOVE_TRIES):
+            read = self.store.member_months(entry.member_id)
+            noted, counts, changes = read, {}, {}
+            if entry.kind is EntryKind.ACCRUAL and (read.bought is None or read.bought < month):
+                returning = read.first_bought is not None and read.first_bought < month
+                counts = {"purchasers": 1, "returning_purchasers": int(returning)}
+                noted = replace(noted, bought=month, first_bought=read.first_bought or month)
+            if read.active is None or read.active < month:
+                changes = active_moves(read.active, month)
+                noted = replace(noted, active=month)
+            if noted == read:
+                return
+            if self.store.move_member(entry.member_id, read, noted, month, counted_in, counts, changes):
+                return
+        raise ConcurrentUpdateError(f"member {entry.member_id}'s months kept changing")  # the batch is retried
 
     def count_enrolments(self, enrolled: Iterable[tuple[str, datetime]]) -> int:
         """Add each member who joined (member id, when) to the programme's figures of that month, once."""

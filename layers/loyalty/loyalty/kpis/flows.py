@@ -1,16 +1,24 @@
-"""What each ledger entry adds to its month's figures: orders and their spend, and the points issued, released,
-redeemed, expired, taken back by refunds and adjusted. Pure: the same for the stream and for a rebuild.
+"""What each ledger entry adds to its month's figures: orders and their value, and the points issued, released,
+redeemed, expired, taken back by refunds and adjusted; and the months a member counts as active in. Pure: the
+same for the stream and for a rebuild.
 
 An entry counts in the calendar month it was written, in the programme's time zone, for the programme and for
-the member's tier and segment as they stood when it was counted.
+the member's tier and segment as they stood when it was counted. Money is counted per currency (``orders#SEK``,
+``order_value#SEK``): the order's value ex-VAT, after discounts, gift cards and shipping aside, less what
+refunds took off it (in the month of the refund).
+
+Active: a member with an order or a redemption in the last 12 months. Each month's ``active_change`` is the
+members who became active less those who lapsed (12 months after their last activity), so the members active at
+a month's end are the sum of the changes up to it (loyalty.kpis.closing keeps that sum month by month).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from loyalty.ledger.model import Entry, EntryKind
+from loyalty.ports.kpis import PROGRAMME, Count
 from loyalty.programme.rules import ProgramRules
 from loyalty.programme.tiers import month_key
 
@@ -23,6 +31,7 @@ COUNTERS = (
     "points_issued",  # earned by orders (pending at first), bonuses
     "points_released",  # pending points that became spendable
     "points_reversed",  # points refunds took off what orders earned (those already spent included)
+    "points_unrecovered",  # of which the member had already spent (taken off what they earned, not what they hold)
     "points_redeemed",
     "points_returned",  # redeemed points given back (a code that ended unused, a redemption cancelled): a new lot
     "points_expired",
@@ -31,8 +40,40 @@ COUNTERS = (
     "nps_promoters",  # of which 9 or 10
     "nps_passives",  # 7 or 8
     "nps_detractors",  # 0 to 6
+    "points_held",  # the change to the points members hold (available and pending): the outstanding's movement
+    "active_change",  # members who became active less those who lapsed (the programme's figures only)
 )
-PROGRAMME = "programme"
+PER_CURRENCY = (
+    "orders",  # orders#<currency>: the orders in that currency
+    "order_value",  # order_value#<currency>: their value, less refunds (exact)
+)
+ACTIVE_MONTHS = 12
+
+
+def is_counter(name: str) -> bool:
+    """A figure's name: one of COUNTERS, or a per-currency one such as ``order_value#SEK``."""
+    figure, _, currency = name.partition("#")
+    return name in COUNTERS or (figure in PER_CURRENCY and len(currency) == 3 and currency.isupper())
+
+
+def shift_month(month: str, months: int) -> str:
+    """The month (YYYY-MM) ``months`` after ``month`` (before, if negative)."""
+    year, number = divmod(int(month[:4]) * 12 + int(month[5:7]) - 1 + months, 12)
+    return f"{year:04d}-{number + 1:02d}"
+
+
+def is_activity(entry: Entry) -> bool:
+    """An order or a redemption: what keeps a member active."""
+    return entry.kind is EntryKind.ACCRUAL or (entry.kind is EntryKind.REDEMPTION and entry.points < 0)
+
+
+def active_moves(previous: str | None, month: str) -> dict[str, int]:
+    """The ``active_change`` of each month when a member last active in ``previous`` (None: never) is active in
+    the later ``month``: active from ``month`` (or still, if they had not lapsed yet) until 12 months on."""
+    lapses = shift_month(month, ACTIVE_MONTHS)
+    if previous is None or shift_month(previous, ACTIVE_MONTHS) <= month:
+        return {month: 1, lapses: -1}  # (again) active from this month
+    return {shift_month(previous, ACTIVE_MONTHS): 1, lapses: -1}  # the lapse moves 12 months after this month
 
 
 def local_month(rules: ProgramRules, moment: datetime) -> str:
@@ -41,8 +82,19 @@ def local_month(rules: ProgramRules, moment: datetime) -> str:
     return month_key(rules.local_date(moment))
 
 
-def contribution(entry: Entry) -> dict[str, int]:
+def contribution(entry: Entry) -> dict[str, Count]:
     """What the entry adds to its month's counters (none for tier decisions and overrides: no points)."""
+    counts = _flows(entry)
+    if entry.points + entry.pending:
+        counts["points_held"] = entry.points + entry.pending
+    if entry.value is not None and entry.currency:
+        if entry.kind is EntryKind.ACCRUAL:
+            counts[f"orders#{entry.currency}"] = 1
+        counts[f"order_value#{entry.currency}"] = entry.value
+    return counts
+
+
+def _flows(entry: Entry) -> dict[str, Count]:
     kind = entry.kind
     if kind is EntryKind.ACCRUAL:
         return {"orders": 1, "order_base_points": entry.base_points or 0, "points_issued": entry.pending + entry.points}
@@ -51,7 +103,7 @@ def contribution(entry: Entry) -> dict[str, int]:
     if kind is EntryKind.RELEASE:
         return {"points_released": entry.points}
     if kind is EntryKind.REVERSAL:  # what the refund took off what was earned (spent points included)
-        return {"points_reversed": -entry.lifetime}
+        return {"points_reversed": -entry.lifetime, "points_unrecovered": entry.unrecovered}
     if kind is EntryKind.REDEMPTION:
         return {"points_redeemed": -entry.points} if entry.points < 0 else {"points_returned": entry.points}
     if kind is EntryKind.EXPIRY:
@@ -61,18 +113,18 @@ def contribution(entry: Entry) -> dict[str, int]:
     return {}
 
 
-def nps_contribution(score: int) -> dict[str, int]:
+def nps_contribution(score: int) -> dict[str, Count]:
     """What an NPS answer adds to its month: an answer, and a promoter, a passive or a detractor."""
     kind = "nps_promoters" if score >= 9 else "nps_passives" if score >= 7 else "nps_detractors"
     return {"nps_answers": 1, kind: 1}
 
 
-def net_promoter_score(figures: dict[str, int]) -> float | None:
+def net_promoter_score(figures: Mapping[str, Count]) -> float | None:
     """NPS from a month's counters: promoters less detractors, per hundred answers (None without answers)."""
     answers = figures.get("nps_answers", 0)
     if not answers:
         return None
-    return 100 * (figures.get("nps_promoters", 0) - figures.get("nps_detractors", 0)) / answers
+    return 100 * float(figures.get("nps_promoters", 0) - figures.get("nps_detractors", 0)) / float(answers)
 
 
 def groups(tier: str | None, segment: str | None) -> tuple[str, ...]:
@@ -82,15 +134,22 @@ def groups(tier: str | None, segment: str | None) -> tuple[str, ...]:
 
 def recount(
     rules: ProgramRules, entries: Iterable[Entry], enrolled: Iterable[datetime] = ()
-) -> dict[str, dict[str, int]]:
+) -> dict[str, dict[str, Count]]:
     """The programme's figures per month recomputed from ledger entries (and the members' enrolment times), as the
     stream counts them: an audit of the stored figures (a counter never added to is absent)."""
-    months: dict[str, dict[str, int]] = {}
+    months: dict[str, dict[str, Count]] = {}
+
+    def add(month: str, flows: Mapping[str, Count]) -> None:
+        for name, value in flows.items():
+            if value:
+                counts = months.setdefault(month, {})
+                counts[name] = counts.get(name, 0) + value
+
     for joined in enrolled:
-        counts = months.setdefault(local_month(rules, joined), {})
-        counts["members_enrolled"] = counts.get("members_enrolled", 0) + 1
+        add(local_month(rules, joined), {"members_enrolled": 1})
     buyers: set[tuple[str, str]] = set()
     first: dict[str, str] = {}  # member -> the month of their first purchase
+    active: dict[str, str] = {}  # member -> the month they were last active in
     for entry in sorted(entries, key=lambda e: e.created_at):
         month = local_month(rules, entry.created_at)
         flows = contribution(entry)
@@ -98,8 +157,10 @@ def recount(
             buyers.add((month, entry.member_id))
             flows["purchasers"] = 1
             flows["returning_purchasers"] = int(first.setdefault(entry.member_id, month) < month)
-        for name, value in flows.items():
-            if value:
-                counts = months.setdefault(month, {})
-                counts[name] = counts.get(name, 0) + value
+        add(month, flows)
+        previous = active.get(entry.member_id)
+        if is_activity(entry) and (previous is None or previous < month):
+            active[entry.member_id] = month
+            for moved, change in active_moves(previous, month).items():
+                add(moved, {"active_change": change})
     return months

@@ -49,7 +49,7 @@ from loyalty.ledger.state import (
     RedemptionWrite,
     RewardUses,
 )
-from loyalty.programme.earning import Earning, GrantedOffer, earn_for_order
+from loyalty.programme.earning import Earning, GrantedOffer, earn_for_order, earning_base
 from loyalty.programme.money import floor_points
 from loyalty.programme.orders import Order
 from loyalty.programme.rewards import Reward, RewardCatalogue, RewardKind, limit_reached, month_of, tier_too_low
@@ -92,6 +92,17 @@ def points_kept(points: int, quantity: int, quantity_left: int) -> int:
     if quantity_left <= 0 or points == 0:
         return 0
     return round_half_up(Decimal(points) * quantity_left / quantity)
+
+
+CENT = Decimal("0.01")
+
+
+def value_kept(value: Decimal, quantity: int, quantity_left: int) -> Decimal:
+    """What a line keeps of its value when only ``quantity_left`` of its ``quantity`` units remain (to the
+    hundredth, half up; all of it refunded at the last unit, so the refunds add up to the line's value)."""
+    if quantity_left <= 0:
+        return Decimal(0)
+    return (value * quantity_left / quantity).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def require_positive(points: int) -> None:
@@ -148,11 +159,10 @@ def accrual(
     granted = offers_in_force(member, earned_on)
     earning = earn_for_order(rules, order, earning_tier, tuple(offer for _, offer in granted))
     line_points = {line.line_id: line.points for line in earning.lines}
-    lines = {
-        line.line_id: LineState(line.quantity, line.quantity, line_points.get(line.line_id, 0), 0)
-        for line in order.lines
-    }
-    lines = {line_id: replace(state, points_left=state.points) for line_id, state in lines.items()}
+    lines: dict[str, LineState] = {}
+    for line in order.lines:
+        points, value = line_points.get(line.line_id, 0), earning_base(line, order.prices_include_tax, False)
+        lines[line.line_id] = LineState(line.quantity, line.quantity, points, points, value, value)
     release_on = rules.release_date(earned_on)
     month = month_key(earned_on)
     buckets = dict(member.qualifying)
@@ -184,6 +194,8 @@ def accrual(
         tier_period_end=reached[1] if reached else None,
         placed_on=earned_on,
         base_points=_base_points(rules, order, earning),
+        value=sum((state.value for state in lines.values()), Decimal(0)),
+        currency=order.currency,
         discounted=bool(order.discount_codes),
         categories=tuple(sorted({c for line in order.lines for c in line.categories})),
         offers=earning.offers,
@@ -201,6 +213,7 @@ def accrual(
         qualifying_month=month,
         earned_on=earned_on,
         release_on=release_on,
+        currency=order.currency,
         lines=lines,
     )
     sets: dict[str, Any] = {"last_activity": now}
@@ -247,6 +260,7 @@ def reversal(
         raise RefundExceedsOrderError(f"order {key} has nothing left to refund")
     new_lines = dict(order.lines)
     reversed_lines: dict[str, int] = {}
+    refunded = Decimal(0)
     for line_id, quantity in wanted.items():
         line = order.lines.get(line_id)
         if line is None:
@@ -258,7 +272,9 @@ def reversal(
         quantity_left = line.quantity_left - quantity
         kept = points_kept(line.points, line.quantity, quantity_left)
         reversed_lines[line_id] = line.points_left - kept
-        new_lines[line_id] = replace(line, quantity_left=quantity_left, points_left=kept)
+        value_left = value_kept(line.value, line.quantity, quantity_left)
+        refunded += line.value_left - value_left
+        new_lines[line_id] = replace(line, quantity_left=quantity_left, points_left=kept, value_left=value_left)
     points = sum(reversed_lines.values())
     left = order.left - points
     qualifying_kept = points_kept(order.qualifying_earned, order.earned, left)
@@ -303,6 +319,8 @@ def reversal(
         lines=reversed_lines,
         unrecovered=unrecovered,
         month=month,
+        value=-refunded if order.currency else None,
+        currency=order.currency,
     )
     change = MemberChange(
         member.member_id,

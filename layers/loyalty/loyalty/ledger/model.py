@@ -20,6 +20,7 @@ How the ledger keeps its invariants (DESIGN.md, "Ledger invariants"):
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -67,6 +68,8 @@ class Entry(BaseModel):
     valid_until: date | None = None  # tier override: its last day
     placed_on: date | None = None  # accrual: the order's date
     base_points: int | None = None  # accrual: the order's spend in base points (x1)
+    value: Decimal | None = None  # accrual: the order's value (loyalty.programme.orders.order_value); reversal:
+    currency: str | None = None  # the value the refund took off it, negative; in this currency (ISO 4217)
     discounted: bool | None = None  # accrual: a discount code was used
     categories: tuple[str, ...] = ()  # accrual: the order's product categories
     offers: tuple[str, ...] = ()  # accrual: codes of the member's offers that applied

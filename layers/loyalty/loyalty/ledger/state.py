@@ -110,6 +110,8 @@ class LineState:
     quantity_left: int
     points: int
     points_left: int
+    value: Decimal = Decimal(0)  # the line's value (ex-VAT, after discounts) and what refunds left of it
+    value_left: Decimal = Decimal(0)
 
 
 class OrderStatus(StrEnum):
@@ -134,6 +136,7 @@ class OrderState:
     qualifying_month: str | None = None
     earned_on: date | None = None
     release_on: date | None = None  # while pending: the day its points become available
+    currency: str | None = None  # of its lines' values
     lines: Mapping[str, LineState] = field(default_factory=dict)
     refunds: frozenset[str] = frozenset()
     parked: Mapping[str, Mapping[str, int]] = field(default_factory=dict)

@@ -110,6 +110,7 @@ class Reward(_Rules):
 
 class RewardCatalogue(_Rules):
     point_value: dict[Currency, PositiveDecimal]
+    reporting_currency: Currency | None = None  # the liability's currency; None: the first shop's
     shops: dict[str, ShopRule]
     rewards: tuple[Reward, ...]
 
@@ -121,6 +122,8 @@ class RewardCatalogue(_Rules):
                 raise ValueError(f"shop {shop!r} must be named shopify:<domain> or woocommerce:<host>")
         for currency in {rule.currency for rule in self.shops.values()} - set(self.point_value):
             raise ValueError(f"point_value has no {currency}, the currency of a shop")
+        if self.reporting_currency is not None and self.reporting_currency not in self.point_value:
+            raise ValueError(f"point_value has no {self.reporting_currency}, the reporting_currency")
         seen: set[str] = set()
         for index, reward in enumerate(self.rewards):
             where = f"rewards[{index}] ({reward.id})"
@@ -157,6 +160,18 @@ class RewardCatalogue(_Rules):
 
     def applies_to(self, reward: Reward, shop: str) -> bool:
         return shop in self.shops and (reward.shops is None or shop in reward.shops)
+
+    @property
+    def reporting(self) -> str:
+        """The currency the points liability is stated in."""
+        if self.reporting_currency is not None:
+            return self.reporting_currency
+        return next((rule.currency for rule in self.shops.values()), min(self.point_value))
+
+    def point_value_in(self, currency: str) -> Decimal:
+        """What one point is worth in ``currency`` (KeyError if the catalogue has no value for it)."""
+        values: dict[str, Decimal] = {str(name): value for name, value in self.point_value.items()}
+        return values[currency]
 
     def money(self, points: int) -> dict[str, Decimal]:
         """What ``points`` are worth in each currency."""

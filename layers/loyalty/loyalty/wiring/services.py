@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from loyalty.crm.inbound import CrmInbound
     from loyalty.crm.sync import CrmSync
     from loyalty.jobs import ScheduledJobs
+    from loyalty.kpis.closing import KpiClosing
     from loyalty.kpis.counting import KpiCounting
+    from loyalty.kpis.figures import KpiFigures
     from loyalty.ledger.model import Entry
     from loyalty.ledger.service import Ledger
     from loyalty.offers.records import SendRecord
@@ -51,6 +53,11 @@ def _rules() -> ProgramRules:
     from loyalty.programme.rules import load_program
 
     return load_program()
+
+
+def programme_rules() -> ProgramRules:
+    """The programme's rules (infra/program.yaml), loaded once."""
+    return _rules()
 
 
 def _ledger(table: str) -> Ledger:
@@ -338,6 +345,29 @@ def kpi_counting() -> KpiCounting:
     from loyalty.settings import TableSettings
 
     return KpiCounting(_ledger(load_settings(TableSettings).table), DynamoDBKpiStore())
+
+
+@cache
+def kpi_figures() -> KpiFigures:
+    """member_api: the monthly figures as GET /kpis answers them."""
+    from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
+    from loyalty.kpis.figures import KpiFigures
+    from loyalty.programme.rewards import load_rewards
+    from loyalty.wiring.settings import MemberApiSettings
+
+    ledger = _ledger(load_settings(MemberApiSettings).table)
+    return KpiFigures(DynamoDBKpiStore(), load_rewards(ledger.rules))
+
+
+@cache
+def kpi_closing() -> KpiClosing:
+    """kpis_close: each month's closing figures."""
+    from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
+    from loyalty.kpis.closing import KpiClosing
+    from loyalty.settings import TableSettings
+
+    _table(load_settings(TableSettings).table)
+    return KpiClosing(DynamoDBKpiStore())
 
 
 def kpi_changes(

@@ -1,78 +1,178 @@
 """The monthly figures on the table: KPI#<YYYY-MM> holds a GROUP#<group> item of counters per group, and a
 COUNTED#<entry> marker per entry counted, written in one transaction with the counters (so a stream delivering an
-entry again adds nothing)."""
+entry again adds nothing).
+
+A figure's name is the counter's attribute name (``orders``, ``order_value#SEK``): the figures grow with the
+currencies and offer kinds without a new model, so the items are written and read through the low-level client
+(exact decimals: money is added as DynamoDB numbers, never floats)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError
-from pynamodb.transactions import TransactWrite
+from botocore.exceptions import ClientError
 
 from loyalty.adapters.dynamodb.models import (
-    FirstPurchaseItem,
-    KpiCountedItem,
-    KpiItem,
     LoyaltyItem,
-    condition_failed,
+    MemberMonthsItem,
     member_pk,
     table_connection,
 )
 from loyalty.clock import now
+from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, MemberMonths
 
 COUNTED_KEPT = timedelta(days=40)  # the stream keeps records 24 hours: a marker is needed far less long
 GROUP_PREFIX = "GROUP#"
-FIRST_PURCHASE_SK = "FIRST_PURCHASE"
+MEMBER_MONTHS_SK = "KPI_MONTHS"
 CONFLICT_TRIES = 6
+KPI_TYPE = "kpi"
+COUNTED_TYPE = "kpi_counted"
+MEMBER_MONTHS_TYPE = "kpi_member"
+_KEYS = frozenset(["pk", "sk", "type"])
 
 
 def _pk(month: str) -> str:
     return f"KPI#{month}"
 
 
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _number(value: Count) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _counted(text: str) -> Count:
+    value = Decimal(text)
+    return int(value) if value == value.to_integral_value() else value
+
+
 class DynamoDBKpiStore:
-    def add(self, counted: str, month: str, groups: Sequence[str], counts: Mapping[str, int]) -> bool:
-        marker = KpiCountedItem(_pk(month), f"COUNTED#{counted}", ttl=int((now() + COUNTED_KEPT).timestamp()))
-        added = [getattr(KpiItem, name).add(value) for name, value in sorted(counts.items()) if value]
-        for attempt in range(CONFLICT_TRIES):
-            try:
-                with TransactWrite(connection=table_connection()) as transaction:
-                    transaction.save(marker, condition=KpiCountedItem.pk.does_not_exist())
-                    for group in dict.fromkeys(groups):
-                        item = KpiItem(_pk(month), f"{GROUP_PREFIX}{group}")
-                        transaction.update(item, actions=[KpiItem.type.set(KpiItem), *added])
-                return True
-            except TransactWriteError as error:
-                reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
-                    return False  # counted before
-                if "TransactionConflict" not in reasons or attempt == CONFLICT_TRIES - 1:
-                    raise  # the stream retries the batch: what was counted is skipped then
-                time.sleep(0.01 * 2**attempt)  # another entry of the month was counted at the same moment
-        raise AssertionError("unreachable")
+    def add(self, counted: str, month: str, groups: Sequence[str], counts: Mapping[str, Count]) -> bool:
+        table, pk = LoyaltyItem.Meta.table_name, _pk(month)
+        expires = int((now() + COUNTED_KEPT).timestamp())
+        marker = {**_key(pk, f"COUNTED#{counted}"), "type": {"S": COUNTED_TYPE}, "ttl": {"N": str(expires)}}
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": table, "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}}
+        ]
+        items += [{"Update": _counters(table, month, group, counts)} for group in dict.fromkeys(groups)]
+        return _transact(items)
 
-    def first_purchase(self, member_id: str, month: str) -> str:
-        item = FirstPurchaseItem(member_pk(member_id), FIRST_PURCHASE_SK, month=month)
+    def member_months(self, member_id: str) -> MemberMonths:
         try:
-            item.save(condition=FirstPurchaseItem.pk.does_not_exist())
-        except PutError as error:
-            if not condition_failed(error):
-                raise
-            noted = FirstPurchaseItem.get(member_pk(member_id), FIRST_PURCHASE_SK, consistent_read=True)
-            return str(noted.month)
-        return month
+            item = MemberMonthsItem.get(member_pk(member_id), MEMBER_MONTHS_SK, consistent_read=True)
+        except MemberMonthsItem.DoesNotExist:
+            return MemberMonths()
+        return MemberMonths(item.active, item.bought, item.first_bought)
 
-    def month(self, month: str) -> dict[str, dict[str, int]]:
-        figures: dict[str, dict[str, int]] = {}
-        for item in LoyaltyItem.query(_pk(month), LoyaltyItem.sk.startswith(GROUP_PREFIX), consistent_read=True):
-            if isinstance(item, KpiItem):
-                counts = item.attribute_values
-                figures[item.sk.removeprefix(GROUP_PREFIX)] = {
-                    name: int(value) for name, value in counts.items() if name in KPI_ATTRIBUTES and value is not None
+    def move_member(
+        self,
+        member_id: str,
+        read: MemberMonths,
+        noted: MemberMonths,
+        month: str,
+        groups: Sequence[str],
+        counts: Mapping[str, Count],
+        active_changes: Mapping[str, int],
+    ) -> bool:
+        table = LoyaltyItem.Meta.table_name
+        item = {**_key(member_pk(member_id), MEMBER_MONTHS_SK), "type": {"S": MEMBER_MONTHS_TYPE}}
+        item |= {name: {"S": value} for name, value in asdict(noted).items() if value is not None}
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        conditions = []
+        for n, (name, value) in enumerate(asdict(read).items()):
+            names[f"#m{n}"] = name
+            if value is None:
+                conditions.append(f"attribute_not_exists(#m{n})")
+            else:
+                conditions.append(f"#m{n} = :m{n}")
+                values[f":m{n}"] = {"S": value}
+        put: dict[str, Any] = {
+            "TableName": table,
+            "Item": item,
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            put["ExpressionAttributeValues"] = values
+        items: list[dict[str, Any]] = [{"Put": put}]
+        updates: dict[tuple[str, str], dict[str, Count]] = {}
+        for group in dict.fromkeys(groups):
+            updates[month, group] = {name: value for name, value in counts.items() if value}
+        for moved, change in active_changes.items():
+            kept = updates.setdefault((moved, PROGRAMME), {})
+            kept["active_change"] = kept.get("active_change", 0) + change
+        for (at, group), added in sorted(updates.items()):
+            if any(added.values()):
+                items.append({"Update": _counters(table, at, group, added)})
+        return _transact(items)
+
+    def close(self, month: str, stocks: Mapping[str, Count]) -> None:
+        item = {
+            **_key(_pk(month), f"{GROUP_PREFIX}{CLOSE}"),
+            "type": {"S": KPI_TYPE},
+            **{name: _number(value) for name, value in stocks.items()},
+        }
+        table_connection().client.put_item(TableName=LoyaltyItem.Meta.table_name, Item=item)
+
+    def month(self, month: str) -> dict[str, dict[str, Count]]:
+        client = table_connection().client
+        figures: dict[str, dict[str, Count]] = {}
+        query: dict[str, Any] = {
+            "TableName": LoyaltyItem.Meta.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :group)",
+            "ExpressionAttributeValues": {":pk": {"S": _pk(month)}, ":group": {"S": GROUP_PREFIX}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = client.query(**query)
+            for item in page.get("Items", []):
+                group = item["sk"]["S"].removeprefix(GROUP_PREFIX)
+                figures[group] = {
+                    name: _counted(value["N"]) for name, value in item.items() if name not in _KEYS and "N" in value
                 }
-        return figures
+            if "LastEvaluatedKey" not in page:
+                return figures
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-KPI_ATTRIBUTES = frozenset(name for name in KpiItem.get_attributes() if name not in LoyaltyItem.get_attributes())
+def _counters(table: str, month: str, group: str, counts: Mapping[str, Count]) -> dict[str, Any]:
+    """The update that adds ``counts`` to the month's figures of the group (the item made if new)."""
+    added = sorted((name, value) for name, value in counts.items() if value)
+    names = {"#t": "type", **{f"#c{i}": name for i, (name, _) in enumerate(added)}}
+    values = {":t": {"S": KPI_TYPE}, **{f":c{i}": _number(value) for i, (_, value) in enumerate(added)}}
+    expression = "SET #t = :t" + (" ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(added))) if added else "")
+    return {
+        "TableName": table,
+        "Key": _key(_pk(month), f"{GROUP_PREFIX}{group}"),
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _transact(items: list[dict[str, Any]]) -> bool:
+    """Write ``items`` in one transaction; False if the first one's condition failed (nothing written), retried
+    while it conflicts with another transaction on the same items."""
+    client = table_connection().client
+    for attempt in range(CONFLICT_TRIES):
+        try:
+            client.transact_write_items(TransactItems=items)
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False  # counted before
+            if "TransactionConflict" not in reasons or attempt == CONFLICT_TRIES - 1:
+                raise  # the stream retries the batch: what was counted is skipped then
+            time.sleep(0.01 * 2**attempt)  # another entry of the month was counted at the same moment
+    raise AssertionError("unreachable")

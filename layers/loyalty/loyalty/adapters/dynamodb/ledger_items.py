@@ -54,6 +54,7 @@ def entry_item(entry: Entry) -> EntryItem:
     item.kind = entry.kind.value
     for name in ("campaigns", "categories", "offers"):  # lists of text, absent when empty
         setattr(item, name, list(getattr(entry, name)) or None)
+    item.value = str(entry.value) if entry.value is not None else None
     for name in ("expires_on", "tier_period_end", "valid_until", "placed_on"):
         value = getattr(entry, name)
         setattr(item, name, value.isoformat() if value is not None else None)
@@ -85,6 +86,7 @@ _ENTRY_FIELDS = frozenset(  # stored as they are; the others are converted in en
         "tier_reached",
         "base_points",
         "discounted",
+        "currency",
     ]
 )
 
@@ -116,6 +118,8 @@ def entry_of(item: EntryItem) -> Entry:
         valid_until=_date(item.valid_until),
         placed_on=_date(item.placed_on),
         base_points=_int(item.base_points),
+        value=Decimal(item.value) if item.value is not None else None,
+        currency=item.currency,
         discounted=item.discounted,
         categories=tuple(item.categories or ()),
         offers=tuple(item.offers or ()),
@@ -227,8 +231,10 @@ def order_item(state: OrderState) -> OrderItem:
         qualifying_month=state.qualifying_month,
         earned_on=state.earned_on.isoformat() if state.earned_on else None,
         release_on=state.release_on.isoformat() if state.release_on else None,
+        currency=state.currency,
         lines={
             k: {"q": s.quantity, "ql": s.quantity_left, "p": s.points, "pl": s.points_left}
+            | ({"v": str(s.value), "vl": str(s.value_left)} if s.value else {})
             for k, s in state.lines.items()
         },
         refunds=set(state.refunds) or None,
@@ -238,6 +244,11 @@ def order_item(state: OrderState) -> OrderItem:
     if state.release_on is not None:  # the release job finds pending orders due by its date, however old
         item.due_pk, item.due_sk = release_due(state.order_key, state.release_on)
     return item
+
+
+def _line_state(stored: dict[str, Any]) -> LineState:
+    value, value_left = Decimal(stored.get("v", 0)), Decimal(stored.get("vl", 0))
+    return LineState(int(stored["q"]), int(stored["ql"]), int(stored["p"]), int(stored["pl"]), value, value_left)
 
 
 def order_state(order_key: str, item: OrderItem) -> OrderState:
@@ -255,7 +266,8 @@ def order_state(order_key: str, item: OrderItem) -> OrderState:
         qualifying_month=item.qualifying_month,
         earned_on=_date(item.earned_on),
         release_on=_date(item.release_on) or _release_day(item),
-        lines={k: LineState(int(s["q"]), int(s["ql"]), int(s["p"]), int(s["pl"])) for k, s in lines.items()},
+        currency=item.currency,
+        lines={k: _line_state(s) for k, s in lines.items()},
         refunds=frozenset(item.refunds or ()),
         parked={refund: {line: int(q) for line, q in dict(lines_).items()} for refund, lines_ in parked.items()},
     )

@@ -151,6 +151,8 @@ class EntryItem(LoyaltyItem, discriminator="entry"):
     valid_until = UnicodeAttribute(null=True)  # tier override: last day
     placed_on = UnicodeAttribute(null=True)  # accrual: the order's date
     base_points = NumberAttribute(null=True)  # accrual: what the order earns at x1 (its spend, for segments)
+    value = UnicodeAttribute(null=True)  # accrual: the order's value; reversal: what the refund took off (exact)
+    currency = UnicodeAttribute(null=True)
     discounted = BooleanAttribute(null=True)  # accrual: a discount code was used
     categories = ListAttribute(of=UnicodeAttribute, null=True)  # accrual: the order's product categories
     offers = ListAttribute(of=UnicodeAttribute, null=True)  # accrual: codes of the member's offers that applied
@@ -168,7 +170,8 @@ class OrderItem(LoyaltyItem, discriminator="order"):
     qualifying_month = UnicodeAttribute(null=True)
     earned_on = UnicodeAttribute(null=True)
     release_on = UnicodeAttribute(null=True)  # while pending; on the due index as RELEASE#<shard> / <date>#<key>
-    lines: MapAttribute[str, Any] = MapAttribute(null=True)  # line id -> {q, ql, p, pl}
+    currency = UnicodeAttribute(null=True)
+    lines: MapAttribute[str, Any] = MapAttribute(null=True)  # line id -> {q, ql, p, pl, v, vl} (values exact)
     refunds = UnicodeSetAttribute(null=True)  # refund ids applied
     parked: MapAttribute[str, Any] = MapAttribute(null=True)  # refund id -> {line id: quantity} or {} for all
     version = NumberAttribute(default=0)  # +1 on every write: each is conditioned on the version read
@@ -255,32 +258,18 @@ class NpsAnswerItem(LoyaltyItem, discriminator="nps"):
 
 
 class KpiItem(LoyaltyItem, discriminator="kpi"):
-    """KPI#<YYYY-MM> / GROUP#<group>: a month's figures for the programme, a tier or a segment (atomic counters,
-    one attribute each, named as loyalty.kpis.flows.COUNTERS)."""
-
-    members_enrolled = NumberAttribute(null=True)
-    orders = NumberAttribute(null=True)
-    purchasers = NumberAttribute(null=True)
-    returning_purchasers = NumberAttribute(null=True)
-    order_base_points = NumberAttribute(null=True)
-    points_issued = NumberAttribute(null=True)
-    points_released = NumberAttribute(null=True)
-    points_reversed = NumberAttribute(null=True)
-    points_redeemed = NumberAttribute(null=True)
-    points_returned = NumberAttribute(null=True)
-    points_expired = NumberAttribute(null=True)
-    points_adjusted = NumberAttribute(null=True)
-    nps_answers = NumberAttribute(null=True)
-    nps_promoters = NumberAttribute(null=True)
-    nps_passives = NumberAttribute(null=True)
-    nps_detractors = NumberAttribute(null=True)
+    """KPI#<YYYY-MM> / GROUP#<group>: a month's figures for the programme, a tier or a segment: an atomic counter
+    per figure, named as loyalty.kpis.flows names them (money per currency, e.g. ``order_value#SEK``, exact), so
+    written and read by loyalty.adapters.dynamodb.kpis through the low-level client."""
 
 
-class FirstPurchaseItem(LoyaltyItem, discriminator="first_purchase"):
-    """MEMBER#<id> / FIRST_PURCHASE: the month of the member's first purchase, for good (a returning buyer is one
-    whose first purchase was in an earlier month)."""
+class MemberMonthsItem(LoyaltyItem, discriminator="kpi_member"):
+    """MEMBER#<id> / KPI_MONTHS: the months the figures note for the member (last active, last bought, first
+    bought), moved with the months' counters in one transaction (loyalty.ports.kpis.MemberMonths)."""
 
-    month = UnicodeAttribute()
+    active = UnicodeAttribute(null=True)
+    bought = UnicodeAttribute(null=True)
+    first_bought = UnicodeAttribute(null=True)
 
 
 class KpiCountedItem(LoyaltyItem, discriminator="kpi_counted"):
@@ -388,7 +377,7 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     NpsAnswerItem,
     KpiItem,
     KpiCountedItem,
-    FirstPurchaseItem,
+    MemberMonthsItem,
     JobRunItem,
     OfferSendItem,
     ContactCapItem,

@@ -1,0 +1,37 @@
+"""The monthly close (an EventBridge schedule, daily): the month just ended gets its closing figures (members,
+active members, points outstanding), again each day of the next month so an entry the stream brought late is in
+them. Input {"job": "kpi_close", "day": "YYYY-MM-DD"} closes the month before that day by hand."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
+
+from loyalty.clock import now
+from loyalty.kpis.flows import shift_month
+from loyalty.observability import logger, metrics
+from loyalty.programme.tiers import month_key
+from loyalty.wiring import services
+
+
+class CloseRun(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    day: date | None = None
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = parse(event=event, model=CloseRun)
+    closing = services.kpi_closing()
+    today = run.day or services.programme_rules().local_date(now())
+    month = shift_month(month_key(today), -1)
+    closed = {name: int(value) for name, value in closing.close(month).items()}
+    logger.info("month closed", extra={"month": month, **closed})
+    metrics.add_metric(name="KpiMonthsClosed", unit="Count", value=1)
+    return {"month": month, **closed}

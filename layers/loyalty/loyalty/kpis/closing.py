@@ -1,0 +1,95 @@
+"""A month's closing figures: the members, the active members and the points outstanding at its end, each the
+previous month's plus what the month's counters moved. Kept by the close job (functions/kpis_close, daily: the
+month just ended is closed again each day of the next, so an entry the stream brought late is in it) and read
+from the months' figures, never by scanning members.
+
+A month before the first closed one is computed from its predecessors back to the first month with no figures
+at all (the programme's start); the close job closes every month in turn, so the chain holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from loyalty.kpis.flows import shift_month
+from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, KpiStore
+
+STOCKS = ("members", "active_members", "points_outstanding")
+MONTHS_BACK = 1200  # a hundred years of open months: a bound, never reached
+
+
+def closing_stocks(opening: Mapping[str, Count], flows: Mapping[str, Count]) -> dict[str, Count]:
+    """A month's closing figures from its opening ones (the previous month's closing) and its counters."""
+    return {
+        "members": opening.get("members", 0) + flows.get("members_enrolled", 0),
+        "active_members": opening.get("active_members", 0) + flows.get("active_change", 0),
+        "points_outstanding": opening.get("points_outstanding", 0) + flows.get("points_held", 0),
+    }
+
+
+def months_between(first: str, last: str) -> list[str]:
+    """The months from ``first`` to ``last``, both included (none if ``last`` is earlier)."""
+    months, month = [], first
+    while month <= last:
+        months.append(month)
+        month = shift_month(month, 1)
+    return months
+
+
+@dataclass(frozen=True)
+class Month:
+    """A month's figures by group, and its opening and closing figures (stored once closed, else computed)."""
+
+    month: str
+    figures: Mapping[str, Mapping[str, Count]]
+    opening: Mapping[str, Count]
+    closing: Mapping[str, Count]
+
+    @property
+    def closed(self) -> bool:
+        return CLOSE in self.figures
+
+
+def opening_of(store: KpiStore, month: str) -> dict[str, Count]:
+    """The month's opening figures: the previous month's closing, stored or computed from the months before."""
+    open_months = []
+    before = shift_month(month, -1)
+    for _ in range(MONTHS_BACK):
+        figures = store.month(before)
+        if CLOSE in figures:
+            opening = dict(figures[CLOSE])
+            break
+        if not figures:  # before the programme's first month
+            opening = {}
+            break
+        open_months.append(figures)
+        before = shift_month(before, -1)
+    else:
+        raise RuntimeError(f"no closed month nor a month without figures in the {MONTHS_BACK} before {month}")
+    for figures in reversed(open_months):
+        opening = closing_stocks(opening, figures.get(PROGRAMME, {}))
+    return opening
+
+
+def months(store: KpiStore, first: str, last: str) -> Iterator[Month]:
+    """The months from ``first`` to ``last`` with their opening and closing figures (a closed month's as it was
+    closed)."""
+    opening = opening_of(store, first)
+    for month in months_between(first, last):
+        figures = store.month(month)
+        closing = dict(figures[CLOSE]) if CLOSE in figures else closing_stocks(opening, figures.get(PROGRAMME, {}))
+        yield Month(month, figures, opening, closing)
+        opening = closing
+
+
+@dataclass
+class KpiClosing:
+    store: KpiStore
+
+    def close(self, month: str) -> dict[str, Count]:
+        """Close ``month`` (again, if it was): its closing figures from the previous month's and its counters,
+        kept for good; returns them."""
+        stocks = closing_stocks(opening_of(self.store, month), self.store.month(month).get(PROGRAMME, {}))
+        self.store.close(month, stocks)
+        return stocks

@@ -1,0 +1,154 @@
+"""The monthly figures as people read them (GET /kpis, the report, the CRM): counts, shares and money derived from
+the months' counters and closing figures.
+
+Shares are fractions (0.25 is 25 %), None where the month has nothing to divide by. Money is exact, per currency,
+to the hundredth. Definitions:
+
+* returning-customer share: of the month's purchasing members, those who had bought in an earlier month;
+* average order value: the month's order value (ex-VAT, after discounts, net of refunds) over its orders, per
+  currency; purchase frequency: orders per purchasing member;
+* active share: members with an order or a redemption in the last 12 months, of the members at the month's end;
+* redemption rate and breakage: points redeemed, and points expired, over points issued in the month;
+* points liability: the points outstanding (available and pending) at the month's end times a point's value in
+  the reporting currency (infra/rewards.yaml);
+* 12-month customer value per member: the order value of the 12 months up to the month over the members at its
+  end (historical); the projection for the next 12 months is the latest three months' value, times four, over
+  the members at the month's end (a run rate: it assumes the coming year buys as the last quarter did).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from loyalty.errors import MalformedPayloadError
+from loyalty.kpis.closing import Month, months, months_between
+from loyalty.kpis.flows import COUNTERS, net_promoter_score, shift_month
+from loyalty.ports.kpis import PROGRAMME, Count, KpiStore
+from loyalty.programme.rewards import RewardCatalogue
+
+CENT = Decimal("0.01")
+MAX_MONTHS = 36  # a request reads each month and the 11 before the first (the 12-month value)
+By = Literal["segment", "tier"]
+
+
+class KpiRequestError(MalformedPayloadError):
+    """A request for figures the API cannot answer (a month not as YYYY-MM, a range backwards or too long)."""
+
+
+def _share(part: Count, whole: Count) -> float | None:
+    return round(float(part) / float(whole), 4) if whole else None
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def _per_currency(counts: Mapping[str, Count], figure: str) -> dict[str, Decimal]:
+    prefix = f"{figure}#"
+    return {name.removeprefix(prefix): Decimal(value) for name, value in counts.items() if name.startswith(prefix)}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+@dataclass
+class KpiFigures:
+    store: KpiStore
+    catalogue: RewardCatalogue
+
+    def months(self, first: str, last: str, by: By | None = None) -> dict[str, Any]:
+        """The figures of the months ``first`` to ``last`` (YYYY-MM), for the programme and, with ``by``, for
+        each segment or tier: what GET /kpis answers."""
+        _check_range(first, last)
+        earlier = shift_month(first, -11)  # the 12-month customer value looks a year back
+        read = list(months(self.store, earlier, last))
+        rows = []
+        for index, month in enumerate(read):
+            if month.month < first:
+                continue
+            year = read[max(0, index - 11) : index + 1]
+            rows.append(self._programme_row(month, year))
+            if by is not None:
+                prefix = f"{by}#"
+                for group, counts in sorted(month.figures.items()):
+                    if group.startswith(prefix):
+                        rows.append({"month": month.month, "group": group, **self._flows(counts)})
+        return {
+            "from": first,
+            "to": last,
+            "by": by,
+            "reportingCurrency": self.catalogue.reporting,
+            "definitions": __doc__.split("Definitions:", 1)[1].strip() if __doc__ else "",
+            "months": rows,
+        }
+
+    def _programme_row(self, month: Month, year: Sequence[Month]) -> dict[str, Any]:
+        counts = month.figures.get(PROGRAMME, {})
+        members = month.closing.get("members", 0)
+        active = month.closing.get("active_members", 0)
+        outstanding = month.closing.get("points_outstanding", 0)
+        point_value = self.catalogue.point_value_in(self.catalogue.reporting)
+        value_year: dict[str, Decimal] = {}
+        for earlier in year:
+            for currency, value in _per_currency(earlier.figures.get(PROGRAMME, {}), "order_value").items():
+                value_year[currency] = value_year.get(currency, Decimal(0)) + value
+        value_quarter: dict[str, Decimal] = {}
+        for earlier in year[-3:]:
+            for currency, value in _per_currency(earlier.figures.get(PROGRAMME, {}), "order_value").items():
+                value_quarter[currency] = value_quarter.get(currency, Decimal(0)) + value
+        return {
+            "month": month.month,
+            "group": PROGRAMME,
+            "closed": month.closed,
+            "members": members,
+            "newMembers": counts.get("members_enrolled", 0),
+            "activeMembers": active,
+            "activeShare": _share(active, members),
+            **self._flows(counts),
+            "pointsOutstanding": outstanding,
+            "pointsOpening": month.opening.get("points_outstanding", 0),
+            "liability": {"amount": _money(Decimal(outstanding) * point_value), "currency": self.catalogue.reporting},
+            "customerValue12Months": {c: _money(v / members) for c, v in sorted(value_year.items()) if members},
+            "customerValueProjected12Months": {
+                c: _money(v * 4 / members) for c, v in sorted(value_quarter.items()) if members
+            },
+        }
+
+    @staticmethod
+    def _flows(counts: Mapping[str, Count]) -> dict[str, Any]:
+        """What a group's counters of a month say (any group: the programme, a tier, a segment)."""
+        orders, purchasers = counts.get("orders", 0), counts.get("purchasers", 0)
+        issued = counts.get("points_issued", 0)
+        value, orders_in = _per_currency(counts, "order_value"), _per_currency(counts, "orders")
+        nps = net_promoter_score(counts)
+        return {
+            **{_camel(name): counts.get(name, 0) for name in COUNTERS if name not in ("active_change", "points_held")},
+            "returningShare": _share(counts.get("returning_purchasers", 0), purchasers),
+            "purchaseFrequency": _share(orders, purchasers),
+            "orderValue": {currency: _money(amount) for currency, amount in sorted(value.items())},
+            "averageOrderValue": {
+                currency: _money(amount / orders_in[currency])
+                for currency, amount in sorted(value.items())
+                if orders_in.get(currency)
+            },
+            "redemptionRate": _share(counts.get("points_redeemed", 0), issued),
+            "breakage": _share(counts.get("points_expired", 0), issued),
+            "nps": round(nps, 1) if nps is not None else None,
+        }
+
+
+def _check_range(first: str, last: str) -> None:
+    for name, month in (("from", first), ("to", last)):
+        if not (len(month) == 7 and month[4] == "-" and month[:4].isdigit() and month[5:].isdigit()):
+            raise KpiRequestError(f"`{name}` must be a month as YYYY-MM, not {month!r}")
+        if not 1 <= int(month[5:]) <= 12:
+            raise KpiRequestError(f"`{name}` has no month {month[5:]!r}")
+    if last < first:
+        raise KpiRequestError(f"`to` ({last}) is before `from` ({first})")
+    if len(months_between(first, last)) > MAX_MONTHS:
+        raise KpiRequestError(f"at most {MAX_MONTHS} months at once")

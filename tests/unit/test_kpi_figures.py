@@ -1,0 +1,187 @@
+"""The monthly figures people read, on the ports' fakes: order value per currency net of refunds, members active
+in the last 12 months, the months' closing figures (members, active, points outstanding) and what GET /kpis
+derives from them (returning share, average order value, liability, customer value)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from loyalty.errors import MalformedPayloadError
+from loyalty.fakes import Fakes
+from loyalty.kpis.closing import KpiClosing, months
+from loyalty.kpis.counting import KpiCounting
+from loyalty.kpis.figures import KpiFigures
+from loyalty.kpis.flows import active_moves, recount, shift_month
+from loyalty.ledger.decisions import value_kept
+from loyalty.ledger.service import Ledger
+from loyalty.programme.rewards import load_rewards
+from tests.conftest import FakeClock
+from tests.orders import simple_order
+
+
+def at(month: str, day: int = 10) -> datetime:
+    return datetime(int(month[:4]), int(month[5:]), day, 9, tzinfo=UTC)
+
+
+def test_a_lines_refunds_add_up_to_its_value_to_the_hundredth() -> None:
+    value, kept = Decimal("100.00"), []
+    for left in (2, 1, 0):  # three units refunded one at a time
+        kept.append(value_kept(value, 3, left))
+    assert kept == [Decimal("66.67"), Decimal("33.33"), Decimal("0")]
+    refunds = [Decimal("100.00") - kept[0], kept[0] - kept[1], kept[1] - kept[2]]
+    assert refunds == [Decimal("33.33"), Decimal("33.34"), Decimal("33.33")] and sum(refunds) == value
+
+
+def test_order_value_is_counted_per_currency_ex_vat_and_net_of_refunds(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    # Given a SEK order of 3 x 99.90 and 1 x 250.00 in March, and a EUR order of 40.00
+    clock.now = at("2026-03")
+    ledger.enrol("m1")
+    lines = [("1", 3, "99.90"), ("2", 1, "250.00")]
+    ledger.accrue("m1", simple_order("o1", clock.now, lines, currency="SEK"))
+    ledger.accrue("m1", simple_order("o2", clock.now, [("1", 1, "40.00")], currency="EUR"))
+    # And in April one unit of the first line refunded, then the rest of the order
+    clock.now = at("2026-04")
+    ledger.reverse("shopify:demo", "o1", "rf1", {"1": 1})
+    ledger.reverse("shopify:demo", "o1", "rf2", None)
+    # When the stream counts every entry
+    written = ledger.entries("m1")
+    KpiCounting(ledger, fakes.kpis).count(written)
+    march, april = fakes.kpis.month("2026-03")["programme"], fakes.kpis.month("2026-04")["programme"]
+    # Then March has each currency's orders and value, exactly; April takes the refunds off, to the last cent
+    assert (march["orders#SEK"], march["order_value#SEK"]) == (1, Decimal("549.70"))
+    assert (march["orders#EUR"], march["order_value#EUR"]) == (1, Decimal("40.00"))
+    assert april["order_value#SEK"] == Decimal("-549.70") and "orders#SEK" not in april
+    assert recount(ledger.rules, written)["2026-04"] == april
+
+
+def test_a_member_is_active_for_twelve_months_after_an_order_or_a_redemption(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    counting = KpiCounting(ledger, fakes.kpis)
+    # Given a member who orders in January 2026 and June 2026, then not until August 2027 (lapsed in June 2027)
+    clock.now = at("2026-01")
+    ledger.enrol("m1")
+    ledger.bonus("m1", "signup", "m1")  # a bonus alone is no activity
+    for month, order in (("2026-01", "o1"), ("2026-06", "o2"), ("2027-08", "o3")):
+        clock.now = at(month)
+        ledger.accrue("m1", simple_order(order, clock.now))
+    # And one who only redeems points, in March 2026
+    ledger.enrol("m2")
+    ledger.bonus("m2", "signup", "m2")
+    clock.now = at("2026-03")
+    ledger.redeem("m2", 40, "r1", "voucher")
+    # When the stream counts them (each delivered twice)
+    written = ledger.entries("m1") + ledger.entries("m2")
+    counting.count(written)
+    counting.count(written)
+    # Then the active members at each month's end follow the last 12 months' activity
+    active = {m.month: m.closing["active_members"] for m in months(fakes.kpis, "2025-12", "2028-09")}
+    assert active["2025-12"] == 0 and active["2026-01"] == 1
+    assert active["2026-03"] == active["2026-06"] == active["2027-02"] == 2  # m2 from March for 12 months
+    assert active["2027-03"] == 1  # m2 lapsed
+    assert active["2027-05"] == 1 and active["2027-06"] == 0  # m1: 12 months after June 2026
+    assert active["2027-08"] == active["2028-07"] == 1 and active["2028-08"] == 0
+    # And a recount from the ledger moves the same months
+    recounted = recount(ledger.rules, written)
+    stored = {month: fakes.kpis.month(month).get("programme", {}) for month in recounted}
+    assert recounted == stored
+
+
+@pytest.mark.parametrize(
+    ("previous", "month", "moves"),
+    [
+        (None, "2026-01", {"2026-01": 1, "2027-01": -1}),
+        ("2026-01", "2026-06", {"2027-01": 1, "2027-06": -1}),  # still active: the lapse moves on
+        ("2026-01", "2027-01", {"2027-01": 1, "2028-01": -1}),  # lapsed that month: active again
+        ("2026-01", "2027-05", {"2027-05": 1, "2028-05": -1}),
+    ],
+)
+def test_active_moves(previous: str | None, month: str, moves: dict[str, int]) -> None:
+    assert active_moves(previous, month) == moves
+    assert shift_month("2026-11", 3) == "2027-02" and shift_month("2026-01", -1) == "2025-12"
+
+
+def test_a_closed_month_keeps_its_closing_figures_and_the_next_opens_with_them(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    counting, closing = KpiCounting(ledger, fakes.kpis), KpiClosing(fakes.kpis)
+    # Given two members who joined in March with a bonus each, one of whom ordered in April
+    clock.now = at("2026-03")
+    for member in ("m1", "m2"):
+        ledger.enrol(member)
+        counting.count_enrolments([(member, clock.now)])
+        ledger.bonus(member, "signup", member)
+    clock.now = at("2026-04")
+    earned = ledger.accrue("m1", simple_order("o1", clock.now)).entry.pending
+    counting.count(ledger.entries("m1") + ledger.entries("m2"))
+    # When April is closed (March, never closed, computed on the way)
+    assert closing.close("2026-04") == {"members": 2, "active_members": 1, "points_outstanding": 200 + earned}
+    # Then April's closing figures are kept, and May opens with them
+    assert fakes.kpis.month("2026-04")["close"] == {
+        "members": 2,
+        "active_members": 1,
+        "points_outstanding": 200 + earned,
+    }
+    may = next(months(fakes.kpis, "2026-05", "2026-05"))
+    assert may.opening == may.closing == fakes.kpis.month("2026-04")["close"] and not may.closed
+    # And a closed month's figures stand as closed (the next day's close brings late entries in)
+    ledger.adjust("m2", 5, actor="salesforce-user:005", reason="goodwill", adjustment_id="a1")  # in April
+    counting.count(ledger.entries("m2"))
+    assert next(months(fakes.kpis, "2026-05", "2026-05")).opening["points_outstanding"] == 200 + earned
+    assert closing.close("2026-04")["points_outstanding"] == 205 + earned
+
+
+def test_the_figures_answer_returning_share_order_value_liability_and_customer_value(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    counting = KpiCounting(ledger, fakes.kpis)
+    catalogue = load_rewards(ledger.rules)
+    # Given four members who joined in January; m1 and m2 buy then; in February m1 buys again and m3 first
+    clock.now = at("2026-01")
+    for member in ("m1", "m2", "m3", "m4"):
+        ledger.enrol(member)
+        counting.count_enrolments([(member, clock.now)])
+    ledger.accrue("m1", simple_order("o1", clock.now, [("1", 1, "300.00")], currency="SEK"))
+    ledger.accrue("m2", simple_order("o2", clock.now, [("1", 1, "100.00")], currency="SEK"))
+    clock.now = at("2026-02")
+    ledger.accrue("m1", simple_order("o3", clock.now, [("1", 2, "150.00")], currency="SEK"))
+    ledger.accrue("m3", simple_order("o4", clock.now, [("1", 1, "101.00")], currency="SEK"))
+    counting.count([entry for member in ("m1", "m2", "m3") for entry in ledger.entries(member)])
+    # When GET /kpis asks for January to February by tier
+    answer = KpiFigures(fakes.kpis, catalogue).months("2026-01", "2026-02", by="tier")
+    programme = [row for row in answer["months"] if row["group"] == "programme"]
+    january, february = programme
+    # Then February: two buyers, one returning; average order value per currency; three of four members active
+    assert (february["purchasers"], february["returningShare"], february["orders"]) == (2, 0.5, 2)
+    assert february["averageOrderValue"] == {"SEK": "200.50"} and january["averageOrderValue"] == {"SEK": "200.00"}
+    assert (february["members"], february["activeMembers"], february["activeShare"]) == (4, 3, 0.75)
+    assert january["newMembers"] == 4 and february["newMembers"] == 0
+    # And the liability is the points outstanding at a point's value in the reporting currency
+    outstanding = sum(ledger.summary(m).pending + ledger.summary(m).available for m in ("m1", "m2", "m3"))
+    assert february["pointsOutstanding"] == outstanding and february["pointsOpening"] == january["pointsOutstanding"]
+    point_value = catalogue.point_value_in(catalogue.reporting)
+    assert february["liability"] == {"amount": f"{outstanding * point_value:.2f}", "currency": catalogue.reporting}
+    # And the 12-month customer value per member: the year's order value over the members
+    assert february["customerValue12Months"] == {"SEK": "200.25"}  # 801.00 / 4
+    assert february["customerValueProjected12Months"] == {"SEK": "801.00"}  # the quarter's 801.00 x 4 / 4
+    # And each tier has its rows
+    tiers = [row for row in answer["months"] if row["group"].startswith("tier#")]
+    assert sum(row["orders"] for row in tiers) == january["orders"] + february["orders"]
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "problem"),
+    [("2026-13", "2027-01", "no month"), ("2026-5", "2026-06", "YYYY-MM"), ("2026-06", "2026-05", "before"),
+     ("2020-01", "2026-01", "at most")],
+)  # fmt: skip
+def test_a_range_it_cannot_answer_is_refused_saying_why(
+    fakes: Fakes, ledger: Ledger, first: str, last: str, problem: str
+) -> None:
+    figures = KpiFigures(fakes.kpis, load_rewards(ledger.rules))
+    with pytest.raises(MalformedPayloadError, match=problem):
+        figures.months(first, last)
