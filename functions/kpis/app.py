@@ -1,6 +1,6 @@
-"""The table's stream to the monthly figures: each member who joined, each new ledger entry and each NPS answer
-added to its month's counters, for the programme and for its member's tier and segment, once however often the
-stream delivers it (a failed batch is retried whole: what was counted is skipped)."""
+"""The table's stream to the monthly figures: each member who joined, each new ledger entry, each NPS answer and
+each offer decided added to its month's counters, for the programme (and for an entry's member's tier and segment),
+once however often the stream delivers it (a failed batch is retried whole: what was counted is skipped)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from loyalty.wiring import services
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     counting = services.kpi_counting()
-    enrolled, entries, answers = services.kpi_changes(event)
-    counting.count_enrolments(enrolled)
-    added = counting.count(entries)
-    answered = counting.count_answers(answers)
+    changes = services.kpi_changes(event)
+    counting.count_enrolments(changes.enrolled)
+    added = counting.count(changes.entries)
+    answered = counting.count_answers(changes.answers)
+    exposed = counting.count_offers(changes.offers)
     metrics.add_metric(name="KpiEntriesCounted", unit="Count", value=added)
     metrics.add_metric(name="KpiNpsAnswersCounted", unit="Count", value=answered)
+    metrics.add_metric(name="KpiOfferMembersCounted", unit="Count", value=exposed)
     return {"batchItemFailures": []}

@@ -468,6 +468,7 @@ def print_months(demo: Demo, written: list[Entry], joined: list[datetime]) -> li
     by_segment = figures.months(year[0], year[-1], by="segment")
     by_tier = figures.months(year[0], year[-1], by="tier")
     differ += print_twelve_months(by_segment, twelve_months(demo.events, year))
+    print_offer_lift(by_segment)
     write_report(by_segment, by_tier, [tier.name for tier in demo.ledger.rules.tiers])
     return differ
 
@@ -489,6 +490,31 @@ def print_twelve_months(answer: dict[str, Any], recomputed: dict[str, dict[str, 
     if not differ:
         print("  equal to a recomputation from the orders, refunds, redemptions and members the demo sent: OK")
     return differ
+
+
+def print_offer_lift(answer: dict[str, Any]) -> None:
+    """The programme's offers against their holdout over the year: purchase rate and revenue a member in each arm,
+    and the lift with its 95 % confidence interval."""
+    print("\nOffers against their holdout (an order within the conversion window; 95 % confidence intervals)")
+    if not answer["offers"]:
+        print("  no offer measured against a holdout this year")
+    for offer in answer["offers"]:
+        offered, held, lift = offer["offered"], offer["holdout"], offer["lift"]
+        print(
+            f"  {offer['trigger']:<18} offered {offered['members']:>5,} bought {_percent(offered['purchaseRate']):>6}"
+            f"   held out {held['members']:>4,} bought {_percent(held['purchaseRate']):>6}"
+        )
+        rate, revenue = lift["purchaseRate"], lift["revenuePerMember"]
+        if rate is not None:
+            print(f"  {'':<18} purchase rate lift {100 * rate['difference']:+.1f} pp "
+                  f"({100 * rate['low']:+.1f} to {100 * rate['high']:+.1f})")  # fmt: skip
+        if revenue is not None:
+            print(f"  {'':<18} revenue a member lift {revenue['difference']} {answer['reportingCurrency']} "
+                  f"({revenue['low']} to {revenue['high']})")  # fmt: skip
+    roi = answer["roi"]
+    ratio = "-" if roi["ratio"] is None else f"{roi['ratio']:.1%}"
+    print(f"  incremental revenue {roi['incrementalRevenue']} against points redeemed worth {roi['pointsCost']}: "
+          f"ROI {ratio}")  # fmt: skip
 
 
 def _percent(share: float | None) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from loyalty.fakes.kpis import InMemoryKpiStore
-from loyalty.ports.kpis import KpiStore, MemberMonths
+from loyalty.ports.kpis import Exposure, KpiStore, MemberMonths
 
 
 @pytest.fixture(params=["memory", pytest.param("dynamodb", marks=pytest.mark.dynamodb_local)])
@@ -93,3 +94,24 @@ def test_a_counter_taken_back_to_nothing_reads_as_zero(store: KpiStore) -> None:
     assert store.add("nps#m1#s#t1", "2026-03", ("programme",), {"nps_answers": 1, "nps_promoters": 1})
     assert store.add("nps-replaced#m1#s#t1", "2026-03", ("programme",), {"nps_answers": -1, "nps_promoters": -1})
     assert store.month("2026-03") == {"programme": {"nps_answers": 0, "nps_promoters": 0}}
+
+
+def test_an_exposure_is_kept_once_and_its_orders_counted_from_what_was_read(store: KpiStore) -> None:
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    exposure = Exposure("win_back#2026-03-02", "win_back", "offered", at, at + timedelta(days=14), "2026-03")
+    assert store.expose("m1", exposure)
+    assert not store.expose("m1", exposure)  # the stream brings the decision again
+    assert store.exposures("m1") == [exposure] and store.exposures("m2") == []
+    # An order in its window: counted from the exposure as read, once
+    assert store.convert("m1", exposure, "shop#o1", Decimal("120.50"))
+    assert not store.convert("m1", exposure, "shop#o2", Decimal("10"))  # no longer as read
+    (read,) = store.exposures("m1")
+    assert (read.orders, read.revenue, read.counted) == (1, Decimal("120.50"), frozenset({"shop#o1"}))
+    assert not store.convert("m1", read, "shop#o1", Decimal("120.50"))  # that order again
+    assert store.convert("m1", read, "shop#o2", Decimal("9.50"))
+    assert store.month("2026-03")["programme"] == {
+        "offer_members#win_back#offered": 1,
+        "offer_converted#win_back#offered": 1,
+        "offer_revenue#win_back#offered": Decimal("130.00"),
+        "offer_revenue_sq#win_back#offered": Decimal("16900.0000"),  # 130.00 squared
+    }

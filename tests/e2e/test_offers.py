@@ -16,7 +16,10 @@ from typing import Any
 from infra.local.outbox import main as outbox
 from infra.local.outbox import sent
 from infra.local.stack import Stack
+from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
+from loyalty.adapters.dynamodb.models import bind_table
 from loyalty.programme.earning import GrantedOffer
+from loyalty.programme.rules import load_program
 from tests.e2e.conftest import EVENTS, Shop
 from tests.e2e.test_salesforce import CALLOUT_SECRET, contact_for, unique_email
 from tests.e2e.test_webshop_pipeline import expected_points, shopify_order
@@ -48,6 +51,9 @@ def test_a_flow_offer_request_ends_as_one_email_and_a_task_on_the_contact(stack:
     # Given a shopper with a Contact, Swedish, who agreed to e-mail in the CRM
     email = unique_email()
     contact_id, member_id = contact_for(stack, shop, email)
+    bind_table(stack.names["LoyaltyTable"])
+    month = load_program().local_date(datetime.now(UTC)).strftime("%Y-%m")
+    sent_before = DynamoDBKpiStore().month(month).get("programme", {}).get("offers_sent#crm", 0)
     body = offer_callout(stack, member_id, email, bonusPoints=0)  # Flow has no nulls: an unused number is 0
     body["schemaVersion"] = "1"  # a Flow's text variable
     url = f"{stack.gateway_url}/webhooks/salesforce/flow"
@@ -62,6 +68,7 @@ def test_a_flow_offer_request_ends_as_one_email_and_a_task_on_the_contact(stack:
     # And exactly one e-mail went out, in Swedish, with the code and an unsubscribe link
     (message,) = emails_to(stack, email)
     assert body["offer"]["code"] in message["body"] and "/unsubscribe?" in message["body"]
+    assert DynamoDBKpiStore().month(month)["programme"]["offers_sent#crm"] == sent_before + 1  # in the figures
     assert "poäng" in message["subject"] or "poäng" in message["body"]
     # And the Contact shows it as a completed Task naming the offer, the channel and the template
     tasks = [t for t in stack.salesforce.tasks() if t["WhoId"] == contact_id]

@@ -19,7 +19,7 @@ from tests.e2e.conftest import Shop
 from tests.e2e.test_member_page_browser import ARTIFACTS
 from tests.e2e.test_webshop_pipeline import shopify_order, unique_email
 
-CHARTS = ("chart-shares", "chart-order-value", "chart-liability", "chart-segments", "chart-tiers")
+CHARTS = ("chart-shares", "chart-order-value", "chart-liability", "chart-segments", "chart-tiers", "chart-lift")
 
 
 def test_the_report_opens_in_a_browser_with_every_chart(

@@ -323,8 +323,25 @@ def test_the_stream_gives_the_kpis_new_members_entries_and_nps_answers_with_the_
     kpi_filters = load_template()["Resources"]["KpiFunction"]["Properties"]["Events"]["NewEntries"]["Properties"]
     patterns = [json.loads(f["Pattern"]) for f in kpi_filters["FilterCriteria"]["Filters"]]
     assert all(any(matches(pattern, record) for pattern in patterns) for record in event["Records"])
-    enrolled, entries, nps = kpi_changes(event)
+    changes = kpi_changes(event)
     # Then it learns the member who joined, the entry written, and the answer with the one it replaced, whole
-    assert enrolled == [("m1", ledger.summary("m1").enrolled_at)]
-    assert entries == [bonus]
-    assert nps == [(again, first)]
+    assert changes.enrolled == [("m1", ledger.summary("m1").enrolled_at)]
+    assert changes.entries == [bonus]
+    assert changes.answers == [(again, first)]
+
+
+def test_the_stream_gives_the_kpis_offers_decided_and_not_those_being_sent(moto_table: str) -> None:
+    # Given a win-back offer held out on e-mail, and one being sent (claimed, not decided yet) then sent
+    records = DynamoDBOfferRecords()
+    decided = {"decided_at": T_STREAM, "trigger": "win_back", "template_key": "win_back", "request": "{}"}
+    held_out = SendRecord("m1", "win_back#2026-03-02", "email", Status.HOLDOUT, **decided)  # type: ignore[arg-type]
+    sending = SendRecord("m2", "win_back#2026-03-02", "email", Status.SENDING, **decided)  # type: ignore[arg-type]
+    sent = SendRecord("m2", "win_back#2026-03-02", "email", Status.SENT, **decided)  # type: ignore[arg-type]
+    event = stream_event(*(records._item(record, "req-1") for record in (held_out, sending, sent)))
+    event["Records"][2]["eventName"] = "MODIFY"
+    # When the KPI counting's filter and reading see the batch
+    kpi_filters = load_template()["Resources"]["KpiFunction"]["Properties"]["Events"]["NewEntries"]["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in kpi_filters["FilterCriteria"]["Filters"]]
+    passed = [r for r in event["Records"] if any(matches(pattern, r) for pattern in patterns)]
+    # Then the decisions reach it, whole, and the one being sent does not
+    assert kpi_changes({"Records": passed}).offers == [held_out, sent]

@@ -41,6 +41,8 @@ def answers(fakes: Fakes, ledger: Ledger, clock: FakeClock) -> tuple[dict[str, A
     clock.now = datetime(2026, 3, 3, 9, tzinfo=UTC)
     ledger.adjust("m2", -20, actor="salesforce-user:005", reason="correction", adjustment_id="a1")
     counting.count(ledger.entries("m1") + ledger.entries("m2"))
+    offer = {"members#win_back#offered": 40, "converted#win_back#offered": 12, "members#win_back#holdout": 10}
+    fakes.kpis.add("win-back", "2026-02", ("programme",), {f"offer_{name}": n for name, n in offer.items()})
     figures = KpiFigures(fakes.kpis, load_rewards(ledger.rules))
     return figures.months("2026-01", "2026-03", by="segment"), figures.months("2026-01", "2026-03", by="tier")
 
@@ -72,7 +74,14 @@ def test_the_csv_has_every_groups_row_and_each_currencys_money(answers: tuple[di
 
 def test_the_html_report_holds_the_table_and_every_chart_as_svg(answers: tuple[dict[str, Any], dict[str, Any]]) -> None:
     html = render_html(*answers, tier_order=["bronze", "silver", "gold"])
-    for chart in ("chart-shares", "chart-order-value", "chart-liability", "chart-segments", "chart-tiers"):
+    for chart in (
+        "chart-shares",
+        "chart-order-value",
+        "chart-liability",
+        "chart-segments",
+        "chart-tiers",
+        "chart-lift",
+    ):
         figure = re.search(rf'<figure id="{chart}">(.*?)</figure>', html, re.DOTALL)
         assert figure is not None and "<svg" in figure.group(1) and ("<polyline" in html or "<rect" in html)
     assert "<script" not in html and "http" not in html.replace("http://www.w3.org/2000/svg", "")
@@ -81,3 +90,6 @@ def test_the_html_report_holds_the_table_and_every_chart_as_svg(answers: tuple[d
     for row in table:
         assert f"<td>{row['month']}</td>" in html
     assert "How the figures are worked out" in html and "breakage" in html.lower()
+    lift = re.search(r'<figure id="chart-lift">(.*?)</figure>', html, re.DOTALL)
+    assert lift is not None and "<circle" in lift.group(1) and "win back" in lift.group(1)  # 30 % against 0 %
+    assert re.search(r"<td>win back</td><td>40</td><td>30.0 %</td>\s*<td>10</td><td>0.0 %</td>", html)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from decimal import Decimal
 
 from loyalty.fakes.memory import Memory
-from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, MemberMonths
+from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, Exposure, MemberMonths, offer_order_counts
 
 
 class InMemoryKpiStore:
@@ -56,6 +58,36 @@ class InMemoryKpiStore:
                 kept = figures.setdefault((moved, PROGRAMME), {})
                 kept["active_change"] = kept.get("active_change", 0) + change
             return True
+
+    def expose(self, member_id: str, exposure: Exposure) -> bool:
+        with self.memory.atomically():
+            kept = self.memory.items("kpi_exposures").setdefault(member_id, {})
+            if exposure.dedup in kept:
+                return False
+            kept[exposure.dedup] = exposure
+            self._add(exposure.month, PROGRAMME, {f"offer_members#{exposure.trigger}#{exposure.arm}": 1})
+            return True
+
+    def exposures(self, member_id: str) -> list[Exposure]:
+        with self.memory.atomically():
+            return list(self.memory.items("kpi_exposures").get(member_id, {}).values())
+
+    def convert(self, member_id: str, read: Exposure, order_key: str, revenue: Decimal) -> bool:
+        with self.memory.atomically():
+            kept = self.memory.items("kpi_exposures").setdefault(member_id, {})
+            if kept.get(read.dedup) != read or order_key in read.counted:
+                return False
+            kept[read.dedup] = replace(
+                read, orders=read.orders + 1, revenue=read.revenue + revenue, counted=read.counted | {order_key}
+            )
+            self._add(read.month, PROGRAMME, offer_order_counts(read, revenue))
+            return True
+
+    def _add(self, month: str, group: str, counts: Mapping[str, Count]) -> None:
+        kept = self.memory.items("kpis").setdefault((month, group), {})
+        for name, value in counts.items():
+            if value:
+                kept[name] = kept.get(name, 0) + value
 
     def close(self, month: str, stocks: Mapping[str, Count]) -> None:
         with self.memory.atomically():

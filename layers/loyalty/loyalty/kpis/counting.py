@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from loyalty.errors import ConcurrentUpdateError
-from loyalty.kpis.flows import active_moves, contribution, groups, is_activity, local_month, nps_contribution
+from loyalty.kpis.flows import (
+    active_moves,
+    contribution,
+    groups,
+    is_activity,
+    local_month,
+    nps_contribution,
+    offer_arm,
+)
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.service import Ledger
-from loyalty.ports.kpis import PROGRAMME, KpiStore
+from loyalty.offers.records import SendRecord, Status
+from loyalty.ports.kpis import PROGRAMME, Exposure, KpiStore
 from loyalty.ports.surveys import NpsAnswer
 
 MOVE_TRIES = 5
+CENT = Decimal("0.01")
+DECIDED = frozenset([Status.SENT, Status.REFUSED, Status.CAPPED, Status.FAILED, Status.HOLDOUT])
 
 
 @dataclass
 class KpiCounting:
+    """``measured``: the offer triggers measured against a holdout, each member's orders counted for
+    ``conversion_days`` after the decision; revenue in ``rates``' terms (currency -> what a unit is worth in the
+    reporting currency; an order in another currency adds no revenue)."""
+
     ledger: Ledger
     store: KpiStore
+    measured: tuple[str, ...] = ()
+    conversion_days: int = 14
+    rates: Mapping[str, Decimal] = field(default_factory=dict)
 
     def count(self, entries: Iterable[Entry]) -> int:
         """Add each entry to its month's figures, for the programme and for its member's tier and segment as they
@@ -34,7 +53,44 @@ class KpiCounting:
             added += self.store.add(f"{entry.member_id}#{entry.source_key}", month, counted_in, flows)
             if is_activity(entry):
                 self._member_month(entry, month, counted_in)
+            if entry.kind is EntryKind.ACCRUAL and self.measured:
+                self._convert(entry)
         return added
+
+    def count_offers(self, records: Iterable[SendRecord]) -> int:
+        """Each offer decision as the stream brings it: a message sent counts in its month, and a member an offer
+        measured against its holdout was for is exposed (in the offered or the holdout arm), once. Returns the
+        members exposed."""
+        exposed = 0
+        days = timedelta(days=self.conversion_days)
+        for record in records:
+            if record.status not in DECIDED:
+                continue
+            month = local_month(self.ledger.rules, record.decided_at)
+            if record.status is Status.SENT:
+                sent = {f"offers_sent#{record.trigger}": 1}
+                key = f"offer-sent#{record.member_id}#{record.dedup}#{record.channel}"
+                self.store.add(key, month, (PROGRAMME,), sent)
+            if record.trigger in self.measured:
+                arm, at = offer_arm(record.status.value), record.decided_at
+                exposure = Exposure(record.dedup, record.trigger, arm, at, at + days, month)
+                exposed += self.store.expose(record.member_id, exposure)
+        return exposed
+
+    def _convert(self, entry: Entry) -> None:
+        """An order in the window of the member's measured offers: counted in each, once."""
+        value = (entry.value or Decimal(0)) * self.rates.get(entry.currency or "", Decimal(0))
+        revenue = value.quantize(CENT, rounding=ROUND_HALF_UP)
+        key = entry.order_key or entry.source_key
+        for _ in range(MOVE_TRIES):
+            due = [
+                exposure
+                for exposure in self.store.exposures(entry.member_id)
+                if exposure.decided_at <= entry.created_at <= exposure.until and key not in exposure.counted
+            ]
+            if all(self.store.convert(entry.member_id, exposure, key, revenue) for exposure in due):
+                return
+        raise ConcurrentUpdateError(f"member {entry.member_id}'s offers kept changing")  # the batch is retried
 
     def _member_month(self, entry: Entry, month: str, counted_in: tuple[str, ...]) -> None:
         """An order or a redemption in ``month``: the member counts as active from it (for 12 months), and an

@@ -13,11 +13,23 @@ to the hundredth. Definitions:
   the reporting currency (infra/rewards.yaml);
 * 12-month customer value per member: the order value of the 12 months up to the month over the members at its
   end (historical); the projection for the next 12 months is the latest three months' value, times four, over
-  the members at the month's end (a run rate: it assumes the coming year buys as the last quarter did).
+  the members at the month's end (a run rate: it assumes the coming year buys as the last quarter did);
+* offers measured against a holdout (infra/offers.yaml `holdout`): every member an offer was for is in the
+  offered arm or the holdout (drawn before consent and caps, so the offered arm keeps those whose message was
+  refused or capped: intention to treat); converted: an order within `conversion_days` of the decision; revenue:
+  those orders' value in the reporting currency (other currencies at the programme's earning rates), before
+  refunds. Lift is offered less holdout, with a 95 % confidence interval: for the purchase rate
+  d +/- 1.96 * sqrt(p1 (1 - p1) / n1 + p0 (1 - p0) / n0) (Wald, unpooled); for revenue per member
+  d +/- 1.96 * sqrt(s1^2 / n1 + s0^2 / n0) (Welch, normal approximation; s^2 the sample variance of each member's
+  revenue). An interval that contains 0 shows no effect measured. Offers count in the month they were decided;
+  a range sums its months;
+* ROI: the offers' incremental revenue (revenue per member lift times the offered members) over the cost of the
+  points redeemed in the range (redeemed less returned, at a point's value), less one.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -78,6 +90,8 @@ class KpiFigures:
                 for group, counts in sorted(month.figures.items()):
                     if group.startswith(prefix):
                         rows.append({"month": month.month, "group": group, **self._flows(counts)})
+        in_range = [month for month in read if month.month >= first]
+        offers = offer_lifts(in_range)
         return {
             "from": first,
             "to": last,
@@ -85,6 +99,23 @@ class KpiFigures:
             "reportingCurrency": self.catalogue.reporting,
             "definitions": __doc__.split("Definitions:", 1)[1].strip() if __doc__ else "",
             "months": rows,
+            "offers": offers,
+            "roi": self._roi(in_range, offers),
+        }
+
+    def _roi(self, in_range: Sequence[Month], offers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        point_value = self.catalogue.point_value_in(self.catalogue.reporting)
+        spent = sum(
+            Decimal(m.figures.get(PROGRAMME, {}).get("points_redeemed", 0))
+            - Decimal(m.figures.get(PROGRAMME, {}).get("points_returned", 0))
+            for m in in_range
+        )
+        cost = spent * point_value
+        incremental = sum((Decimal(offer["incrementalRevenue"]) for offer in offers), Decimal(0))
+        return {
+            "incrementalRevenue": _money(incremental),
+            "pointsCost": _money(cost),
+            "ratio": round(float(incremental / cost - 1), 4) if cost else None,
         }
 
     def _programme_row(self, month: Month, year: Sequence[Month]) -> dict[str, Any]:
@@ -139,7 +170,87 @@ class KpiFigures:
             "redemptionRate": _share(counts.get("points_redeemed", 0), issued),
             "breakage": _share(counts.get("points_expired", 0), issued),
             "nps": round(nps, 1) if nps is not None else None,
+            "offersSent": {
+                name.removeprefix("offers_sent#"): int(value)
+                for name, value in sorted(counts.items())
+                if name.startswith("offers_sent#")
+            },
         }
+
+
+Z95 = 1.96
+
+
+def _arm(figures: Mapping[str, Count], trigger: str, arm: str) -> dict[str, Decimal]:
+    key = f"{trigger}#{arm}"
+    return {
+        what: Decimal(figures.get(f"offer_{what}#{key}", 0))
+        for what in ("members", "converted", "revenue", "revenue_sq")
+    }
+
+
+def offer_lifts(in_range: Sequence[Month]) -> list[dict[str, Any]]:
+    """Each measured offer's arms over the months and the lift with its 95 % interval (see the definitions)."""
+    summed: dict[str, int | Decimal] = {}
+    for month in in_range:
+        for name, value in month.figures.get(PROGRAMME, {}).items():
+            if name.startswith("offer_"):
+                summed[name] = summed.get(name, 0) + value
+    triggers = sorted({name.split("#")[1] for name in summed if name.startswith("offer_members#")})
+    lifts = []
+    for trigger in triggers:
+        offered, holdout = _arm(summed, trigger, "offered"), _arm(summed, trigger, "holdout")
+        rate, revenue = _rate_lift(offered, holdout), _revenue_lift(offered, holdout)
+        incremental = Decimal(revenue["difference"]) * offered["members"] if revenue else Decimal(0)
+        lifts.append(
+            {
+                "trigger": trigger,
+                "offered": _arm_view(offered),
+                "holdout": _arm_view(holdout),
+                "lift": {"purchaseRate": rate, "revenuePerMember": revenue},
+                "incrementalRevenue": _money(incremental),
+            }
+        )
+    return lifts
+
+
+def _arm_view(arm: Mapping[str, Decimal]) -> dict[str, Any]:
+    n = arm["members"]
+    return {
+        "members": int(n),
+        "converted": int(arm["converted"]),
+        "purchaseRate": _share(arm["converted"], n),
+        "revenue": _money(arm["revenue"]),
+        "revenuePerMember": _money(arm["revenue"] / n) if n else None,
+    }
+
+
+def _rate_lift(offered: Mapping[str, Decimal], holdout: Mapping[str, Decimal]) -> dict[str, float] | None:
+    n1, n0 = float(offered["members"]), float(holdout["members"])
+    if not n1 or not n0:
+        return None
+    p1, p0 = float(offered["converted"]) / n1, float(holdout["converted"]) / n0
+    margin = Z95 * math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    difference = p1 - p0
+    return {
+        "difference": round(difference, 4),
+        "low": round(difference - margin, 4),
+        "high": round(difference + margin, 4),
+    }
+
+
+def _revenue_lift(offered: Mapping[str, Decimal], holdout: Mapping[str, Decimal]) -> dict[str, str] | None:
+    if offered["members"] < 2 or holdout["members"] < 2:
+        return None
+    means, variances = [], []
+    for arm in (offered, holdout):
+        n = arm["members"]
+        mean = arm["revenue"] / n
+        means.append(mean)
+        variances.append(max(Decimal(0), (arm["revenue_sq"] - n * mean * mean) / (n - 1)) / n)
+    difference = means[0] - means[1]
+    margin = Decimal(Z95) * (variances[0] + variances[1]).sqrt()
+    return {"difference": _money(difference), "low": _money(difference - margin), "high": _money(difference + margin)}
 
 
 def _check_range(first: str, last: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from decimal import Decimal
 
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ports.kpis import PROGRAMME, Count
@@ -47,13 +48,37 @@ PER_CURRENCY = (
     "orders",  # orders#<currency>: the orders in that currency
     "order_value",  # order_value#<currency>: their value, less refunds (exact)
 )
+PER_OFFER = (  # the programme's figures, by the month an offer was decided in
+    "offers_sent",  # offers_sent#<trigger>: messages sent (each channel's)
+    "offer_members",  # offer_members#<trigger>#<arm>: members an offer measured against its holdout was for
+    "offer_converted",  # offer_converted#<trigger>#<arm>: of which ordered within the conversion window
+    "offer_revenue",  # offer_revenue#<trigger>#<arm>: their orders' value in the window (reporting currency)
+    "offer_revenue_sq",  # offer_revenue_sq#<trigger>#<arm>: the sum of each member's squared revenue
+)
+ARMS = ("offered", "holdout")  # offered: every member not held out, whatever became of the message
 ACTIVE_MONTHS = 12
 
 
 def is_counter(name: str) -> bool:
     """A figure's name: one of COUNTERS, or a per-currency one such as ``order_value#SEK``."""
-    figure, _, currency = name.partition("#")
-    return name in COUNTERS or (figure in PER_CURRENCY and len(currency) == 3 and currency.isupper())
+    figure, _, rest = name.partition("#")
+    if figure in PER_OFFER:
+        return bool(rest) and (figure == "offers_sent" or rest.rpartition("#")[2] in ARMS)
+    return name in COUNTERS or (figure in PER_CURRENCY and len(rest) == 3 and rest.isupper())
+
+
+def revenue_rates(rules: ProgramRules, reporting: str) -> dict[str, Decimal]:
+    """What a unit of each currency is worth in the reporting currency, as the programme's earning rates say
+    (points per unit of each over points per unit of the reporting one): the offers' revenue compares across
+    currencies without exchange rates from outside."""
+    base = rules.currencies[reporting].points_per_unit
+    return {currency: rule.points_per_unit / base for currency, rule in rules.currencies.items()}
+
+
+def offer_arm(status: str) -> str:
+    """The arm of an offer's decision: held out, or offered (sent, or refused, capped or failed on the way: the
+    holdout is drawn first, so both arms count every member the offer was for)."""
+    return "holdout" if status == "holdout" else "offered"
 
 
 def shift_month(month: str, months: int) -> str:

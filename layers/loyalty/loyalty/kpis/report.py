@@ -137,6 +137,39 @@ def bars(title: str, values: Mapping[str, float]) -> Markup:
     return Markup("".join(svg))
 
 
+def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]], unit: str = "") -> Markup:
+    """Each row's estimate as a dot with its interval as a bar, around a line at zero (no effect)."""
+    row_h = 30
+    height = TOP + row_h * max(len(rows), 1) + BOTTOM
+    reach = max([abs(v) for _, d, lo, hi in rows for v in (d, lo, hi)] + [1e-9])
+    plot_left, plot_w = LEFT + 90, WIDTH - LEFT - 90 - RIGHT
+
+    def x(v: float) -> float:
+        return plot_left + plot_w * (v + reach) / (2 * reach)
+
+    svg = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img">',
+        f"<title>{escape(title)}</title>",
+        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{TOP}" y2="{height - BOTTOM}" class="grid"/>',
+        f'<text x="{x(0):.1f}" y="{height - BOTTOM + 16}" class="tick" text-anchor="middle">0</text>',
+        f'<text x="{x(-reach):.1f}" y="{height - BOTTOM + 16}" class="tick">{_fmt(-reach)}{unit}</text>',
+        f'<text x="{x(reach):.1f}" y="{height - BOTTOM + 16}" class="tick" text-anchor="end">',
+        f"{_fmt(reach)}{unit}</text>",
+    ]
+    for n, (name, difference, low, high) in enumerate(rows):
+        cy, colour = TOP + n * row_h + row_h / 2, COLOURS[n % len(COLOURS)]
+        svg.append(f'<text x="{plot_left - 8}" y="{cy + 4:.1f}" class="tick" text-anchor="end">{escape(name)}</text>')
+        svg.append(f'<line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" ')
+        svg.append(f'stroke="{colour}" stroke-width="3"/>')
+        svg.append(f'<circle cx="{x(difference):.1f}" cy="{cy:.1f}" r="5" fill="{colour}"/>')
+        svg.append(
+            f'<text x="{WIDTH - RIGHT + 8}" y="{cy + 4:.1f}" class="tick">{_fmt(difference)}{unit} '
+            f"({_fmt(low)} to {_fmt(high)})</text>"
+        )
+    svg.append("</svg>")
+    return Markup("".join(svg))
+
+
 def _legend(n: int, name: str) -> str:
     colour, shown = COLOURS[n % len(COLOURS)], escape(name.replace("_", " "))
     return f'<text x="{WIDTH - RIGHT + 8}" y="{TOP + 12 + 16 * n}" fill="{colour}" class="legend">{shown}</text>'
@@ -144,6 +177,16 @@ def _legend(n: int, name: str) -> str:
 
 def _fmt(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def offer_rows(answer: Mapping[str, Any]) -> list[tuple[str, float, float, float]]:
+    """The measured offers' purchase-rate lift in percentage points, with its interval (those with one)."""
+    rows = []
+    for offer in answer.get("offers", []):
+        lift = offer["lift"]["purchaseRate"]
+        if lift is not None:
+            rows.append((offer["trigger"].replace("_", " "), *(100 * lift[k] for k in ("difference", "low", "high"))))
+    return rows
 
 
 def _percent(share: float | None) -> float | None:
@@ -217,6 +260,9 @@ def render_html(by_segment: Mapping[str, Any], by_tier: Mapping[str, Any], tier_
                 for name in sorted(segments)
             },
         ),
+        "lift": interval_chart(
+            "Purchase rate lift of the offers, with its 95 % interval", offer_rows(by_segment), " pp"
+        ),
         "tiers": bars(
             "Buyers by tier over the period",
             {
@@ -236,6 +282,8 @@ def render_html(by_segment: Mapping[str, Any], by_tier: Mapping[str, Any], tier_
         roll_forward=roll_forward(by_segment),
         charts=charts,
         definitions=by_segment.get("definitions", ""),
+        offers=by_segment.get("offers", []),
+        roi=by_segment.get("roi"),
     )
 
 

@@ -120,6 +120,7 @@ class Holdout(_Rules):
     share: Annotated[Decimal, Field(ge=0, le=Decimal("0.5"))] = Decimal(0)
     period: Literal["month", "quarter"] = "quarter"
     triggers: tuple[ProgrammeTrigger, ...] = ()
+    conversion_days: Annotated[int, Field(ge=1, le=90)] = 14  # an order this many days after the offer converts
 
     @field_validator("triggers")
     @classmethod

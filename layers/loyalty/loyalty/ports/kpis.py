@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -24,6 +25,23 @@ class MemberMonths:
     active: str | None = None
     bought: str | None = None
     first_bought: str | None = None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A member an offer that is measured against its holdout was decided for (``arm``: offered or holdout), and
+    what they bought in its window (``decided_at`` to ``until``): orders, revenue in the reporting currency, and
+    the orders counted (each once)."""
+
+    dedup: str
+    trigger: str
+    arm: str
+    decided_at: datetime
+    until: datetime
+    month: str  # the month it was decided in: its figures are that month's
+    orders: int = 0
+    revenue: Decimal = Decimal(0)
+    counted: frozenset[str] = frozenset()
 
 
 class KpiStore(Protocol):
@@ -51,6 +69,21 @@ class KpiStore(Protocol):
         changes) unless the member's months are still ``read``."""
         ...
 
+    def expose(self, member_id: str, exposure: Exposure) -> bool:
+        """Keep the exposure and count the member in its arm (``offer_members#<trigger>#<arm>`` of its month, the
+        programme's figures), atomically and once per member and offer (False if kept before)."""
+        ...
+
+    def exposures(self, member_id: str) -> list[Exposure]:
+        """The member's exposures, as kept."""
+        ...
+
+    def convert(self, member_id: str, read: Exposure, order_key: str, revenue: Decimal) -> bool:
+        """Count an order in the exposure's window: its revenue (and its square's change, for the interval) and,
+        for the first, a converted member, in the exposure's month; atomically, and False (nothing changes) unless
+        the exposure is still as ``read``."""
+        ...
+
     def close(self, month: str, stocks: Mapping[str, Count]) -> None:
         """Keep the month's closing figures (members, active members, points outstanding), replacing any kept."""
         ...
@@ -59,3 +92,15 @@ class KpiStore(Protocol):
         """The month's figures by group (a counter never added to is absent); its closing figures, once closed,
         as the group ``close``."""
         ...
+
+
+def offer_order_counts(read: Exposure, revenue: Decimal) -> dict[str, Count]:
+    """What an order in an exposure's window adds to its month: a converted member at the first order, the
+    revenue, and the change to the sum of the members' squared revenue (for the confidence interval)."""
+    total = read.revenue + revenue
+    arm = f"{read.trigger}#{read.arm}"
+    return {
+        f"offer_converted#{arm}": int(read.orders == 0),
+        f"offer_revenue#{arm}": revenue,
+        f"offer_revenue_sq#{arm}": total * total - read.revenue * read.revenue,
+    }

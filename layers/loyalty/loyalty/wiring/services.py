@@ -12,17 +12,15 @@ from loyalty.wiring import secret as _secret
 from loyalty.wiring import webhook_receiver
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
+    from loyalty.adapters.dynamodb.stream import KpiChanges
     from loyalty.crm.inbound import CrmInbound
     from loyalty.crm.sync import CrmSync
     from loyalty.jobs import ScheduledJobs
     from loyalty.kpis.closing import KpiClosing
     from loyalty.kpis.counting import KpiCounting
     from loyalty.kpis.figures import KpiFigures
-    from loyalty.ledger.model import Entry
     from loyalty.ledger.service import Ledger
     from loyalty.offers.records import SendRecord
     from loyalty.offers.sending import OfferSender
@@ -30,7 +28,6 @@ if TYPE_CHECKING:
     from loyalty.ports.crm import RewardToArrange
     from loyalty.ports.directory import Directory, HeldForReview
     from loyalty.ports.shops import MemberImages, ShopCodes
-    from loyalty.ports.surveys import NpsAnswer
     from loyalty.programme.rules import ProgramRules
     from loyalty.rewards.codes import CodeMaker
     from loyalty.rewards.member_api import MemberRewards
@@ -342,9 +339,15 @@ def kpi_counting() -> KpiCounting:
     """kpis: new ledger entries into the monthly figures."""
     from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
     from loyalty.kpis.counting import KpiCounting
+    from loyalty.kpis.flows import revenue_rates
+    from loyalty.offers.rules import load_offer_rules
+    from loyalty.programme.rewards import load_rewards
     from loyalty.settings import TableSettings
 
-    return KpiCounting(_ledger(load_settings(TableSettings).table), DynamoDBKpiStore())
+    ledger = _ledger(load_settings(TableSettings).table)
+    holdout = load_offer_rules().holdout
+    rates = revenue_rates(ledger.rules, load_rewards(ledger.rules).reporting)
+    return KpiCounting(ledger, DynamoDBKpiStore(), holdout.triggers, holdout.conversion_days, rates)
 
 
 @cache
@@ -370,11 +373,9 @@ def kpi_closing() -> KpiClosing:
     return KpiClosing(DynamoDBKpiStore())
 
 
-def kpi_changes(
-    event: dict[str, Any],
-) -> tuple[list[tuple[str, datetime]], list[Entry], list[tuple[NpsAnswer, NpsAnswer | None]]]:
-    """kpis: the members who joined, the ledger entries written and the NPS answers given that a stream batch
-    brings."""
+def kpi_changes(event: dict[str, Any]) -> KpiChanges:
+    """kpis: the members who joined, the ledger entries written, the NPS answers given and the offers decided that
+    a stream batch brings."""
     from loyalty.adapters.dynamodb.stream import kpi_changes as changes
 
     return changes(event)

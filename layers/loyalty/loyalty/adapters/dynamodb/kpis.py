@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,11 +24,13 @@ from loyalty.adapters.dynamodb.models import (
     table_connection,
 )
 from loyalty.clock import now
-from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, MemberMonths
+from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, Exposure, MemberMonths, offer_order_counts
 
 COUNTED_KEPT = timedelta(days=40)  # the stream keeps records 24 hours: a marker is needed far less long
 GROUP_PREFIX = "GROUP#"
 MEMBER_MONTHS_SK = "KPI_MONTHS"
+EXPOSURE_PREFIX = "KPI_OFFER#"
+EXPOSURE_TYPE = "kpi_offer"
 CONFLICT_TRIES = 6
 KPI_TYPE = "kpi"
 COUNTED_TYPE = "kpi_counted"
@@ -113,6 +115,66 @@ class DynamoDBKpiStore:
             if any(added.values()):
                 items.append({"Update": _counters(table, at, group, added)})
         return _transact(items)
+
+    def expose(self, member_id: str, exposure: Exposure) -> bool:
+        table = LoyaltyItem.Meta.table_name
+        item = {
+            **_key(member_pk(member_id), f"{EXPOSURE_PREFIX}{exposure.dedup}"),
+            "type": {"S": EXPOSURE_TYPE},
+            "trigger": {"S": exposure.trigger},
+            "arm": {"S": exposure.arm},
+            "decided_at": {"S": exposure.decided_at.isoformat()},
+            "until": {"S": exposure.until.isoformat()},
+            "month": {"S": exposure.month},
+            "orders": _number(0),
+            "revenue": _number(0),
+        }
+        put = {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+        counts = {f"offer_members#{exposure.trigger}#{exposure.arm}": 1}
+        return _transact([{"Put": put}, {"Update": _counters(table, exposure.month, PROGRAMME, counts)}])
+
+    def exposures(self, member_id: str) -> list[Exposure]:
+        page = table_connection().client.query(
+            TableName=LoyaltyItem.Meta.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :offer)",
+            ExpressionAttributeValues={":pk": {"S": member_pk(member_id)}, ":offer": {"S": EXPOSURE_PREFIX}},
+            ConsistentRead=True,
+        )  # a member is in a handful of measured offers a year: one page
+        return [
+            Exposure(
+                dedup=item["sk"]["S"].removeprefix(EXPOSURE_PREFIX),
+                trigger=item["trigger"]["S"],
+                arm=item["arm"]["S"],
+                decided_at=datetime.fromisoformat(item["decided_at"]["S"]),
+                until=datetime.fromisoformat(item["until"]["S"]),
+                month=item["month"]["S"],
+                orders=int(item["orders"]["N"]),
+                revenue=Decimal(item["revenue"]["N"]),
+                counted=frozenset(item.get("counted", {}).get("SS", [])),
+            )
+            for item in page.get("Items", [])
+        ]
+
+    def convert(self, member_id: str, read: Exposure, order_key: str, revenue: Decimal) -> bool:
+        table = LoyaltyItem.Meta.table_name
+        total = read.revenue + revenue
+        update = {
+            "TableName": table,
+            "Key": _key(member_pk(member_id), f"{EXPOSURE_PREFIX}{read.dedup}"),
+            "UpdateExpression": "SET revenue = :total, orders = :orders ADD #counted :order",
+            "ConditionExpression": "revenue = :read AND orders = :read_orders AND NOT contains(#counted, :key)",
+            "ExpressionAttributeNames": {"#counted": "counted"},
+            "ExpressionAttributeValues": {
+                ":total": _number(total),
+                ":orders": _number(read.orders + 1),
+                ":order": {"SS": [order_key]},
+                ":read": _number(read.revenue),
+                ":read_orders": _number(read.orders),
+                ":key": {"S": order_key},
+            },
+        }
+        counts = offer_order_counts(read, revenue)
+        return _transact([{"Update": update}, {"Update": _counters(table, read.month, PROGRAMME, counts)}])
 
     def close(self, month: str, stocks: Mapping[str, Count]) -> None:
         item = {

@@ -272,6 +272,20 @@ class MemberMonthsItem(LoyaltyItem, discriminator="kpi_member"):
     first_bought = UnicodeAttribute(null=True)
 
 
+class KpiExposureItem(LoyaltyItem, discriminator="kpi_offer"):
+    """MEMBER#<id> / KPI_OFFER#<dedup>: an offer measured against its holdout, decided for the member, and what they
+    bought in its window (loyalty.ports.kpis.Exposure; written and read by loyalty.adapters.dynamodb.kpis)."""
+
+    trigger = UnicodeAttribute()
+    arm = UnicodeAttribute()
+    decided_at = UnicodeAttribute()
+    until = UnicodeAttribute()
+    month = UnicodeAttribute()
+    orders = NumberAttribute(default=0)
+    revenue = NumberAttribute(default=0)
+    counted = UnicodeSetAttribute(null=True)
+
+
 class KpiCountedItem(LoyaltyItem, discriminator="kpi_counted"):
     """KPI#<YYYY-MM> / COUNTED#<entry>: the entry's contribution is in the month's figures (gone with its ttl,
     long after the stream could deliver the entry again)."""
@@ -378,6 +392,7 @@ ALL_MODELS: tuple[type[LoyaltyItem], ...] = (
     KpiItem,
     KpiCountedItem,
     MemberMonthsItem,
+    KpiExposureItem,
     JobRunItem,
     OfferSendItem,
     ContactCapItem,

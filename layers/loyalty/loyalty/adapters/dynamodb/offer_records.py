@@ -43,7 +43,8 @@ def _held_due(member_id: str, until: datetime, dedup: str, channel: str) -> tupl
     return f"HELD#{shard}", f"{until.astimezone(UTC).isoformat()}#{member_id}#{dedup}#{channel}"
 
 
-def _record(item: OfferSendItem) -> SendRecord:
+def send_record(item: OfferSendItem) -> SendRecord:
+    """The record an offer's item holds."""
     return SendRecord(
         member_id=item.member_id,
         dedup=item.sk.removeprefix("SEND#").rsplit("#", 1)[0],
@@ -76,7 +77,7 @@ class DynamoDBOfferRecords:
         states = {}
         for channel in channels:
             send, cap = found.get(_send_sk(dedup, channel)), found.get(_cap_sk(kind, channel))
-            record = _record(send) if isinstance(send, OfferSendItem) else None
+            record = send_record(send) if isinstance(send, OfferSendItem) else None
             caps = (
                 CapState(int(cap.version), tuple(str(e) for e in cap.sent))
                 if isinstance(cap, ContactCapItem)
@@ -124,7 +125,7 @@ class DynamoDBOfferRecords:
 
     def find(self, member_id: str, dedup: str, channel: str) -> SendRecord | None:
         try:
-            return _record(OfferSendItem.get(member_pk(member_id), _send_sk(dedup, channel), consistent_read=True))
+            return send_record(OfferSendItem.get(member_pk(member_id), _send_sk(dedup, channel), consistent_read=True))
         except OfferSendItem.DoesNotExist:
             return None
 
@@ -155,7 +156,7 @@ class DynamoDBOfferRecords:
         for shard in range(HELD_SHARDS):
             for item in LoyaltyItem.due.query(f"HELD#{shard}", LoyaltyItem.due_sk <= up_to):
                 if isinstance(item, OfferSendItem) and item.status == Status.HELD.value:
-                    yield _record(item)
+                    yield send_record(item)
 
     def mark_task(self, member_id: str, dedup: str, channel: str, state: str, reason: str | None = None) -> None:
         actions = [
@@ -167,7 +168,7 @@ class DynamoDBOfferRecords:
     def sent(self, member_id: str) -> list[SendRecord]:
         """Every decision about the member's offers (for the member API and the local outbox)."""
         return [
-            _record(item)
+            send_record(item)
             for item in LoyaltyItem.query(member_pk(member_id), LoyaltyItem.sk.startswith("SEND#"))
             if isinstance(item, OfferSendItem)
         ]

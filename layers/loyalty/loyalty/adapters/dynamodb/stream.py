@@ -1,13 +1,14 @@
 """The table's stream as its readers see it: for crm_sync, members whose item changed or whose push was asked for
 again, and sent offers and orders held for review whose CRM Task is pending; for shop_customers, members' tiers,
 segments and shop customers before and after each change; for reward_codes, pending redemptions; for kpis, new
-members, ledger entries and NPS answers.
+members, ledger entries, NPS answers and offers decided.
 
 The only module that knows the stream's images: item types, attribute names and the offer record's sort key.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -15,7 +16,8 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
 from loyalty.adapters.dynamodb.ledger_items import entry_of
-from loyalty.adapters.dynamodb.models import EntryItem, LoyaltyItem, MemberItem, NpsAnswerItem
+from loyalty.adapters.dynamodb.models import EntryItem, LoyaltyItem, MemberItem, NpsAnswerItem, OfferSendItem
+from loyalty.adapters.dynamodb.offer_records import send_record
 from loyalty.adapters.dynamodb.surveys import nps_answer
 from loyalty.ledger.model import Entry
 from loyalty.offers.records import SendRecord, Status
@@ -52,15 +54,15 @@ def stream_changes(
     return members, sends, held, arranged
 
 
-def kpi_changes(
-    event: dict[str, Any],
-) -> tuple[list[tuple[str, datetime]], list[Entry], list[tuple[NpsAnswer, NpsAnswer | None]]]:
+def kpi_changes(event: dict[str, Any]) -> KpiChanges:
     """For kpis, in one pass over the batch (the template's filter passes only these): the members who joined
     (member id, when), the ledger entries written (in order; an entry is written once and never changed, so only an
-    INSERT carries one), and the NPS answers given, each with the answer it replaced (None for a first answer)."""
+    INSERT carries one), the NPS answers given, each with the answer it replaced (None for a first answer), and
+    the offers decided (each record as it is now: a decision may come again with its CRM Task's state)."""
     enrolled: list[tuple[str, datetime]] = []
     entries: list[Entry] = []
     answers: list[tuple[NpsAnswer, NpsAnswer | None]] = []
+    offers: list[SendRecord] = []
     for record in event.get("Records", []):
         change, inserted = record.get("dynamodb") or {}, record.get("eventName") == "INSERT"
         item = _item(change.get("NewImage"))
@@ -71,7 +73,17 @@ def kpi_changes(
         elif isinstance(item, NpsAnswerItem) and record.get("eventName") in ("INSERT", "MODIFY"):
             before = _item(change.get("OldImage"))
             answers.append((nps_answer(item), nps_answer(before) if isinstance(before, NpsAnswerItem) else None))
-    return enrolled, entries, answers
+        elif isinstance(item, OfferSendItem):
+            offers.append(send_record(item))
+    return KpiChanges(enrolled, entries, answers, offers)
+
+
+@dataclass(frozen=True)
+class KpiChanges:
+    enrolled: list[tuple[str, datetime]]
+    entries: list[Entry]
+    answers: list[tuple[NpsAnswer, NpsAnswer | None]]
+    offers: list[SendRecord]
 
 
 def _item(image: Any) -> LoyaltyItem | None:
