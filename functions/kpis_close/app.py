@@ -1,6 +1,8 @@
 """The monthly close (an EventBridge schedule, daily): the month just ended gets its closing figures (members,
 active members, points outstanding), again each day of the next month so an entry the stream brought late is in
-them. Input {"job": "kpi_close", "day": "YYYY-MM-DD"} closes the month before that day by hand."""
+them; then that month's and this month's figures, for the programme and each segment and tier, are written to
+Salesforce as Loyalty_Programme_KPI__c records. Input {"job": "kpi_close", "day": "YYYY-MM-DD"} closes the month
+before that day by hand."""
 
 from __future__ import annotations
 
@@ -34,4 +36,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     closed = {name: int(value) for name, value in closing.close(month).items()}
     logger.info("month closed", extra={"month": month, **closed})
     metrics.add_metric(name="KpiMonthsClosed", unit="Count", value=1)
-    return {"month": month, **closed}
+    figures = services.kpi_figures()
+    answers = [figures.months(month, month_key(today), by=by) for by in ("segment", "tier")]
+    rows = [row for answer in answers for row in answer["months"]]
+    written = services.crm_figures().push(rows, answers[0]["reportingCurrency"])
+    metrics.add_metric(name="CrmKpiRecordsWritten", unit="Count", value=written)
+    return {"month": month, **closed, "crmRecords": written}

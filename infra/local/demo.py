@@ -64,7 +64,7 @@ from loyalty.clock import use_clock
 from loyalty.crm.fields import SEGMENTS
 from loyalty.jobs import JOBS
 from loyalty.kpis.figures import KpiFigures
-from loyalty.kpis.flows import recount
+from loyalty.kpis.flows import PER_OFFER, recount
 from loyalty.kpis.report import programme_rows
 from loyalty.ledger.model import Entry, EntryKind, MemberSummary
 from loyalty.ledger.service import Ledger
@@ -454,7 +454,11 @@ def print_months(demo: Demo, written: list[Entry], joined: list[datetime]) -> li
     differ = []
     months = sorted(month for month in recounted if month <= demo.month)  # (active members lapse months ahead)
     for month in sorted(recounted):
-        counted = store.month(month).get(PROGRAMME, {})
+        counted = {  # the ledger's figures (offers count from their own records)
+            name: value
+            for name, value in store.month(month).get(PROGRAMME, {}).items()
+            if name.partition("#")[0] not in PER_OFFER
+        }
         if counted != recounted[month]:
             differ.append(f"the figures of {month} differ from the ledger's: {counted} against {recounted[month]}")
     for month in months:
@@ -608,12 +612,23 @@ def print_contacts(demo: Demo) -> bool:
     for contact in sorted(contacts, key=lambda c: -(c["Loyalty_Points__c"] or 0))[:8]:
         cells = [_shown(contact.get(field)) for field, _ in CONTACT_COLUMNS]
         print("  " + "".join(f"{cell:<{w}}" for cell, w in zip(cells, widths, strict=True)))
+    journal: Counter[str] = Counter(r["Member_Id__c"] for r in demo.stack.salesforce.records("Loyalty_Transaction__c"))
+    for contact in contacts:
+        member_id = contact["Loyalty_Member_Id__c"]
+        written = len(demo.ledger.entries(member_id))
+        if journal[member_id] != written:
+            disagreeing.append(f"{contact['LastName']}'s journal: {journal[member_id]} entries, the ledger {written}")
+    kpis = demo.stack.salesforce.records("Loyalty_Programme_KPI__c")
+    months = sorted({record["Month__c"] for record in kpis})
     if disagreeing:
         print(f"  {len(disagreeing)} Contacts disagree with the ledger:")
         for line in disagreeing[:5]:
             print(f"    {line}")
         return False
     print("  every linked Contact shows the ledger's points, tier and segment")
+    print(f"  and its transaction journal every ledger entry: {sum(journal.values()):,} Loyalty_Transaction__c records")
+    print(f"  {len(kpis):,} Loyalty_Programme_KPI__c records: {months[0] if months else '-'} to "
+          f"{months[-1] if months else '-'}, the programme's and each segment's and tier's")  # fmt: skip
     return True
 
 

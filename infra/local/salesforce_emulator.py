@@ -52,7 +52,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from infra.local.salesforce_schema import SchemaField, contact_fields, task_fields
+from infra.local.salesforce_schema import SchemaField, contact_fields, custom_objects, task_fields
 
 FAULT_KINDS = (
     "UNABLE_TO_LOCK_ROW",
@@ -669,7 +669,10 @@ class SalesforceEmulator:
         self._schemas: dict[str, dict[str, SchemaField]] = {
             "Contact": contact,
             "Task": dict(task_fields(schema_root) if schema_root is not None else task_fields()),
+            **(custom_objects(schema_root) if schema_root is not None else custom_objects()),
         }
+        custom = sorted(name for name in self._schemas if name.endswith("__c"))
+        self._prefixes = {**KEY_PREFIXES, **{name: f"a0{_base62(n, 1)}" for n, name in enumerate(custom)}}
         for fields in self._schemas.values():
             for name, kind in _SYSTEM_FIELDS.items():
                 if name not in fields:
@@ -801,6 +804,11 @@ class SalesforceEmulator:
     def contacts(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(record) for record in self._records["Contact"].values()]
+
+    def records(self, sobject: str) -> list[dict[str, Any]]:
+        """Every record of an sobject (a custom object's too), as stored."""
+        with self._lock:
+            return [dict(record) for record in self._records[sobject].values()]
 
     def tasks(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -1135,7 +1143,7 @@ class SalesforceEmulator:
             "encoding": "UTF-8",
             "maxBatchSize": MAX_COLLECTION_RECORDS,
             "sobjects": [
-                {"name": s, "label": s, "keyPrefix": KEY_PREFIXES[s], "urls": {"sobject": f"{base}/sobjects/{s}"}}
+                {"name": s, "label": s, "keyPrefix": self._prefixes[s], "urls": {"sobject": f"{base}/sobjects/{s}"}}
                 for s in self._schemas
             ],
         }
@@ -1166,7 +1174,7 @@ class SalesforceEmulator:
         return {
             "name": sobject,
             "label": sobject,
-            "keyPrefix": KEY_PREFIXES[sobject],
+            "keyPrefix": self._prefixes[sobject],
             "createable": True,
             "updateable": True,
             "queryable": True,
@@ -1238,7 +1246,7 @@ class SalesforceEmulator:
         return previous
 
     def _new_id(self, sobject: str) -> str:
-        return to_18_char_id(KEY_PREFIXES[sobject] + "5g000" + _base62(next(self._id_counter), 7))
+        return to_18_char_id(self._prefixes[sobject] + "5g000" + _base62(next(self._id_counter), 7))
 
     def _id_errors(self, sobject: str, record_id: str | None) -> tuple[str | None, list[dict[str, Any]]]:
         if not record_id:
@@ -1246,7 +1254,7 @@ class SalesforceEmulator:
         normal = canonical_id(record_id)
         if normal is None:
             return None, [_record_error("MALFORMED_ID", f"malformed id {record_id}")]
-        if not normal.startswith(KEY_PREFIXES[sobject]):
+        if not normal.startswith(self._prefixes[sobject]):
             return None, [
                 _record_error("MALFORMED_ID", f"{sobject} ID: id value of incorrect type: {record_id}", ["Id"])
             ]
@@ -1370,7 +1378,7 @@ class SalesforceEmulator:
         self, method: str, sobject: str, raw_id: str, params: dict[str, list[str]], body: bytes, base: str, user: str
     ) -> tuple[int, Any]:
         record_id = canonical_id(raw_id)
-        if record_id is None or not record_id.startswith(KEY_PREFIXES[sobject]):
+        if record_id is None or not record_id.startswith(self._prefixes[sobject]):
             raise _not_found(f"Provided external ID field does not exist or is not accessible: {raw_id}")
         with self._lock:
             if record_id in self._deleted:

@@ -1,4 +1,5 @@
-"""The Contact and Task schema of a real org, as the local Salesforce emulator needs it.
+"""The Contact and Task schema of a real org, and the programme's custom objects, as the local Salesforce emulator
+needs them.
 
 Custom fields are read from the SFDX metadata in infra/salesforce (every
 `objects/Contact/fields/*.field-meta.xml`, and for Task every `objects/Activity/fields/*.field-meta.xml`,
@@ -6,7 +7,8 @@ of every package directory in sfdx-project.json), so the emulator knows exactly 
 would have and a wrong field name fails here as it would there. Task and Event share their custom fields:
 Salesforce defines them once on Activity, and SFDX source keeps them under `objects/Activity/fields/`.
 Standard fields the plugin touches are added from the lists below, with the types and lengths a real org
-reports. Pure stdlib: no network, no Salesforce tooling.
+reports. Each custom object (`objects/<Name>__c/` with its `.object-meta.xml`) gets its Id and Name (an auto
+number: not writable) and its fields. Pure stdlib: no network, no Salesforce tooling.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "salesforce"
 METADATA_NS = "http://soap.sforce.com/2006/04/metadata"
 FIELD_SUFFIX = ".field-meta.xml"
 
-# The field types the emulator understands. Custom fields in the metadata may only use the first six.
-CUSTOM_TYPES = frozenset({"Text", "Number", "Date", "DateTime", "Checkbox", "Picklist"})
+# The field types the emulator understands. Custom fields in the metadata may only use these (a Lookup is a
+# Reference to a record).
+CUSTOM_TYPES = frozenset({"Text", "Number", "Date", "DateTime", "Checkbox", "Picklist", "Lookup"})
 SCHEMA_TYPES = CUSTOM_TYPES | {"Id", "Email", "Phone", "Reference"}
 
 
@@ -83,6 +86,20 @@ def task_fields(root: Path = DEFAULT_ROOT) -> dict[str, SchemaField]:
     return _with_custom_fields(_STANDARD_TASK_FIELDS, root, "Activity")
 
 
+def custom_objects(root: Path = DEFAULT_ROOT) -> dict[str, dict[str, SchemaField]]:
+    """Every custom object in the metadata under `root` with its fields: Id, Name (an auto number) and its custom
+    fields, keyed by API name."""
+    objects = {}
+    for package in package_dirs(root):
+        for meta in sorted(package.glob("**/objects/*__c/*.object-meta.xml")):
+            name = meta.parent.name
+            if meta.name != f"{name}.object-meta.xml":
+                raise SalesforceMetadataError(f"{meta}: an object's file must be named {name}.object-meta.xml")
+            standard = (_ID, SchemaField("Name", "Text", length=80, updateable=False))
+            objects[name] = _with_custom_fields(standard, root, name)
+    return objects
+
+
 def _with_custom_fields(standard: tuple[SchemaField, ...], root: Path, folder: str) -> dict[str, SchemaField]:
     fields = {field.name: field for field in standard}
     for path in field_files(root, folder):
@@ -130,6 +147,10 @@ def read_field(path: Path) -> SchemaField:
     if field_type is None or field_type not in CUSTOM_TYPES:
         raise SalesforceMetadataError(f"{path}: type {field_type!r} is not one of {sorted(CUSTOM_TYPES)}")
     length: int | None = None
+    if field_type == "Lookup":
+        if _text(root, "referenceTo") is None or _text(root, "relationshipName") is None:
+            raise SalesforceMetadataError(f"{path}: a Lookup needs referenceTo and relationshipName")
+        field_type, length = "Reference", 18
     if field_type == "Text":
         raw_length = _text(root, "length") or ""
         if not raw_length.isdigit() or not 1 <= int(raw_length) <= 255:

@@ -14,6 +14,7 @@ from loyalty.programme.rules import load_program
 from loyalty.shop.events import OrderPaidEvent
 from loyalty.shop.shopify import parse_shopify_webhook
 from tests.e2e.conftest import Shop
+from tests.e2e.test_salesforce import contact_for
 from tests.e2e.test_webshop_pipeline import expected_points, shopify_order, unique_email
 
 
@@ -79,3 +80,29 @@ def test_get_kpis_answers_the_months_figures_and_a_closed_month_keeps_its_closin
     status, refused = shop.get(f"/kpis?from={month}&to=2000-01")
     assert status == 400 and "before" in refused["message"]
     assert shop.get("/kpis?from=2026-01&to=2026-02&by=colour")[0] == 400
+
+
+def test_the_journal_and_the_months_figures_reach_the_org(stack: Stack, shop: Shop) -> None:
+    # Given a Contact a CRM user created and the shopper's first order (enrolled, linked by e-mail)
+    contact_id, member_id = contact_for(stack, shop, unique_email())
+    # Then the Contact's transaction journal has the order and the signup bonus, as the ledger wrote them
+    _, member = shop.get(f"/members/{member_id}")
+    journal = [r for r in stack.salesforce.records("Loyalty_Transaction__c") if r["Member_Id__c"] == member_id]
+    assert {r["Contact__c"] for r in journal} == {contact_id}
+    assert sorted(r["Kind__c"] for r in journal) == sorted(e["kind"] for e in member["entries"])
+    (order,) = [r for r in journal if r["Kind__c"] == "accrual"]
+    assert order["Pending_Points__c"] == member["points"]["pending"] and order["Order__c"].startswith("shopify:")
+    # When the month is closed (its schedule run on demand, as on the first day of the next month)
+    today = load_program().local_date(datetime.now(UTC))
+    first_of_next = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    status, closed = shop.post(f"/_local/jobs/kpi_close?day={first_of_next.isoformat()}", b"", {})
+    assert status == 200 and closed["crmRecords"] >= 2
+    # Then the org has the month's KPI records, the programme's and the tiers', as GET /kpis states them
+    month = today.strftime("%Y-%m")
+    kpis = {r["Key__c"]: r for r in stack.salesforce.records("Loyalty_Programme_KPI__c") if r["Month__c"] == month}
+    _, answer = shop.get(f"/kpis?from={month}&to={month}")
+    (row,) = answer["months"]
+    programme = kpis[f"{month}#programme"]
+    assert (programme["Orders__c"], programme["Members__c"]) == (row["orders"], row["members"])
+    assert programme["Closed__c"] is True and programme["Currency__c"] == "SEK"
+    assert f"{month}#tier#bronze" in kpis

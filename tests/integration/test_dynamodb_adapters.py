@@ -191,7 +191,7 @@ def test_the_stream_gives_changed_members_and_sent_offers_waiting_for_their_task
     pushed.task_state = "pushed"
     member = MemberItem(member_pk("m1"), MEMBER_SK, member_id="m1", enrolled_at=sent.decided_at)
     # When the stream's batch is read
-    members, sends, held, _ = stream_changes(stream_event(member, waiting, pushed))
+    members, sends, held, _, _ = stream_changes(stream_event(member, waiting, pushed))
     # Then crm_sync learns the member and the one send it has to record, whole
     assert members == {"m1"}
     assert sends == [sent]
@@ -218,7 +218,7 @@ def test_a_push_asked_for_again_reaches_crm_sync_on_the_stream_and_its_own_save_
     # Then the change passes crm_sync's filter, and crm_sync learns the member
     asked = stream_event(CrmStateItem.get(member_pk("m1"), CRM_STATE_SK))
     assert any(matches(pattern, asked["Records"][0]) for pattern in crm_sync_filters())
-    assert stream_changes(asked) == ({"m1"}, [], [], [])
+    assert stream_changes(asked) == ({"m1"}, [], [], [], [])
     # And the push's next save drops the mark, so that save does not pass the filter
     states.save({"m1": CrmState(pushed={"Loyalty_Points__c": 20})}, T_STREAM)
     pushed = stream_event(CrmStateItem.get(member_pk("m1"), CRM_STATE_SK))["Records"][0]
@@ -248,7 +248,7 @@ def test_an_order_held_for_review_reaches_crm_sync_for_its_task_once(moto_table:
     records = {order_id: stream_event(item)["Records"][0] for order_id, item in items.items()}
     assert any(matches(pattern, records["big-1"]) for pattern in crm_sync_filters())
     assert not any(matches(pattern, records["big-2"]) for pattern in crm_sync_filters())
-    members, sends, held, _ = stream_changes(stream_event(items["big-1"]))
+    members, sends, held, _, _ = stream_changes(stream_event(items["big-1"]))
     assert (members, sends) == (set(), [])
     assert held == [HeldForReview(member_order, "a line of 5000 units (at most 1000)", T_STREAM, "m1")]
     # And once its Task is recorded, the item's change no longer passes the filter

@@ -23,10 +23,17 @@ from infra.local.salesforce_schema import (
     SalesforceMetadataError,
     SchemaField,
     contact_fields,
+    custom_objects,
     read_field,
     task_fields,
 )
 from loyalty.crm.fields import (
+    JOURNAL,
+    JOURNAL_FIELDS,
+    JOURNAL_KEY,
+    KPI,
+    KPI_FIELDS,
+    KPI_KEY,
     LOCALE,
     LOYALTY_FIELDS,
     MEMBER_ID,
@@ -293,6 +300,7 @@ def test_permission_set_only_names_fields_that_exist_and_can_be_granted(
     granted = set(field_permissions(permission_set))
     activity_custom = {name for name in task_schema if name.endswith("__c")}
     fields_by_object = {"Contact": set(schema), "Task": set(task_schema), "Event": activity_custom}
+    fields_by_object |= {name: set(fields) for name, fields in custom_objects().items()}
 
     # When checked against the schema
     unknown = {
@@ -331,7 +339,9 @@ def test_permission_set_grants_contact_access_api_and_tasks(permission_set: ET.E
         "modifyAllRecords": False,
     }
     assert objects["Account"]["allowRead"]
-    assert not any(flags["allowDelete"] or flags["modifyAllRecords"] for flags in objects.values())
+    assert not any(flags["modifyAllRecords"] for flags in objects.values())
+    # And deletes nothing but journal records older than the journal's window
+    assert [name for name, flags in objects.items() if flags["allowDelete"]] == [JOURNAL]
     assert {"ApiEnabled", "EditTask"} <= users
     assert md_text(permission_set, "label") == "Loyalty Integration"
     assert len(md_text(permission_set, "description") or "") <= 255
@@ -505,3 +515,65 @@ def test_a_file_outside_the_metadata_namespace_is_refused(tmp_path: Path) -> Non
     # When / Then it is refused
     with pytest.raises(SalesforceMetadataError, match="root element"):
         read_field(path)
+
+
+# --- The transaction journal and the monthly KPI records -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sobject", "fields", "key"), [(JOURNAL, JOURNAL_FIELDS, JOURNAL_KEY), (KPI, KPI_FIELDS, KPI_KEY)]
+)
+def test_each_custom_object_has_exactly_the_fields_the_code_writes_keyed_by_an_external_id(
+    sobject: str, fields: dict[str, FieldType], key: str
+) -> None:
+    # Given the object as the metadata defines it
+    schema = custom_objects()[sobject]
+    # When compared with what loyalty.crm.fields writes
+    custom = {name for name in schema if name.endswith("__c")}
+    # Then they agree, each with a compatible type, and the key is an external id, unique: a repeat updates
+    assert custom == set(fields)
+    for name, expected in fields.items():
+        assert schema[name].type in TASK_COMPATIBLE_TYPES.get(expected, {expected.value}), name
+    assert schema[key].external_id and schema[key].unique
+    assert not schema["Name"].updateable  # an auto number
+
+
+def test_the_journal_hangs_on_the_contact_as_the_card_reads_it() -> None:
+    raw = ET.parse(PACKAGE / "objects" / JOURNAL / "fields" / "Contact__c.field-meta.xml").getroot()
+    assert (md_text(raw, "referenceTo"), md_text(raw, "relationshipName")) == ("Contact", "Loyalty_Transactions")
+    card = (PACKAGE / "lwc" / "loyaltyCard" / "loyaltyCard.js").read_text()
+    assert "relatedListId: 'Loyalty_Transactions__r'" in card
+    kinds = {
+        value.findtext("md:fullName", namespaces=NS)
+        for value in ET.parse(PACKAGE / "objects" / JOURNAL / "fields" / "Kind__c.field-meta.xml")
+        .getroot()
+        .iter(f"{{{METADATA_NS}}}value")
+    }
+    from loyalty.ledger.model import EntryKind
+
+    assert kinds == {kind.value for kind in EntryKind}  # every entry's kind fits the restricted picklist
+
+
+@pytest.mark.parametrize(
+    ("permission_set_name", "editable"), [("Loyalty_Integration", True), ("Loyalty_Viewer", False)]
+)
+def test_the_permission_sets_grant_the_journal_and_kpi_fields(permission_set_name: str, editable: bool) -> None:
+    # Given the integration user's permission set (writes them) and the CRM users' (reads them)
+    grants = field_permissions(
+        ET.parse(PACKAGE / "permissionsets" / f"{permission_set_name}.permissionset-meta.xml").getroot()
+    )
+    # Then every field of both objects is granted, readable, and editable for the integration only
+    for sobject, fields in ((JOURNAL, JOURNAL_FIELDS), (KPI, KPI_FIELDS)):
+        for name in fields:
+            assert grants.get(f"{sobject}.{name}") == (True, editable), f"{sobject}.{name}"
+
+
+def test_report_types_name_fields_that_exist() -> None:
+    objects = custom_objects()
+    for path in sorted((PACKAGE / "reportTypes").glob("*.reportType-meta.xml")):
+        root = ET.parse(path).getroot()
+        for column in root.iter(f"{{{METADATA_NS}}}columns"):
+            table, field = md_text(column, "table"), md_text(column, "field")
+            sobject = JOURNAL if table.endswith("Loyalty_Transactions__r") else table
+            known = set(objects[sobject]) if sobject in objects else set(contact_fields()) | {"Name"}
+            assert field in known, f"{path.name}: {table}.{field}"

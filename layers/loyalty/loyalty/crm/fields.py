@@ -1,5 +1,5 @@
-"""The Salesforce Contact and Task fields the programme reads and writes, and how its values map onto them: the one
-place their API names live in Python.
+"""The Salesforce Contact and Task fields, and the transaction journal's and monthly KPI objects', that the
+programme reads and writes, and how its values map onto them: the one place their API names live in Python.
 
 infra/salesforce holds the matching metadata; tests/unit/test_salesforce_metadata.py proves they agree.
 """
@@ -7,12 +7,12 @@ infra/salesforce holds the matching metadata; tests/unit/test_salesforce_metadat
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from loyalty.ledger.model import MemberSummary
+from loyalty.ledger.model import Entry, MemberSummary
 from loyalty.offers.records import SendRecord
 from loyalty.ports.crm import RewardToArrange
 from loyalty.ports.directory import HeldForReview
@@ -34,6 +34,7 @@ MEMBER_ID = "Loyalty_Member_Id__c"  # text, external id, unique: how a Contact i
 POINTS = "Loyalty_Points__c"  # available points
 PENDING_POINTS = "Loyalty_Pending_Points__c"
 LIFETIME_POINTS = "Loyalty_Lifetime_Points__c"
+QUALIFYING_POINTS = "Loyalty_Qualifying_Points__c"  # toward the next tier this period (the card's progress bar)
 TIER = "Loyalty_Tier__c"
 NEXT_TIER = "Loyalty_Next_Tier__c"
 POINTS_TO_NEXT_TIER = "Loyalty_Points_To_Next_Tier__c"
@@ -66,6 +67,7 @@ LOYALTY_FIELDS: dict[str, FieldType] = {
     POINTS: FieldType.NUMBER,
     PENDING_POINTS: FieldType.NUMBER,
     LIFETIME_POINTS: FieldType.NUMBER,
+    QUALIFYING_POINTS: FieldType.NUMBER,
     TIER: FieldType.PICKLIST,
     NEXT_TIER: FieldType.TEXT,
     POINTS_TO_NEXT_TIER: FieldType.NUMBER,
@@ -130,6 +132,50 @@ TASK_FIELDS: dict[str, FieldType] = {
 }
 
 
+# --- the transaction journal: a Loyalty_Transaction__c per ledger entry, on the member's Contact -------------------
+
+JOURNAL = "Loyalty_Transaction__c"
+JOURNAL_KEY = "Entry_Key__c"  # text, external id, unique: "<member id>#<entry>", upserted by it
+JOURNAL_FIELDS: dict[str, FieldType] = {
+    "Contact__c": FieldType.TEXT,  # a lookup: the Contact id
+    "Member_Id__c": FieldType.TEXT,
+    JOURNAL_KEY: FieldType.TEXT,
+    "Points__c": FieldType.NUMBER,
+    "Pending_Points__c": FieldType.NUMBER,
+    "Kind__c": FieldType.PICKLIST,
+    "Reason__c": FieldType.TEXT,
+    "Order__c": FieldType.TEXT,
+    "Entry_Date__c": FieldType.DATETIME,
+}
+
+# --- the monthly figures: a Loyalty_Programme_KPI__c per month and group (programme, segment, tier) ---------------
+
+KPI = "Loyalty_Programme_KPI__c"
+KPI_KEY = "Key__c"  # text, external id, unique: "<YYYY-MM>#<group>"
+KPI_FIELDS: dict[str, FieldType] = {
+    KPI_KEY: FieldType.TEXT,
+    "Month__c": FieldType.TEXT,
+    "Group__c": FieldType.TEXT,
+    "Members__c": FieldType.NUMBER,
+    "New_Members__c": FieldType.NUMBER,
+    "Active_Members__c": FieldType.NUMBER,
+    "Active_Share__c": FieldType.NUMBER,
+    "Purchasers__c": FieldType.NUMBER,
+    "Returning_Share__c": FieldType.NUMBER,
+    "Orders__c": FieldType.NUMBER,
+    "Average_Order_Value__c": FieldType.NUMBER,
+    "Currency__c": FieldType.TEXT,
+    "Points_Issued__c": FieldType.NUMBER,
+    "Points_Redeemed__c": FieldType.NUMBER,
+    "Points_Expired__c": FieldType.NUMBER,
+    "Points_Outstanding__c": FieldType.NUMBER,
+    "Liability__c": FieldType.NUMBER,
+    "Redemption_Rate__c": FieldType.NUMBER,
+    "Breakage__c": FieldType.NUMBER,
+    "NPS__c": FieldType.NUMBER,
+    "Closed__c": FieldType.CHECKBOX,
+}
+
 # --- values ---------------------------------------------------------------------------------------------------------
 
 
@@ -144,6 +190,7 @@ def contact_fields(summary: MemberSummary, rules: ProgramRules) -> dict[str, Any
         POINTS: summary.available,
         PENDING_POINTS: summary.pending,
         LIFETIME_POINTS: summary.lifetime,
+        QUALIFYING_POINTS: summary.qualifying,
         TIER: rules.tier(summary.tier).display_name,
         NEXT_TIER: next_tier.display_name if next_tier else None,
         POINTS_TO_NEXT_TIER: summary.points_to_next_tier,
@@ -259,3 +306,52 @@ def _digest(key: str) -> str:
 
 def _date(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def journal_record(entry: Entry, contact_id: str) -> dict[str, Any]:
+    """A ledger entry as its journal record on the member's Contact (a reason longer than the field is cut)."""
+    return {
+        JOURNAL_KEY: f"{entry.member_id}#{entry.source_key}"[:255],
+        "Contact__c": contact_id,
+        "Member_Id__c": entry.member_id,
+        "Points__c": entry.points,
+        "Pending_Points__c": entry.pending,
+        "Kind__c": entry.kind.value,
+        "Reason__c": entry.reason[:255],
+        "Order__c": entry.order_key[:255] if entry.order_key else None,
+        "Entry_Date__c": entry.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+
+
+def kpi_records(rows: Iterable[Mapping[str, Any]], currency: str) -> list[dict[str, Any]]:
+    """The monthly figures (GET /kpis rows: the programme's, a segment's or a tier's month) as KPI records, once
+    per month and group; money in ``currency`` (the reporting currency; an average order in another is left out)."""
+    records: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = f"{row['month']}#{row['group']}"
+        average = row.get("averageOrderValue", {}).get(currency)
+        liability = row.get("liability")
+        records[key] = {
+            KPI_KEY: key,
+            "Month__c": row["month"],
+            "Group__c": row["group"],
+            "Members__c": row.get("members"),
+            "New_Members__c": row.get("newMembers", row.get("membersEnrolled")),
+            "Active_Members__c": row.get("activeMembers"),
+            "Active_Share__c": row.get("activeShare"),
+            "Purchasers__c": row.get("purchasers"),
+            "Returning_Share__c": row.get("returningShare"),
+            "Orders__c": row.get("orders"),
+            "Average_Order_Value__c": float(average) if average is not None else None,
+            "Currency__c": currency,
+            "Points_Issued__c": row.get("pointsIssued"),
+            "Points_Redeemed__c": row.get("pointsRedeemed"),
+            "Points_Expired__c": row.get("pointsExpired"),
+            "Points_Outstanding__c": row.get("pointsOutstanding"),
+            "Liability__c": float(liability["amount"]) if liability else None,
+            "Redemption_Rate__c": row.get("redemptionRate"),
+            "Breakage__c": row.get("breakage"),
+            "NPS__c": row.get("nps"),
+            "Closed__c": bool(row.get("closed", False)),
+        }
+    return list(records.values())

@@ -25,19 +25,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loyalty.crm.fields import (
+    JOURNAL,
+    JOURNAL_KEY,
     TASK_SEND_ID,
     contact_fields,
+    journal_record,
     new_contact,
     review_task_fields,
     reward_task_fields,
     task_fields,
 )
 from loyalty.errors import CrmAuthError, CrmRequestError, CrmRetryableError
-from loyalty.ledger.model import MemberSummary
+from loyalty.ledger.model import Entry, MemberSummary
 from loyalty.ledger.service import Ledger
 from loyalty.observability import logger, metrics
 from loyalty.offers.records import OfferRecords, SendRecord
@@ -46,6 +49,7 @@ from loyalty.ports.directory import Directory, HeldForReview
 
 STALE_LINK_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
 RECORD_RETRIES = 3
+DAYS_A_MONTH = 30.44
 
 
 @dataclass
@@ -59,6 +63,9 @@ class PushReport:
     contacts_created: int = 0
     tasks: int = 0  # sent offers recorded as Tasks
     tasks_not_recorded: int = 0
+    journal: int = 0  # ledger entries recorded in the Contacts' transaction journal
+    journal_not_recorded: int = 0  # refused by the org (its reason logged)
+    newly_linked: tuple[str, ...] = ()  # members linked to a Contact by this push (their journal is filled in)
 
 
 @dataclass
@@ -69,6 +76,7 @@ class CrmSync:
     directory: Directory
     offers: OfferRecords
     create_contacts: bool = False
+    journal_months: int = 24  # how far back the transaction journal on the Contact goes
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = field(default_factory=lambda: lambda: datetime.now(UTC))
 
@@ -78,15 +86,23 @@ class CrmSync:
         sends: Iterable[SendRecord],
         held: Iterable[HeldForReview] = (),
         arranged: Iterable[RewardToArrange] = (),
+        entries: Iterable[Entry] = (),
     ) -> PushReport:
         """Push the changed members' fields, then record the sent offers, the orders held for review and the
-        experiences to arrange as Tasks; one report of all."""
+        experiences to arrange as Tasks, and the new ledger entries in the transaction journal; one report of
+        all."""
         members = set(member_ids)
         report = self.push(members)
         reports = [self.record_tasks(sends), self.record_review_tasks(held), self.record_reward_tasks(arranged)]
         report.tasks = sum(r.tasks for r in reports)
         report.tasks_not_recorded = sum(r.tasks_not_recorded for r in reports)
-        logger.info("crm push done", members=len(members), **vars(report))
+        journal = self.record_journal(entries, report.newly_linked)
+        report.journal, report.journal_not_recorded = journal.journal, journal.journal_not_recorded
+        logger.info(
+            "crm push done",
+            members=len(members),
+            **{name: value for name, value in vars(report).items() if name != "newly_linked"},
+        )
         metrics.add_metric(name="CrmContactsPushed", unit="Count", value=report.pushed)
         metrics.add_metric(name="CrmMembersUnlinked", unit="Count", value=report.unlinked)
         return report
@@ -103,6 +119,7 @@ class CrmSync:
         try:
             contacts = {m: s.profile.crm_contact_id for m, s in standing.items() if s.profile.crm_contact_id}
             newly_linked = self._link(standing, contacts, batch)
+            batch.report.newly_linked = tuple(sorted(newly_linked))
             summaries = self.ledger.summaries(contacts)  # the fields, expiring points included: linked members only
             updates: dict[str, dict[str, Any]] = {}
             for member_id, contact_id in contacts.items():
@@ -161,6 +178,35 @@ class CrmSync:
                 self.offers.mark_task(sent.member_id, sent.dedup, sent.channel, "refused", _describe(result))
                 report.tasks_not_recorded += 1
                 metrics.add_metric(name="CrmTasksRefused", unit="Count", value=1)
+        return report
+
+    def record_journal(self, entries: Iterable[Entry], newly_linked: Iterable[str] = ()) -> PushReport:
+        """Record ledger entries in their members' transaction journal on the Contact (upserted by the entry: a
+        retry adds none), those of the journal's window only; for members just linked to a Contact, their earlier
+        entries of the window too. An entry of a member without a Contact waits for the link."""
+        report = PushReport()
+        since = self.clock() - timedelta(days=round(DAYS_A_MONTH * self.journal_months))
+        found = {(entry.member_id, entry.source_key): entry for entry in entries}
+        for member_id in newly_linked:
+            found.update({(member_id, e.source_key): e for e in self.ledger.entries_since(member_id, since)})
+        kept = sorted((e for e in found.values() if e.created_at >= since), key=lambda e: e.created_at)
+        if not kept:
+            return report
+        standing = self.ledger.summaries({entry.member_id for entry in kept}, expiry=False)
+        contacts = {m: s.profile.crm_contact_id for m, s in standing.items() if s.profile.crm_contact_id}
+        linked = [entry for entry in kept if entry.member_id in contacts]
+        if not linked:
+            return report
+        records = [journal_record(entry, str(contacts[entry.member_id])) for entry in linked]
+        for entry, result in zip(linked, self.client.upsert_records(JOURNAL, JOURNAL_KEY, records), strict=True):
+            if result.success:
+                report.journal += 1
+            elif result.retryable:
+                raise CrmRetryableError("a journal record could not be written for now; the batch is retried")
+            else:
+                report.journal_not_recorded += 1
+                logger.warning("journal record refused", member_id=entry.member_id, reason=_describe(result))
+                metrics.add_metric(name="CrmJournalRefused", unit="Count", value=1)
         return report
 
     def record_review_tasks(self, held: Iterable[HeldForReview]) -> PushReport:

@@ -1,4 +1,5 @@
-"""The CRM in memory: what was last pushed per member, and an org holding Contacts and Tasks.
+"""The CRM in memory: what was last pushed per member, and an org holding Contacts, Tasks, the transaction journal
+and the monthly KPI records.
 
 The org answers as Salesforce's sObject Collections do for what the programme sends: one result per record, in
 order; an unknown field refuses the whole request; an id that does not exist, a missing last name and a second
@@ -15,6 +16,12 @@ from typing import Any
 
 from loyalty.crm.fields import (
     EMAIL,
+    JOURNAL,
+    JOURNAL_FIELDS,
+    JOURNAL_KEY,
+    KPI,
+    KPI_FIELDS,
+    KPI_KEY,
     LAST_NAME,
     LOYALTY_FIELDS,
     MEMBER_ID,
@@ -30,9 +37,11 @@ from loyalty.ports.crm import NOT_IN_SYNC, CrmState, RecordResult
 _FIELDS = {
     "Contact": {"Id", *LOYALTY_FIELDS, *READ_FIELDS, *STANDARD_FIELDS},
     "Task": {"Id", *TASK_FIELDS},
+    JOURNAL: {"Id", *JOURNAL_FIELDS},
+    KPI: {"Id", *KPI_FIELDS},
 }
-_UNIQUE = {"Contact": MEMBER_ID, "Task": TASK_SEND_ID}
-_PREFIX = {"Contact": "003", "Task": "00T"}
+_UNIQUE = {"Contact": MEMBER_ID, "Task": TASK_SEND_ID, JOURNAL: JOURNAL_KEY, KPI: KPI_KEY}
+_PREFIX = {"Contact": "003", "Task": "00T", JOURNAL: "a00", KPI: "a01"}
 
 
 class InMemoryCrmStates:
@@ -66,10 +75,10 @@ class InMemoryCrmStates:
 
 
 class InMemoryOrg:
-    """A Salesforce org's Contacts and Tasks, as the CRM client port reads and writes them."""
+    """A Salesforce org's Contacts, Tasks, journal and KPI records, as the CRM client port reads and writes them."""
 
     def __init__(self) -> None:
-        self.records: dict[str, dict[str, dict[str, Any]]] = {"Contact": {}, "Task": {}}
+        self.records: dict[str, dict[str, dict[str, Any]]] = {sobject: {} for sobject in _FIELDS}
         self.deleted: set[str] = set()
         self.calls = 0
         self.unavailable = 0  # the next this many calls fail for now (limits, 5xx, timeouts after retries)

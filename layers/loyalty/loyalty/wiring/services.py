@@ -15,12 +15,14 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
     from loyalty.adapters.dynamodb.stream import KpiChanges
+    from loyalty.crm.figures import CrmFigures
     from loyalty.crm.inbound import CrmInbound
     from loyalty.crm.sync import CrmSync
     from loyalty.jobs import ScheduledJobs
     from loyalty.kpis.closing import KpiClosing
     from loyalty.kpis.counting import KpiCounting
     from loyalty.kpis.figures import KpiFigures
+    from loyalty.ledger.model import Entry
     from loyalty.ledger.service import Ledger
     from loyalty.offers.records import SendRecord
     from loyalty.offers.sending import OfferSender
@@ -290,12 +292,13 @@ def crm_sync() -> CrmSync:
         _directory(settings.table),
         DynamoDBOfferRecords(),
         create_contacts=settings.create_contacts,
+        journal_months=settings.journal_months,
     )
 
 
 def stream_changes(
     event: dict[str, Any],
-) -> tuple[set[str], list[SendRecord], list[HeldForReview], list[RewardToArrange]]:
+) -> tuple[set[str], list[SendRecord], list[HeldForReview], list[RewardToArrange], list[Entry]]:
     """crm_sync: what the table's stream batch changed (members; sent offers, held orders and experiences to
     arrange waiting for a Task)."""
     from loyalty.adapters.dynamodb.stream import stream_changes as changes
@@ -352,14 +355,28 @@ def kpi_counting() -> KpiCounting:
 
 @cache
 def kpi_figures() -> KpiFigures:
-    """member_api: the monthly figures as GET /kpis answers them."""
+    """member_api, kpis_close: the monthly figures as GET /kpis answers them."""
     from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
     from loyalty.kpis.figures import KpiFigures
     from loyalty.programme.rewards import load_rewards
-    from loyalty.wiring.settings import MemberApiSettings
+    from loyalty.settings import TableSettings
 
-    ledger = _ledger(load_settings(MemberApiSettings).table)
+    ledger = _ledger(load_settings(TableSettings).table)
     return KpiFigures(DynamoDBKpiStore(), load_rewards(ledger.rules))
+
+
+@cache
+def crm_figures() -> CrmFigures:
+    """kpis_close: the monthly figures' records in Salesforce (the same JWT bearer client as crm_sync)."""
+    from loyalty.adapters.salesforce import JwtCredentials, SalesforceClient
+    from loyalty.crm.figures import CrmFigures
+    from loyalty.wiring.settings import KpiCloseSettings
+
+    settings = load_settings(KpiCloseSettings)
+    client = SalesforceClient(
+        credentials=lambda: JwtCredentials.from_secret(_secret(settings.salesforce_secret_name, settings))
+    )
+    return CrmFigures(client)
 
 
 @cache

@@ -30,6 +30,12 @@ class ShopCustomersSettings(TableSettings):
 class CrmSyncSettings(TableSettings):
     salesforce_secret_name: str = setting("SALESFORCE_SECRET_NAME", text())
     create_contacts: bool = setting("CRM_CREATE_CONTACTS", flag, False)
+    journal_months: int = setting("CRM_JOURNAL_MONTHS", whole_number(1), 24)
+    secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
+
+
+class KpiCloseSettings(TableSettings):
+    salesforce_secret_name: str = setting("SALESFORCE_SECRET_NAME", text())
     secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
 
 

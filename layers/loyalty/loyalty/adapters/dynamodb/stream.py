@@ -31,17 +31,24 @@ from loyalty.programme.tiers import TierOverride
 
 def stream_changes(
     event: dict[str, Any],
-) -> tuple[set[str], list[SendRecord], list[HeldForReview], list[RewardToArrange]]:
+) -> tuple[set[str], list[SendRecord], list[HeldForReview], list[RewardToArrange], list[Entry]]:
     """Member ids whose member item changed or whose CRM state asks for a push again, sent offers waiting for
-    their Task, orders held for review and experiences to arrange waiting for theirs (the template's filter passes
-    only those)."""
+    their Task, orders held for review and experiences to arrange waiting for theirs, and new ledger entries for
+    the journal (the template's filter passes only those)."""
     members: set[str] = set()
     sends: list[SendRecord] = []
     held: list[HeldForReview] = []
     arranged: list[RewardToArrange] = []
-    for record in parse(event=event, model=DynamoDBStreamModel).Records:
+    entries: list[Entry] = []
+    parsed = parse(event=event, model=DynamoDBStreamModel).Records
+    for raw, record in zip(event.get("Records", []), parsed, strict=True):
         image = record.dynamodb.NewImage if record.dynamodb else None
         if not isinstance(image, dict):
+            continue
+        if image.get("type") == "entry":  # written once, never changed: an INSERT
+            item = _item((raw.get("dynamodb") or {}).get("NewImage"))
+            if record.eventName == "INSERT" and isinstance(item, EntryItem):
+                entries.append(entry_of(item))
             continue
         if image.get("type") == "member" or (image.get("type") == "crm_state" and image.get("push_requested")):
             members.add(str(image["member_id"]))
@@ -51,7 +58,7 @@ def stream_changes(
             held.append(_held(image))
         elif image.get("type") == "redemption" and image.get("task_state") == "pending":
             arranged.append(_to_arrange(image))
-    return members, sends, held, arranged
+    return members, sends, held, arranged, entries
 
 
 def kpi_changes(event: dict[str, Any]) -> KpiChanges:

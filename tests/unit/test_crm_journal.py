@@ -1,0 +1,87 @@
+"""The transaction journal on the Contact, on the ports' fakes: each new ledger entry recorded once on its member's
+Contact as a Loyalty_Transaction__c (points, kind, reason, order, date), a member's earlier entries of the window
+when they are first linked, nothing for a member without a Contact, and nothing older than the window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from loyalty.crm.fields import JOURNAL, MEMBER_ID
+from loyalty.crm.sync import CrmSync
+from loyalty.errors import CrmRetryableError
+from loyalty.fakes import Fakes
+from loyalty.ledger.service import Ledger
+from tests.conftest import FakeClock
+from tests.orders import simple_order
+
+
+@pytest.fixture
+def sync(fakes: Fakes, ledger: Ledger, clock: FakeClock) -> CrmSync:
+    return CrmSync(
+        ledger, fakes.org, fakes.crm_states, fakes.directory, fakes.offer_records, sleep=lambda _: None, clock=clock,
+        journal_months=24,
+    )  # fmt: skip
+
+
+def journal(fakes: Fakes) -> list[dict[str, object]]:
+    return sorted(fakes.org.records[JOURNAL].values(), key=lambda record: str(record["Entry_Date__c"]))
+
+
+def test_each_new_entry_is_recorded_once_on_the_members_contact(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock, sync: CrmSync
+) -> None:
+    # Given a member linked to their Contact
+    ledger.enrol("m1", email="anna@example.se")
+    contact_id = fakes.org.add_contact(LastName="Andersson", Email="anna@example.se", **{MEMBER_ID: "m1"})
+    sync.sync({"m1"}, [])
+    # When they order and the stream brings the entry (twice, as a retried batch does)
+    order = ledger.accrue("m1", simple_order("1001", clock.now)).entry
+    for _ in range(2):
+        sync.sync({"m1"}, [], entries=[order])
+    # Then the Contact's journal has the order once, with its points, kind, reason, order and date
+    records = [r for r in journal(fakes) if r["Kind__c"] == "accrual"]
+    assert len(records) == 1
+    (record,) = records
+    assert record["Contact__c"] == contact_id and record["Member_Id__c"] == "m1"
+    assert (record["Points__c"], record["Pending_Points__c"]) == (0, order.pending)
+    assert record["Reason__c"] == order.reason and record["Order__c"] == "shopify:demo#1001"
+    assert record["Entry_Date__c"] == order.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_a_member_first_linked_gets_the_windows_earlier_entries_and_one_without_a_contact_waits(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock, sync: CrmSync
+) -> None:
+    # Given a member with an entry from three years ago and two this year, and no Contact yet
+    clock.now = datetime(2023, 3, 2, 9, tzinfo=UTC)
+    ledger.enrol("m1", email="bo@example.se")
+    ledger.bonus("m1", "signup", "m1")
+    clock.now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    recent = ledger.accrue("m1", simple_order("2001", clock.now)).entry
+    adjusted = ledger.adjust("m1", 5, actor="salesforce-user:005", reason="goodwill", adjustment_id="a1").entry
+    # When the stream brings the recent entries before the member has a Contact
+    report = sync.sync({"m1"}, [], entries=[recent, adjusted])
+    # Then nothing is recorded yet
+    assert report.journal == 0 and journal(fakes) == []
+    # When a CRM user creates the Contact and the member's next change links it
+    fakes.org.add_contact(LastName="Berg", Email="bo@example.se")
+    clock.advance(minutes=1)
+    report = sync.sync({"m1"}, [])
+    # Then the entries of the last 24 months are recorded, the signup bonus of three years ago is not
+    assert sorted(r["Kind__c"] for r in journal(fakes)) == ["accrual", "adjustment"]
+    assert report.journal == 2 and report.newly_linked == ("m1",)
+
+
+def test_a_journal_record_the_org_cannot_take_now_retries_the_batch(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock, sync: CrmSync
+) -> None:
+    ledger.enrol("m1", email="cai@example.se")
+    fakes.org.add_contact(LastName="Cai", Email="cai@example.se", **{MEMBER_ID: "m1"})
+    sync.sync({"m1"}, [])
+    entry = ledger.bonus("m1", "birthday", "2026").entry
+    fakes.org.fail_records("UNABLE_TO_LOCK_ROW")
+    with pytest.raises(CrmRetryableError):
+        sync.sync(set(), [], entries=[entry])
+    assert sync.sync(set(), [], entries=[entry]).journal == 1  # the retried batch records it
+    assert len(journal(fakes)) == 1
