@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from loyalty.kpis.flows import business_figures
 from loyalty.observability import logger, metrics
 from loyalty.wiring import services
 
@@ -24,4 +25,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="KpiEntriesCounted", unit="Count", value=added)
     metrics.add_metric(name="KpiNpsAnswersCounted", unit="Count", value=answered)
     metrics.add_metric(name="KpiOfferMembersCounted", unit="Count", value=exposed)
+    for name, value in business_figures(changes.entries).items():  # the programme's figures as they happen
+        metrics.add_metric(name=name, unit="Count", value=value)
     return {"batchItemFailures": []}

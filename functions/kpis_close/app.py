@@ -20,6 +20,22 @@ from loyalty.programme.tiers import month_key
 from loyalty.wiring import services
 
 
+def month_metrics(row: dict[str, Any], currency: str) -> dict[str, float]:
+    """The closed month's business figures as CloudWatch metrics (EMF): members, active, liability, shares."""
+    average = row["averageOrderValue"].get(currency)
+    shown = {
+        "Members": row["members"],
+        "ActiveMembers": row["activeMembers"],
+        "PointsOutstanding": row["pointsOutstanding"],
+        "PointsLiability": float(row["liability"]["amount"]),
+        "ActiveSharePercent": 100 * row["activeShare"] if row["activeShare"] is not None else None,
+        "ReturningSharePercent": 100 * row["returningShare"] if row["returningShare"] is not None else None,
+        "AverageOrderValue": float(average) if average is not None else None,
+        "Nps": row["nps"],
+    }
+    return {name: float(value) for name, value in shown.items() if value is not None}
+
+
 class CloseRun(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -38,6 +54,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="KpiMonthsClosed", unit="Count", value=1)
     figures = services.kpi_figures()
     answers = [figures.months(month, month_key(today), by=by) for by in ("segment", "tier")]
+    ended = next(row for row in answers[0]["months"] if row["month"] == month and row["group"] == "programme")
+    for name, value in month_metrics(ended, answers[0]["reportingCurrency"]).items():
+        metrics.add_metric(name=name, unit="None", value=value)
     rows = [row for answer in answers for row in answer["months"]]
     written = services.crm_figures().push(rows, answers[0]["reportingCurrency"])
     metrics.add_metric(name="CrmKpiRecordsWritten", unit="Count", value=written)

@@ -185,3 +185,38 @@ def test_a_range_it_cannot_answer_is_refused_saying_why(
     figures = KpiFigures(fakes.kpis, load_rewards(ledger.rules))
     with pytest.raises(MalformedPayloadError, match=problem):
         figures.months(first, last)
+
+
+def test_the_business_metrics_sum_a_batch_and_the_dashboard_shows_only_metrics_the_functions_emit(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    import json
+    import re
+
+    from functions.kpis_close.app import month_metrics
+    from infra.local.template import load_template
+    from loyalty.kpis.flows import BUSINESS_METRICS, business_figures
+
+    # Given a batch: two orders and a redemption
+    clock.now = at("2026-03")
+    ledger.enrol("m1")
+    ledger.bonus("m1", "signup", "m1")
+    first = ledger.accrue("m1", simple_order("o1", clock.now)).entry
+    second = ledger.accrue("m1", simple_order("o2", clock.now)).entry
+    spent = ledger.redeem("m1", 40, "r1", "voucher").entry
+    # Then the batch's metrics are its orders and points
+    assert business_figures([first, second, spent]) == {
+        "Orders": 2, "PointsIssued": first.pending + second.pending, "PointsRedeemed": 40, "PointsExpired": 0,
+        "PointsReversed": 0,
+    }  # fmt: skip
+    # And the dashboard's widgets name only metrics the KPI functions emit
+    row = {"members": 4, "activeMembers": 3, "pointsOutstanding": 900, "liability": {"amount": "90.00"},
+           "activeShare": 0.75, "returningShare": 0.5, "averageOrderValue": {"SEK": "200.50"}, "nps": 12.5}  # fmt: skip
+    emitted = set(BUSINESS_METRICS.values()) | set(month_metrics(row, "SEK"))
+    assert month_metrics(row, "SEK")["AverageOrderValue"] == 200.5
+    assert "ReturningSharePercent" not in month_metrics({**row, "returningShare": None}, "SEK")  # nothing to share
+    body = load_template()["Resources"]["BusinessDashboard"]["Properties"]["DashboardBody"]
+    text = body if isinstance(body, str) else next(iter(body.values()))
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", text))["widgets"]
+    shown = {metric[1] for widget in widgets for metric in widget["properties"]["metrics"] if metric[1] != "."}
+    assert shown <= emitted and len(shown) >= 10

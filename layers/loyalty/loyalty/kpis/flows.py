@@ -138,6 +138,25 @@ def _flows(entry: Entry) -> dict[str, Count]:
     return {}
 
 
+BUSINESS_METRICS = {  # counter -> the CloudWatch metric (EMF) the KPI function adds for a batch
+    "orders": "Orders",
+    "points_issued": "PointsIssued",
+    "points_redeemed": "PointsRedeemed",
+    "points_expired": "PointsExpired",
+    "points_reversed": "PointsReversed",
+}
+
+
+def business_figures(entries: Iterable[Entry]) -> dict[str, int]:
+    """What a batch of entries adds to the programme's business metrics (each named as CloudWatch shows it)."""
+    totals = dict.fromkeys(BUSINESS_METRICS.values(), 0)
+    for entry in entries:
+        for name, value in contribution(entry).items():
+            if name in BUSINESS_METRICS:
+                totals[BUSINESS_METRICS[name]] += int(value)
+    return totals
+
+
 def nps_contribution(score: int) -> dict[str, Count]:
     """What an NPS answer adds to its month: an answer, and a promoter, a passive or a detractor."""
     kind = "nps_promoters" if score >= 9 else "nps_passives" if score >= 7 else "nps_detractors"
