@@ -44,6 +44,9 @@ def main() -> int:
             f"  routes:\n{routes}\n"
             f"  scheduled jobs: POST {stack.gateway_url}/_local/jobs/<job>[?day=YYYY-MM-DD]\n"
             f"  what was sent (e-mail, SMS): make outbox\n"
+            f"  the monthly report: make report; the figures audited against the ledger: "
+            f"LOYALTY_TABLE={stack.names['LoyaltyTable']} AWS_ENDPOINT_URL_DYNAMODB={stack.dynamodb_url} "
+            f"python -m infra.kpis_rebuild\n"
             f"  a member's own page (log in to the emulated shop as {DEMO_EMAIL}, {DEMO_POINTS} points): {page}\n"
             f"  Ctrl-C stops it.",
             flush=True,

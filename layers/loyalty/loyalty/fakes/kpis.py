@@ -89,6 +89,10 @@ class InMemoryKpiStore:
             if value:
                 kept[name] = kept.get(name, 0) + value
 
+    def set_programme(self, month: str, counts: Mapping[str, Count]) -> None:
+        with self.memory.atomically():
+            self.memory.items("kpis").setdefault((month, PROGRAMME), {}).update(counts)
+
     def close(self, month: str, stocks: Mapping[str, Count]) -> None:
         with self.memory.atomically():
             self.memory.items("kpis")[month, CLOSE] = dict(stocks)

@@ -84,6 +84,10 @@ class KpiStore(Protocol):
         the exposure is still as ``read``."""
         ...
 
+    def set_programme(self, month: str, counts: Mapping[str, Count]) -> None:
+        """Set the month's programme counters named in ``counts`` to those values (the audit's rebuild only)."""
+        ...
+
     def close(self, month: str, stocks: Mapping[str, Count]) -> None:
         """Keep the month's closing figures (members, active members, points outstanding), replacing any kept."""
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,14 +18,21 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from loyalty.adapters.dynamodb.ledger_items import entry_of
 from loyalty.adapters.dynamodb.models import (
+    EntryItem,
     LoyaltyItem,
+    MemberItem,
     MemberMonthsItem,
+    NpsAnswerItem,
     member_pk,
     table_connection,
 )
+from loyalty.adapters.dynamodb.surveys import nps_answer
 from loyalty.clock import now
+from loyalty.ledger.model import Entry
 from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, Exposure, MemberMonths, offer_order_counts
+from loyalty.ports.surveys import NpsAnswer
 
 COUNTED_KEPT = timedelta(days=40)  # the stream keeps records 24 hours: a marker is needed far less long
 GROUP_PREFIX = "GROUP#"
@@ -176,6 +184,21 @@ class DynamoDBKpiStore:
         counts = offer_order_counts(read, revenue)
         return _transact([{"Update": update}, {"Update": _counters(table, read.month, PROGRAMME, counts)}])
 
+    def set_programme(self, month: str, counts: Mapping[str, Count]) -> None:
+        if not counts:
+            return
+        named = sorted(counts.items())
+        table_connection().client.update_item(
+            TableName=LoyaltyItem.Meta.table_name,
+            Key=_key(_pk(month), f"{GROUP_PREFIX}{PROGRAMME}"),
+            UpdateExpression="SET #t = :t, " + ", ".join(f"#c{i} = :c{i}" for i in range(len(named))),
+            ExpressionAttributeNames={"#t": "type", **{f"#c{i}": name for i, (name, _) in enumerate(named)}},
+            ExpressionAttributeValues={
+                ":t": {"S": KPI_TYPE},
+                **{f":c{i}": _number(value) for i, (_, value) in enumerate(named)},
+            },
+        )
+
     def close(self, month: str, stocks: Mapping[str, Count]) -> None:
         item = {
             **_key(_pk(month), f"{GROUP_PREFIX}{CLOSE}"),
@@ -238,3 +261,28 @@ def _transact(items: list[dict[str, Any]]) -> bool:
                 raise  # the stream retries the batch: what was counted is skipped then
             time.sleep(0.01 * 2**attempt)  # another entry of the month was counted at the same moment
     raise AssertionError("unreachable")
+
+
+def scan_ledger(segments: int = 4) -> tuple[list[Entry], list[datetime], list[NpsAnswer]]:
+    """For the audit only: every ledger entry, member's enrolment time and NPS answer on the table, read with a
+    parallel Scan (``segments`` at once). Never used by the counting, which reads no member it was not handed."""
+
+    def read(segment: int) -> tuple[list[Entry], list[datetime], list[NpsAnswer]]:
+        entries, enrolled, answers = [], [], []
+        condition = LoyaltyItem.type.is_in(EntryItem, MemberItem, NpsAnswerItem)
+        for item in LoyaltyItem.scan(condition, segment=segment, total_segments=segments):
+            if isinstance(item, EntryItem):
+                entries.append(entry_of(item))
+            elif isinstance(item, MemberItem):
+                enrolled.append(item.enrolled_at)
+            elif isinstance(item, NpsAnswerItem):
+                answers.append(nps_answer(item))
+        return entries, enrolled, answers
+
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        parts = list(pool.map(read, range(segments)))
+    return (
+        [entry for part in parts for entry in part[0]],
+        [at for part in parts for at in part[1]],
+        [answer for part in parts for answer in part[2]],
+    )

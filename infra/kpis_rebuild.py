@@ -1,0 +1,67 @@
+"""`python -m infra.kpis_rebuild`: the monthly figures recomputed from the ledger for audit, and compared with the
+figures the stream counted; with --write, the counted programme figures of the differing months are replaced by
+the recomputed ones (and those months closed again, in order).
+
+Reads the whole table once (a parallel Scan of its entries, members and NPS answers: an audit, not the counting,
+which never scans) from the table the running embedded stack uses (`make serve` prints the LOYALTY_TABLE and
+AWS_ENDPOINT_URL_DYNAMODB to set) or a deployed one (--table, with the credentials boto3 finds). Exits 1 when a
+month differs (after writing, with --write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore, scan_ledger
+from loyalty.adapters.dynamodb.models import bind_table
+from loyalty.kpis.audit import audited, differences, recompute
+from loyalty.kpis.closing import KpiClosing, months_between
+from loyalty.programme.rules import load_program
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", default=os.environ.get("LOYALTY_TABLE"), help="the table (LOYALTY_TABLE)")
+    parser.add_argument("--from", dest="first", help="YYYY-MM (the first month with figures if left out)")
+    parser.add_argument("--to", dest="last", help="YYYY-MM (the last month with figures if left out)")
+    parser.add_argument("--write", action="store_true", help="replace the differing months' counted figures")
+    parser.add_argument("--segments", type=int, default=4, help="parallel Scan segments (4)")
+    args = parser.parse_args(argv)
+    if not args.table:
+        print("which table? --table NAME or LOYALTY_TABLE", file=sys.stderr)
+        return 2
+    bind_table(args.table, host=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
+    rules = load_program()
+    print(f"reading {args.table} (entries, members, NPS answers) ...", flush=True)
+    entries, enrolled, answers = scan_ledger(args.segments)
+    recomputed = recompute(rules, entries, enrolled, answers)
+    known = sorted(recomputed)
+    if not known:
+        print("no figures to audit: the table has no entries, members or answers")
+        return 0
+    months = months_between(args.first or known[0], args.last or known[-1])
+    store = DynamoDBKpiStore()
+    found = differences(store, recomputed, months)
+    print(f"{len(entries):,} entries, {len(enrolled):,} members, {len(answers):,} NPS answers; {len(months)} months")
+    for difference in found:
+        print(f"  differs: {difference}")
+    if not found:
+        print("every month's counted figures equal the ledger's: OK")
+        return 0
+    if args.write:
+        closing = KpiClosing(store)
+        for difference in found:
+            again = audited(recomputed.get(difference.month, {}))
+            store.set_programme(difference.month, {name: again.get(name, 0) for name in {*difference.counted, *again}})
+        for month in months:  # the closing figures follow from the months before: closed again, in order
+            if store.month(month).get("close") is not None:
+                closing.close(month)
+        print(f"{len(found)} months rewritten from the ledger, and their closes after them")
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
