@@ -22,9 +22,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     added = counting.count(changes.entries)
     answered = counting.count_answers(changes.answers)
     exposed = counting.count_offers(changes.offers)
+    moved = counting.count_moves(changes.moves)
     metrics.add_metric(name="KpiEntriesCounted", unit="Count", value=added)
     metrics.add_metric(name="KpiNpsAnswersCounted", unit="Count", value=answered)
     metrics.add_metric(name="KpiOfferMembersCounted", unit="Count", value=exposed)
+    metrics.add_metric(name="KpiMemberMovesCounted", unit="Count", value=moved)
     for name, value in business_figures(changes.entries).items():  # the programme's figures as they happen
         metrics.add_metric(name=name, unit="Count", value=value)
     return {"batchItemFailures": []}

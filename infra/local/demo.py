@@ -64,7 +64,7 @@ from loyalty.clock import use_clock
 from loyalty.crm.fields import SEGMENTS
 from loyalty.jobs import JOBS
 from loyalty.kpis.figures import KpiFigures
-from loyalty.kpis.flows import PER_OFFER, recount
+from loyalty.kpis.flows import is_ledger_figure, recount
 from loyalty.kpis.report import programme_rows
 from loyalty.ledger.model import Entry, EntryKind, MemberSummary
 from loyalty.ledger.service import Ledger
@@ -454,10 +454,8 @@ def print_months(demo: Demo, written: list[Entry], joined: list[datetime]) -> li
     differ = []
     months = sorted(month for month in recounted if month <= demo.month)  # (active members lapse months ahead)
     for month in sorted(recounted):
-        counted = {  # the ledger's figures (offers count from their own records)
-            name: value
-            for name, value in store.month(month).get(PROGRAMME, {}).items()
-            if name.partition("#")[0] not in PER_OFFER
+        counted = {  # the ledger's figures (offers and members' moves count from their own records)
+            name: value for name, value in store.month(month).get(PROGRAMME, {}).items() if is_ledger_figure(name)
         }
         if counted != recounted[month]:
             differ.append(f"the figures of {month} differ from the ledger's: {counted} against {recounted[month]}")

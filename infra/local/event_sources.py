@@ -446,11 +446,20 @@ def _attribute_value(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def matches(pattern: Any, value: Any) -> bool:
-    """The subset of Lambda event filtering the template uses: nested keys, each a list of allowed values."""
+    """The subset of Lambda event filtering the template uses: nested keys, each a list of allowed values or
+    ``{"exists": true|false}``."""
     if isinstance(pattern, dict):
-        return isinstance(value, dict) and all(k in value and matches(v, value[k]) for k, v in pattern.items())
+        if not isinstance(value, dict):
+            return False
+        for key, wanted in pattern.items():
+            if isinstance(wanted, list) and {"exists": False} in wanted:
+                if key in value:
+                    return False
+            elif key not in value or not matches(wanted, value[key]):
+                return False
+        return True
     if isinstance(pattern, list):
-        return value in pattern
+        return value in pattern or {"exists": True} in pattern
     return bool(pattern == value)
 
 

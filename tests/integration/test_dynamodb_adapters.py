@@ -46,6 +46,7 @@ from loyalty.offers.records import SendRecord, Status
 from loyalty.offers.rules import load_offer_rules
 from loyalty.ports.crm import CrmState
 from loyalty.ports.directory import HeldForReview
+from loyalty.ports.kpis import MemberMove
 from loyalty.ports.surveys import NpsAnswer
 from loyalty.programme.rules import ProgramRules, load_program
 from tests.conftest import FakeClock
@@ -345,3 +346,25 @@ def test_the_stream_gives_the_kpis_offers_decided_and_not_those_being_sent(moto_
     passed = [r for r in event["Records"] if any(matches(pattern, r) for pattern in patterns)]
     # Then the decisions reach it, whole, and the one being sent does not
     assert kpi_changes({"Records": passed}).offers == [held_out, sent]
+
+
+def test_the_stream_gives_the_kpis_members_moving_between_tiers_and_segments(moto_table: str) -> None:
+    # Given a member's item before and after a review that put them in a segment and a tier they reached
+    at = T_STREAM + timedelta(days=3)
+    before = MemberItem(member_pk("m1"), MEMBER_SK, member_id="m1", enrolled_at=T_STREAM, segment=None)
+    after = MemberItem(member_pk("m1"), MEMBER_SK, member_id="m1", enrolled_at=T_STREAM, segment="new", segment_at=at,
+                       tier="silver", tier_changed_at=at)  # fmt: skip
+    balance_only = MemberItem(member_pk("m2"), MEMBER_SK, member_id="m2", enrolled_at=T_STREAM)
+    event = stream_event(after, balance_only)
+    for record, old in zip(event["Records"], (before, balance_only), strict=True):
+        record["eventName"], record["dynamodb"]["OldImage"] = "MODIFY", old.serialize()
+    # When the KPI counting's filter and reading see the batch
+    kpi_filters = load_template()["Resources"]["KpiFunction"]["Properties"]["Events"]["NewEntries"]["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in kpi_filters["FilterCriteria"]["Filters"]]
+    passed = [r for r in event["Records"] if any(matches(pattern, r) for pattern in patterns)]
+    # Then the reviewed member's change passes (a balance change of a member never reviewed does not), as two moves
+    assert len(passed) == 1
+    assert kpi_changes({"Records": passed}).moves == [
+        MemberMove("m1", f"tier#{at.isoformat()}", at, False, None, "silver", "new", "new"),
+        MemberMove("m1", f"segment#{at.isoformat()}", at, False, "silver", "silver", None, "new"),
+    ]

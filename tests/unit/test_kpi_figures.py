@@ -220,3 +220,39 @@ def test_the_business_metrics_sum_a_batch_and_the_dashboard_shows_only_metrics_t
     widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", text))["widgets"]
     shown = {metric[1] for widget in widgets for metric in widget["properties"]["metrics"] if metric[1] != "."}
     assert shown <= emitted and len(shown) >= 10
+
+
+def test_members_move_between_tiers_and_segments_and_each_months_mix_follows(fakes: Fakes, ledger: Ledger) -> None:
+    from loyalty.ports.kpis import MemberMove
+
+    counting = KpiCounting(ledger, fakes.kpis)
+    lowest = ledger.rules.tiers[0].name
+    higher = ledger.rules.tiers[1].name
+    # Given three members who joined in January (lowest tier, no segment yet)
+    joined = [MemberMove(m, "joined", at("2026-01"), True, None, None, None, None) for m in ("m1", "m2", "m3")]
+    # And in February all were reviewed as new, and m1 reached the next tier; in March m1 fell back, m2 at risk
+    moves = [
+        *(MemberMove(m, "segment#feb", at("2026-02"), False, None, None, None, "new") for m in ("m1", "m2", "m3")),
+        MemberMove("m1", "tier#feb", at("2026-02", 20), False, None, higher, "new", "new"),
+        MemberMove("m1", "tier#mar", at("2026-03"), False, higher, lowest, "new", "new"),
+        MemberMove("m2", "segment#mar", at("2026-03"), False, None, None, "new", "at_risk"),
+    ]
+    # When the stream brings them (each twice)
+    assert counting.count_moves(joined + moves) == 3 + 6
+    assert counting.count_moves(joined + moves) == 0
+    # Then each month's end has the members of each tier and segment, and the programme's moves
+    answer = KpiFigures(fakes.kpis, load_rewards(ledger.rules)).months("2026-01", "2026-03", by="segment")
+    members = {(r["month"], r["group"]): r["members"] for r in answer["months"] if r["group"] != "programme"}
+    assert members[("2026-01", "segment#none")] == 3
+    assert (members[("2026-02", "segment#none")], members[("2026-02", "segment#new")]) == (0, 3)
+    assert (members[("2026-03", "segment#new")], members[("2026-03", "segment#at_risk")]) == (2, 1)
+    programme = {r["month"]: r for r in answer["months"] if r["group"] == "programme"}
+    assert (programme["2026-02"]["tierUpgrades"], programme["2026-03"]["tierDowngrades"]) == (1, 1)
+    assert (programme["2026-02"]["segmentMoves"], programme["2026-03"]["segmentMoves"]) == (3, 1)
+    by_tier = KpiFigures(fakes.kpis, load_rewards(ledger.rules)).months("2026-02", "2026-03", by="tier")
+    tiers = {(r["month"], r["group"]): r["members"] for r in by_tier["months"] if r["group"] != "programme"}
+    assert (tiers[("2026-02", f"tier#{lowest}")], tiers[("2026-02", f"tier#{higher}")]) == (2, 1)
+    assert (tiers[("2026-03", f"tier#{lowest}")], tiers[("2026-03", f"tier#{higher}")]) == (3, 0)
+    # And a closed month keeps them
+    KpiClosing(fakes.kpis).close("2026-02")
+    assert fakes.kpis.month("2026-02")["close"][f"members#tier#{higher}"] == 1

@@ -15,17 +15,16 @@ class InMemoryKpiStore:
         self.memory = memory or Memory()
 
     def add(self, counted: str, month: str, groups: Sequence[str], counts: Mapping[str, Count]) -> bool:
+        return self.add_each(counted, month, {group: counts for group in groups})
+
+    def add_each(self, counted: str, month: str, counts: Mapping[str, Mapping[str, Count]]) -> bool:
         with self.memory.atomically():
             applied = self.memory.items("kpis_applied")
             if (month, counted) in applied:
                 return False
             applied[month, counted] = True
-            figures = self.memory.items("kpis")
-            for group in groups:
-                kept = figures.setdefault((month, group), {})
-                for name, value in counts.items():
-                    if value:  # as on the table: a counter never added to is absent
-                        kept[name] = kept.get(name, 0) + value
+            for group, added in counts.items():
+                self._add(month, group, added)  # as on the table: a counter never added to is absent
             return True
 
     def member_months(self, member_id: str) -> MemberMonths:

@@ -2,9 +2,10 @@
 entries, the members' enrolments, the NPS answers) and compared with the figures the stream counted; the same
 rules as the counting (loyalty.kpis.flows), so they must be equal.
 
-Offers are measured from their own records and windows, and the figures by segment and tier are counted under
-the member's segment and tier when each entry was counted (not kept on the entry): the audit covers the
-programme's figures that the ledger and the answers determine.
+Offers are measured from their own records and windows, the members' moves between tiers and segments from
+their items' changes, and the figures by segment and tier are counted under the member's segment and tier when
+each entry was counted (not kept on the entry): the audit covers the programme's figures that the ledger and the
+answers determine.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from loyalty.kpis.flows import PER_OFFER, nps_contribution, recount
+from loyalty.kpis.flows import is_ledger_figure, nps_contribution, recount
 from loyalty.ledger.model import Entry
 from loyalty.ports.kpis import PROGRAMME, Count, KpiStore
 from loyalty.ports.surveys import NpsAnswer
@@ -34,9 +35,9 @@ def recompute(
 
 
 def audited(counts: Mapping[str, Count]) -> dict[str, Count]:
-    """The counters the audit covers (not the offers'), without those at zero (a counter taken back to nothing
-    reads as zero on the table, and as absent in a recount)."""
-    return {name: value for name, value in counts.items() if name.partition("#")[0] not in PER_OFFER and value}
+    """The counters the audit covers (``is_ledger_figure``), without those at zero (a counter taken back to
+    nothing reads as zero on the table, and as absent in a recount)."""
+    return {name: value for name, value in counts.items() if is_ledger_figure(name) and value}
 
 
 @dataclass(frozen=True)

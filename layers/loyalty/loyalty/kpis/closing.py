@@ -1,7 +1,7 @@
-"""A month's closing figures: the members, the active members and the points outstanding at its end, each the
-previous month's plus what the month's counters moved. Kept by the close job (functions/kpis_close, daily: the
-month just ended is closed again each day of the next, so an entry the stream brought late is in it) and read
-from the months' figures, never by scanning members.
+"""A month's closing figures: the members, the active members and the points outstanding at its end, and each
+tier's and segment's members, each the previous month's plus what the month's counters moved. Kept by the close
+job (functions/kpis_close, daily: the month just ended is closed again each day of the next, so an entry the
+stream brought late is in it) and read from the months' figures, never by scanning members.
 
 A month before the first closed one is computed from its predecessors back to the first month with no figures
 at all (the programme's start); the close job closes every month in turn, so the chain holds.
@@ -16,16 +16,26 @@ from loyalty.kpis.flows import shift_month
 from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, KpiStore
 
 STOCKS = ("members", "active_members", "points_outstanding")
+GROUP_MEMBERS = "members#"  # a tier's or segment's members at the month's end: members#tier#gold
 MONTHS_BACK = 1200  # a hundred years of open months: a bound, never reached
 
 
-def closing_stocks(opening: Mapping[str, Count], flows: Mapping[str, Count]) -> dict[str, Count]:
-    """A month's closing figures from its opening ones (the previous month's closing) and its counters."""
-    return {
+def closing_stocks(opening: Mapping[str, Count], figures: Mapping[str, Mapping[str, Count]]) -> dict[str, Count]:
+    """A month's closing figures from its opening ones (the previous month's closing) and its counters by group:
+    the programme's members, active members and points outstanding, and each tier's and segment's members
+    (``members#tier#gold``)."""
+    flows = figures.get(PROGRAMME, {})
+    stocks: dict[str, Count] = {
         "members": opening.get("members", 0) + flows.get("members_enrolled", 0),
         "active_members": opening.get("active_members", 0) + flows.get("active_change", 0),
         "points_outstanding": opening.get("points_outstanding", 0) + flows.get("points_held", 0),
     }
+    groups = {name for name in opening if name.startswith(GROUP_MEMBERS)}
+    groups |= {f"{GROUP_MEMBERS}{group}" for group, counts in figures.items() if "members_change" in counts}
+    for name in sorted(groups):
+        changed = figures.get(name.removeprefix(GROUP_MEMBERS), {}).get("members_change", 0)
+        stocks[name] = opening.get(name, 0) + changed
+    return stocks
 
 
 def months_between(first: str, last: str) -> list[str]:
@@ -68,7 +78,7 @@ def opening_of(store: KpiStore, month: str) -> dict[str, Count]:
     else:
         raise RuntimeError(f"no closed month nor a month without figures in the {MONTHS_BACK} before {month}")
     for figures in reversed(open_months):
-        opening = closing_stocks(opening, figures.get(PROGRAMME, {}))
+        opening = closing_stocks(opening, figures)
     return opening
 
 
@@ -78,7 +88,7 @@ def months(store: KpiStore, first: str, last: str) -> Iterator[Month]:
     opening = opening_of(store, first)
     for month in months_between(first, last):
         figures = store.month(month)
-        closing = dict(figures[CLOSE]) if CLOSE in figures else closing_stocks(opening, figures.get(PROGRAMME, {}))
+        closing = dict(figures[CLOSE]) if CLOSE in figures else closing_stocks(opening, figures)
         yield Month(month, figures, opening, closing)
         opening = closing
 
@@ -90,6 +100,6 @@ class KpiClosing:
     def close(self, month: str) -> dict[str, Count]:
         """Close ``month`` (again, if it was): its closing figures from the previous month's and its counters,
         kept for good; returns them."""
-        stocks = closing_stocks(opening_of(self.store, month), self.store.month(month).get(PROGRAMME, {}))
+        stocks = closing_stocks(opening_of(self.store, month), self.store.month(month))
         self.store.close(month, stocks)
         return stocks

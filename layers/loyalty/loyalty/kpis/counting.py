@@ -14,13 +14,14 @@ from loyalty.kpis.flows import (
     groups,
     is_activity,
     local_month,
+    moves,
     nps_contribution,
     offer_arm,
 )
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.offers.records import SendRecord, Status
-from loyalty.ports.kpis import PROGRAMME, Exposure, KpiStore
+from loyalty.ports.kpis import PROGRAMME, Exposure, KpiStore, MemberMove
 from loyalty.ports.surveys import NpsAnswer
 
 MOVE_TRIES = 5
@@ -111,6 +112,18 @@ class KpiCounting:
             if self.store.move_member(entry.member_id, read, noted, month, counted_in, counts, changes):
                 return
         raise ConcurrentUpdateError(f"member {entry.member_id}'s months kept changing")  # the batch is retried
+
+    def count_moves(self, changes: Iterable[MemberMove]) -> int:
+        """Each member who joined or changed earned tier or segment, in the month it happened: the members of each
+        tier and segment, and the programme's upgrades, downgrades and segment moves; each change once. Returns
+        the changes counted."""
+        counted = 0
+        for move in changes:
+            added = moves(self.ledger.rules, move)
+            if added:
+                month = local_month(self.ledger.rules, move.at)
+                counted += self.store.add_each(f"move#{move.member_id}#{move.key}", month, added)
+        return counted
 
     def count_enrolments(self, enrolled: Iterable[tuple[str, datetime]]) -> int:
         """Add each member who joined (member id, when) to the programme's figures of that month, once."""

@@ -87,9 +87,12 @@ class KpiFigures:
             rows.append(self._programme_row(month, year))
             if by is not None:
                 prefix = f"{by}#"
-                for group, counts in sorted(month.figures.items()):
-                    if group.startswith(prefix):
-                        rows.append({"month": month.month, "group": group, **self._flows(counts)})
+                groups = {g for g in month.figures if g.startswith(prefix)}
+                groups |= {n.removeprefix("members#") for n in month.closing if n.startswith(f"members#{prefix}")}
+                for group in sorted(groups):
+                    members = month.closing.get(f"members#{group}")
+                    counts = month.figures.get(group, {})
+                    rows.append({"month": month.month, "group": group, "members": members, **self._flows(counts)})
         in_range = [month for month in read if month.month >= first]
         offers = offer_lifts(in_range)
         return {
@@ -158,7 +161,11 @@ class KpiFigures:
         value, orders_in = _per_currency(counts, "order_value"), _per_currency(counts, "orders")
         nps = net_promoter_score(counts)
         return {
-            **{_camel(name): counts.get(name, 0) for name in COUNTERS if name not in ("active_change", "points_held")},
+            **{
+                _camel(name): counts.get(name, 0)
+                for name in COUNTERS
+                if name not in ("active_change", "points_held", "members_change")
+            },
             "returningShare": _share(counts.get("returning_purchasers", 0), purchasers),
             "purchaseFrequency": _share(orders, purchasers),
             "orderValue": {currency: _money(amount) for currency, amount in sorted(value.items())},

@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from loyalty.ledger.model import Entry, EntryKind
-from loyalty.ports.kpis import PROGRAMME, Count
+from loyalty.ports.kpis import PROGRAMME, Count, MemberMove
 from loyalty.programme.rules import ProgramRules
 from loyalty.programme.tiers import month_key
 
@@ -43,7 +43,12 @@ COUNTERS = (
     "nps_detractors",  # 0 to 6
     "points_held",  # the change to the points members hold (available and pending): the outstanding's movement
     "active_change",  # members who became active less those who lapsed (the programme's figures only)
+    "tier_upgrades",  # members whose earned tier went up (the programme's figures)
+    "tier_downgrades",  # and down
+    "segment_moves",  # members whose segment changed (the programme's figures)
+    "members_change",  # a tier's or segment's members who came less those who left (its figures only)
 )
+MOVES = ("tier_upgrades", "tier_downgrades", "segment_moves", "members_change")  # from the member's item
 PER_CURRENCY = (
     "orders",  # orders#<currency>: the orders in that currency
     "order_value",  # order_value#<currency>: their value, less refunds (exact)
@@ -85,6 +90,39 @@ def shift_month(month: str, months: int) -> str:
     """The month (YYYY-MM) ``months`` after ``month`` (before, if negative)."""
     year, number = divmod(int(month[:4]) * 12 + int(month[5:7]) - 1 + months, 12)
     return f"{year:04d}-{number + 1:02d}"
+
+
+def is_ledger_figure(name: str) -> bool:
+    """A figure the ledger's entries, the members' enrolments and the NPS answers determine (what the audit
+    recomputes): not the offers' (their own records) nor the members' moves (their items' changes)."""
+    return name.partition("#")[0] not in PER_OFFER and name not in MOVES
+
+
+def moves(rules: ProgramRules, move: MemberMove) -> dict[str, dict[str, Count]]:
+    """What a member joining, or changing earned tier or segment, adds to its month: +1 to the members of the tier
+    and segment they came to, -1 to those they left, and the programme's upgrades, downgrades and segment moves."""
+    lowest = rules.tiers[0].name
+    ranks = {tier.name: rank for rank, tier in enumerate(rules.tiers)}
+    before, after = move.tier_before or lowest, move.tier_after or lowest
+    counts: dict[str, dict[str, Count]] = {}
+
+    def member(group: str, change: int) -> None:
+        kept = counts.setdefault(group, {})
+        kept["members_change"] = int(kept.get("members_change", 0)) + change
+
+    if move.joined:
+        member(f"tier#{after}", 1)
+        member(f"segment#{move.segment_after or 'none'}", 1)
+        return counts
+    if before != after:
+        member(f"tier#{before}", -1)
+        member(f"tier#{after}", 1)
+        counts[PROGRAMME] = {"tier_upgrades" if ranks.get(after, 0) > ranks.get(before, 0) else "tier_downgrades": 1}
+    if move.segment_before != move.segment_after:
+        member(f"segment#{move.segment_before or 'none'}", -1)
+        member(f"segment#{move.segment_after or 'none'}", 1)
+        counts.setdefault(PROGRAMME, {})["segment_moves"] = 1
+    return counts
 
 
 def is_activity(entry: Entry) -> bool:

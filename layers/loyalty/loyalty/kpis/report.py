@@ -253,10 +253,10 @@ def render_html(by_segment: Mapping[str, Any], by_tier: Mapping[str, Any], tier_
             [Series(reporting, [float(r["liability"]["amount"]) for r in rows])],
         ),
         "segments": stacked_bars(
-            "Buyers by segment",
+            "The segment mix: members by segment at each month's end",
             months,
             {
-                name: [float(segments[name].get(m, {}).get("purchasers", 0)) for m in months]
+                name.replace("_", " "): [float(segments[name].get(m, {}).get("members") or 0) for m in months]
                 for name in sorted(segments)
             },
         ),
@@ -264,9 +264,9 @@ def render_html(by_segment: Mapping[str, Any], by_tier: Mapping[str, Any], tier_
             "Purchase rate lift of the offers, with its 95 % interval", offer_rows(by_segment), " pp"
         ),
         "tiers": bars(
-            "Buyers by tier over the period",
+            f"The tier funnel: members by tier at the end of {months[-1] if months else '-'}",
             {
-                name: float(sum(row.get("purchasers", 0) for row in tiers.get(name, {}).values()))
+                name: float(tiers.get(name, {}).get(months[-1], {}).get("members") or 0) if months else 0.0
                 for name in [*tier_order, *sorted(set(tiers) - set(tier_order))]
             },
         ),

@@ -218,7 +218,7 @@ def accrual(
     )
     sets: dict[str, Any] = {"last_activity": now}
     if reached:
-        sets.update(tier=reached[0].name, tier_period_end=reached[1])
+        sets.update(tier=reached[0].name, tier_period_end=reached[1], tier_changed_at=now)
     used = {  # a bonus offer pays once: on the first order within its validity
         grant: key for grant, offer in granted if offer.bonus_points is not None and offer.code in earning.offers
     }
@@ -500,7 +500,8 @@ def tier_assessment(rules: ProgramRules, member: MemberState, now: datetime) -> 
     change = MemberChange(
         member.member_id,
         bump_qualifying_version=True,
-        sets={"tier": decided.tier, "tier_period_end": decided.period_end},
+        sets={"tier": decided.tier, "tier_period_end": decided.period_end}
+        | ({"tier_changed_at": now} if decided.tier != member.tier else {}),
         expect=_unchanged_qualifying(member),
     )
     return LedgerChange(entry=entry, member=change)

@@ -69,6 +69,7 @@ class MemberState:
     qualifying_version: int = 0  # +1 on every change of qualifying points, the tier or its override
     tier: str | None = None  # the earned tier; None: the lowest
     tier_period_end: date | None = None
+    tier_changed_at: datetime | None = None  # when the earned tier last changed (the figures' tier moves)
     tier_override: TierOverride | None = None
     segment: str | None = None
     segment_reason: str | None = None

@@ -28,6 +28,21 @@ class MemberMonths:
 
 
 @dataclass(frozen=True)
+class MemberMove:
+    """A member joined, or their earned tier or segment changed (None: the lowest tier, no segment yet); ``key``
+    identifies the change (each counted once), ``at`` is when it happened."""
+
+    member_id: str
+    key: str
+    at: datetime
+    joined: bool
+    tier_before: str | None
+    tier_after: str | None
+    segment_before: str | None
+    segment_after: str | None
+
+
+@dataclass(frozen=True)
 class Exposure:
     """A member an offer that is measured against its holdout was decided for (``arm``: offered or holdout), and
     what they bought in its window (``decided_at`` to ``until``): orders, revenue in the reporting currency, and
@@ -48,6 +63,10 @@ class KpiStore(Protocol):
     def add(self, counted: str, month: str, groups: Sequence[str], counts: Mapping[str, Count]) -> bool:
         """Add ``counts`` to the month's figures of each group, atomically and once per ``counted`` (an entry's
         identity); False if it was added before (nothing changes)."""
+        ...
+
+    def add_each(self, counted: str, month: str, counts: Mapping[str, Mapping[str, Count]]) -> bool:
+        """As ``add``, with counts of its own for each group (group -> counts)."""
         ...
 
     def member_months(self, member_id: str) -> MemberMonths:

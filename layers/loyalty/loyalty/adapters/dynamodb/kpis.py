@@ -65,13 +65,16 @@ def _counted(text: str) -> Count:
 
 class DynamoDBKpiStore:
     def add(self, counted: str, month: str, groups: Sequence[str], counts: Mapping[str, Count]) -> bool:
+        return self.add_each(counted, month, {group: counts for group in groups})
+
+    def add_each(self, counted: str, month: str, counts: Mapping[str, Mapping[str, Count]]) -> bool:
         table, pk = LoyaltyItem.Meta.table_name, _pk(month)
         expires = int((now() + COUNTED_KEPT).timestamp())
         marker = {**_key(pk, f"COUNTED#{counted}"), "type": {"S": COUNTED_TYPE}, "ttl": {"N": str(expires)}}
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": table, "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}}
         ]
-        items += [{"Update": _counters(table, month, group, counts)} for group in dict.fromkeys(groups)]
+        items += [{"Update": _counters(table, month, group, added)} for group, added in counts.items()]
         return _transact(items)
 
     def member_months(self, member_id: str) -> MemberMonths:

@@ -167,6 +167,7 @@ def member_state(item: MemberItem) -> MemberState:
         qualifying_version=int(item.qualifying_version or 0),
         tier=item.tier,
         tier_period_end=_date(item.tier_period_end),
+        tier_changed_at=item.tier_changed_at,
         tier_override=(
             TierOverride(
                 tier=str(override["tier"]),

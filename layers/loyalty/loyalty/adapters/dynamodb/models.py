@@ -116,6 +116,7 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     qualifying_version = NumberAttribute(default=0)  # +1 on every change of `qualifying`, the tier or its override
     tier = UnicodeAttribute(null=True)  # the earned tier; absent: the lowest
     tier_period_end = UnicodeAttribute(null=True)  # ISO date; the tier is assessed after it (loyalty.programme.tiers)
+    tier_changed_at = UTCDateTimeAttribute(null=True)  # when the earned tier last changed (the figures' tier moves)
     tier_override: MapAttribute[str, Any] = MapAttribute(null=True)  # {tier, valid_until, reason, actor}
     segment = UnicodeAttribute(null=True)
     segment_reason = UnicodeAttribute(null=True)

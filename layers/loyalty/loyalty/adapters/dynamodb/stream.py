@@ -23,6 +23,7 @@ from loyalty.ledger.model import Entry
 from loyalty.offers.records import SendRecord, Status
 from loyalty.ports.crm import RewardToArrange
 from loyalty.ports.directory import HeldForReview
+from loyalty.ports.kpis import MemberMove
 from loyalty.ports.shops import MemberImages, MemberTags
 from loyalty.ports.surveys import NpsAnswer
 from loyalty.programme.orders import Order
@@ -64,17 +65,26 @@ def stream_changes(
 def kpi_changes(event: dict[str, Any]) -> KpiChanges:
     """For kpis, in one pass over the batch (the template's filter passes only these): the members who joined
     (member id, when), the ledger entries written (in order; an entry is written once and never changed, so only an
-    INSERT carries one), the NPS answers given, each with the answer it replaced (None for a first answer), and
-    the offers decided (each record as it is now: a decision may come again with its CRM Task's state)."""
+    INSERT carries one), the NPS answers given, each with the answer it replaced (None for a first answer), the
+    offers decided (each record as it is now: a decision may come again with its CRM Task's state), and the
+    members who joined or whose earned tier or segment changed."""
     enrolled: list[tuple[str, datetime]] = []
     entries: list[Entry] = []
     answers: list[tuple[NpsAnswer, NpsAnswer | None]] = []
     offers: list[SendRecord] = []
+    moves: list[MemberMove] = []
     for record in event.get("Records", []):
         change, inserted = record.get("dynamodb") or {}, record.get("eventName") == "INSERT"
         item = _item(change.get("NewImage"))
         if inserted and isinstance(item, MemberItem):
             enrolled.append((item.member_id, item.enrolled_at))
+            moves.append(
+                MemberMove(item.member_id, "joined", item.enrolled_at, True, None, item.tier, None, item.segment)
+            )
+        elif isinstance(item, MemberItem):
+            before = _item(change.get("OldImage"))
+            if isinstance(before, MemberItem):
+                moves += _moves(before, item)
         elif inserted and isinstance(item, EntryItem):
             entries.append(entry_of(item))
         elif isinstance(item, NpsAnswerItem) and record.get("eventName") in ("INSERT", "MODIFY"):
@@ -82,7 +92,22 @@ def kpi_changes(event: dict[str, Any]) -> KpiChanges:
             answers.append((nps_answer(item), nps_answer(before) if isinstance(before, NpsAnswerItem) else None))
         elif isinstance(item, OfferSendItem):
             offers.append(send_record(item))
-    return KpiChanges(enrolled, entries, answers, offers)
+    return KpiChanges(enrolled, entries, answers, offers, moves)
+
+
+def _moves(before: MemberItem, after: MemberItem) -> list[MemberMove]:
+    """A member's earned tier and segment changes between two images of their item (each its own move, keyed and
+    dated by when it was decided)."""
+    found = []
+    if before.tier != after.tier:
+        at = after.tier_changed_at or after.last_activity or after.enrolled_at
+        found.append(MemberMove(after.member_id, f"tier#{at.isoformat()}", at, False, before.tier, after.tier,
+                                after.segment, after.segment))  # fmt: skip
+    if before.segment != after.segment:
+        at = after.segment_at or after.last_activity or after.enrolled_at
+        found.append(MemberMove(after.member_id, f"segment#{at.isoformat()}", at, False, after.tier, after.tier,
+                                before.segment, after.segment))  # fmt: skip
+    return found
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,7 @@ class KpiChanges:
     entries: list[Entry]
     answers: list[tuple[NpsAnswer, NpsAnswer | None]]
     offers: list[SendRecord]
+    moves: list[MemberMove]
 
 
 def _item(image: Any) -> LoyaltyItem | None:
