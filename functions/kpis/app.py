@@ -23,10 +23,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     answered = counting.count_answers(changes.answers)
     exposed = counting.count_offers(changes.offers)
     moved = counting.count_moves(changes.moves)
+    guests = counting.count_guest_orders(changes.guest_orders)
     metrics.add_metric(name="KpiEntriesCounted", unit="Count", value=added)
     metrics.add_metric(name="KpiNpsAnswersCounted", unit="Count", value=answered)
     metrics.add_metric(name="KpiOfferMembersCounted", unit="Count", value=exposed)
     metrics.add_metric(name="KpiMemberMovesCounted", unit="Count", value=moved)
+    metrics.add_metric(name="KpiGuestOrdersCounted", unit="Count", value=guests)
     for name, value in business_figures(changes.entries).items():  # the programme's figures as they happen
         metrics.add_metric(name=name, unit="Count", value=value)
     return {"batchItemFailures": []}

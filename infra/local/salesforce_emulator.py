@@ -1113,6 +1113,8 @@ class SalesforceEmulator:
         if segments[:2] == ["composite", "sobjects"]:
             if len(segments) == 2 and method in ("POST", "PATCH"):
                 return 200, self._collection(method, body, None, user)
+            if len(segments) == 2 and method == "DELETE":
+                return 200, self._delete_collection(params)
             if len(segments) == 4 and method == "PATCH":
                 return 200, self._collection(method, body, (self._sobject(segments[2]), segments[3]), user)
             raise _ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are POST,PATCH")
@@ -1462,6 +1464,28 @@ class SalesforceEmulator:
         if float(version) >= 46.0:
             return 200, {"id": saved_id, "success": True, "errors": [], "created": False}
         return 204, None
+
+    def _delete_collection(self, params: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """sObject Collections delete: DELETE composite/sobjects?ids=<id>,<id>&allOrNone=false, one result each."""
+        ids = [i for i in (params.get("ids") or [""])[0].split(",") if i]
+        if not ids:
+            raise _ApiError(400, "MISSING_ARGUMENT", "ids not specified")
+        if len(ids) > MAX_COLLECTION_RECORDS:
+            message = f"record limit reached. cannot submit more than {MAX_COLLECTION_RECORDS} records into this call"
+            raise _ApiError(400, "EXCEEDED_ID_LIMIT", message)
+        results = []
+        with self._lock:
+            for raw in ids:
+                record_id = canonical_id(raw) or raw
+                sobject = next((name for name, records in self._records.items() if record_id in records), None)
+                if sobject is None:
+                    code = "ENTITY_IS_DELETED" if record_id in self._deleted else "INVALID_CROSS_REFERENCE_KEY"
+                    results.append({"id": raw, "success": False, "errors": [_record_error(code, "entity is deleted")]})
+                    continue
+                self._put(sobject, record_id, None)
+                self._deleted.add(record_id)
+                results.append({"id": record_id, "success": True, "errors": []})
+        return results
 
     def _collection(self, method: str, body: bytes, upsert: tuple[str, str] | None, user: str) -> list[dict[str, Any]]:
         """sObject Collections: create (POST), update (PATCH), upsert (PATCH .../{type}/{externalIdField})."""

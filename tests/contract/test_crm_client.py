@@ -6,13 +6,14 @@ from __future__ import annotations
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from infra.local.dynamodb_local import free_port
 from infra.local.salesforce_emulator import SalesforceEmulator, to_18_char_id
-from loyalty.crm.fields import EMAIL, LAST_NAME, MEMBER_ID, POINTS, TASK_SEND_ID
+from loyalty.crm.fields import EMAIL, JOURNAL, JOURNAL_DATE, JOURNAL_KEY, LAST_NAME, MEMBER_ID, POINTS, TASK_SEND_ID
 from loyalty.errors import CrmRequestError
 from loyalty.fakes.crm import InMemoryOrg
 from loyalty.ports.crm import CrmClient
@@ -144,3 +145,26 @@ def test_an_unknown_field_refuses_the_whole_request_and_writes_nothing(org: Org)
     with pytest.raises(CrmRequestError, match="INVALID_FIELD"):
         org.client.update_records("Contact", [{"Id": contact, "Loyalty_Points_Typo__c": 1}])
     assert org.tasks() == []
+
+
+def test_journal_records_are_upserted_once_and_those_older_than_a_moment_found_and_deleted(org: Org) -> None:
+    contact = org.add_contact(**{LAST_NAME: "Member"})
+    dates = ["2024-01-05T09:00:00.000Z", "2024-06-01T09:00:00.000Z", "2026-11-20T10:00:00.000Z"]
+    records = [
+        {"Entry_Key__c": f"m1#bonus#{n}", "Contact__c": contact, "Member_Id__c": "m1", "Points__c": 10,
+         "Pending_Points__c": 0, "Kind__c": "bonus", "Reason__c": "Signup", "Entry_Date__c": at}
+        for n, at in enumerate(dates)
+    ]  # fmt: skip
+    assert all(r.success and r.created for r in org.client.upsert_records(JOURNAL, JOURNAL_KEY, records))
+    assert [r.created for r in org.client.upsert_records(JOURNAL, JOURNAL_KEY, records[:1])] == [False]
+    # The oldest first, up to the limit; only those before the moment
+    cutoff = datetime(2024, 12, 1, tzinfo=UTC)
+    oldest = org.client.ids_before(JOURNAL, JOURNAL_DATE, cutoff, limit=1)
+    both = org.client.ids_before(JOURNAL, JOURNAL_DATE, cutoff, limit=100)
+    assert len(oldest) == 1 and len(both) == 2 and oldest[0] == both[0]
+    # Deleted, each answered; a record already gone says so
+    assert [r.success for r in org.client.delete_records(JOURNAL, both)] == [True, True]
+    assert org.client.ids_before(JOURNAL, JOURNAL_DATE, cutoff, limit=100) == []
+    (again,) = org.client.delete_records(JOURNAL, both[:1])
+    assert not again.success and again.errors[0][0] == "ENTITY_IS_DELETED"
+    assert org.client.ids_before(JOURNAL, JOURNAL_DATE, datetime(2027, 1, 1, tzinfo=UTC), limit=100) != []

@@ -92,6 +92,12 @@ def test_the_journal_and_the_months_figures_reach_the_org(stack: Stack, shop: Sh
     assert sorted(r["Kind__c"] for r in journal) == sorted(e["kind"] for e in member["entries"])
     (order,) = [r for r in journal if r["Kind__c"] == "accrual"]
     assert order["Pending_Points__c"] == member["points"]["pending"] and order["Order__c"].startswith("shopify:")
+    # And the nightly trim (its schedule run on demand) keeps what is inside the window
+    status, trimmed = shop.post("/_local/jobs/journal_trim", b"", {})
+    assert (status, trimmed["changed"]) == (200, 0)
+    assert len(
+        [r for r in stack.salesforce.records("Loyalty_Transaction__c") if r["Member_Id__c"] == member_id]
+    ) == len(journal)
     # When the month is closed (its schedule run on demand, as on the first day of the next month)
     today = load_program().local_date(datetime.now(UTC))
     first_of_next = (today.replace(day=1) + timedelta(days=32)).replace(day=1)

@@ -26,6 +26,8 @@ from loyalty.adapters.dynamodb.models import (
     ORDER_SK,
     CrmStateItem,
     EntryItem,
+    HeldOrderItem,
+    LoyaltyItem,
     MemberItem,
     NpsAnswerItem,
     OrderItem,
@@ -368,3 +370,18 @@ def test_the_stream_gives_the_kpis_members_moving_between_tiers_and_segments(mot
         MemberMove("m1", f"tier#{at.isoformat()}", at, False, None, "silver", "new", "new"),
         MemberMove("m1", f"segment#{at.isoformat()}", at, False, "silver", "silver", None, "new"),
     ]
+
+
+def test_the_stream_gives_the_kpis_guest_orders_held_for_claiming(moto_table: str) -> None:
+    # Given a guest's order held for claiming, as the webshop pipeline holds it
+    order = simple_order("guest-1", T_STREAM, currency="SEK")
+    DynamoDBDirectory().hold_guest_order("Guest@Example.se", order, T_STREAM + timedelta(days=30))
+    (held,) = [item for item in LoyaltyItem.scan() if isinstance(item, HeldOrderItem)]
+    event = stream_event(held)
+    # When the KPI counting's filter and reading see it
+    kpi_filters = load_template()["Resources"]["KpiFunction"]["Properties"]["Events"]["NewEntries"]["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in kpi_filters["FilterCriteria"]["Filters"]]
+    assert all(any(matches(pattern, record) for pattern in patterns) for record in event["Records"])
+    # Then it learns the order and the shopper by their hashed e-mail, never the address
+    ((buyer, found),) = kpi_changes(event).guest_orders
+    assert found == order and "@" not in buyer and buyer == held.pk.removeprefix("HELD#")

@@ -85,3 +85,29 @@ def test_a_journal_record_the_org_cannot_take_now_retries_the_batch(
         sync.sync(set(), [], entries=[entry])
     assert sync.sync(set(), [], entries=[entry]).journal == 1  # the retried batch records it
     assert len(journal(fakes)) == 1
+
+
+def test_the_daily_trim_deletes_the_journal_older_than_its_window_and_keeps_the_rest(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock, sync: CrmSync
+) -> None:
+    # Given a member's journal of entries three years, a year and a day old
+    clock.now = datetime(2023, 11, 1, 9, tzinfo=UTC)
+    ledger.enrol("m1", email="dan@example.se")
+    fakes.org.add_contact(LastName="Dahl", Email="dan@example.se", **{MEMBER_ID: "m1"})
+    sync.sync({"m1"}, [])
+    written = []
+    for moment in (
+        datetime(2023, 11, 2, tzinfo=UTC),
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 11, 30, tzinfo=UTC),
+    ):
+        clock.now = moment
+        written.append(ledger.bonus("m1", "review", moment.isoformat(), points=5).entry)
+        sync.sync(set(), [], entries=written[-1:])
+    assert len(journal(fakes)) == 3
+    # When the daily trim runs on 1 December 2026 (a window of 24 months), twice
+    clock.now = datetime(2026, 12, 1, 2, tzinfo=UTC)
+    assert sync.trim_journal(batch=1) == 1
+    assert sync.trim_journal() == 0
+    # Then the entry older than 24 months is gone, the others stay
+    assert [r["Entry_Date__c"][:10] for r in journal(fakes)] == ["2025-12-01", "2026-11-30"]

@@ -256,3 +256,21 @@ def test_members_move_between_tiers_and_segments_and_each_months_mix_follows(fak
     # And a closed month keeps them
     KpiClosing(fakes.kpis).close("2026-02")
     assert fakes.kpis.month("2026-02")["close"][f"members#tier#{higher}"] == 1
+
+
+def test_non_members_orders_count_with_their_value_and_each_shopper_once_a_month(fakes: Fakes, ledger: Ledger) -> None:
+    counting = KpiCounting(ledger, fakes.kpis)
+    # Given two guest shoppers: one orders twice in March (one order delivered twice), one once
+    first = simple_order("g1", at("2026-03"), [("1", 2, "100.00")], currency="SEK")
+    second = simple_order("g2", at("2026-03", 20), [("1", 1, "50.00")], currency="SEK")
+    third = simple_order("g3", at("2026-03", 21), [("1", 1, "30.00")], currency="EUR")
+    orders = [("hash-a", first), ("hash-a", second), ("hash-a", second), ("hash-b", third)]
+    # When the stream brings them
+    assert counting.count_guest_orders(orders) == 3
+    # Then March has three guest orders from two shoppers, with their value per currency
+    march = fakes.kpis.month("2026-03")["programme"]
+    assert (march["guest_orders"], march["guest_purchasers"]) == (3, 2)
+    assert (march["guest_order_value#SEK"], march["guest_order_value#EUR"]) == (Decimal("250.00"), Decimal("30.00"))
+    row = KpiFigures(fakes.kpis, load_rewards(ledger.rules)).months("2026-03", "2026-03")["months"][0]
+    assert row["guestAverageOrderValue"] == {"EUR": "30.00", "SEK": "125.00"}
+    assert (row["guestOrders"], row["guestPurchasers"], row["guestPurchaseFrequency"]) == (3, 2, 1.5)

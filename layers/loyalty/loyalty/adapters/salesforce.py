@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -173,6 +174,28 @@ class SalesforceClient:
                     found.setdefault(record[EMAIL].lower(), []).append(record[RECORD_ID])
         return found
 
+    def ids_before(self, sobject: str, field: str, before: datetime, limit: int) -> list[str]:
+        """One query: ids of the oldest records whose DateTime ``field`` is earlier than ``before``."""
+        moment = before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        soql = f"SELECT {RECORD_ID} FROM {sobject} WHERE {field} < {moment} ORDER BY {field} LIMIT {int(limit)}"
+        return [record[RECORD_ID] for record in self._query(soql)]
+
+    def delete_records(self, sobject: str, ids: Sequence[str]) -> list[RecordResult]:
+        """Delete through sObject Collections (DELETE composite/sobjects?ids=...), 200 a request, all-or-none off."""
+        results: list[RecordResult] = []
+        for chunk in _chunks(list(ids), COLLECTION_LIMIT):
+            params = {"ids": ",".join(chunk), "allOrNone": "false"}
+            answer = self._call("DELETE composite/sobjects", partial(self._delete_collection, params=params))
+            results += [
+                RecordResult(
+                    record_id=item.get("id"),
+                    success=bool(item.get("success")),
+                    errors=tuple((e.get("statusCode", ""), e.get("message", "")) for e in item.get("errors") or ()),
+                )
+                for item in answer or ()
+            ]
+        return results
+
     def _query(self, soql: str) -> list[dict[str, Any]]:
         result = self._call("query", lambda sf: sf.query_all(soql, timeout=self.timeout_seconds))
         return list(result.get("records", []))
@@ -209,6 +232,9 @@ class SalesforceClient:
                 for item in answer or ()
             ]
         return results
+
+    def _delete_collection(self, sf: Salesforce, params: dict[str, str]) -> Any:
+        return sf.restful("composite/sobjects", method="DELETE", params=params, timeout=self.timeout_seconds)
 
     def _send_collection(self, sf: Salesforce, method: str, path: str, body: dict[str, Any]) -> Any:
         return sf.restful(path, method=method, json=body, timeout=self.timeout_seconds)

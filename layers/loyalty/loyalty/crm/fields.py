@@ -136,6 +136,7 @@ TASK_FIELDS: dict[str, FieldType] = {
 
 JOURNAL = "Loyalty_Transaction__c"
 JOURNAL_KEY = "Entry_Key__c"  # text, external id, unique: "<member id>#<entry>", upserted by it
+JOURNAL_DATE = "Entry_Date__c"  # when the entry was written: the journal keeps a window of them
 JOURNAL_FIELDS: dict[str, FieldType] = {
     "Contact__c": FieldType.TEXT,  # a lookup: the Contact id
     "Member_Id__c": FieldType.TEXT,

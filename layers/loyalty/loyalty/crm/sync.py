@@ -30,6 +30,7 @@ from typing import Any
 
 from loyalty.crm.fields import (
     JOURNAL,
+    JOURNAL_DATE,
     JOURNAL_KEY,
     TASK_SEND_ID,
     contact_fields,
@@ -209,6 +210,21 @@ class CrmSync:
                 metrics.add_metric(name="CrmJournalRefused", unit="Count", value=1)
         return report
 
+    def trim_journal(self, batch: int = 2000) -> int:
+        """Delete the journal's records older than its window (``journal_months``), a batch a query, until none is
+        left; the records deleted. A record the org will not delete now fails the run (the next day's retries)."""
+        before = self.clock() - timedelta(days=round(DAYS_A_MONTH * self.journal_months))
+        deleted = 0
+        while ids := self.client.ids_before(JOURNAL, JOURNAL_DATE, before, batch):
+            results = self.client.delete_records(JOURNAL, ids)
+            gone = sum(1 for result in results if result.success or _already_gone(result))
+            deleted += gone
+            if gone < len(ids):
+                raise CrmRetryableError(f"{len(ids) - gone} journal records older than the window were not deleted")
+        logger.info("journal trimmed", deleted=deleted, before=before.date().isoformat())
+        metrics.add_metric(name="CrmJournalRecordsDeleted", unit="Count", value=deleted)
+        return deleted
+
     def record_review_tasks(self, held: Iterable[HeldForReview]) -> PushReport:
         """Show each order held for review as an open Task on its member's Contact, for a CRM user to follow up
         (upserted by the order: a retry adds none)."""
@@ -382,6 +398,10 @@ class _Batch:
     touched: set[str] = field(default_factory=set)
     settled: set[str] = field(default_factory=set)
     report: PushReport = field(default_factory=PushReport)
+
+
+def _already_gone(result: RecordResult) -> bool:
+    return any(code in STALE_LINK_CODES for code, _ in result.errors)
 
 
 def _describe(result: RecordResult) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from loyalty.crm.fields import (
@@ -145,6 +145,27 @@ class InMemoryOrg:
             results.append(
                 RecordResult(result.record_id, result.success, result.errors, holder is None and result.success)
             )
+        return results
+
+    def ids_before(self, sobject: str, field: str, before: datetime, limit: int) -> list[str]:
+        self._call()
+        stamp = before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        older = sorted(
+            (str(record[field]), record_id)
+            for record_id, record in self.records[sobject].items()
+            if record.get(field) and str(record[field])[:19] < stamp
+        )
+        return [record_id for _, record_id in older[:limit]]
+
+    def delete_records(self, sobject: str, ids: Sequence[str]) -> list[RecordResult]:
+        self._call()
+        results = []
+        for record_id in ids:
+            if record_id in self.records[sobject]:
+                self.delete(record_id)
+                results.append(RecordResult(record_id, True))
+            else:
+                results.append(RecordResult(record_id, False, (("ENTITY_IS_DELETED", "entity is deleted"),)))
         return results
 
     # ------------------------------------------------------------ how the org answers

@@ -12,6 +12,7 @@ from loyalty.kpis.flows import (
     active_moves,
     contribution,
     groups,
+    guest_contribution,
     is_activity,
     local_month,
     moves,
@@ -23,6 +24,7 @@ from loyalty.ledger.service import Ledger
 from loyalty.offers.records import SendRecord, Status
 from loyalty.ports.kpis import PROGRAMME, Exposure, KpiStore, MemberMove
 from loyalty.ports.surveys import NpsAnswer
+from loyalty.programme.orders import Order
 
 MOVE_TRIES = 5
 CENT = Decimal("0.01")
@@ -123,6 +125,18 @@ class KpiCounting:
             if added:
                 month = local_month(self.ledger.rules, move.at)
                 counted += self.store.add_each(f"move#{move.member_id}#{move.key}", month, added)
+        return counted
+
+    def count_guest_orders(self, orders: Iterable[tuple[str, Order]]) -> int:
+        """Each order of a shopper who is not a member (``buyer``: their hashed e-mail) in the month it was placed:
+        the order and its value, and the shopper once a month; each once. Returns the orders counted."""
+        counted = 0
+        for buyer, order in orders:
+            month = local_month(self.ledger.rules, order.placed_at)
+            key = f"guest#{order.shop}#{order.order_id}"
+            if self.store.add(key, month, (PROGRAMME,), guest_contribution(order)):
+                counted += 1
+                self.store.add(f"guest-buyer#{buyer}", month, (PROGRAMME,), {"guest_purchasers": 1})
         return counted
 
     def count_enrolments(self, enrolled: Iterable[tuple[str, datetime]]) -> int:

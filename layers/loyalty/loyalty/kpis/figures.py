@@ -6,7 +6,8 @@ to the hundredth. Definitions:
 
 * returning-customer share: of the month's purchasing members, those who had bought in an earlier month;
 * average order value: the month's order value (ex-VAT, after discounts, net of refunds) over its orders, per
-  currency; purchase frequency: orders per purchasing member;
+  currency; purchase frequency: orders per purchasing member; the same for non-members (guest checkouts the
+  shops send, by their hashed e-mail; as bought: their refunds are not known to the programme), in guest*;
 * active share: members with an order or a redemption in the last 12 months, of the members at the month's end;
 * redemption rate and breakage: points redeemed, and points expired, over points issued in the month;
 * points liability: the points outstanding (available and pending) at the month's end times a point's value in
@@ -159,6 +160,7 @@ class KpiFigures:
         orders, purchasers = counts.get("orders", 0), counts.get("purchasers", 0)
         issued = counts.get("points_issued", 0)
         value, orders_in = _per_currency(counts, "order_value"), _per_currency(counts, "orders")
+        guest_value, guest_orders = _per_currency(counts, "guest_order_value"), _per_currency(counts, "guest_orders")
         nps = net_promoter_score(counts)
         return {
             **{
@@ -173,6 +175,12 @@ class KpiFigures:
                 currency: _money(amount / orders_in[currency])
                 for currency, amount in sorted(value.items())
                 if orders_in.get(currency)
+            },
+            "guestPurchaseFrequency": _share(counts.get("guest_orders", 0), counts.get("guest_purchasers", 0)),
+            "guestAverageOrderValue": {
+                currency: _money(amount / guest_orders[currency])
+                for currency, amount in sorted(guest_value.items())
+                if guest_orders.get(currency)
             },
             "redemptionRate": _share(counts.get("points_redeemed", 0), issued),
             "breakage": _share(counts.get("points_expired", 0), issued),

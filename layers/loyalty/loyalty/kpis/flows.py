@@ -20,6 +20,8 @@ from decimal import Decimal
 
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ports.kpis import PROGRAMME, Count, MemberMove
+from loyalty.programme.earning import earning_base
+from loyalty.programme.orders import Order
 from loyalty.programme.rules import ProgramRules
 from loyalty.programme.tiers import month_key
 
@@ -47,11 +49,15 @@ COUNTERS = (
     "tier_downgrades",  # and down
     "segment_moves",  # members whose segment changed (the programme's figures)
     "members_change",  # a tier's or segment's members who came less those who left (its figures only)
+    "guest_orders",  # orders of shoppers who are not members (guest checkouts), the programme's figures
+    "guest_purchasers",  # those shoppers, each once a month (by their hashed e-mail)
 )
 MOVES = ("tier_upgrades", "tier_downgrades", "segment_moves", "members_change")  # from the member's item
 PER_CURRENCY = (
     "orders",  # orders#<currency>: the orders in that currency
     "order_value",  # order_value#<currency>: their value, less refunds (exact)
+    "guest_orders",  # guest_orders#<currency>: non-members' orders in that currency
+    "guest_order_value",  # guest_order_value#<currency>: their value as bought (exact)
 )
 PER_OFFER = (  # the programme's figures, by the month an offer was decided in
     "offers_sent",  # offers_sent#<trigger>: messages sent (each channel's)
@@ -95,7 +101,7 @@ def shift_month(month: str, months: int) -> str:
 def is_ledger_figure(name: str) -> bool:
     """A figure the ledger's entries, the members' enrolments and the NPS answers determine (what the audit
     recomputes): not the offers' (their own records) nor the members' moves (their items' changes)."""
-    return name.partition("#")[0] not in PER_OFFER and name not in MOVES
+    return name.partition("#")[0] not in PER_OFFER and name not in MOVES and not name.startswith("guest_")
 
 
 def moves(rules: ProgramRules, move: MemberMove) -> dict[str, dict[str, Count]]:
@@ -193,6 +199,13 @@ def business_figures(entries: Iterable[Entry]) -> dict[str, int]:
             if name in BUSINESS_METRICS:
                 totals[BUSINESS_METRICS[name]] += int(value)
     return totals
+
+
+def guest_contribution(order: Order) -> dict[str, Count]:
+    """What a non-member's order adds to its month: an order, and its value in its currency (ex-VAT, after
+    discounts, gift cards and shipping aside, as a member's)."""
+    value = sum((earning_base(line, order.prices_include_tax, False) for line in order.lines), Decimal(0))
+    return {"guest_orders": 1, f"guest_orders#{order.currency}": 1, f"guest_order_value#{order.currency}": value}
 
 
 def nps_contribution(score: int) -> dict[str, Count]:

@@ -337,6 +337,9 @@ CSV_FIGURES = (
     ("breakage", "breakage"),
     ("nps", "nps"),
     ("nps_answers", "npsAnswers"),
+    ("guest_orders", "guestOrders"),
+    ("guest_purchasers", "guestPurchasers"),
+    ("guest_purchase_frequency", "guestPurchaseFrequency"),
 )
 
 
@@ -346,12 +349,20 @@ def render_csv(answer: Mapping[str, Any]) -> str:
     currencies = sorted({c for row in rows for c in row.get("orderValue", {})})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    money = [f"{what}_{c}" for c in currencies for what in ("order_value", "average_order_value")]
+    money = [
+        f"{what}_{c}"
+        for c in currencies
+        for what in ("order_value", "average_order_value", "guest_average_order_value")
+    ]
     writer.writerow(["month", "group", *(name for name, _ in CSV_FIGURES), *money, "liability", "liability_currency"])
     for row in rows:
         cells = [row["month"], row["group"], *(_cell(row.get(key)) for _, key in CSV_FIGURES)]
         for c in currencies:
-            cells += [row.get("orderValue", {}).get(c, ""), row.get("averageOrderValue", {}).get(c, "")]
+            cells += [
+                row.get("orderValue", {}).get(c, ""),
+                row.get("averageOrderValue", {}).get(c, ""),
+                row.get("guestAverageOrderValue", {}).get(c, ""),
+            ]
         liability = row.get("liability") or {}
         writer.writerow([*cells, liability.get("amount", ""), liability.get("currency", "")])
     return out.getvalue()

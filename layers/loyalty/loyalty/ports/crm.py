@@ -90,3 +90,11 @@ class CrmClient(Protocol):
     ) -> list[RecordResult]:
         """Create or update records matched by ``external_id_field``: a repeat updates what the first created."""
         ...
+
+    def ids_before(self, sobject: str, field: str, before: datetime, limit: int) -> list[str]:
+        """Ids of up to ``limit`` records whose DateTime ``field`` is earlier than ``before``."""
+        ...
+
+    def delete_records(self, sobject: str, ids: Sequence[str]) -> list[RecordResult]:
+        """Delete records by id; one result per id, in order."""
+        ...

@@ -16,7 +16,14 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
 from loyalty.adapters.dynamodb.ledger_items import entry_of
-from loyalty.adapters.dynamodb.models import EntryItem, LoyaltyItem, MemberItem, NpsAnswerItem, OfferSendItem
+from loyalty.adapters.dynamodb.models import (
+    EntryItem,
+    HeldOrderItem,
+    LoyaltyItem,
+    MemberItem,
+    NpsAnswerItem,
+    OfferSendItem,
+)
 from loyalty.adapters.dynamodb.offer_records import send_record
 from loyalty.adapters.dynamodb.surveys import nps_answer
 from loyalty.ledger.model import Entry
@@ -66,13 +73,14 @@ def kpi_changes(event: dict[str, Any]) -> KpiChanges:
     """For kpis, in one pass over the batch (the template's filter passes only these): the members who joined
     (member id, when), the ledger entries written (in order; an entry is written once and never changed, so only an
     INSERT carries one), the NPS answers given, each with the answer it replaced (None for a first answer), the
-    offers decided (each record as it is now: a decision may come again with its CRM Task's state), and the
-    members who joined or whose earned tier or segment changed."""
+    offers decided (each record as it is now: a decision may come again with its CRM Task's state), the
+    members who joined or whose earned tier or segment changed, and the guest orders held for claiming."""
     enrolled: list[tuple[str, datetime]] = []
     entries: list[Entry] = []
     answers: list[tuple[NpsAnswer, NpsAnswer | None]] = []
     offers: list[SendRecord] = []
     moves: list[MemberMove] = []
+    guests: list[tuple[str, Order]] = []
     for record in event.get("Records", []):
         change, inserted = record.get("dynamodb") or {}, record.get("eventName") == "INSERT"
         item = _item(change.get("NewImage"))
@@ -92,7 +100,9 @@ def kpi_changes(event: dict[str, Any]) -> KpiChanges:
             answers.append((nps_answer(item), nps_answer(before) if isinstance(before, NpsAnswerItem) else None))
         elif isinstance(item, OfferSendItem):
             offers.append(send_record(item))
-    return KpiChanges(enrolled, entries, answers, offers, moves)
+        elif inserted and isinstance(item, HeldOrderItem):  # a guest's order: the shopper is not a member
+            guests.append((item.pk.removeprefix("HELD#"), Order.model_validate_json(item.order)))
+    return KpiChanges(enrolled, entries, answers, offers, moves, guests)
 
 
 def _moves(before: MemberItem, after: MemberItem) -> list[MemberMove]:
@@ -117,6 +127,7 @@ class KpiChanges:
     answers: list[tuple[NpsAnswer, NpsAnswer | None]]
     offers: list[SendRecord]
     moves: list[MemberMove]
+    guest_orders: list[tuple[str, Order]]  # (the shopper's hashed e-mail, the order)
 
 
 def _item(image: Any) -> LoyaltyItem | None:
