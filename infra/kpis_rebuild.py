@@ -33,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.table:
         print("which table? --table NAME or LOYALTY_TABLE", file=sys.stderr)
         return 2
-    bind_table(args.table, host=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    bind_table(args.table, region=region, host=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
     rules = load_program()
     print(f"reading {args.table} (entries, members, NPS answers) ...", flush=True)
     entries, enrolled, answers = scan_ledger(args.segments)

@@ -52,7 +52,13 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from infra.local.salesforce_schema import SchemaField, contact_fields, custom_objects, task_fields
+from infra.local.salesforce_schema import (
+    CONTENT_VERSION_FIELDS,
+    SchemaField,
+    contact_fields,
+    custom_objects,
+    task_fields,
+)
 
 FAULT_KINDS = (
     "UNABLE_TO_LOCK_ROW",
@@ -62,7 +68,7 @@ FAULT_KINDS = (
     "TIMEOUT",
     "VALIDATION",
 )
-KEY_PREFIXES = {"Contact": "003", "Task": "00T"}
+KEY_PREFIXES = {"Contact": "003", "Task": "00T", "ContentVersion": "068"}
 MAX_COLLECTION_RECORDS = 200
 DEFAULT_INTEGRATION_USER_15 = "0055g00000IntgU"
 DEFAULT_CRM_USER_15 = "0055g00000CrmUs"
@@ -669,6 +675,7 @@ class SalesforceEmulator:
         self._schemas: dict[str, dict[str, SchemaField]] = {
             "Contact": contact,
             "Task": dict(task_fields(schema_root) if schema_root is not None else task_fields()),
+            "ContentVersion": dict(CONTENT_VERSION_FIELDS),
             **(custom_objects(schema_root) if schema_root is not None else custom_objects()),
         }
         custom = sorted(name for name in self._schemas if name.endswith("__c"))

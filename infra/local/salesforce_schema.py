@@ -74,6 +74,21 @@ _STANDARD_TASK_FIELDS: tuple[SchemaField, ...] = (
 )
 
 
+# A Salesforce File's version, as the programme attaches the monthly report to a KPI record (VersionData is the
+# file's content, base64; FirstPublishLocationId the record it is shared with).
+CONTENT_VERSION_FIELDS: dict[str, SchemaField] = {
+    field.name: field
+    for field in (
+        _ID,
+        SchemaField("Title", "Text", length=255),
+        SchemaField("PathOnClient", "Text", length=255),
+        SchemaField("VersionData", "Text", length=50_000_000),
+        SchemaField("FirstPublishLocationId", "Reference", length=18),
+        SchemaField("ContentDocumentId", "Reference", length=18, updateable=False),
+    )
+}
+
+
 def contact_fields(root: Path = DEFAULT_ROOT) -> dict[str, SchemaField]:
     """Every Contact field a deployed org has that the plugin may touch: the custom fields in the
     metadata under `root` (infra/salesforce) plus the standard fields, keyed by API name."""

@@ -428,6 +428,11 @@ class Stack:
             identity = self._resolve(resource["Properties"]["EmailIdentity"])
             sesv2.create_email_identity(EmailIdentity=identity)  # moto: verified at once
             self.names[logical_id] = identity
+        s3 = boto3.client("s3")
+        for logical_id in self._of_type("AWS::S3::Bucket"):
+            name = f"loyalty-{logical_id.lower()}-local"
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+            self.names[logical_id] = name
         secrets = boto3.client("secretsmanager")
         for logical_id in self._of_type("AWS::SecretsManager::Secret"):
             if logical_id == "SalesforceJwtSecret":

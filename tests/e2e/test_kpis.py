@@ -3,8 +3,11 @@ stream and are counted once, for the programme and the member's tier and segment
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import UTC, datetime, timedelta
+
+import boto3
 
 from infra.local.stack import Stack
 from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore
@@ -112,3 +115,29 @@ def test_the_journal_and_the_months_figures_reach_the_org(stack: Stack, shop: Sh
     assert (programme["Orders__c"], programme["Members__c"]) == (row["orders"], row["members"])
     assert programme["Closed__c"] is True and programme["Currency__c"] == "SEK"
     assert f"{month}#tier#bronze" in kpis
+
+
+def test_the_monthly_report_is_written_to_s3_and_attached_to_the_months_kpi_record(stack: Stack, shop: Shop) -> None:
+    # Given an order this month
+    assert shop.shopify("orders/paid", shopify_order(unique_email(), int(time.time() * 1000) + 3))[0] == 200
+    stack.wait_idle()
+    # When the monthly report's schedule runs on the first days of next month (on demand here)
+    today = load_program().local_date(datetime.now(UTC))
+    month = today.strftime("%Y-%m")
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=2)
+    status, written = shop.post(f"/_local/jobs/kpi_report?day={next_month.isoformat()}", b"", {})
+    # Then the report and its CSV files are in the report bucket, under the month
+    assert status == 200 and written["month"] == month, written
+    bucket = stack.names["ReportBucket"]
+    assert written["files"] == [
+        f"s3://{bucket}/reports/{month}/{name}"
+        for name in ("loyalty-report.html", "loyalty-figures.csv", "loyalty-points-roll-forward.csv")
+    ]
+    s3 = boto3.client("s3", endpoint_url=stack.moto_url)
+    html = s3.get_object(Bucket=bucket, Key=f"reports/{month}/loyalty-report.html")["Body"].read().decode()
+    assert f"<td>{month}</td>" in html and "<svg" in html
+    # And the CRM has it as a File on the month's programme KPI record
+    (kpi,) = [r for r in stack.salesforce.records("Loyalty_Programme_KPI__c") if r["Key__c"] == f"{month}#programme"]
+    (file,) = [f for f in stack.salesforce.records("ContentVersion") if f["Id"] == written["crmFile"]]
+    assert file["FirstPublishLocationId"] == kpi["Id"] and file["PathOnClient"] == f"loyalty-report-{month}.html"
+    assert base64.b64decode(file["VersionData"]).decode() == html

@@ -3,6 +3,7 @@ the figures as CSV, and finance's roll-forward of points, whose every line adds 
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import re
@@ -93,3 +94,29 @@ def test_the_html_report_holds_the_table_and_every_chart_as_svg(answers: tuple[d
     lift = re.search(r'<figure id="chart-lift">(.*?)</figure>', html, re.DOTALL)
     assert lift is not None and "<circle" in lift.group(1) and "win back" in lift.group(1)  # 30 % against 0 %
     assert re.search(r"<td>win back</td><td>40</td><td>30.0 %</td>\s*<td>10</td><td>0.0 %</td>", html)
+
+
+def test_the_monthly_report_is_kept_under_its_month_and_attached_to_the_months_record(
+    answers: tuple[dict[str, Any], dict[str, Any]], fakes: Fakes, ledger: Ledger
+) -> None:
+    from loyalty.crm.figures import CrmFigures
+    from loyalty.kpis.report import MonthlyReport
+
+    # When March's report is written (the fixture's three months of figures are in the fakes)
+    report = MonthlyReport(KpiFigures(fakes.kpis, load_rewards(ledger.rules)), fakes.reports, ["bronze", "silver"])
+    files = report.write("2026-03")
+    # Then the HTML and both CSV files are kept under the month, the HTML the one returned
+    assert sorted(fakes.reports.files) == [
+        "reports/2026-03/loyalty-figures.csv",
+        "reports/2026-03/loyalty-points-roll-forward.csv",
+        "reports/2026-03/loyalty-report.html",
+    ]
+    assert fakes.reports.files["reports/2026-03/loyalty-report.html"] == (files.html, "text/html; charset=utf-8")
+    assert b"<td>2026-01</td>" in files.html and {row["month"] for row in files.rows} == {"2026-03"}
+    # And pushed to the CRM, it is a File on the month's programme record
+    crm = CrmFigures(fakes.org)
+    records = crm.push(files.rows, files.currency)
+    file_id = crm.attach(records["2026-03#programme"], "Report", "loyalty-report-2026-03.html", files.html)
+    (version,) = fakes.org.records["ContentVersion"].values()
+    assert version["Id"] == file_id and version["FirstPublishLocationId"] == records["2026-03#programme"]
+    assert base64.b64decode(version["VersionData"]) == files.html

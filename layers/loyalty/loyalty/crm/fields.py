@@ -177,6 +177,16 @@ KPI_FIELDS: dict[str, FieldType] = {
     "Closed__c": FieldType.CHECKBOX,
 }
 
+# --- Files: the monthly report, attached to the month's KPI record ------------------------------------------------
+
+CONTENT_VERSION = "ContentVersion"
+CONTENT_VERSION_FIELDS: dict[str, FieldType] = {
+    "Title": FieldType.TEXT,
+    "PathOnClient": FieldType.TEXT,
+    "VersionData": FieldType.TEXT,  # the file's content, base64
+    "FirstPublishLocationId": FieldType.TEXT,  # the record the File is shared with
+}
+
 # --- values ---------------------------------------------------------------------------------------------------------
 
 

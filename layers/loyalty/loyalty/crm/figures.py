@@ -3,12 +3,13 @@ segment, each tier), upserted by its key, so a day's push updates the month's re
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from loyalty.crm.fields import KPI, KPI_KEY, kpi_records
-from loyalty.errors import CrmRetryableError
+from loyalty.crm.fields import CONTENT_VERSION, KPI, KPI_KEY, kpi_records
+from loyalty.errors import CrmRequestError, CrmRetryableError
 from loyalty.observability import logger, metrics
 from loyalty.ports.crm import CrmClient
 
@@ -17,14 +18,15 @@ from loyalty.ports.crm import CrmClient
 class CrmFigures:
     client: CrmClient
 
-    def push(self, rows: Iterable[Mapping[str, Any]], currency: str) -> int:
-        """Upsert the months' records (GET /kpis rows; money in ``currency``); the records written. A record the
-        org cannot take now fails the run (the schedule's next run writes it); one it refuses is logged."""
+    def push(self, rows: Iterable[Mapping[str, Any]], currency: str) -> dict[str, str]:
+        """Upsert the months' records (GET /kpis rows; money in ``currency``); each written record's id by its key.
+        A record the org cannot take now fails the run (the schedule's next run writes it); one it refuses is
+        logged."""
         records = kpi_records(rows, currency)
-        written = 0
+        written: dict[str, str] = {}
         for record, result in zip(records, self.client.upsert_records(KPI, KPI_KEY, records), strict=True):
-            if result.success:
-                written += 1
+            if result.success and result.record_id:
+                written[record[KPI_KEY]] = result.record_id
             elif result.retryable:
                 raise CrmRetryableError("a KPI record could not be written for now")
             else:
@@ -32,3 +34,18 @@ class CrmFigures:
                 logger.warning("KPI record refused", key=record[KPI_KEY], reason=errors)
                 metrics.add_metric(name="CrmKpiRecordsRefused", unit="Count", value=1)
         return written
+
+    def attach(self, record_id: str, title: str, file_name: str, content: bytes) -> str:
+        """A Salesforce File (a ContentVersion) with ``content``, shared with the record: the monthly report on the
+        month's KPI record, where CRM users find it; the File's version id."""
+        version = {
+            "Title": title,
+            "PathOnClient": file_name,
+            "VersionData": base64.b64encode(content).decode(),
+            "FirstPublishLocationId": record_id,
+        }
+        (result,) = self.client.create_records(CONTENT_VERSION, [version])
+        if not result.success or not result.record_id:
+            errors = "; ".join(f"{code}: {message}" for code, message in result.errors)
+            raise (CrmRetryableError if result.retryable else CrmRequestError)(f"the report File was refused: {errors}")
+        return result.record_id

@@ -17,6 +17,7 @@ from loyalty.fakes.ledger import InMemoryLedgerStore
 from loyalty.fakes.memory import Memory
 from loyalty.fakes.offers import InMemoryOfferQueue, InMemoryOfferRecords
 from loyalty.fakes.queues import InMemoryLedgerQueue
+from loyalty.fakes.reports import InMemoryReportStore
 from loyalty.fakes.reviews import InMemoryReviews
 from loyalty.fakes.surveys import InMemoryNpsAnswers
 
@@ -37,6 +38,7 @@ class Fakes:
         self.nps_answers = InMemoryNpsAnswers(self.memory)
         self.kpis = InMemoryKpiStore(self.memory)
         self.org = InMemoryOrg()
+        self.reports = InMemoryReportStore()
         self.offer_queue = InMemoryOfferQueue()
         self.ledger_queue = InMemoryLedgerQueue()
         self.email = InMemoryEmail()

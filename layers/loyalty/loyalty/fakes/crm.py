@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loyalty.crm.fields import (
+    CONTENT_VERSION,
+    CONTENT_VERSION_FIELDS,
     EMAIL,
     JOURNAL,
     JOURNAL_FIELDS,
@@ -39,9 +41,10 @@ _FIELDS = {
     "Task": {"Id", *TASK_FIELDS},
     JOURNAL: {"Id", *JOURNAL_FIELDS},
     KPI: {"Id", *KPI_FIELDS},
+    CONTENT_VERSION: {"Id", *CONTENT_VERSION_FIELDS},
 }
 _UNIQUE = {"Contact": MEMBER_ID, "Task": TASK_SEND_ID, JOURNAL: JOURNAL_KEY, KPI: KPI_KEY}
-_PREFIX = {"Contact": "003", "Task": "00T", JOURNAL: "a00", KPI: "a01"}
+_PREFIX = {"Contact": "003", "Task": "00T", JOURNAL: "a00", KPI: "a01", CONTENT_VERSION: "068"}
 
 
 class InMemoryCrmStates:
@@ -196,9 +199,9 @@ class InMemoryOrg:
         merged = {**records.get(record_id or "", {}), **{k: v for k, v in values.items() if k != "Id"}}
         if sobject == "Contact" and not merged.get(LAST_NAME):
             errors.append(("REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]"))
-        unique = _UNIQUE[sobject]
-        holder = self._holder(sobject, unique, merged.get(unique))
-        if holder is not None and holder != record_id:
+        unique = _UNIQUE.get(sobject)
+        holder = self._holder(sobject, unique, merged.get(unique)) if unique else None
+        if unique and holder is not None and holder != record_id:
             errors.append(("DUPLICATE_VALUE", f"duplicate value found: {unique}"))
         if errors:
             return RecordResult(record_id, False, tuple(errors))

@@ -18,6 +18,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from loyalty.kpis.figures import KpiFigures
+from loyalty.kpis.flows import shift_month
+from loyalty.ports.reports import ReportStore
+
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP, RIGHT = 680, 240, 56, 36, 14, 136
 COLOURS = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7c86", "#57606a")
 
@@ -380,3 +384,41 @@ def render_roll_forward_csv(answer: Mapping[str, Any]) -> str:
 
 def _cell(value: Any) -> Any:
     return "" if value is None else value
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """A month's report as written: the HTML, where each file is kept, and the figures' rows (for the CRM)."""
+
+    month: str
+    html: bytes
+    locations: tuple[str, ...]
+    rows: tuple[Mapping[str, Any], ...]
+    currency: str
+
+
+@dataclass
+class MonthlyReport:
+    """The report of the 12 months up to a month, written to the report store: the HTML and both CSV files under
+    ``reports/<YYYY-MM>/`` (the monthly schedule writes the month just ended; again replaces it)."""
+
+    figures: KpiFigures
+    store: ReportStore
+    tiers: Sequence[str]
+
+    def write(self, month: str) -> ReportFiles:
+        first = shift_month(month, -11)
+        by_segment, by_tier = (self.figures.months(first, month, by=by) for by in ("segment", "tier"))
+        html = render_html(by_segment, by_tier, self.tiers).encode()
+        files = (
+            ("loyalty-report.html", html, "text/html; charset=utf-8"),
+            ("loyalty-figures.csv", render_csv(by_segment).encode(), "text/csv; charset=utf-8"),
+            (
+                "loyalty-points-roll-forward.csv",
+                render_roll_forward_csv(by_segment).encode(),
+                "text/csv; charset=utf-8",
+            ),
+        )
+        locations = tuple(self.store.put(f"reports/{month}/{name}", body, kind) for name, body, kind in files)
+        rows = tuple(row for answer in (by_segment, by_tier) for row in answer["months"] if row["month"] == month)
+        return ReportFiles(month, html, locations, rows, by_segment["reportingCurrency"])

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from loyalty.kpis.closing import KpiClosing
     from loyalty.kpis.counting import KpiCounting
     from loyalty.kpis.figures import KpiFigures
+    from loyalty.kpis.report import MonthlyReport
     from loyalty.ledger.model import Entry
     from loyalty.ledger.service import Ledger
     from loyalty.offers.records import SendRecord
@@ -377,6 +378,18 @@ def crm_figures() -> CrmFigures:
         credentials=lambda: JwtCredentials.from_secret(_secret(settings.salesforce_secret_name, settings))
     )
     return CrmFigures(client)
+
+
+@cache
+def monthly_report() -> MonthlyReport:
+    """kpis_close: the month's report, written to the report bucket."""
+    from loyalty.adapters.s3_reports import S3ReportStore
+    from loyalty.kpis.report import MonthlyReport
+    from loyalty.wiring.settings import KpiCloseSettings
+
+    settings = load_settings(KpiCloseSettings)
+    tiers = [tier.name for tier in _rules().tiers]
+    return MonthlyReport(kpi_figures(), S3ReportStore(settings.report_bucket), tiers)
 
 
 @cache

@@ -36,6 +36,7 @@ class CrmSyncSettings(TableSettings):
 
 class KpiCloseSettings(TableSettings):
     salesforce_secret_name: str = setting("SALESFORCE_SECRET_NAME", text())
+    report_bucket: str = setting("REPORT_BUCKET", text(min_length=3))
     secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
 
 
