@@ -2,10 +2,10 @@
 figures the stream counted; with --write, the counted programme figures of the differing months are replaced by
 the recomputed ones (and those months closed again, in order).
 
-Reads the whole table once (a parallel Scan of its entries, members and NPS answers: an audit, not the counting,
-which never scans) from the table the running embedded stack uses (`make serve` prints the LOYALTY_TABLE and
-AWS_ENDPOINT_URL_DYNAMODB to set) or a deployed one (--table, with the credentials boto3 finds). Exits 1 when a
-month differs (after writing, with --write).
+Reads the whole table once (a parallel Scan of its entries, members, NPS answers and offers: an audit, not the
+counting, which never scans) from the table the running embedded stack uses (`make serve` prints the
+LOYALTY_TABLE and AWS_ENDPOINT_URL_DYNAMODB to set) or a deployed one (--table, with the credentials boto3
+finds). Exits 1 when a month differs (after writing, with --write).
 """
 
 from __future__ import annotations
@@ -37,30 +37,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     bind_table(args.table, region=region, host=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
     rules = load_program()
     print(f"reading {args.table} (entries, members, NPS answers) ...", flush=True)
-    entries, enrolled, answers = scan_ledger(args.segments)
-    recomputed = recompute(rules, entries, enrolled, answers)
+    found = scan_ledger(args.segments)
+    recomputed = recompute(rules, found.entries, found.enrolled, found.answers, found.offers, found.exposures)
     known = sorted(recomputed)
     if not known:
         print("no figures to audit: the table has no entries, members or answers")
         return 0
     months = months_between(args.first or known[0], args.last or known[-1])
     store = DynamoDBKpiStore()
-    found = differences(store, recomputed, months)
-    print(f"{len(entries):,} entries, {len(enrolled):,} members, {len(answers):,} NPS answers; {len(months)} months")
-    for difference in found:
+    differing = differences(store, recomputed, months)
+    print(
+        f"{len(found.entries):,} entries, {len(found.enrolled):,} members, {len(found.answers):,} NPS answers, "
+        f"{len(found.offers):,} offer decisions, {len(found.exposures):,} measured offers; {len(months)} months"
+    )
+    for difference in differing:
         print(f"  differs: {difference}")
-    if not found:
+    if not differing:
         print("every month's counted figures equal the ledger's: OK")
         return 0
     if args.write:
         closing = KpiClosing(store)
-        for difference in found:
+        for difference in differing:
             again = audited(recomputed.get(difference.month, {}))
             store.set_programme(difference.month, {name: again.get(name, 0) for name in {*difference.counted, *again}})
         for month in months:  # the closing figures follow from the months before: closed again, in order
             if store.month(month).get("close") is not None:
                 closing.close(month)
-        print(f"{len(found)} months rewritten from the ledger, and their closes after them")
+        print(f"{len(differing)} months rewritten from the ledger, and their closes after them")
     return 1
 
 

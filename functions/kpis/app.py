@@ -19,16 +19,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     counting = services.kpi_counting()
     changes = services.kpi_changes(event)
     counting.count_enrolments(changes.enrolled)
+    exposed = counting.count_offers(changes.offers)  # before the entries: an order in the same batch converts
     added = counting.count(changes.entries)
     answered = counting.count_answers(changes.answers)
-    exposed = counting.count_offers(changes.offers)
     moved = counting.count_moves(changes.moves)
     guests = counting.count_guest_orders(changes.guest_orders)
-    metrics.add_metric(name="KpiEntriesCounted", unit="Count", value=added)
+    metrics.add_metric(name="KpiEntriesCounted", unit="Count", value=len(added))
     metrics.add_metric(name="KpiNpsAnswersCounted", unit="Count", value=answered)
     metrics.add_metric(name="KpiOfferMembersCounted", unit="Count", value=exposed)
     metrics.add_metric(name="KpiMemberMovesCounted", unit="Count", value=moved)
     metrics.add_metric(name="KpiGuestOrdersCounted", unit="Count", value=guests)
-    for name, value in business_figures(changes.entries).items():  # the programme's figures as they happen
+    for name, value in business_figures(added).items():  # the programme's figures as they happen, each entry once
         metrics.add_metric(name=name, unit="Count", value=value)
     return {"batchItemFailures": []}

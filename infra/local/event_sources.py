@@ -458,8 +458,8 @@ def matches(pattern: Any, value: Any) -> bool:
             elif key not in value or not matches(wanted, value[key]):
                 return False
         return True
-    if isinstance(pattern, list):
-        return value in pattern or {"exists": True} in pattern
+    if isinstance(pattern, list):  # as Lambda: ``exists`` matches a leaf value only (a typed image's "S", not it)
+        return value in pattern or ({"exists": True} in pattern and not isinstance(value, dict | list))
     return bool(pattern == value)
 
 

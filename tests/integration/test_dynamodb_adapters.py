@@ -340,13 +340,18 @@ def test_the_stream_gives_the_kpis_offers_decided_and_not_those_being_sent(moto_
     held_out = SendRecord("m1", "win_back#2026-03-02", "email", Status.HOLDOUT, **decided)  # type: ignore[arg-type]
     sending = SendRecord("m2", "win_back#2026-03-02", "email", Status.SENDING, **decided)  # type: ignore[arg-type]
     sent = SendRecord("m2", "win_back#2026-03-02", "email", Status.SENT, **decided)  # type: ignore[arg-type]
-    event = stream_event(*(records._item(record, "req-1") for record in (held_out, sending, sent)))
+    tasked = records._item(sent, "req-1")
+    tasked.task_state = "pushed"  # later: its CRM Task recorded, the decision unchanged
+    event = stream_event(*(records._item(record, "req-1") for record in (held_out, sending, sent)), tasked)
     event["Records"][2]["eventName"] = "MODIFY"
+    event["Records"][2]["dynamodb"]["OldImage"] = records._item(sending, "req-1").serialize()
+    event["Records"][3]["eventName"] = "MODIFY"
+    event["Records"][3]["dynamodb"]["OldImage"] = records._item(sent, "req-1").serialize()
     # When the KPI counting's filter and reading see the batch
     kpi_filters = load_template()["Resources"]["KpiFunction"]["Properties"]["Events"]["NewEntries"]["Properties"]
     patterns = [json.loads(f["Pattern"]) for f in kpi_filters["FilterCriteria"]["Filters"]]
     passed = [r for r in event["Records"] if any(matches(pattern, r) for pattern in patterns)]
-    # Then the decisions reach it, whole, and the one being sent does not
+    # Then the decisions reach it, whole; the one being sent and the Task's change after the decision do not
     assert kpi_changes({"Records": passed}).offers == [held_out, sent]
 
 
@@ -366,6 +371,8 @@ def test_the_stream_gives_the_kpis_members_moving_between_tiers_and_segments(mot
     passed = [r for r in event["Records"] if any(matches(pattern, r) for pattern in patterns)]
     # Then the reviewed member's change passes (a balance change of a member never reviewed does not), as two moves
     assert len(passed) == 1
+    untyped = {"dynamodb": {"NewImage": {"segment_at": [{"exists": True}]}}}  # exists matches leaves only
+    assert not matches(untyped, passed[0])
     assert kpi_changes({"Records": passed}).moves == [
         MemberMove("m1", f"tier#{at.isoformat()}", at, False, None, "silver", "new", "new"),
         MemberMove("m1", f"segment#{at.isoformat()}", at, False, "silver", "silver", None, "new"),

@@ -7,14 +7,17 @@ from __future__ import annotations
 import contextlib
 import io
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from infra.kpis_rebuild import main as rebuild
 from loyalty.adapters.dynamodb.kpis import DynamoDBKpiStore, scan_ledger
 from loyalty.adapters.dynamodb.ledger import DynamoDBLedgerStore
+from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
 from loyalty.adapters.dynamodb.surveys import DynamoDBNpsAnswers
 from loyalty.kpis.closing import KpiClosing
 from loyalty.kpis.counting import KpiCounting
 from loyalty.ledger.service import Ledger
+from loyalty.offers.records import SendRecord, Status
 from loyalty.ports.surveys import NpsAnswer
 from loyalty.programme.rules import load_program
 from tests.conftest import FakeClock
@@ -33,12 +36,23 @@ def test_the_rebuild_finds_the_counted_figures_equal_and_puts_a_drifted_one_back
     clock = FakeClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
     ledger = Ledger(DynamoDBLedgerStore(), load_program(), clock=clock)
     store = DynamoDBKpiStore()
-    counting = KpiCounting(ledger, store)
+    counting = KpiCounting(ledger, store, measured=("win_back",), conversion_days=14, rates={"SEK": Decimal(1)})
     for member in ("m1", "m2"):
         ledger.enrol(member)
         counting.count_enrolments([(member, clock.now)])
         ledger.bonus(member, "signup", member)
         ledger.accrue(member, simple_order(f"{member}-o1", clock.now, [("1", 2, "150.00")], currency="SEK"))
+    # And a win-back offer in April: m1 held out, m2 sent it and ordering within its window
+    clock.now = datetime(2026, 4, 1, 9, tzinfo=UTC)
+    records = DynamoDBOfferRecords()
+    decided = {"decided_at": clock.now, "trigger": "win_back", "template_key": "win_back", "request": "{}"}
+    offers = [
+        SendRecord(m, "win_back#2026-04-01", "email", s, **decided)
+        for m, s in (("m1", Status.HOLDOUT), ("m2", Status.SENT))
+    ]  # type: ignore[arg-type]
+    for record in offers:
+        records.decide(record, "req-1")
+    counting.count_offers(offers)
     clock.now = datetime(2026, 4, 7, 9, tzinfo=UTC)
     ledger.redeem("m1", 40, "r1", "voucher")
     ledger.accrue("m2", simple_order("m2-o2", clock.now))
@@ -47,8 +61,14 @@ def test_the_rebuild_finds_the_counted_figures_equal_and_puts_a_drifted_one_back
     counting.count_answers([(answer, None)])
     counting.count(ledger.entries("m1") + ledger.entries("m2"))
     KpiClosing(store).close("2026-03")
-    entries, enrolled, answers = scan_ledger(segments=2)
-    assert (len(entries), len(enrolled), answers) == (len(ledger.entries("m1") + ledger.entries("m2")), 2, [answer])
+    found = scan_ledger(segments=2)
+    assert (len(found.entries), len(found.enrolled), found.answers) == (
+        len(ledger.entries("m1") + ledger.entries("m2")),
+        2,
+        [answer],
+    )
+    assert len(found.offers) == 2 and sorted(e.arm for e in found.exposures) == ["holdout", "offered"]
+    assert store.month("2026-04")["programme"]["offer_converted#win_back#offered"] == 1  # m2's order in the window
     # When the rebuild recomputes them: they are equal
     code, printed = run("--table", moto_table)
     assert code == 0 and "equal the ledger's: OK" in printed

@@ -126,3 +126,30 @@ def test_an_arm_too_small_has_no_interval(fakes: Fakes, ledger: Ledger) -> None:
         "revenue": "0.00",
         "revenuePerMember": None,
     }
+
+
+def test_an_order_in_the_same_stream_batch_as_its_offer_converts(
+    counting: KpiCounting, fakes: Fakes, ledger: Ledger, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from functions.kpis import app
+    from loyalty.adapters.dynamodb.stream import KpiChanges
+    from loyalty.wiring import services
+
+    # Given a member offered a win-back and ordering three minutes later, both in one batch of the stream
+    ledger.enrol("m2")
+    clock.now = DECIDED + timedelta(minutes=3)
+    order = ledger.accrue("m2", simple_order("o1", clock.now, [("1", 1, "80.00")], currency="SEK")).entry
+    batch = KpiChanges([], [order], [], [decision("m2", Status.SENT)], [], [])
+    monkeypatch.setattr(services, "kpi_counting", lambda: counting)
+    monkeypatch.setattr(services, "kpi_changes", lambda event: batch)
+    # When the KPI function handles the batch
+    context = SimpleNamespace(function_name="KpiFunction", memory_limit_in_mb=256, aws_request_id="r1",
+                              invoked_function_arn="arn:aws:lambda:eu-north-1:1:function:KpiFunction")  # fmt: skip
+    assert app.lambda_handler({"Records": []}, context) == {"batchItemFailures": []}  # type: ignore[arg-type]
+    # Then the order converted the offer it followed
+    march = fakes.kpis.month("2026-03")["programme"]
+    assert march["offer_converted#win_back#offered"] == 1 and march["offer_revenue#win_back#offered"] == Decimal(
+        "80.00"
+    )

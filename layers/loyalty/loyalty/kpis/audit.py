@@ -1,11 +1,10 @@
 """The rebuild for audit: each month's programme figures recomputed from what the table keeps (the ledger's
-entries, the members' enrolments, the NPS answers) and compared with the figures the stream counted; the same
-rules as the counting (loyalty.kpis.flows), so they must be equal.
+entries, the members' enrolments, the NPS answers, the offers' decisions and their measured members) and compared
+with the figures the stream counted; the same rules as the counting (loyalty.kpis.flows), so they must be equal.
 
-Offers are measured from their own records and windows, the members' moves between tiers and segments from
-their items' changes, and the figures by segment and tier are counted under the member's segment and tier when
-each entry was counted (not kept on the entry): the audit covers the programme's figures that the ledger and the
-answers determine.
+Outside it: the members' moves between tiers and segments (their items keep only where they are now), guest
+orders (their held items expire with their hold), and the figures by segment and tier (counted under the
+member's segment and tier when each entry was counted, which the entry does not keep).
 """
 
 from __future__ import annotations
@@ -14,30 +13,53 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from loyalty.kpis.flows import is_ledger_figure, nps_contribution, recount
+from loyalty.kpis.flows import PER_OFFER, is_ledger_figure, local_month, nps_contribution, recount
 from loyalty.ledger.model import Entry
-from loyalty.ports.kpis import PROGRAMME, Count, KpiStore
+from loyalty.offers.records import SendRecord, Status
+from loyalty.ports.kpis import PROGRAMME, Count, Exposure, KpiStore
 from loyalty.ports.surveys import NpsAnswer
 from loyalty.programme.rules import ProgramRules
 
 
 def recompute(
-    rules: ProgramRules, entries: Iterable[Entry], enrolled: Iterable[datetime], answers: Iterable[NpsAnswer]
+    rules: ProgramRules,
+    entries: Iterable[Entry],
+    enrolled: Iterable[datetime],
+    answers: Iterable[NpsAnswer],
+    offers: Iterable[SendRecord] = (),
+    exposures: Iterable[Exposure] = (),
 ) -> dict[str, dict[str, Count]]:
-    """The programme's figures per month from the table's records: the ledger's (``recount``) and each member's
-    latest answer to each survey in the month it was given."""
+    """The programme's figures per month from the table's records: the ledger's (``recount``), each member's
+    latest answer to each survey in the month it was given, the messages sent by trigger, and each measured
+    offer's members, converted members and revenue (with its squares) in the month it was decided."""
     months = recount(rules, entries, enrolled)
-    for answer in answers:
-        counts = months.setdefault(answer.month, {})
-        for name, value in nps_contribution(answer.score).items():
+
+    def add(month: str, flows: Mapping[str, Count]) -> None:
+        counts = months.setdefault(month, {})
+        for name, value in flows.items():
             counts[name] = counts.get(name, 0) + value
+
+    for answer in answers:
+        add(answer.month, nps_contribution(answer.score))
+    for record in offers:
+        if record.status is Status.SENT:
+            add(local_month(rules, record.decided_at), {f"offers_sent#{record.trigger}": 1})
+    for exposure in exposures:
+        arm = f"{exposure.trigger}#{exposure.arm}"
+        add(exposure.month, {
+            f"offer_members#{arm}": 1,
+            f"offer_converted#{arm}": int(exposure.orders > 0),
+            f"offer_revenue#{arm}": exposure.revenue,
+            f"offer_revenue_sq#{arm}": exposure.revenue * exposure.revenue,
+        })  # fmt: skip
     return months
 
 
 def audited(counts: Mapping[str, Count]) -> dict[str, Count]:
     """The counters the audit covers (``is_ledger_figure``), without those at zero (a counter taken back to
     nothing reads as zero on the table, and as absent in a recount)."""
-    return {name: value for name, value in counts.items() if is_ledger_figure(name) and value}
+    covered = (name for name in counts if is_ledger_figure(name) or name.partition("#")[0] in PER_OFFER)
+    return {name: counts[name] for name in covered if counts[name]}
 
 
 @dataclass(frozen=True)

@@ -43,17 +43,18 @@ class KpiCounting:
     conversion_days: int = 14
     rates: Mapping[str, Decimal] = field(default_factory=dict)
 
-    def count(self, entries: Iterable[Entry]) -> int:
+    def count(self, entries: Iterable[Entry]) -> list[Entry]:
         """Add each entry to its month's figures, for the programme and for its member's tier and segment as they
-        stand now (the members read together); each entry once, however often it comes. Returns those added."""
+        stand now (the members read together); each entry once, however often it comes. Returns those added now."""
         counted = [(entry, flows) for entry in entries if any((flows := contribution(entry)).values())]
         members = self.ledger.summaries({entry.member_id for entry, _ in counted}, expiry=False)
-        added = 0
+        added: list[Entry] = []
         for entry, flows in counted:
             member = members.get(entry.member_id)
             tier, segment = (member.tier, member.segment) if member is not None else (None, None)
             month, counted_in = local_month(self.ledger.rules, entry.created_at), groups(tier, segment)
-            added += self.store.add(f"{entry.member_id}#{entry.source_key}", month, counted_in, flows)
+            if self.store.add(f"{entry.member_id}#{entry.source_key}", month, counted_in, flows):
+                added.append(entry)
             if is_activity(entry):
                 self._member_month(entry, month, counted_in)
             if entry.kind is EntryKind.ACCRUAL and self.measured:
@@ -134,9 +135,9 @@ class KpiCounting:
         for buyer, order in orders:
             month = local_month(self.ledger.rules, order.placed_at)
             key = f"guest#{order.shop}#{order.order_id}"
-            if self.store.add(key, month, (PROGRAMME,), guest_contribution(order)):
-                counted += 1
-                self.store.add(f"guest-buyer#{buyer}", month, (PROGRAMME,), {"guest_purchasers": 1})
+            counted += self.store.add(key, month, (PROGRAMME,), guest_contribution(order))
+            # each on its own marker: a retry after a failure between the two still counts the shopper, once
+            self.store.add(f"guest-buyer#{buyer}", month, (PROGRAMME,), {"guest_purchasers": 1})
         return counted
 
     def count_enrolments(self, enrolled: Iterable[tuple[str, datetime]]) -> int:

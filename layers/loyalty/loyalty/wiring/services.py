@@ -472,6 +472,6 @@ def reset() -> None:
     """Forget every service built and every setting read (the embedded stack and tests change the environment)."""
     built: list[Any] = [_table, _rules, idempotency, webhook_receiver, shop_event_applier, member_ledger, crm_inbound]
     built += [crm_sync, scheduled_jobs, offer_sender, email_feedback, unsubscribe, member_page, customer_labeller]
-    built += [kpi_counting, load_settings]
+    built += [kpi_counting, kpi_figures, kpi_closing, crm_figures, monthly_report, load_settings]
     for function in built:
         function.cache_clear()

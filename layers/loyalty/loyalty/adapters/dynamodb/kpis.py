@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,12 +25,15 @@ from loyalty.adapters.dynamodb.models import (
     MemberItem,
     MemberMonthsItem,
     NpsAnswerItem,
+    OfferSendItem,
     member_pk,
     table_connection,
 )
+from loyalty.adapters.dynamodb.offer_records import send_record
 from loyalty.adapters.dynamodb.surveys import nps_answer
 from loyalty.clock import now
 from loyalty.ledger.model import Entry
+from loyalty.offers.records import SendRecord
 from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, Exposure, MemberMonths, offer_order_counts
 from loyalty.ports.surveys import NpsAnswer
 
@@ -151,20 +154,7 @@ class DynamoDBKpiStore:
             ExpressionAttributeValues={":pk": {"S": member_pk(member_id)}, ":offer": {"S": EXPOSURE_PREFIX}},
             ConsistentRead=True,
         )  # a member is in a handful of measured offers a year: one page
-        return [
-            Exposure(
-                dedup=item["sk"]["S"].removeprefix(EXPOSURE_PREFIX),
-                trigger=item["trigger"]["S"],
-                arm=item["arm"]["S"],
-                decided_at=datetime.fromisoformat(item["decided_at"]["S"]),
-                until=datetime.fromisoformat(item["until"]["S"]),
-                month=item["month"]["S"],
-                orders=int(item["orders"]["N"]),
-                revenue=Decimal(item["revenue"]["N"]),
-                counted=frozenset(item.get("counted", {}).get("SS", [])),
-            )
-            for item in page.get("Items", [])
-        ]
+        return [_exposure(item) for item in page.get("Items", [])]
 
     def convert(self, member_id: str, read: Exposure, order_key: str, revenue: Decimal) -> bool:
         table = LoyaltyItem.Meta.table_name
@@ -266,26 +256,66 @@ def _transact(items: list[dict[str, Any]]) -> bool:
     raise AssertionError("unreachable")
 
 
-def scan_ledger(segments: int = 4) -> tuple[list[Entry], list[datetime], list[NpsAnswer]]:
-    """For the audit only: every ledger entry, member's enrolment time and NPS answer on the table, read with a
-    parallel Scan (``segments`` at once). Never used by the counting, which reads no member it was not handed."""
+@dataclass(frozen=True)
+class TableRecords:
+    """What the audit recomputes the figures from."""
 
-    def read(segment: int) -> tuple[list[Entry], list[datetime], list[NpsAnswer]]:
-        entries, enrolled, answers = [], [], []
-        condition = LoyaltyItem.type.is_in(EntryItem, MemberItem, NpsAnswerItem)
+    entries: list[Entry]
+    enrolled: list[datetime]
+    answers: list[NpsAnswer]
+    offers: list[SendRecord]
+    exposures: list[Exposure]
+
+
+def scan_ledger(segments: int = 4) -> TableRecords:
+    """For the audit only: every ledger entry, member's enrolment time, NPS answer, offer decision and measured
+    offer's exposure on the table, read with parallel Scans (``segments`` at once). Never used by the counting,
+    which reads no member it was not handed."""
+
+    def read(segment: int) -> TableRecords:
+        found = TableRecords([], [], [], [], [])
+        condition = LoyaltyItem.type.is_in(EntryItem, MemberItem, NpsAnswerItem, OfferSendItem)
         for item in LoyaltyItem.scan(condition, segment=segment, total_segments=segments):
             if isinstance(item, EntryItem):
-                entries.append(entry_of(item))
+                found.entries.append(entry_of(item))
             elif isinstance(item, MemberItem):
-                enrolled.append(item.enrolled_at)
+                found.enrolled.append(item.enrolled_at)
             elif isinstance(item, NpsAnswerItem):
-                answers.append(nps_answer(item))
-        return entries, enrolled, answers
+                found.answers.append(nps_answer(item))
+            elif isinstance(item, OfferSendItem):
+                found.offers.append(send_record(item))
+        pages = (
+            table_connection()
+            .client.get_paginator("scan")
+            .paginate(
+                TableName=LoyaltyItem.Meta.table_name,
+                FilterExpression="#t = :offer",
+                ExpressionAttributeNames={"#t": "type"},
+                ExpressionAttributeValues={":offer": {"S": EXPOSURE_TYPE}},
+                Segment=segment,
+                TotalSegments=segments,
+            )
+        )
+        found.exposures.extend(_exposure(item) for page in pages for item in page.get("Items", []))
+        return found
 
     with ThreadPoolExecutor(max_workers=segments) as pool:
         parts = list(pool.map(read, range(segments)))
-    return (
-        [entry for part in parts for entry in part[0]],
-        [at for part in parts for at in part[1]],
-        [answer for part in parts for answer in part[2]],
+    return TableRecords(*([record for part in parts for record in getattr(part, name)] for name in _RECORDS))
+
+
+_RECORDS = ("entries", "enrolled", "answers", "offers", "exposures")
+
+
+def _exposure(item: dict[str, Any]) -> Exposure:
+    return Exposure(
+        dedup=item["sk"]["S"].removeprefix(EXPOSURE_PREFIX),
+        trigger=item["trigger"]["S"],
+        arm=item["arm"]["S"],
+        decided_at=datetime.fromisoformat(item["decided_at"]["S"]),
+        until=datetime.fromisoformat(item["until"]["S"]),
+        month=item["month"]["S"],
+        orders=int(item["orders"]["N"]),
+        revenue=Decimal(item["revenue"]["N"]),
+        counted=frozenset(item.get("counted", {}).get("SS", [])),
     )

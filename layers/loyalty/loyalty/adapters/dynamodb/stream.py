@@ -99,7 +99,9 @@ def kpi_changes(event: dict[str, Any]) -> KpiChanges:
             before = _item(change.get("OldImage"))
             answers.append((nps_answer(item), nps_answer(before) if isinstance(before, NpsAnswerItem) else None))
         elif isinstance(item, OfferSendItem):
-            offers.append(send_record(item))
+            before = _item(change.get("OldImage"))
+            if not (isinstance(before, OfferSendItem) and before.status == item.status):  # a decision, not its Task
+                offers.append(send_record(item))
         elif inserted and isinstance(item, HeldOrderItem):  # a guest's order: the shopper is not a member
             guests.append((item.pk.removeprefix("HELD#"), Order.model_validate_json(item.order)))
     return KpiChanges(enrolled, entries, answers, offers, moves, guests)
