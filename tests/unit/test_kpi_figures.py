@@ -244,6 +244,8 @@ def test_members_move_between_tiers_and_segments_and_each_months_mix_follows(fak
     answer = KpiFigures(fakes.kpis, load_rewards(ledger.rules)).months("2026-01", "2026-03", by="segment")
     members = {(r["month"], r["group"]): r["members"] for r in answer["months"] if r["group"] != "programme"}
     assert members[("2026-01", "segment#none")] == 3
+    joined_rows = [r for r in answer["months"] if r["month"] == "2026-01" and r["group"] == "segment#none"]
+    assert joined_rows[0]["membersEnrolled"] == 3  # the new members, in the group they joined
     assert (members[("2026-02", "segment#none")], members[("2026-02", "segment#new")]) == (0, 3)
     assert (members[("2026-03", "segment#new")], members[("2026-03", "segment#at_risk")]) == (2, 1)
     programme = {r["month"]: r for r in answer["months"] if r["group"] == "programme"}

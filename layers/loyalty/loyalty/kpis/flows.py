@@ -116,9 +116,10 @@ def moves(rules: ProgramRules, move: MemberMove) -> dict[str, dict[str, Count]]:
         kept = counts.setdefault(group, {})
         kept["members_change"] = int(kept.get("members_change", 0)) + change
 
-    if move.joined:
-        member(f"tier#{after}", 1)
-        member(f"segment#{move.segment_after or 'none'}", 1)
+    if move.joined:  # a new member of the lowest tier (or the one they joined in) and of no segment yet
+        for group in (f"tier#{after}", f"segment#{move.segment_after or 'none'}"):
+            member(group, 1)
+            counts[group]["members_enrolled"] = 1
         return counts
     if before != after:
         member(f"tier#{before}", -1)
