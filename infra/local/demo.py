@@ -29,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import boto3
 import urllib3
 from tqdm import tqdm
 
-from infra.local.demo_figures import SentEvents, twelve_months
+from infra.local.demo_figures import SentEvents, order_values, twelve_months
 from infra.local.dynamodb_local import free_port
 from infra.local.instances import SharedClock
 from infra.local.outbox import as_text, sent
@@ -470,6 +471,7 @@ def print_months(demo: Demo, written: list[Entry], joined: list[datetime]) -> li
     by_segment = figures.months(year[0], year[-1], by="segment")
     by_tier = figures.months(year[0], year[-1], by="tier")
     differ += print_twelve_months(by_segment, twelve_months(demo.events, year))
+    differ += name_differing_orders(demo, written, [line.split(":")[0] for line in differ if line[:4].isdigit()])
     print_offer_lift(by_segment)
     write_report(by_segment, by_tier, [tier.name for tier in demo.ledger.rules.tiers])
     return differ
@@ -492,6 +494,26 @@ def print_twelve_months(answer: dict[str, Any], recomputed: dict[str, dict[str, 
     if not differ:
         print("  equal to a recomputation from the orders, refunds, redemptions and members the demo sent: OK")
     return differ
+
+
+def name_differing_orders(demo: Demo, written: list[Entry], months: list[str]) -> list[str]:
+    """For each month whose table differs: the orders whose value there differs between the ledger's entries and
+    the events sent (to find where an order or a refund was applied)."""
+    found = []
+    for month in months:
+        ledger: dict[str, Decimal] = {}
+        for entry in written:
+            if entry.value is not None and entry.order_key and demo.local_month(entry.created_at) == month:
+                order_id = entry.order_key.rsplit("#", 1)[1]
+                ledger[order_id] = ledger.get(order_id, Decimal(0)) + entry.value
+        sent = order_values(demo.events, month)
+        for order_id in sorted(set(ledger) | set(sent)):
+            if ledger.get(order_id, Decimal(0)) != sent.get(order_id, Decimal(0)):
+                of_order = [e for e in written if (e.order_key or "").endswith(f"#{order_id}")]
+                at = [(e.kind.value, e.created_at.isoformat(), str(e.value)) for e in of_order]
+                found.append(f"  {month} order {order_id}: ledger {ledger.get(order_id)}, events {sent.get(order_id)}")
+                found.append(f"    its entries {at}")
+    return found
 
 
 def print_offer_lift(answer: dict[str, Any]) -> None:

@@ -110,3 +110,33 @@ def twelve_months(events: SentEvents, months: list[str]) -> dict[str, dict[str, 
             "activeShare": round(active / members, 4) if members else None,
         }
     return table
+
+
+def order_values(events: SentEvents, month: str) -> dict[str, Decimal]:
+    """Each order's value the month holds by the events sent (its value if bought then, less refunds then): to
+    name the orders behind a month that differs."""
+    values: dict[str, Decimal] = {}
+    for order_id, (_, bought_in, lines) in events.orders.items():
+        if bought_in == month:
+            values[order_id] = sum((line.value for line in lines.values()), Decimal(0))
+    left = {order_id: {n: (line.quantity, line.value) for n, line in lines.items()}
+            for order_id, (_, _, lines) in events.orders.items()}  # fmt: skip
+    quantities = {order_id: {n: q for n, (q, _) in lines.items()} for order_id, lines in left.items()}
+    kept = {order_id: {n: v for n, (_, v) in lines.items()} for order_id, lines in left.items()}
+    for order_id, refund_month, refunded in events.refunds:
+        if order_id not in events.orders:
+            continue
+        _, bought_in, lines = events.orders[order_id]
+        for line_id, quantity in refunded:
+            line = lines[line_id]
+            quantities[order_id][line_id] -= quantity
+            remaining = quantities[order_id][line_id]
+            now = (
+                (line.value * remaining / line.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
+                if remaining
+                else Decimal(0)
+            )
+            if max(refund_month, bought_in) == month:
+                values[order_id] = values.get(order_id, Decimal(0)) - (kept[order_id][line_id] - now)
+            kept[order_id][line_id] = now
+    return values

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 
-from infra.local.demo_figures import SentEvents, twelve_months
+from infra.local.demo_figures import SentEvents, order_values, twelve_months
 from infra.local.shop_emulator import order_payload
 from infra.local.simulation import Enrol, OrderPaid, Redeem, Refund, in_time_order, simulate_year
 from loyalty.errors import InsufficientPointsError
@@ -75,4 +76,14 @@ def test_the_twelve_month_table_equals_a_recomputation_from_the_simulated_events
         for row in programme_rows(answer)
     }
     assert shown == recomputed
+    # And each order's value in each month, as the demo names them when a month differs, equals the ledger's
+    for number in range(1, 13):
+        at = f"2026-{number:02d}"
+        ledger_values: dict[str, Decimal] = {}
+        for member in members:
+            for entry in ledger.entries(member):
+                if entry.value is not None and entry.order_key and month(entry.created_at) == at:
+                    order_id = entry.order_key.rsplit("#", 1)[1]
+                    ledger_values[order_id] = ledger_values.get(order_id, Decimal(0)) + entry.value
+        assert ledger_values == order_values(events, at)
     assert sum(1 for row in shown.values() if row["averageOrderValue"]) >= 11 and len(seen) > 100
