@@ -100,6 +100,7 @@ class Demo:
         self.week: tuple[int, int] | None = None
         self.month: str | None = None  # the programme's local month the clock is in
         self.events = SentEvents()  # what was sent and granted, for the figures' independent recomputation
+        self.payloads: dict[str, dict[str, object]] = {}  # order id -> its webhook, for the shop's redeliveries
         self.spent: dict[str, float] = {}  # seconds of the year's wall time, by what the driver waited on
 
     @contextmanager
@@ -219,17 +220,19 @@ class Demo:
             customer = customer_payload(happening)
             self.stack.shopify.add_customer(self.store.domain, int(str(customer["id"])), happening.email)
             self.send("customers/create", customer)
+        elif isinstance(happening, OrderPaid) and happening.redelivered:  # the same webhook again, as shops do
+            payload = self.payloads[happening.order_id]
+            self.send("orders/paid", payload, webhook_id=f"order-{happening.order_id}")
+            self.counts["redeliveries"] += 1
         elif isinstance(happening, OrderPaid):
             email = self.emails[happening.member_id]
             code, last_day = self.codes.pop(happening.member_id, ("", date.min))
-            if code and happening.at.date() <= last_day and not happening.redelivered:  # used at checkout
+            if code and happening.at.date() <= last_day:  # used at checkout
                 happening = replace(happening, discount_code=code)
                 self.counts["orders using a reward code"] += 1
-            payload = order_payload(happening, email)
+            payload = self.payloads[happening.order_id] = order_payload(happening, email)
             self.send("orders/paid", payload, webhook_id=f"order-{happening.order_id}")
             self.events.order(happening.member_id, month, [line_id for line_id, _, _ in happening.lines], payload)
-            if happening.redelivered:
-                self.counts["redeliveries"] += 1
         elif isinstance(happening, Refund):
             self.send("refunds/create", refund_payload(happening))
             self.events.refund(str(int(happening.order_id)), month, happening.lines)
