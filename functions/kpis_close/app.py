@@ -57,7 +57,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.info("month closed", extra={"month": month, **closed})
     metrics.add_metric(name="KpiMonthsClosed", unit="Count", value=1)
     figures = services.kpi_figures()
-    answers = [figures.months(month, month_key(today), by=by) for by in ("segment", "tier")]
+    answers = list(figures.answers(month, month_key(today), ("segment", "tier")).values())
     ended = next(row for row in answers[0]["months"] if row["month"] == month and row["group"] == "programme")
     for name, value in month_metrics(ended, answers[0]["reportingCurrency"]).items():
         metrics.add_metric(name=name, unit="None", value=value)

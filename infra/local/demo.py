@@ -471,8 +471,8 @@ def print_months(demo: Demo, written: list[Entry], joined: list[datetime]) -> li
     figures = KpiFigures(store, demo.catalogue)
     bought = [month for month in months if store.month(month).get(PROGRAMME, {}).get("orders")]
     year = [month for month in months if month <= bought[-1]][-12:] if bought else months[-12:]
-    by_segment = figures.months(year[0], year[-1], by="segment")
-    by_tier = figures.months(year[0], year[-1], by="tier")
+    answers = figures.answers(year[0], year[-1], ("segment", "tier"))
+    by_segment, by_tier = answers["segment"], answers["tier"]
     differ += print_twelve_months(by_segment, twelve_months(demo.events, year))
     differ += name_differing_orders(demo, written, [line.split(":")[0] for line in differ if line[:4].isdigit()])
     print_offer_lift(by_segment)

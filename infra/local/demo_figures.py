@@ -22,12 +22,10 @@ def _month_index(month: str) -> int:
     return int(month[:4]) * 12 + int(month[5:7])
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Line:
     quantity: int
-    value: Decimal
-    quantity_left: int
-    value_left: Decimal
+    value: Decimal  # ex-VAT, after its discount
 
 
 @dataclass
@@ -49,7 +47,7 @@ class SentEvents:
         for line_id, line in zip(line_ids, payload["line_items"], strict=True):
             value = Decimal(line["price"]) * line["quantity"] - Decimal(line["total_discount"])
             value -= sum((Decimal(tax["price"]) for tax in line["tax_lines"]), Decimal(0))
-            lines[line_id] = _Line(line["quantity"], value, line["quantity"], value)
+            lines[line_id] = _Line(line["quantity"], value)
         self.orders.setdefault(str(payload["id"]), (member, month, lines))
 
     def refund(self, order_id: str, month: str, lines: tuple[tuple[str, int], ...]) -> None:
@@ -61,30 +59,13 @@ class SentEvents:
 
 def twelve_months(events: SentEvents, months: list[str]) -> dict[str, dict[str, Any]]:
     """Month -> returning share, average order value (SEK) and active share, as GET /kpis states them."""
-    value: dict[str, Decimal] = {}
     orders: dict[str, int] = {}
     buyers: dict[str, set[str]] = {}
     activity: dict[str, set[str]] = {}
-    for member, month, lines in events.orders.values():
+    for member, month, _ in events.orders.values():
         orders[month] = orders.get(month, 0) + 1
-        value[month] = value.get(month, Decimal(0)) + sum((line.value for line in lines.values()), Decimal(0))
         buyers.setdefault(month, set()).add(member)
         activity.setdefault(member, set()).add(month)
-    for order_id, refund_month, refunded in events.refunds:
-        if order_id not in events.orders:
-            continue  # never applied: its order never came
-        _, order_month, lines = events.orders[order_id]
-        month = max(refund_month, order_month)
-        for line_id, quantity in refunded:
-            line = lines[line_id]
-            line.quantity_left -= quantity
-            kept = (
-                (line.value * line.quantity_left / line.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
-                if line.quantity_left > 0
-                else Decimal(0)
-            )
-            value[month] = value.get(month, Decimal(0)) - (line.value_left - kept)
-            line.value_left = kept
     for member, month in events.redeemed:
         activity.setdefault(member, set()).add(month)
     first_bought = {}
@@ -102,9 +83,10 @@ def twelve_months(events: SentEvents, months: list[str]) -> dict[str, dict[str, 
             for months_active in activity.values()
             if any(0 <= index - _month_index(active_in) < 12 for active_in in months_active)
         )
+        value = sum(order_values(events, month).values(), Decimal(0))
         table[month] = {
             "returningShare": round(returning / len(bought), 4) if bought else None,
-            "averageOrderValue": {"SEK": str((value[month] / orders[month]).quantize(CENT, rounding=ROUND_HALF_UP))}
+            "averageOrderValue": {"SEK": str((value / orders[month]).quantize(CENT, rounding=ROUND_HALF_UP))}
             if orders.get(month)
             else {},
             "activeShare": round(active / members, 4) if members else None,
@@ -113,30 +95,27 @@ def twelve_months(events: SentEvents, months: list[str]) -> dict[str, dict[str, 
 
 
 def order_values(events: SentEvents, month: str) -> dict[str, Decimal]:
-    """Each order's value the month holds by the events sent (its value if bought then, less refunds then): to
-    name the orders behind a month that differs."""
+    """Each order's value the month holds by the events sent: its value if bought then, less what refunds applied
+    then took off it (a refund applies in its month, or its order's if it came first)."""
     values: dict[str, Decimal] = {}
     for order_id, (_, bought_in, lines) in events.orders.items():
         if bought_in == month:
             values[order_id] = sum((line.value for line in lines.values()), Decimal(0))
-    left = {order_id: {n: (line.quantity, line.value) for n, line in lines.items()}
-            for order_id, (_, _, lines) in events.orders.items()}  # fmt: skip
-    quantities = {order_id: {n: q for n, (q, _) in lines.items()} for order_id, lines in left.items()}
-    kept = {order_id: {n: v for n, (_, v) in lines.items()} for order_id, lines in left.items()}
+    units_left: dict[tuple[str, str], int] = {}
     for order_id, refund_month, refunded in events.refunds:
         if order_id not in events.orders:
-            continue
+            continue  # never applied: its order never came
         _, bought_in, lines = events.orders[order_id]
         for line_id, quantity in refunded:
             line = lines[line_id]
-            quantities[order_id][line_id] -= quantity
-            remaining = quantities[order_id][line_id]
-            now = (
-                (line.value * remaining / line.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
-                if remaining
-                else Decimal(0)
-            )
+            before = units_left.get((order_id, line_id), line.quantity)
+            units_left[order_id, line_id] = after = before - quantity
+            taken = _kept(line, before) - _kept(line, after)
             if max(refund_month, bought_in) == month:
-                values[order_id] = values.get(order_id, Decimal(0)) - (kept[order_id][line_id] - now)
-            kept[order_id][line_id] = now
+                values[order_id] = values.get(order_id, Decimal(0)) - taken
     return values
+
+
+def _kept(line: _Line, units: int) -> Decimal:
+    """What a line is worth with ``units`` of its units left: its share to the hundredth, half up."""
+    return (line.value * units / line.quantity).quantize(CENT, rounding=ROUND_HALF_UP) if units else Decimal(0)

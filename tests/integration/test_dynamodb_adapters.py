@@ -392,3 +392,16 @@ def test_the_stream_gives_the_kpis_guest_orders_held_for_claiming(moto_table: st
     # Then it learns the order and the shopper by their hashed e-mail, never the address
     ((buyer, found),) = kpi_changes(event).guest_orders
     assert found == order and "@" not in buyer and buyer == held.pk.removeprefix("HELD#")
+
+
+def test_a_transaction_connection_follows_the_endpoint_the_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loyalty.adapters.dynamodb.models import bind_table, table_connection
+
+    bind_table("loyalty-endpoints", region="eu-north-1", host=None)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    without = table_connection()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:1")
+    with_endpoint = table_connection()
+    # a client keeps the endpoint it was made with: the one made without an endpoint is not handed out again
+    assert with_endpoint is not without and with_endpoint.host == "http://127.0.0.1:1"

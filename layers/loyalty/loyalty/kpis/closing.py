@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from loyalty.kpis.flows import shift_month
 from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, KpiStore
 
-STOCKS = ("members", "active_members", "points_outstanding")
 GROUP_MEMBERS = "members#"  # a tier's or segment's members at the month's end: members#tier#gold
 MONTHS_BACK = 1200  # a hundred years of open months: a bound, never reached
 

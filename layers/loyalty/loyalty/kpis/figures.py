@@ -64,6 +64,15 @@ def _per_currency(counts: Mapping[str, Count], figure: str) -> dict[str, Decimal
     return {name.removeprefix(prefix): Decimal(value) for name, value in counts.items() if name.startswith(prefix)}
 
 
+def _order_value(months: Sequence[Month]) -> dict[str, Decimal]:
+    """The programme's order value of the months, per currency."""
+    total: dict[str, Decimal] = {}
+    for month in months:
+        for currency, value in _per_currency(month.figures.get(PROGRAMME, {}), "order_value").items():
+            total[currency] = total.get(currency, Decimal(0)) + value
+    return total
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
@@ -77,35 +86,47 @@ class KpiFigures:
     def months(self, first: str, last: str, by: By | None = None) -> dict[str, Any]:
         """The figures of the months ``first`` to ``last`` (YYYY-MM), for the programme and, with ``by``, for
         each segment or tier: what GET /kpis answers."""
+        return self.answers(first, last, (by,))[by]
+
+    def answers(self, first: str, last: str, bys: Sequence[By | None]) -> dict[By | None, dict[str, Any]]:
+        """The answer of ``months`` for each grouping in ``bys``, the months read once for all of them (the report
+        and the close want the segments' and the tiers')."""
         _check_range(first, last)
         earlier = shift_month(first, -11)  # the 12-month customer value looks a year back
         read = list(months(self.store, earlier, last))
-        rows = []
-        for index, month in enumerate(read):
-            if month.month < first:
-                continue
-            year = read[max(0, index - 11) : index + 1]
-            rows.append(self._programme_row(month, year))
-            if by is not None:
-                prefix = f"{by}#"
-                groups = {g for g in month.figures if g.startswith(prefix)}
-                groups |= {n.removeprefix("members#") for n in month.closing if n.startswith(f"members#{prefix}")}
-                for group in sorted(groups):
-                    members = month.closing.get(f"members#{group}")
-                    counts = month.figures.get(group, {})
-                    rows.append({"month": month.month, "group": group, "members": members, **self._flows(counts)})
         in_range = [month for month in read if month.month >= first]
+        programme = [self._programme_row(month, read[max(0, index - 11) : index + 1])
+                     for index, month in enumerate(read) if month.month >= first]  # fmt: skip
         offers = offer_lifts(in_range)
-        return {
-            "from": first,
-            "to": last,
-            "by": by,
-            "reportingCurrency": self.catalogue.reporting,
-            "definitions": __doc__.split("Definitions:", 1)[1].strip() if __doc__ else "",
-            "months": rows,
-            "offers": offers,
-            "roi": self._roi(in_range, offers),
-        }
+        roi = self._roi(in_range, offers)
+        found = {}
+        for by in bys:
+            rows = []
+            for month, row in zip(in_range, programme, strict=True):
+                rows.append(row)
+                if by is not None:
+                    rows += self._group_rows(month, f"{by}#")
+            found[by] = {
+                "from": first,
+                "to": last,
+                "by": by,
+                "reportingCurrency": self.catalogue.reporting,
+                "definitions": __doc__.split("Definitions:", 1)[1].strip() if __doc__ else "",
+                "months": rows,
+                "offers": offers,
+                "roi": roi,
+            }
+        return found
+
+    def _group_rows(self, month: Month, prefix: str) -> list[dict[str, Any]]:
+        """Each segment's or tier's row of the month (``prefix``: ``segment#`` or ``tier#``)."""
+        groups = {g for g in month.figures if g.startswith(prefix)}
+        groups |= {n.removeprefix("members#") for n in month.closing if n.startswith(f"members#{prefix}")}
+        return [
+            {"month": month.month, "group": group, "members": month.closing.get(f"members#{group}"),
+             **self._flows(month.figures.get(group, {}))}
+            for group in sorted(groups)
+        ]  # fmt: skip
 
     def _roi(self, in_range: Sequence[Month], offers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         point_value = self.catalogue.point_value_in(self.catalogue.reporting)
@@ -128,14 +149,7 @@ class KpiFigures:
         active = month.closing.get("active_members", 0)
         outstanding = month.closing.get("points_outstanding", 0)
         point_value = self.catalogue.point_value_in(self.catalogue.reporting)
-        value_year: dict[str, Decimal] = {}
-        for earlier in year:
-            for currency, value in _per_currency(earlier.figures.get(PROGRAMME, {}), "order_value").items():
-                value_year[currency] = value_year.get(currency, Decimal(0)) + value
-        value_quarter: dict[str, Decimal] = {}
-        for earlier in year[-3:]:
-            for currency, value in _per_currency(earlier.figures.get(PROGRAMME, {}), "order_value").items():
-                value_quarter[currency] = value_quarter.get(currency, Decimal(0)) + value
+        value_year, value_quarter = _order_value(year), _order_value(year[-3:])
         return {
             "month": month.month,
             "group": PROGRAMME,

@@ -408,7 +408,8 @@ class MonthlyReport:
 
     def write(self, month: str) -> ReportFiles:
         first = shift_month(month, -11)
-        by_segment, by_tier = (self.figures.months(first, month, by=by) for by in ("segment", "tier"))
+        answers = self.figures.answers(first, month, ("segment", "tier"))
+        by_segment, by_tier = answers["segment"], answers["tier"]
         html = render_html(by_segment, by_tier, self.tiers).encode()
         files = (
             ("loyalty-report.html", html, "text/html; charset=utf-8"),

@@ -6,6 +6,7 @@ template.yaml declares the same table; tests/integration/test_table_schema.py pr
 from __future__ import annotations
 
 import hashlib
+import os
 from contextlib import suppress
 from datetime import date
 from functools import cache
@@ -418,8 +419,13 @@ def _connection(region: str | None, host: str | None) -> Connection:
 
 
 def table_connection() -> Connection:
-    """The connection transactions use: one botocore client per endpoint for the process (slow to create)."""
-    return _connection(LoyaltyItem.Meta.region, LoyaltyItem.Meta.host)
+    """The connection transactions use: one botocore client per endpoint for the process (slow to create). With no
+    host bound, the endpoint the environment names is part of the key: a client keeps the endpoint it was made
+    with, so one made without it must not serve a process that has one since."""
+    host = LoyaltyItem.Meta.host
+    if host is None:
+        host = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    return _connection(LoyaltyItem.Meta.region, host)
 
 
 REVIEW_SHARDS = 8
