@@ -65,7 +65,7 @@ from loyalty.clock import use_clock
 from loyalty.crm.fields import SEGMENTS
 from loyalty.jobs import JOBS
 from loyalty.kpis.figures import KpiFigures
-from loyalty.kpis.flows import is_ledger_figure, recount
+from loyalty.kpis.flows import ACTIVE_MONTHS, is_activity, is_ledger_figure, recount, shift_month
 from loyalty.kpis.report import programme_rows
 from loyalty.ledger.model import Entry, EntryKind, MemberSummary
 from loyalty.ledger.service import Ledger
@@ -474,10 +474,48 @@ def print_months(demo: Demo, written: list[Entry], joined: list[datetime]) -> li
     answers = figures.answers(year[0], year[-1], ("segment", "tier"))
     by_segment, by_tier = answers["segment"], answers["tier"]
     differ += print_twelve_months(by_segment, twelve_months(demo.events, year))
+    if months:
+        differ += check_group_stocks(demo, figures, written, months[-1])
     differ += name_differing_orders(demo, written, [line.split(":")[0] for line in differ if line[:4].isdigit()])
     print_offer_lift(by_segment)
     write_report(by_segment, by_tier, [tier.name for tier in demo.ledger.rules.tiers])
     return differ
+
+
+def check_group_stocks(demo: Demo, figures: KpiFigures, written: list[Entry], month: str) -> list[str]:
+    """Each tier's and segment's members, active members and points outstanding at the month's end, as GET /kpis
+    answers them (counted from the stream, carried along as members moved), against the members' items and
+    entries: their earned tier, segment and points, and their last order or redemption. What differs."""
+    members = demo.ledger.store.members({entry.member_id for entry in written})
+    lowest = demo.ledger.rules.tiers[0].name
+    last_active: dict[str, str] = {}
+    for entry in written:
+        if is_activity(entry):
+            at = demo.local_month(entry.created_at)
+            last_active[entry.member_id] = max(at, last_active.get(entry.member_id, at))
+    expected: dict[str, list[int]] = {}
+    for member_id, member in members.items():
+        active = int(member_id in last_active and shift_month(last_active[member_id], ACTIVE_MONTHS) > month)
+        for group in (f"tier#{member.tier or lowest}", f"segment#{member.segment or 'none'}"):
+            kept = expected.setdefault(group, [0, 0, 0])
+            for index, value in enumerate((1, active, member.available + member.pending)):
+                kept[index] += value
+    answers = figures.answers(month, month, ("segment", "tier"))
+    shown = {
+        row["group"]: [row["members"] or 0, row["activeMembers"], row["pointsOutstanding"]]
+        for by in ("segment", "tier")
+        for row in answers[by]["months"]
+        if row["group"] != PROGRAMME
+    }
+    shown = {group: stocks for group, stocks in shown.items() if any(stocks) or group in expected}
+    print(f"\nEach tier and segment at the end of {month} (members, active, points outstanding)")
+    for group in sorted(set(shown) | set(expected)):
+        print(f"  {group:<28}{'  '.join(f'{value:>10,}' for value in shown.get(group, [0, 0, 0]))}")
+    if shown == expected:
+        print("  equal to the members' items and entries (their tier, segment, points, last activity): OK")
+        return []
+    return [f"{group} at the end of {month}: GET /kpis says {shown.get(group)}, the members {expected.get(group)}"
+            for group in sorted(set(shown) | set(expected)) if shown.get(group) != expected.get(group)]  # fmt: skip
 
 
 def print_twelve_months(answer: dict[str, Any], recomputed: dict[str, dict[str, Any]]) -> list[str]:

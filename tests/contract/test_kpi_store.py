@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from loyalty.fakes.kpis import InMemoryKpiStore
-from loyalty.ports.kpis import Exposure, KpiStore, MemberMonths
+from loyalty.ports.kpis import Exposure, KpiStore, MemberMonths, Noted
 
 
 @pytest.fixture(params=["memory", pytest.param("dynamodb", marks=pytest.mark.dynamodb_local)])
@@ -55,29 +56,42 @@ def test_money_adds_up_exactly_per_currency(store: KpiStore) -> None:
     assert isinstance(figures["orders#SEK"], int)
 
 
-def test_a_members_months_move_only_from_the_months_read_with_their_counts(store: KpiStore) -> None:
-    # Given a member with nothing noted, who buys in January 2026
+def test_a_members_note_moves_only_from_the_note_read_with_its_counts(store: KpiStore) -> None:
+    # Given a member with nothing noted, whose first order in January 2026 is counted
     empty = MemberMonths()
     assert store.member_months("m1") == empty
-    january = MemberMonths(active="2026-01", bought="2026-01", first_bought="2026-01")
+    january = MemberMonths("2026-01", "2026-01", "2026-01", "tier#bronze", "segment#none", 120, "2026-01")
     groups = ("programme", "tier#bronze")
-    assert store.move_member("m1", empty, january, "2026-01", groups, {"purchasers": 1}, {"2026-01": 1, "2027-01": -1})
-    # Then a move from what is no longer there changes nothing
-    assert not store.move_member("m1", empty, january, "2026-01", groups, {"purchasers": 1}, {"2026-01": 1})
-    stale = MemberMonths(active="2025-12", bought="2026-01", first_bought="2026-01")
-    assert not store.move_member("m1", stale, january, "2026-02", groups, {"purchasers": 1}, {})
-    # And a move from what was read does, with its counts in the month's groups and the active changes
-    june = MemberMonths(active="2026-06", bought="2026-06", first_bought="2026-01")
-    counts = {"purchasers": 1, "returning_purchasers": 1}
-    assert store.move_member("m1", january, june, "2026-06", groups, counts, {"2027-01": 1, "2027-06": -1})
-    assert store.member_months("m1") == june
-    assert store.month("2026-01") == {
-        "programme": {"purchasers": 1, "active_change": 1},
-        "tier#bronze": {"purchasers": 1},
+    order = {("2026-01", g): {"purchasers": 1, "points_held": 120, "active_change": 1} for g in groups}
+    lapse = {("2027-01", g): {"active_change": -1} for g in groups}
+    assert store.note_member("m1", empty, january, order | lapse, ("2026-01", "m1#accrual#o1")) is Noted.WRITTEN
+    assert store.member_months("m1") == january
+    # Then the same counted again changes nothing, nor does a note from what is no longer there
+    again = store.note_member("m1", january, january, order, ("2026-01", "m1#accrual#o1"))
+    assert again is Noted.COUNTED_BEFORE
+    assert store.note_member("m1", empty, january, order, ("2026-01", "m1#accrual#o2")) is Noted.CHANGED
+    stale = replace(january, held=100)
+    assert store.note_member("m1", stale, january, order, None) is Noted.CHANGED
+    # And counts that leave the note as it is are written while it stays as read, and with no marker too
+    assert store.note_member("m1", january, january, {("2026-02", "programme"): {"orders": 1}}, None) is Noted.WRITTEN
+    # And a move from what was read does: the points and the active spell carried to another group
+    june = replace(january, tier="tier#silver", latest="2026-06")
+    carried = {
+        ("2026-06", "tier#bronze"): {"points_held": -120, "active_change": -1, "members_change": -1},
+        ("2026-06", "tier#silver"): {"points_held": 120, "active_change": 1, "members_change": 1},
+        ("2027-01", "tier#bronze"): {"active_change": 1},
+        ("2027-01", "tier#silver"): {"active_change": -1},
     }
-    assert store.month("2026-06") == {"programme": counts, "tier#bronze": counts}
-    assert store.month("2027-01") == {"programme": {"active_change": 0}}
-    assert store.month("2027-06") == {"programme": {"active_change": -1}}
+    assert store.note_member("m1", january, june, carried, ("2026-06", "move#m1#t1")) is Noted.WRITTEN
+    assert store.member_months("m1") == june
+    assert store.month("2026-01") == {g: {"purchasers": 1, "points_held": 120, "active_change": 1} for g in groups}
+    assert store.month("2026-02") == {"programme": {"orders": 1}}
+    assert store.month("2026-06") == {group: dict(counts) for (month, group), counts in carried.items() if month == "2026-06"}
+    assert store.month("2027-01") == {
+        "programme": {"active_change": -1},
+        "tier#bronze": {"active_change": 0},
+        "tier#silver": {"active_change": -1},
+    }
 
 
 def test_a_months_close_is_kept_beside_its_counters_and_replaced_when_closed_again(store: KpiStore) -> None:

@@ -120,13 +120,16 @@ def test_a_closed_month_keeps_its_closing_figures_and_the_next_opens_with_them(
     earned = ledger.accrue("m1", simple_order("o1", clock.now)).entry.pending
     counting.count(ledger.entries("m1") + ledger.entries("m2"))
     # When April is closed (March, never closed, computed on the way)
-    assert closing.close("2026-04") == {"members": 2, "active_members": 1, "points_outstanding": 200 + earned}
-    # Then April's closing figures are kept, and May opens with them
-    assert fakes.kpis.month("2026-04")["close"] == {
+    lowest = f"tier#{ledger.rules.tiers[0].name}"
+    stocks = {"active_members": 1, "points_outstanding": 200 + earned}
+    expected = {
         "members": 2,
-        "active_members": 1,
-        "points_outstanding": 200 + earned,
+        **stocks,
+        **{f"{name}#{g}": n for name, n in stocks.items() for g in (lowest, "segment#none")},
     }
+    assert closing.close("2026-04") == expected  # the programme's, and the lowest tier's and no segment's
+    # Then April's closing figures are kept, and May opens with them
+    assert fakes.kpis.month("2026-04")["close"] == expected
     may = next(months(fakes.kpis, "2026-05", "2026-05"))
     assert may.opening == may.closing == fakes.kpis.month("2026-04")["close"] and not may.closed
     # And a closed month's figures stand as closed (the next day's close brings late entries in)
@@ -276,3 +279,73 @@ def test_non_members_orders_count_with_their_value_and_each_shopper_once_a_month
     row = KpiFigures(fakes.kpis, load_rewards(ledger.rules)).months("2026-03", "2026-03")["months"][0]
     assert row["guestAverageOrderValue"] == {"EUR": "30.00", "SEK": "125.00"}
     assert (row["guestOrders"], row["guestPurchasers"], row["guestPurchaseFrequency"]) == (3, 2, 1.5)
+
+
+def test_a_member_who_moves_takes_their_points_and_active_spell_to_the_new_tier_and_segment(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    from loyalty.ports.kpis import MemberMove
+
+    counting = KpiCounting(ledger, fakes.kpis)
+    lowest, higher = (f"tier#{tier.name}" for tier in ledger.rules.tiers[:2])
+    # Given two members who joined in January with a bonus and an order each (m1's entries counted before its
+    # joining: its groups then come from the member as they stand)
+    clock.now = at("2026-01")
+    for member in ("m1", "m2"):
+        ledger.enrol(member)
+        counting.count_enrolments([(member, clock.now)])
+        ledger.bonus(member, "signup", member)
+        ledger.accrue(member, simple_order(f"o-{member}", clock.now))
+    joined = [MemberMove(m, "joined", at("2026-01"), True, None, None, None, None) for m in ("m1", "m2")]
+    counting.count(ledger.entries("m1"))
+    counting.count_moves(joined)
+    counting.count(ledger.entries("m2"))
+    # When in March m1 reaches the next tier and is reviewed as loyal (the stream brings the moves twice)
+    upper = higher.removeprefix("tier#")
+    moved = [
+        MemberMove("m1", "tier#mar", at("2026-03"), False, None, upper, None, None),
+        MemberMove("m1", "segment#mar", at("2026-03", 11), False, upper, upper, None, "loyal"),
+    ]
+    assert counting.count_moves(moved) == 2 and counting.count_moves(moved) == 0
+    # And in April m1 redeems 40 points and orders again, counted in their new groups
+    clock.now = at("2026-04")
+    ledger.redeem("m1", 40, "r1", "voucher")
+    ledger.accrue("m1", simple_order("o-m1-april", clock.now))
+    assert len(counting.count(ledger.entries("m1"))) == 2
+    # Then each group's members, active members and points outstanding follow the member
+    held = {m: ledger.summary(m).available + ledger.summary(m).pending for m in ("m1", "m2")}
+    january_held = {m: sum(e.points + e.pending for e in ledger.entries(m) if e.created_at < at("2026-02", 1))
+                    for m in ("m1", "m2")}  # fmt: skip
+    figures = KpiFigures(fakes.kpis, load_rewards(ledger.rules))
+    answers = figures.answers("2026-01", "2027-04", ("tier", "segment"))
+    rows = {(r["month"], r["group"]): r for by in ("tier", "segment") for r in answers[by]["months"]}
+    stocks = ("members", "activeMembers", "pointsOutstanding")
+
+    def stock(month: str, group: str) -> tuple[int, ...]:
+        return tuple(rows[month, group][name] for name in stocks)
+
+    both = sum(january_held.values())
+    assert stock("2026-01", lowest) == stock("2026-01", "segment#none") == (2, 2, both)
+    assert stock("2026-03", lowest) == stock("2026-03", "segment#none") == (1, 1, january_held["m2"])
+    assert stock("2026-03", higher) == stock("2026-03", "segment#loyal") == (1, 1, january_held["m1"])
+    assert stock("2026-04", higher) == stock("2026-04", "segment#loyal") == (1, 1, held["m1"])
+    assert rows["2026-04", higher]["activeShare"] == 1.0
+    point_value = load_rewards(ledger.rules).point_value_in(figures.catalogue.reporting)
+    assert rows["2026-04", higher]["liability"]["amount"] == f"{held['m1'] * point_value:.2f}"
+    # And m2 lapses 12 months after January in the lowest tier, m1 12 months after April in the next
+    assert stock("2027-01", lowest)[:2] == (1, 0) and stock("2027-01", higher)[:2] == (1, 1)
+    assert stock("2027-04", higher)[:2] == (1, 0)
+    # And the groups add up to the programme's every month
+    for month in ("2026-01", "2026-03", "2026-04", "2026-12", "2027-04"):
+        programme = rows[month, "programme"]
+        for by in ("tier", "segment"):
+            mine = [r for (at_, group), r in rows.items() if at_ == month and group.startswith(f"{by}#")]
+            assert tuple(sum(r[name] for r in mine) for name in stocks) == tuple(programme[n] for n in stocks)
+    # And a group's 12-month customer value: the orders placed while in it, over its members
+    assert rows["2026-04", higher]["customerValue12Months"] == {"EUR": "100.00"}  # April's order
+    assert rows["2026-04", lowest]["customerValue12Months"] == {"EUR": "200.00"}  # both January orders, one member
+    assert rows["2026-04", "programme"]["customerValue12Months"] == {"EUR": "150.00"}
+    # And a closed month keeps each group's closing figures
+    KpiClosing(fakes.kpis).close("2026-04")
+    closed = fakes.kpis.month("2026-04")["close"]
+    assert (closed[f"active_members#{higher}"], closed[f"points_outstanding#{higher}"]) == (1, held["m1"])

@@ -7,7 +7,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from loyalty.fakes.memory import Memory
-from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, Exposure, MemberMonths, offer_order_counts
+from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, Exposure, MemberMonths, Noted, offer_order_counts
 
 
 class InMemoryKpiStore:
@@ -32,31 +32,27 @@ class InMemoryKpiStore:
             noted: MemberMonths = self.memory.items("kpi_member_months").get(member_id, MemberMonths())
             return noted
 
-    def move_member(
+    def note_member(
         self,
         member_id: str,
         read: MemberMonths,
         noted: MemberMonths,
-        month: str,
-        groups: Sequence[str],
-        counts: Mapping[str, Count],
-        active_changes: Mapping[str, int],
-    ) -> bool:
+        counts: Mapping[tuple[str, str], Mapping[str, Count]],
+        marker: tuple[str, str] | None = None,
+    ) -> Noted:
         with self.memory.atomically():
+            applied = self.memory.items("kpis_applied")
+            if marker is not None and marker in applied:
+                return Noted.COUNTED_BEFORE
             members = self.memory.items("kpi_member_months")
             if members.get(member_id, MemberMonths()) != read:
-                return False
+                return Noted.CHANGED
+            if marker is not None:
+                applied[marker] = True
             members[member_id] = noted
-            figures = self.memory.items("kpis")
-            for group in groups:
-                kept = figures.setdefault((month, group), {})
-                for name, value in counts.items():
-                    if value:
-                        kept[name] = kept.get(name, 0) + value
-            for moved, change in active_changes.items():
-                kept = figures.setdefault((moved, PROGRAMME), {})
-                kept["active_change"] = kept.get("active_change", 0) + change
-            return True
+            for (month, group), added in counts.items():
+                self._add(month, group, added)
+            return Noted.WRITTEN
 
     def expose(self, member_id: str, exposure: Exposure) -> bool:
         with self.memory.atomically():

@@ -1,7 +1,7 @@
-"""A month's closing figures: the members, the active members and the points outstanding at its end, and each
-tier's and segment's members, each the previous month's plus what the month's counters moved. Kept by the close
-job (functions/kpis_close, daily: the month just ended is closed again each day of the next, so an entry the
-stream brought late is in it) and read from the months' figures, never by scanning members.
+"""A month's closing figures: the members, the active members and the points outstanding at its end, for the
+programme and for each tier and segment, each the previous month's plus what the month's counters moved. Kept by
+the close job (functions/kpis_close, daily: the month just ended is closed again each day of the next, so an entry
+the stream brought late is in it) and read from the months' figures, never by scanning members.
 
 A month before the first closed one is computed from its predecessors back to the first month with no figures
 at all (the programme's start); the close job closes every month in turn, so the chain holds.
@@ -15,25 +15,31 @@ from dataclasses import dataclass
 from loyalty.kpis.flows import shift_month
 from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, KpiStore
 
-GROUP_MEMBERS = "members#"  # a tier's or segment's members at the month's end: members#tier#gold
+GROUP_STOCKS = {  # a tier's or segment's closing figure (members#tier#gold) -> the counter that moves it
+    "members": "members_change",
+    "active_members": "active_change",
+    "points_outstanding": "points_held",
+}
 MONTHS_BACK = 1200  # a hundred years of open months: a bound, never reached
 
 
 def closing_stocks(opening: Mapping[str, Count], figures: Mapping[str, Mapping[str, Count]]) -> dict[str, Count]:
     """A month's closing figures from its opening ones (the previous month's closing) and its counters by group:
-    the programme's members, active members and points outstanding, and each tier's and segment's members
-    (``members#tier#gold``)."""
+    the programme's members, active members and points outstanding, and each tier's and segment's
+    (``members#tier#gold``, ``active_members#tier#gold``, ``points_outstanding#tier#gold``)."""
     flows = figures.get(PROGRAMME, {})
     stocks: dict[str, Count] = {
         "members": opening.get("members", 0) + flows.get("members_enrolled", 0),
         "active_members": opening.get("active_members", 0) + flows.get("active_change", 0),
         "points_outstanding": opening.get("points_outstanding", 0) + flows.get("points_held", 0),
     }
-    groups = {name for name in opening if name.startswith(GROUP_MEMBERS)}
-    groups |= {f"{GROUP_MEMBERS}{group}" for group, counts in figures.items() if "members_change" in counts}
-    for name in sorted(groups):
-        changed = figures.get(name.removeprefix(GROUP_MEMBERS), {}).get("members_change", 0)
-        stocks[name] = opening.get(name, 0) + changed
+    kept = {name for name in opening if "#" in name}
+    for group, counts in figures.items():
+        if group not in (PROGRAMME, CLOSE):
+            kept |= {f"{stock}#{group}" for stock, counter in GROUP_STOCKS.items() if counter in counts}
+    for name in sorted(kept):
+        stock, _, group = name.partition("#")
+        stocks[name] = opening.get(name, 0) + figures.get(group, {}).get(GROUP_STOCKS[stock], 0)
     return stocks
 
 

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from loyalty.errors import ConcurrentUpdateError
 from loyalty.kpis.flows import (
+    ACTIVE_MONTHS,
     active_moves,
     contribution,
     groups,
@@ -18,11 +19,12 @@ from loyalty.kpis.flows import (
     moves,
     nps_contribution,
     offer_arm,
+    shift_month,
 )
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.service import Ledger
 from loyalty.offers.records import SendRecord, Status
-from loyalty.ports.kpis import PROGRAMME, Exposure, KpiStore, MemberMove
+from loyalty.ports.kpis import PROGRAMME, Count, Exposure, KpiStore, MemberMonths, MemberMove, Noted
 from loyalty.ports.surveys import NpsAnswer
 from loyalty.programme.orders import Order
 
@@ -44,22 +46,60 @@ class KpiCounting:
     rates: Mapping[str, Decimal] = field(default_factory=dict)
 
     def count(self, entries: Iterable[Entry]) -> list[Entry]:
-        """Add each entry to its month's figures, for the programme and for its member's tier and segment as they
-        stand now (the members read together); each entry once, however often it comes. Returns those added now."""
+        """Add each entry to its month's figures, for the programme and for the tier and segment its member's note
+        counts them in (at first, their earned tier and segment as they stand now: the members read together);
+        each entry once, however often it comes. Returns those added now."""
         counted = [(entry, flows) for entry in entries if any((flows := contribution(entry)).values())]
         members = self.ledger.summaries({entry.member_id for entry, _ in counted}, expiry=False)
         added: list[Entry] = []
         for entry, flows in counted:
             member = members.get(entry.member_id)
-            tier, segment = (member.tier, member.segment) if member is not None else (None, None)
-            month, counted_in = local_month(self.ledger.rules, entry.created_at), groups(tier, segment)
-            if self.store.add(f"{entry.member_id}#{entry.source_key}", month, counted_in, flows):
+            standing = (member.earned_tier, member.segment) if member is not None else (None, None)
+            if self._count_entry(entry, flows, self._groups(*standing)):
                 added.append(entry)
-            if is_activity(entry):
-                self._member_month(entry, month, counted_in)
             if entry.kind is EntryKind.ACCRUAL and self.measured:
                 self._convert(entry)
         return added
+
+    def _groups(self, tier: str | None, segment: str | None) -> tuple[str, str]:
+        """The tier's and segment's groups (no tier yet: the lowest; no segment yet: ``segment#none``)."""
+        return f"tier#{tier or self.ledger.rules.tiers[0].name}", f"segment#{segment or 'none'}"
+
+    def _count_entry(self, entry: Entry, flows: Mapping[str, Count], standing: tuple[str, str]) -> bool:
+        """The entry's flows in its month, for the programme and the member's noted groups (``standing`` if none
+        are noted yet), with the member's note in one write: the points they hold there, and for an order or a
+        redemption their month (active from it for 12 months; an order counts them as a buyer of the month,
+        returning if they first bought earlier; each once, however often the entry comes). False if counted
+        before."""
+        month = local_month(self.ledger.rules, entry.created_at)
+        marker = (month, f"{entry.member_id}#{entry.source_key}")
+        for _ in range(MOVE_TRIES):
+            read = self.store.member_months(entry.member_id)
+            tier, segment = (read.tier, read.segment) if read.tier and read.segment else standing
+            counted_in = (PROGRAMME, tier, segment)
+            held = int(flows.get("points_held", 0))
+            noted = replace(
+                read, tier=tier, segment=segment, held=read.held + held, latest=max(read.latest or "", month)
+            )
+            counts = dict(flows)
+            active: dict[str, int] = {}
+            if is_activity(entry):
+                if entry.kind is EntryKind.ACCRUAL and (read.bought is None or read.bought < month):
+                    returning = read.first_bought is not None and read.first_bought < month
+                    counts |= {"purchasers": 1, "returning_purchasers": int(returning)}
+                    noted = replace(noted, bought=month, first_bought=read.first_bought or month)
+                if read.active is None or read.active < month:
+                    active = active_moves(read.active, month)
+                    noted = replace(noted, active=month)
+            changes = {(month, group): dict(counts) for group in counted_in}
+            for moved, change in active.items():
+                for group in counted_in:
+                    kept = changes.setdefault((moved, group), {})
+                    kept["active_change"] = int(kept.get("active_change", 0)) + change
+            result = self.store.note_member(entry.member_id, read, noted, changes, marker)
+            if result is not Noted.CHANGED:
+                return result is Noted.WRITTEN
+        raise ConcurrentUpdateError(f"member {entry.member_id}'s months kept changing")  # the batch is retried
 
     def count_offers(self, records: Iterable[SendRecord]) -> int:
         """Each offer decision as the stream brings it: a message sent counts in its month, and a member an offer
@@ -96,37 +136,36 @@ class KpiCounting:
                 return
         raise ConcurrentUpdateError(f"member {entry.member_id}'s offers kept changing")  # the batch is retried
 
-    def _member_month(self, entry: Entry, month: str, counted_in: tuple[str, ...]) -> None:
-        """An order or a redemption in ``month``: the member counts as active from it (for 12 months), and an
-        order counts them as a buyer of the month (returning if they first bought earlier); each once, however
-        often the entry comes (a month already noted, or an earlier one, changes nothing)."""
-        for _ in range(MOVE_TRIES):
-            read = self.store.member_months(entry.member_id)
-            noted, counts, changes = read, {}, {}
-            if entry.kind is EntryKind.ACCRUAL and (read.bought is None or read.bought < month):
-                returning = read.first_bought is not None and read.first_bought < month
-                counts = {"purchasers": 1, "returning_purchasers": int(returning)}
-                noted = replace(noted, bought=month, first_bought=read.first_bought or month)
-            if read.active is None or read.active < month:
-                changes = active_moves(read.active, month)
-                noted = replace(noted, active=month)
-            if noted == read:
-                return
-            if self.store.move_member(entry.member_id, read, noted, month, counted_in, counts, changes):
-                return
-        raise ConcurrentUpdateError(f"member {entry.member_id}'s months kept changing")  # the batch is retried
-
     def count_moves(self, changes: Iterable[MemberMove]) -> int:
         """Each member who joined or changed earned tier or segment, in the month it happened: the members of each
-        tier and segment, and the programme's upgrades, downgrades and segment moves; each change once. Returns
-        the changes counted."""
+        tier and segment, and the programme's upgrades, downgrades and segment moves; and the member's active
+        spell and the points they hold move from the groups their note counted them in to the new ones. Each
+        change once. Returns the changes counted."""
         counted = 0
         for move in changes:
             added = moves(self.ledger.rules, move)
             if added:
-                month = local_month(self.ledger.rules, move.at)
-                counted += self.store.add_each(f"move#{move.member_id}#{move.key}", month, added)
+                counted += self._move(move, added)
         return counted
+
+    def _move(self, move: MemberMove, added: Mapping[str, Mapping[str, Count]]) -> bool:
+        month = local_month(self.ledger.rules, move.at)
+        tier, segment = self._groups(move.tier_after, move.segment_after)
+        marker = (month, f"move#{move.member_id}#{move.key}")
+        for _ in range(MOVE_TRIES):
+            read = self.store.member_months(move.member_id)
+            changes = {(month, group): dict(counts) for group, counts in added.items()}
+            noted = replace(read, tier=tier, segment=segment)
+            if read.tier and read.segment:
+                at = max(month, read.latest or month)  # not before what was counted in the old groups
+                noted = replace(noted, latest=at)
+                for left, came in ((read.tier, tier), (read.segment, segment)):
+                    if left != came:
+                        _carry(changes, read, at, left, came)
+            result = self.store.note_member(move.member_id, read, noted, changes, marker)
+            if result is not Noted.CHANGED:
+                return result is Noted.WRITTEN
+        raise ConcurrentUpdateError(f"member {move.member_id}'s months kept changing")  # the batch is retried
 
     def count_guest_orders(self, orders: Iterable[tuple[str, Order]]) -> int:
         """Each order of a shopper who is not a member (``buyer``: their hashed e-mail) in the month it was placed:
@@ -167,6 +206,24 @@ class KpiCounting:
                 nps_contribution(answer.score),
             )  # fmt: skip
         return added
+
+
+def _carry(changes: dict[tuple[str, str], dict[str, Count]], read: MemberMonths, at: str, left: str, came: str) -> None:
+    """A member's points held and active spell (if it lasts past ``at``: until 12 months after their last active
+    month) move from the group ``left`` to ``came`` in the month ``at``."""
+
+    def add(month: str, group: str, name: str, value: int) -> None:
+        kept = changes.setdefault((month, group), {})
+        kept[name] = int(kept.get(name, 0)) + value
+
+    if read.held:
+        add(at, left, "points_held", -read.held)
+        add(at, came, "points_held", read.held)
+    lapse = shift_month(read.active, ACTIVE_MONTHS) if read.active else None
+    if lapse is not None and lapse > at:
+        for group, sign in ((left, -1), (came, 1)):
+            add(at, group, "active_change", sign)
+            add(lapse, group, "active_change", -sign)
 
 
 def _answer_key(answer: NpsAnswer) -> str:

@@ -25,7 +25,12 @@ to the hundredth. Definitions:
   revenue). An interval that contains 0 shows no effect measured. Offers count in the month they were decided;
   a range sums its months;
 * ROI: the offers' incremental revenue (revenue per member lift times the offered members) over the cost of the
-  points redeemed in the range (redeemed less returned, at a point's value), less one.
+  points redeemed in the range (redeemed less returned, at a point's value), less one;
+* by tier and by segment: each member in their earned tier (a CRM user's override aside) and their segment. What
+  happens counts in the group the member is in when it is counted; a member who moves takes their points and
+  their active spell to the new group in the month of the move, so each group's members, active members and
+  points outstanding add up to the programme's. A group's 12-month customer value is the order value its members
+  placed while in it, over its members at the month's end.
 """
 
 from __future__ import annotations
@@ -64,11 +69,11 @@ def _per_currency(counts: Mapping[str, Count], figure: str) -> dict[str, Decimal
     return {name.removeprefix(prefix): Decimal(value) for name, value in counts.items() if name.startswith(prefix)}
 
 
-def _order_value(months: Sequence[Month]) -> dict[str, Decimal]:
-    """The programme's order value of the months, per currency."""
+def _order_value(months: Sequence[Month], group: str) -> dict[str, Decimal]:
+    """A group's order value of the months, per currency."""
     total: dict[str, Decimal] = {}
     for month in months:
-        for currency, value in _per_currency(month.figures.get(PROGRAMME, {}), "order_value").items():
+        for currency, value in _per_currency(month.figures.get(group, {}), "order_value").items():
             total[currency] = total.get(currency, Decimal(0)) + value
     return total
 
@@ -95,8 +100,8 @@ class KpiFigures:
         earlier = shift_month(first, -11)  # the 12-month customer value looks a year back
         read = list(months(self.store, earlier, last))
         in_range = [month for month in read if month.month >= first]
-        programme = [self._programme_row(month, read[max(0, index - 11) : index + 1])
-                     for index, month in enumerate(read) if month.month >= first]  # fmt: skip
+        years = {month.month: read[max(0, index - 11) : index + 1] for index, month in enumerate(read)}
+        programme = [self._row(month, years[month.month], PROGRAMME) for month in in_range]
         offers = offer_lifts(in_range)
         roi = self._roi(in_range, offers)
         found = {}
@@ -105,7 +110,7 @@ class KpiFigures:
             for month, row in zip(in_range, programme, strict=True):
                 rows.append(row)
                 if by is not None:
-                    rows += self._group_rows(month, f"{by}#")
+                    rows += self._group_rows(month, years[month.month], f"{by}#")
             found[by] = {
                 "from": first,
                 "to": last,
@@ -118,15 +123,11 @@ class KpiFigures:
             }
         return found
 
-    def _group_rows(self, month: Month, prefix: str) -> list[dict[str, Any]]:
+    def _group_rows(self, month: Month, year: Sequence[Month], prefix: str) -> list[dict[str, Any]]:
         """Each segment's or tier's row of the month (``prefix``: ``segment#`` or ``tier#``)."""
         groups = {g for g in month.figures if g.startswith(prefix)}
-        groups |= {n.removeprefix("members#") for n in month.closing if n.startswith(f"members#{prefix}")}
-        return [
-            {"month": month.month, "group": group, "members": month.closing.get(f"members#{group}"),
-             **self._flows(month.figures.get(group, {}))}
-            for group in sorted(groups)
-        ]  # fmt: skip
+        groups |= {n.partition("#")[2] for n in month.closing if n.partition("#")[2].startswith(prefix)}
+        return [self._row(month, year, group) for group in sorted(groups)]
 
     def _roi(self, in_range: Sequence[Month], offers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         point_value = self.catalogue.point_value_in(self.catalogue.reporting)
@@ -143,24 +144,26 @@ class KpiFigures:
             "ratio": round(float(incremental / cost - 1), 4) if cost else None,
         }
 
-    def _programme_row(self, month: Month, year: Sequence[Month]) -> dict[str, Any]:
-        counts = month.figures.get(PROGRAMME, {})
-        members = month.closing.get("members", 0)
-        active = month.closing.get("active_members", 0)
-        outstanding = month.closing.get("points_outstanding", 0)
+    def _row(self, month: Month, year: Sequence[Month], group: str) -> dict[str, Any]:
+        """A group's row of the month (the programme, a tier or a segment); ``year``: the 12 months up to it."""
+        counts = month.figures.get(group, {})
+        suffix = "" if group == PROGRAMME else f"#{group}"
+        members = month.closing.get(f"members{suffix}")
+        active = month.closing.get(f"active_members{suffix}", 0)
+        outstanding = month.closing.get(f"points_outstanding{suffix}", 0)
         point_value = self.catalogue.point_value_in(self.catalogue.reporting)
-        value_year, value_quarter = _order_value(year), _order_value(year[-3:])
+        value_year, value_quarter = _order_value(year, group), _order_value(year[-3:], group)
         return {
             "month": month.month,
-            "group": PROGRAMME,
+            "group": group,
             "closed": month.closed,
             "members": members,
             "newMembers": counts.get("members_enrolled", 0),
             "activeMembers": active,
-            "activeShare": _share(active, members),
+            "activeShare": _share(active, members or 0),
             **self._flows(counts),
             "pointsOutstanding": outstanding,
-            "pointsOpening": month.opening.get("points_outstanding", 0),
+            "pointsOpening": month.opening.get(f"points_outstanding{suffix}", 0),
             "liability": {"amount": _money(Decimal(outstanding) * point_value), "currency": self.catalogue.reporting},
             "customerValue12Months": {c: _money(v / members) for c, v in sorted(value_year.items()) if members},
             "customerValueProjected12Months": {

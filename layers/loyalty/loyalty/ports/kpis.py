@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Protocol
 
 Count = int | Decimal  # a counter: a number of things, or money (exact)
@@ -20,11 +21,26 @@ CLOSE = "close"  # the group of a closed month's closing figures
 @dataclass(frozen=True)
 class MemberMonths:
     """What the figures note per member: the month they were last active in (an order or a redemption), the month
-    they last bought in (counted as a buyer there) and the month of their first purchase."""
+    they last bought in (counted as a buyer there) and the month of their first purchase; and the tier and segment
+    their stocks count in (``tier#gold``, ``segment#none``; None: not noted yet), the points counted there
+    (``held``: what their entries added to the points outstanding) and the latest month anything of theirs was
+    counted in. A move to another tier or segment takes the member's active spell and points along."""
 
     active: str | None = None
     bought: str | None = None
     first_bought: str | None = None
+    tier: str | None = None
+    segment: str | None = None
+    held: int = 0
+    latest: str | None = None
+
+
+class Noted(Enum):
+    """What became of a member's note and the counts written with it."""
+
+    WRITTEN = "written"
+    COUNTED_BEFORE = "counted before"  # the marker was there: nothing changed
+    CHANGED = "changed"  # the note was no longer as read: nothing changed (read it again)
 
 
 @dataclass(frozen=True)
@@ -73,19 +89,17 @@ class KpiStore(Protocol):
         """The months noted for the member (all None: nothing noted yet)."""
         ...
 
-    def move_member(
+    def note_member(
         self,
         member_id: str,
         read: MemberMonths,
         noted: MemberMonths,
-        month: str,
-        groups: Sequence[str],
-        counts: Mapping[str, Count],
-        active_changes: Mapping[str, int],
-    ) -> bool:
-        """Note ``noted`` as the member's months, add ``counts`` to ``month``'s figures of each group and each
-        month's ``active_change`` (month -> change) to the programme's figures, atomically; False (nothing
-        changes) unless the member's months are still ``read``."""
+        counts: Mapping[tuple[str, str], Mapping[str, Count]],
+        marker: tuple[str, str] | None = None,
+    ) -> Noted:
+        """Note ``noted`` as the member's months and add ``counts`` ((month, group) -> counts) to the months'
+        figures, atomically, unless the member's note is no longer ``read`` (CHANGED) or ``marker`` (month, what
+        was counted) was written before (COUNTED_BEFORE); with ``marker``, it is written too."""
         ...
 
     def expose(self, member_id: str, exposure: Exposure) -> bool:

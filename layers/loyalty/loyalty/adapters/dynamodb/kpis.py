@@ -34,7 +34,7 @@ from loyalty.adapters.dynamodb.surveys import nps_answer
 from loyalty.clock import now
 from loyalty.ledger.model import Entry
 from loyalty.offers.records import SendRecord
-from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, Exposure, MemberMonths, offer_order_counts
+from loyalty.ports.kpis import CLOSE, PROGRAMME, Count, Exposure, MemberMonths, Noted, offer_order_counts
 from loyalty.ports.surveys import NpsAnswer
 
 COUNTED_KEPT = timedelta(days=40)  # the stream keeps records 24 hours: a marker is needed far less long
@@ -71,64 +71,47 @@ class DynamoDBKpiStore:
         return self.add_each(counted, month, {group: counts for group in groups})
 
     def add_each(self, counted: str, month: str, counts: Mapping[str, Mapping[str, Count]]) -> bool:
-        table, pk = LoyaltyItem.Meta.table_name, _pk(month)
-        expires = int((now() + COUNTED_KEPT).timestamp())
-        marker = {**_key(pk, f"COUNTED#{counted}"), "type": {"S": COUNTED_TYPE}, "ttl": {"N": str(expires)}}
-        items: list[dict[str, Any]] = [
-            {"Put": {"TableName": table, "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}}
-        ]
+        table = LoyaltyItem.Meta.table_name
+        items = [_marker(table, month, counted)]
         items += [{"Update": _counters(table, month, group, added)} for group, added in counts.items()]
-        return _transact(items)
+        return _transact(items) is None
 
     def member_months(self, member_id: str) -> MemberMonths:
         try:
             item = MemberMonthsItem.get(member_pk(member_id), MEMBER_MONTHS_SK, consistent_read=True)
         except MemberMonthsItem.DoesNotExist:
             return MemberMonths()
-        return MemberMonths(item.active, item.bought, item.first_bought)
+        return MemberMonths(
+            item.active, item.bought, item.first_bought, item.tier, item.segment, int(item.held or 0), item.latest
+        )
 
-    def move_member(
+    def note_member(
         self,
         member_id: str,
         read: MemberMonths,
         noted: MemberMonths,
-        month: str,
-        groups: Sequence[str],
-        counts: Mapping[str, Count],
-        active_changes: Mapping[str, int],
-    ) -> bool:
+        counts: Mapping[tuple[str, str], Mapping[str, Count]],
+        marker: tuple[str, str] | None = None,
+    ) -> Noted:
         table = LoyaltyItem.Meta.table_name
-        item = {**_key(member_pk(member_id), MEMBER_MONTHS_SK), "type": {"S": MEMBER_MONTHS_TYPE}}
-        item |= {name: {"S": value} for name, value in asdict(noted).items() if value is not None}
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        conditions = []
-        for n, (name, value) in enumerate(asdict(read).items()):
-            names[f"#m{n}"] = name
-            if value is None:
-                conditions.append(f"attribute_not_exists(#m{n})")
-            else:
-                conditions.append(f"#m{n} = :m{n}")
-                values[f":m{n}"] = {"S": value}
-        put: dict[str, Any] = {
-            "TableName": table,
-            "Item": item,
-            "ConditionExpression": " AND ".join(conditions),
-            "ExpressionAttributeNames": names,
-        }
-        if values:
-            put["ExpressionAttributeValues"] = values
-        items: list[dict[str, Any]] = [{"Put": put}]
-        updates: dict[tuple[str, str], dict[str, Count]] = {}
-        for group in dict.fromkeys(groups):
-            updates[month, group] = {name: value for name, value in counts.items() if value}
-        for moved, change in active_changes.items():
-            kept = updates.setdefault((moved, PROGRAMME), {})
-            kept["active_change"] = kept.get("active_change", 0) + change
-        for (at, group), added in sorted(updates.items()):
-            if any(added.values()):
-                items.append({"Update": _counters(table, at, group, added)})
-        return _transact(items)
+        items: list[dict[str, Any]] = [] if marker is None else [_marker(table, *marker)]
+        key = _key(member_pk(member_id), MEMBER_MONTHS_SK)
+        condition = _as_read(read)
+        if noted == read:  # nothing to note: the counts still depend on the note staying as read
+            items.append({"ConditionCheck": {"TableName": table, "Key": key, **condition}})
+        else:
+            item = {**key, "type": {"S": MEMBER_MONTHS_TYPE}, "held": _number(noted.held)}
+            item |= {name: {"S": value} for name, value in asdict(noted).items() if isinstance(value, str)}
+            items.append({"Put": {"TableName": table, "Item": item, **condition}})
+        items += [
+            {"Update": _counters(table, month, group, added)}
+            for (month, group), added in sorted(counts.items())
+            if any(added.values())
+        ]
+        failed = _transact(items)
+        if failed is None:
+            return Noted.WRITTEN
+        return Noted.COUNTED_BEFORE if marker is not None and failed == 0 else Noted.CHANGED
 
     def expose(self, member_id: str, exposure: Exposure) -> bool:
         table = LoyaltyItem.Meta.table_name
@@ -145,7 +128,7 @@ class DynamoDBKpiStore:
         }
         put = {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
         counts = {f"offer_members#{exposure.trigger}#{exposure.arm}": 1}
-        return _transact([{"Put": put}, {"Update": _counters(table, exposure.month, PROGRAMME, counts)}])
+        return _transact([{"Put": put}, {"Update": _counters(table, exposure.month, PROGRAMME, counts)}]) is None
 
     def exposures(self, member_id: str) -> list[Exposure]:
         page = table_connection().client.query(
@@ -175,7 +158,7 @@ class DynamoDBKpiStore:
             },
         }
         counts = offer_order_counts(read, revenue)
-        return _transact([{"Update": update}, {"Update": _counters(table, read.month, PROGRAMME, counts)}])
+        return _transact([{"Update": update}, {"Update": _counters(table, read.month, PROGRAMME, counts)}]) is None
 
     def set_programme(self, month: str, counts: Mapping[str, Count]) -> None:
         if not counts:
@@ -236,20 +219,50 @@ def _counters(table: str, month: str, group: str, counts: Mapping[str, Count]) -
     }
 
 
-def _transact(items: list[dict[str, Any]]) -> bool:
-    """Write ``items`` in one transaction; False if the first one's condition failed (nothing written), retried
-    while it conflicts with another transaction on the same items."""
+def _marker(table: str, month: str, counted: str) -> dict[str, Any]:
+    """The put of what was counted's marker in the month (kept a while: the stream redelivers for a day)."""
+    expires = int((now() + COUNTED_KEPT).timestamp())
+    item = {**_key(_pk(month), f"COUNTED#{counted}"), "type": {"S": COUNTED_TYPE}, "ttl": {"N": str(expires)}}
+    return {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+def _as_read(read: MemberMonths) -> dict[str, Any]:
+    """The condition that a member's note is still as read (every field; a missing one as its default)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    conditions = []
+    for n, (name, value) in enumerate(asdict(read).items()):
+        names[f"#m{n}"] = name
+        if name == "held":  # a note kept before points were noted has none: 0
+            values[f":m{n}"] = _number(value)
+            absent = f"attribute_not_exists(#m{n}) OR " if value == 0 else ""
+            conditions.append(f"({absent}#m{n} = :m{n})")
+        elif value is None:
+            conditions.append(f"attribute_not_exists(#m{n})")
+        else:
+            conditions.append(f"#m{n} = :m{n}")
+            values[f":m{n}"] = {"S": value}
+    return {
+        "ConditionExpression": " AND ".join(conditions),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _transact(items: list[dict[str, Any]]) -> int | None:
+    """Write ``items`` in one transaction; the index of the first item whose condition failed (nothing written),
+    None once written; retried while it conflicts with another transaction on the same items."""
     client = table_connection().client
     for attempt in range(CONFLICT_TRIES):
         try:
             client.transact_write_items(TransactItems=items)
-            return True
+            return None
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
             reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                return False  # counted before
+            if "ConditionalCheckFailed" in reasons:
+                return reasons.index("ConditionalCheckFailed")  # counted before, or read before a change
             if "TransactionConflict" not in reasons or attempt == CONFLICT_TRIES - 1:
                 raise  # the stream retries the batch: what was counted is skipped then
             time.sleep(0.01 * 2**attempt)  # another entry of the month was counted at the same moment

@@ -266,12 +266,17 @@ class KpiItem(LoyaltyItem, discriminator="kpi"):
 
 
 class MemberMonthsItem(LoyaltyItem, discriminator="kpi_member"):
-    """MEMBER#<id> / KPI_MONTHS: the months the figures note for the member (last active, last bought, first
-    bought), moved with the months' counters in one transaction (loyalty.ports.kpis.MemberMonths)."""
+    """MEMBER#<id> / KPI_MONTHS: what the figures note for the member (last active, last bought, first bought; the
+    tier and segment their stocks count in, the points held there, the latest month counted), moved with the
+    months' counters in one transaction (loyalty.ports.kpis.MemberMonths)."""
 
     active = UnicodeAttribute(null=True)
     bought = UnicodeAttribute(null=True)
     first_bought = UnicodeAttribute(null=True)
+    tier = UnicodeAttribute(null=True)
+    segment = UnicodeAttribute(null=True)
+    held = NumberAttribute(null=True)
+    latest = UnicodeAttribute(null=True)
 
 
 class KpiExposureItem(LoyaltyItem, discriminator="kpi_offer"):
