@@ -193,6 +193,8 @@ class Demo:
         if self.week is not None and (week != self.week or month != self.month):
             self.settle()  # the clock moves on to a new week or month only when the last one's events are in
         if self.month is not None and month != self.month:
+            with self.timed("waiting for the pipeline"):  # the month's last redemptions counted before its close
+                self.stack.wait_idle(timeout=300)
             with self.timed("job kpi_close"):  # the month just ended: its closing figures
                 self.stack.run_job("kpi_close", day=self.ledger.rules.local_date(happening.at).isoformat())
         self.week, self.month = week, month

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 
@@ -27,10 +27,10 @@ class InMemoryKpiStore:
                 self._add(month, group, added)  # as on the table: a counter never added to is absent
             return True
 
-    def member_months(self, member_id: str) -> MemberMonths:
+    def member_months(self, member_ids: Iterable[str]) -> dict[str, MemberMonths]:
         with self.memory.atomically():
-            noted: MemberMonths = self.memory.items("kpi_member_months").get(member_id, MemberMonths())
-            return noted
+            noted = self.memory.items("kpi_member_months")
+            return {member_id: noted.get(member_id, MemberMonths()) for member_id in member_ids}
 
     def note_member(
         self,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 
 from loyalty.errors import ConcurrentUpdateError
 from loyalty.kpis.flows import (
@@ -29,6 +30,7 @@ from loyalty.ports.surveys import NpsAnswer
 from loyalty.programme.orders import Order
 
 MOVE_TRIES = 5
+Changes = dict[tuple[str, str], dict[str, Count]]  # (month, group) -> counts
 CENT = Decimal("0.01")
 DECIDED = frozenset([Status.SENT, Status.REFUSED, Status.CAPPED, Status.FAILED, Status.HOLDOUT])
 
@@ -47,15 +49,19 @@ class KpiCounting:
 
     def count(self, entries: Iterable[Entry]) -> list[Entry]:
         """Add each entry to its month's figures, for the programme and for the tier and segment its member's note
-        counts them in (at first, their earned tier and segment as they stand now: the members read together);
-        each entry once, however often it comes. Returns those added now."""
+        counts them in (at first, their earned tier and segment as they stand now), with the note in one write;
+        the notes (and the members with none yet) read together. Each entry once, however often it comes.
+        Returns those added now."""
         counted = [(entry, flows) for entry in entries if any((flows := contribution(entry)).values())]
-        members = self.ledger.summaries({entry.member_id for entry, _ in counted}, expiry=False)
+        notes = self.store.member_months({entry.member_id for entry, _ in counted})
+        members = self.ledger.summaries({m for m, note in notes.items() if not note.tier}, expiry=False)
         added: list[Entry] = []
         for entry, flows in counted:
             member = members.get(entry.member_id)
-            standing = (member.earned_tier, member.segment) if member is not None else (None, None)
-            if self._count_entry(entry, flows, self._groups(*standing)):
+            standing = self._groups(*((member.earned_tier, member.segment) if member is not None else (None, None)))
+            marker = (local_month(self.ledger.rules, entry.created_at), f"{entry.member_id}#{entry.source_key}")
+            decide = partial(self._entry, entry=entry, flows=flows, standing=standing)
+            if self._note(entry.member_id, notes, marker, decide):
                 added.append(entry)
             if entry.kind is EntryKind.ACCRUAL and self.measured:
                 self._convert(entry)
@@ -65,41 +71,53 @@ class KpiCounting:
         """The tier's and segment's groups (no tier yet: the lowest; no segment yet: ``segment#none``)."""
         return f"tier#{tier or self.ledger.rules.tiers[0].name}", f"segment#{segment or 'none'}"
 
-    def _count_entry(self, entry: Entry, flows: Mapping[str, Count], standing: tuple[str, str]) -> bool:
-        """The entry's flows in its month, for the programme and the member's noted groups (``standing`` if none
-        are noted yet), with the member's note in one write: the points they hold there, and for an order or a
-        redemption their month (active from it for 12 months; an order counts them as a buyer of the month,
-        returning if they first bought earlier; each once, however often the entry comes). False if counted
-        before."""
-        month = local_month(self.ledger.rules, entry.created_at)
-        marker = (month, f"{entry.member_id}#{entry.source_key}")
+    def _note(
+        self,
+        member_id: str,
+        notes: dict[str, MemberMonths],
+        marker: tuple[str, str],
+        decide: Callable[[MemberMonths], tuple[MemberMonths, Changes]],
+    ) -> bool:
+        """Write what ``decide`` makes of the member's note (the note, and the counts by month and group) with
+        ``marker``, from the note as read (``notes``, kept up to date); read again while it changes in between.
+        False if the marker was written before (nothing changes)."""
         for _ in range(MOVE_TRIES):
-            read = self.store.member_months(entry.member_id)
-            tier, segment = (read.tier, read.segment) if read.tier and read.segment else standing
-            counted_in = (PROGRAMME, tier, segment)
-            held = int(flows.get("points_held", 0))
-            noted = replace(
-                read, tier=tier, segment=segment, held=read.held + held, latest=max(read.latest or "", month)
-            )
-            counts = dict(flows)
-            active: dict[str, int] = {}
-            if is_activity(entry):
-                if entry.kind is EntryKind.ACCRUAL and (read.bought is None or read.bought < month):
-                    returning = read.first_bought is not None and read.first_bought < month
-                    counts |= {"purchasers": 1, "returning_purchasers": int(returning)}
-                    noted = replace(noted, bought=month, first_bought=read.first_bought or month)
-                if read.active is None or read.active < month:
-                    active = active_moves(read.active, month)
-                    noted = replace(noted, active=month)
-            changes = {(month, group): dict(counts) for group in counted_in}
-            for moved, change in active.items():
-                for group in counted_in:
-                    kept = changes.setdefault((moved, group), {})
-                    kept["active_change"] = int(kept.get("active_change", 0)) + change
-            result = self.store.note_member(entry.member_id, read, noted, changes, marker)
+            read = notes[member_id]
+            noted, changes = decide(read)
+            result = self.store.note_member(member_id, read, noted, changes, marker)
             if result is not Noted.CHANGED:
+                notes[member_id] = noted if result is Noted.WRITTEN else read
                 return result is Noted.WRITTEN
-        raise ConcurrentUpdateError(f"member {entry.member_id}'s months kept changing")  # the batch is retried
+            notes |= self.store.member_months([member_id])
+        raise ConcurrentUpdateError(f"member {member_id}'s months kept changing")  # the batch is retried
+
+    def _entry(
+        self, read: MemberMonths, entry: Entry, flows: Mapping[str, Count], standing: tuple[str, str]
+    ) -> tuple[MemberMonths, Changes]:
+        """The entry's flows in its month, for the programme and the member's noted groups (``standing`` if none
+        are noted yet), and the note: the points they hold there, and for an order or a redemption their month
+        (active from it for 12 months; an order counts them as a buyer of the month, returning if they first
+        bought earlier; a month already noted, or an earlier one, changes nothing)."""
+        month = local_month(self.ledger.rules, entry.created_at)
+        tier, segment = (read.tier, read.segment) if read.tier and read.segment else standing
+        counted_in = (PROGRAMME, tier, segment)
+        held = int(flows.get("points_held", 0))
+        noted = replace(read, tier=tier, segment=segment, held=read.held + held, latest=max(read.latest or "", month))
+        counts = dict(flows)
+        active: dict[str, int] = {}
+        if is_activity(entry):
+            if entry.kind is EntryKind.ACCRUAL and (read.bought is None or read.bought < month):
+                returning = read.first_bought is not None and read.first_bought < month
+                counts |= {"purchasers": 1, "returning_purchasers": int(returning)}
+                noted = replace(noted, bought=month, first_bought=read.first_bought or month)
+            if read.active is None or read.active < month:
+                active = active_moves(read.active, month)
+                noted = replace(noted, active=month)
+        changes: Changes = {(month, group): dict(counts) for group in counted_in}
+        for moved, change in active.items():
+            for group in counted_in:
+                _add(changes, moved, group, "active_change", change)
+        return noted, changes
 
     def count_offers(self, records: Iterable[SendRecord]) -> int:
         """Each offer decision as the stream brings it: a message sent counts in its month, and a member an offer
@@ -141,31 +159,35 @@ class KpiCounting:
         tier and segment, and the programme's upgrades, downgrades and segment moves; and the member's active
         spell and the points they hold move from the groups their note counted them in to the new ones. Each
         change once. Returns the changes counted."""
-        counted = 0
-        for move in changes:
-            added = moves(self.ledger.rules, move)
-            if added:
-                counted += self._move(move, added)
-        return counted
+        counted = [(move, added) for move in changes if (added := moves(self.ledger.rules, move))]
+        notes = self.store.member_months({move.member_id for move, _ in counted})
+        return sum(
+            self._note(
+                move.member_id,
+                notes,
+                (local_month(self.ledger.rules, move.at), f"move#{move.member_id}#{move.key}"),
+                partial(self._move, move=move, added=added),
+            )
+            for move, added in counted
+        )
 
-    def _move(self, move: MemberMove, added: Mapping[str, Mapping[str, Count]]) -> bool:
+    def _move(
+        self, read: MemberMonths, move: MemberMove, added: Mapping[str, Mapping[str, Count]]
+    ) -> tuple[MemberMonths, Changes]:
+        """The move's counts in its month, and the note's groups the new ones: what the member's note counted in
+        the old groups (their points and active spell) carried along, in the month of the move or, if later, the
+        latest month counted (never before what was counted there)."""
         month = local_month(self.ledger.rules, move.at)
         tier, segment = self._groups(move.tier_after, move.segment_after)
-        marker = (month, f"move#{move.member_id}#{move.key}")
-        for _ in range(MOVE_TRIES):
-            read = self.store.member_months(move.member_id)
-            changes = {(month, group): dict(counts) for group, counts in added.items()}
-            noted = replace(read, tier=tier, segment=segment)
-            if read.tier and read.segment:
-                at = max(month, read.latest or month)  # not before what was counted in the old groups
-                noted = replace(noted, latest=at)
-                for left, came in ((read.tier, tier), (read.segment, segment)):
-                    if left != came:
-                        _carry(changes, read, at, left, came)
-            result = self.store.note_member(move.member_id, read, noted, changes, marker)
-            if result is not Noted.CHANGED:
-                return result is Noted.WRITTEN
-        raise ConcurrentUpdateError(f"member {move.member_id}'s months kept changing")  # the batch is retried
+        changes: Changes = {(month, group): dict(counts) for group, counts in added.items()}
+        noted = replace(read, tier=tier, segment=segment)
+        if read.tier and read.segment:
+            at = max(month, read.latest or month)
+            noted = replace(noted, latest=at)
+            for left, came in ((read.tier, tier), (read.segment, segment)):
+                if left != came:
+                    _carry(changes, read, at, left, came)
+        return noted, changes
 
     def count_guest_orders(self, orders: Iterable[tuple[str, Order]]) -> int:
         """Each order of a shopper who is not a member (``buyer``: their hashed e-mail) in the month it was placed:
@@ -208,22 +230,22 @@ class KpiCounting:
         return added
 
 
-def _carry(changes: dict[tuple[str, str], dict[str, Count]], read: MemberMonths, at: str, left: str, came: str) -> None:
+def _add(changes: Changes, month: str, group: str, name: str, value: int) -> None:
+    kept = changes.setdefault((month, group), {})
+    kept[name] = int(kept.get(name, 0)) + value
+
+
+def _carry(changes: Changes, read: MemberMonths, at: str, left: str, came: str) -> None:
     """A member's points held and active spell (if it lasts past ``at``: until 12 months after their last active
     month) move from the group ``left`` to ``came`` in the month ``at``."""
-
-    def add(month: str, group: str, name: str, value: int) -> None:
-        kept = changes.setdefault((month, group), {})
-        kept[name] = int(kept.get(name, 0)) + value
-
     if read.held:
-        add(at, left, "points_held", -read.held)
-        add(at, came, "points_held", read.held)
+        _add(changes, at, left, "points_held", -read.held)
+        _add(changes, at, came, "points_held", read.held)
     lapse = shift_month(read.active, ACTIVE_MONTHS) if read.active else None
     if lapse is not None and lapse > at:
         for group, sign in ((left, -1), (came, 1)):
-            add(at, group, "active_change", sign)
-            add(lapse, group, "active_change", -sign)
+            _add(changes, at, group, "active_change", sign)
+            _add(changes, lapse, group, "active_change", -sign)
 
 
 def _answer_key(answer: NpsAnswer) -> str:

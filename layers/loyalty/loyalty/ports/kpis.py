@@ -6,7 +6,7 @@ Implemented by loyalty.adapters.dynamodb.kpis and loyalty.fakes.kpis (tests/cont
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -85,8 +85,8 @@ class KpiStore(Protocol):
         """As ``add``, with counts of its own for each group (group -> counts)."""
         ...
 
-    def member_months(self, member_id: str) -> MemberMonths:
-        """The months noted for the member (all None: nothing noted yet)."""
+    def member_months(self, member_ids: Iterable[str]) -> dict[str, MemberMonths]:
+        """What is noted for each member, read together (``MemberMonths()`` for one with nothing noted yet)."""
         ...
 
     def note_member(

@@ -9,7 +9,7 @@ currencies and offer kinds without a new model, so the items are written and rea
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -76,14 +76,16 @@ class DynamoDBKpiStore:
         items += [{"Update": _counters(table, month, group, added)} for group, added in counts.items()]
         return _transact(items) is None
 
-    def member_months(self, member_id: str) -> MemberMonths:
-        try:
-            item = MemberMonthsItem.get(member_pk(member_id), MEMBER_MONTHS_SK, consistent_read=True)
-        except MemberMonthsItem.DoesNotExist:
-            return MemberMonths()
-        return MemberMonths(
-            item.active, item.bought, item.first_bought, item.tier, item.segment, int(item.held or 0), item.latest
-        )
+    def member_months(self, member_ids: Iterable[str]) -> dict[str, MemberMonths]:
+        ids = sorted(set(member_ids))
+        keys = [(member_pk(member_id), MEMBER_MONTHS_SK) for member_id in ids]
+        found = {
+            item.pk.removeprefix(member_pk("")): MemberMonths(
+                item.active, item.bought, item.first_bought, item.tier, item.segment, int(item.held or 0), item.latest
+            )
+            for item in (MemberMonthsItem.batch_get(keys, consistent_read=True) if keys else ())
+        }
+        return {member_id: found.get(member_id, MemberMonths()) for member_id in ids}
 
     def note_member(
         self,
