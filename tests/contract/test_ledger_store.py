@@ -363,13 +363,16 @@ def test_an_offer_for_a_member_who_is_not_there_is_refused(stores: Stores) -> No
 def test_erasure_removes_personal_data_and_the_email_guard(stores: Stores) -> None:
     member = enrolled(stores, "erase.me@example.com", first_name="Erik", last_name="Berg", phone="+46701234567")
     assert stores.ledger.commit(credit(member.member_id, "bonus#signup#1", 10, 0, date(2027, 3, 31))) is Commit.APPLIED
-    assert stores.ledger.erase_personal_data(member.member_id)
+    at = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    assert stores.ledger.erase_personal_data(member.member_id, at)
+    assert stores.ledger.erase_personal_data(member.member_id, at + timedelta(days=1))  # again: still erased then
     stored = stores.ledger.member(member.member_id)
     assert stored is not None
     assert (stored.email, stored.first_name, stored.last_name, stored.phone, stored.birthdate) == (None,) * 5
+    assert stored.erased_at == at
     assert stored.available == 10
     assert stores.ledger.member_for_email("erase.me@example.com") is None
-    assert not stores.ledger.erase_personal_data("nobody")
+    assert not stores.ledger.erase_personal_data("nobody", at)
 
 
 def test_offers_are_granted_dropped_and_used(stores: Stores) -> None:

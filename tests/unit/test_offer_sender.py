@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from loyalty.consent import EmailFeedback, apply_email_feedback, opt_out
-from loyalty.erasure import erase_member
 from loyalty.errors import ChannelRejectedError, ChannelRetryableError, OfferInFlightError
 from loyalty.fakes import Fakes
 from loyalty.jobs import held_sms
@@ -29,6 +28,7 @@ from loyalty.offers.rules import OfferRules, load_offer_rules
 from loyalty.offers.sending import OfferSender
 from loyalty.offers.unsubscribe import unsubscribe_url, valid_unsubscribe
 from loyalty.ports.surveys import NpsAnswer
+from loyalty.privacy import Privacy
 from loyalty.programme.rules import ProgramRules
 from tests.conftest import FakeClock
 from tests.orders import simple_order
@@ -401,7 +401,10 @@ def test_erasure_keeps_offer_decisions_and_nps_scores_without_the_persons_data(
     at = datetime(2026, 11, 21, 9, tzinfo=UTC)
     fakes.nps_answers.save(NpsAnswer(anna, "s1", 9, at, "2026-11", None, None, comment="Anna here: great shop"))
     # When the person is erased
-    erase_member(sender.ledger, sender.store, fakes.nps_answers, anna)
+    stores = (fakes.nps_answers, fakes.exports, fakes.dead_letters)
+    privacy = Privacy(sender.ledger, sender.directory, sender.store, *stores)
+    erased = privacy.erase(anna)
+    assert (erased.offers, erased.comments) == (1, 1)
     # Then the decision stays, with nothing that identifies the person
     item = record(sender, anna, "DOUBLE1#2026-11-20#2026-12-20", "email")
     assert item.status == "sent" and item.subject is None

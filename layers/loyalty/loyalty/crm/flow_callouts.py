@@ -300,6 +300,20 @@ class NpsResponseCallout(_Callout):
     responded_at: AwareDatetime = Field(alias="respondedAt")
 
 
+class MemberEraseCallout(_Callout):
+    """Erase the person's data (GDPR erasure): what the programme keeps of them goes, every amount stays. The CRM
+    user and the Flow that asked are logged with the request id."""
+
+    type: Literal["member.erase"]
+
+
+class MemberExportCallout(_Callout):
+    """Everything the programme keeps of the person as one JSON file (GDPR access): the answer's ``downloadUrl``
+    is a link to it for the CRM user, valid for a week."""
+
+    type: Literal["member.export"]
+
+
 # Add new callout types to this union.
 FlowCallout = Annotated[
     PointsAdjustmentCallout
@@ -307,7 +321,9 @@ FlowCallout = Annotated[
     | TierOverrideCallout
     | OfferRequestedCallout
     | RewardRedeemCallout
-    | NpsResponseCallout,
+    | NpsResponseCallout
+    | MemberEraseCallout
+    | MemberExportCallout,
     Field(discriminator="type"),
 ]
 _CALLOUT: TypeAdapter[FlowCallout] = TypeAdapter(FlowCallout)

@@ -13,6 +13,8 @@ from loyalty.crm.flow_callouts import (
     CalloutContact,
     FlowCallout,
     MemberEnrolCallout,
+    MemberEraseCallout,
+    MemberExportCallout,
     NpsResponseCallout,
     OfferRequestedCallout,
     PointsAdjustmentCallout,
@@ -38,10 +40,13 @@ from loyalty.offers.records import OfferQueue
 from loyalty.offers.requests import ContactSnapshot, CrmConsent, Offer, OfferKind, OfferRequest, Trigger
 from loyalty.ports.crm import CrmStates
 from loyalty.ports.directory import CONSENT_FIELDS, Directory
+from loyalty.ports.privacy import EXPORT_LINK_DAYS
 from loyalty.ports.surveys import NpsAnswer, NpsAnswers
 from loyalty.programme.tiers import month_key
 
 RedeemReward = Callable[[str, Any, str, str], tuple[dict[str, Any], bool]]  # (member, body, key, actor) -> answer, made
+EraseMember = Callable[[str], Any]  # member id -> what was erased (counts: logged)
+ExportMember = Callable[[str, str], str]  # (member id, request id) -> a download link
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little; a change time beyond that is refused
 
 
@@ -58,6 +63,8 @@ class CrmInbound:
         clock: Callable[[], datetime] = clock_now,
         redeem_reward: RedeemReward | None = None,
         nps_answers: NpsAnswers | None = None,
+        erase_member: EraseMember | None = None,
+        export_member: ExportMember | None = None,
     ) -> None:
         self.ledger = ledger
         self.directory = directory
@@ -69,6 +76,8 @@ class CrmInbound:
         self.clock = clock
         self.redeem_reward = redeem_reward
         self.nps_answers = nps_answers
+        self.erase_member = erase_member
+        self.export_member = export_member
         self.apply_notification: Callable[..., str] = self.apply_contact_change  # wiring: once per notification
 
     def outbound_message(self, raw_body: bytes, token: str | None) -> bytes:
@@ -98,6 +107,11 @@ class CrmInbound:
         if isinstance(callout, RewardRedeemCallout):
             redemption, duplicate = self._redeem(callout)
             more = {"redemptionId": redemption["redemptionId"], "redemptionStatus": redemption["status"]}
+        elif isinstance(callout, MemberEraseCallout):
+            duplicate, more = self._erase(callout), {}
+        elif isinstance(callout, MemberExportCallout):
+            url, duplicate = self._export(callout)
+            more = {"downloadUrl": url, "expiresInDays": EXPORT_LINK_DAYS}
         else:
             duplicate, more = self.apply_callout(callout), {}
         logger.info("flow callout applied", type=callout.type, request_id=callout.request_id, duplicate=duplicate)
@@ -114,6 +128,43 @@ class CrmInbound:
         actor = f"salesforce-user:{callout.source.requested_by_user_id}"
         redemption, made = self.redeem_reward(member_id, body, f"salesforce:{callout.request_id}", actor)
         return redemption, not made
+
+    def _erase(self, callout: MemberEraseCallout) -> bool:
+        """Erase the Contact's member; True if this request erased them before (their e-mail then finds no one)."""
+        if self.erase_member is None:
+            raise RuntimeError("member.erase needs the privacy requests")
+        try:
+            member_id = self._member_of(callout.contact)
+        except UnknownMemberError:
+            if self.directory.request_seen(callout.request_id):
+                return True
+            raise
+        erased = self.erase_member(member_id)
+        logger.info(
+            "member erased at a CRM user's request",
+            member_id=member_id,
+            requested_by=callout.source.requested_by_user_id,
+            flow=callout.source.flow_api_name,
+            request_id=callout.request_id,
+            erased=str(erased),
+        )
+        metrics.add_metric(name="MembersErased", unit="Count", value=1)
+        return not self.directory.record_request(callout.request_id)
+
+    def _export(self, callout: MemberExportCallout) -> tuple[str, bool]:
+        """The Contact's member's data for download (a repeat makes a fresh link); and whether it is a repeat."""
+        if self.export_member is None:
+            raise RuntimeError("member.export needs the privacy requests")
+        member_id = self._member_of(callout.contact)
+        url = self.export_member(member_id, f"salesforce-{callout.request_id}")
+        logger.info(
+            "member's data exported at a CRM user's request",
+            member_id=member_id,
+            requested_by=callout.source.requested_by_user_id,
+            request_id=callout.request_id,
+        )
+        metrics.add_metric(name="MemberExports", unit="Count", value=1)
+        return url, not self.directory.record_request(callout.request_id)
 
     def _check_org(self, org_id: str) -> None:
         if not org_id_matches(self.org_id, org_id):
@@ -220,10 +271,10 @@ class CrmInbound:
             saved = self._nps_answer(callout)
             first = self.directory.record_request(callout.request_id)
             return not (saved and first)
-        raise AssertionError(f"unhandled callout {type(callout).__name__}")  # reward.redeem: see flow_callout
+        raise AssertionError(f"unhandled callout {type(callout).__name__}")  # the rest: see flow_callout
 
     def _nps_answer(self, callout: NpsResponseCallout) -> bool:
-        """Keep the answer with the member's segment and tier as they are now (it counts by them in its month);
+        """Keep the answer with the member's segment and earned tier as they are now (it counts by them in its month);
         False if the same or a later answer to the survey is kept already."""
         if self.nps_answers is None:
             raise RuntimeError("nps.response needs the NPS answers")
@@ -239,7 +290,7 @@ class CrmInbound:
                 responded_at=callout.responded_at,
                 month=month_key(self.ledger.rules.local_date(callout.responded_at)),
                 segment=member.segment,
-                tier=member.tier,
+                tier=member.earned_tier,  # the figures count members by their earned tier
                 comment=callout.comment,
                 request_id=callout.request_id,
             )

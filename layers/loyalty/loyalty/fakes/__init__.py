@@ -16,6 +16,7 @@ from loyalty.fakes.kpis import InMemoryKpiStore
 from loyalty.fakes.ledger import InMemoryLedgerStore
 from loyalty.fakes.memory import Memory
 from loyalty.fakes.offers import InMemoryOfferQueue, InMemoryOfferRecords
+from loyalty.fakes.privacy import InMemoryDeadLetters, InMemoryExports
 from loyalty.fakes.queues import InMemoryLedgerQueue
 from loyalty.fakes.reports import InMemoryReportStore
 from loyalty.fakes.reviews import InMemoryReviews
@@ -39,6 +40,8 @@ class Fakes:
         self.kpis = InMemoryKpiStore(self.memory)
         self.org = InMemoryOrg()
         self.reports = InMemoryReportStore()
+        self.exports = InMemoryExports()
+        self.dead_letters = InMemoryDeadLetters()
         self.offer_queue = InMemoryOfferQueue()
         self.ledger_queue = InMemoryLedgerQueue()
         self.email = InMemoryEmail()

@@ -67,6 +67,10 @@ class InMemoryDirectory:
                 raise UnknownMemberError(member_id)
             self.memory.members[member_id] = replace(member, crm_contact_id=contact_id)
 
+    def request_seen(self, request_id: str) -> bool:
+        with self.memory.atomically():
+            return request_id in self.memory.items("requests")
+
     def record_request(self, request_id: str) -> bool:
         with self.memory.atomically():
             seen = self.memory.items("requests")
@@ -96,6 +100,14 @@ class InMemoryDirectory:
 
     def drop_held_order(self, email: str, order: Order) -> None:
         self.memory.items("held_orders").get(_email(email), {}).pop((order.shop, order.order_id), None)
+
+    def forget_person(self, member_id: str, email: str | None) -> int:
+        customers = self.memory.items("customers")
+        theirs = [key for key, linked in customers.items() if linked == member_id]
+        for key in theirs:
+            del customers[key]
+        held = self.memory.items("held_orders").pop(_email(email), {}) if email else {}
+        return len(theirs) + len(held)
 
     def hold_for_review(self, order: Order, reason: str, at: datetime, member_id: str | None = None) -> None:
         held = self.memory.items("held_for_review")

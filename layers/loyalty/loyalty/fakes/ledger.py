@@ -195,7 +195,7 @@ class InMemoryLedgerStore:
                 memory.emails[_email(member.email)] = member.member_id
         return Commit.APPLIED
 
-    def erase_personal_data(self, member_id: str) -> bool:
+    def erase_personal_data(self, member_id: str, at: datetime) -> bool:
         memory = self.memory
         with memory.atomically():
             member = memory.members.get(member_id)
@@ -204,7 +204,8 @@ class InMemoryLedgerStore:
             if member.email:
                 memory.emails.pop(_email(member.email), None)
             memory.birthdays.pop(member_id, None)
-            memory.members[member_id] = replace(member, **dict.fromkeys(_PERSONAL))  # type: ignore[arg-type]
+            erased = replace(member, **dict.fromkeys(_PERSONAL))  # type: ignore[arg-type]
+            memory.members[member_id] = replace(erased, erased_at=member.erased_at or at)
         return True
 
     def grant_offer(self, member_id: str, key: str, grant: OfferGrant, drop: Sequence[str]) -> None:

@@ -26,6 +26,11 @@ class InMemoryNpsAnswers:
             found = [answer for answer in self.memory.items("nps").values() if answer.month == month]
         return sorted(found, key=lambda a: (a.responded_at, a.member_id, a.survey_id))
 
+    def of_member(self, member_id: str) -> list[NpsAnswer]:
+        with self.memory.atomically():
+            found = [answer for key, answer in self.memory.items("nps").items() if key[0] == member_id]
+        return sorted(found, key=lambda a: a.survey_id)
+
     def forget_comments(self, member_id: str) -> int:
         with self.memory.atomically():
             answers = self.memory.items("nps")

@@ -111,9 +111,13 @@ class Ledger:
     def member_for_email(self, email: str) -> str | None:
         return self.store.member_for_email(email)
 
+    def member(self, member_id: str) -> MemberState:
+        """The member as stored: profile, consent, counters (their data export shows it all)."""
+        return self._known(self.store.member(member_id), member_id)
+
     def erase_personal_data(self, member_id: str) -> None:
         """GDPR erasure: the member's personal data goes, the amounts stay (entries hold none)."""
-        if not self.store.erase_personal_data(member_id):
+        if not self.store.erase_personal_data(member_id, self.clock()):
             raise UnknownMemberError(member_id)
 
     # ---------------------------------------------------------------- orders

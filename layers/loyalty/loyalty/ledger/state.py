@@ -70,6 +70,7 @@ class MemberState:
     tier: str | None = None  # the earned tier; None: the lowest
     tier_period_end: date | None = None
     tier_changed_at: datetime | None = None  # when the earned tier last changed (the figures' tier moves)
+    erased_at: datetime | None = None  # when the person's data was erased (GDPR): the amounts stay
     tier_override: TierOverride | None = None
     segment: str | None = None
     segment_reason: str | None = None

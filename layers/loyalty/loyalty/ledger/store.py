@@ -90,8 +90,9 @@ class LedgerStore(Protocol):
 
     def member_for_email(self, email: str) -> str | None: ...
 
-    def erase_personal_data(self, member_id: str) -> bool:
-        """Remove the member's e-mail, names, phone and birthday (and the e-mail's guard); False if no member."""
+    def erase_personal_data(self, member_id: str, at: datetime) -> bool:
+        """Remove the member's e-mail, names, phone and birthday (and the e-mail's guard), noting when (``at``,
+        kept after a repeat); False if no member."""
         ...
 
     def grant_offer(self, member_id: str, key: str, grant: OfferGrant, drop: Sequence[str]) -> None:

@@ -43,6 +43,10 @@ class Directory(Protocol):
         """Link the member to their CRM Contact (None drops a stale link)."""
         ...
 
+    def request_seen(self, request_id: str) -> bool:
+        """Whether the CRM request id was noted (``record_request``) before."""
+        ...
+
     def record_request(self, request_id: str) -> bool:
         """Note a CRM request id; False if it was noted before (a repeat)."""
         ...
@@ -62,6 +66,11 @@ class Directory(Protocol):
         ...
 
     def drop_held_order(self, email: str, order: Order) -> None: ...
+
+    def forget_person(self, member_id: str, email: str | None) -> int:
+        """An erasure: the member's links to shop customers go, and the guest orders held for their e-mail; how
+        many were removed."""
+        ...
 
     def hold_for_review(self, order: Order, reason: str, at: datetime, member_id: str | None = None) -> None:
         """Keep an order beyond the programme's bounds, unapplied, for an operator (the same order once); with the

@@ -33,6 +33,10 @@ class NpsAnswers(Protocol):
         """Every answer counted in a month (YYYY-MM), read where the month keeps them, never by a scan."""
         ...
 
+    def of_member(self, member_id: str) -> list[NpsAnswer]:
+        """The member's answers, the latest to each survey (their data export)."""
+        ...
+
     def forget_comments(self, member_id: str) -> int:
         """Drop the comments of the member's answers (their scores stay); how many were dropped."""
         ...

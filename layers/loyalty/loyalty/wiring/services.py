@@ -31,12 +31,14 @@ if TYPE_CHECKING:
     from loyalty.ports.crm import RewardToArrange
     from loyalty.ports.directory import Directory, HeldForReview
     from loyalty.ports.shops import MemberImages, ShopCodes
+    from loyalty.privacy import Privacy
     from loyalty.programme.rules import ProgramRules
     from loyalty.rewards.codes import CodeMaker
     from loyalty.rewards.member_api import MemberRewards
     from loyalty.rewards.member_page import MemberPage
     from loyalty.shop.applier import ShopEventApplier
     from loyalty.shop.customer_labels import CustomerLabeller
+    from loyalty.wiring.settings import PrivacySettings
 
 IDEMPOTENCY_DAYS = 7
 
@@ -84,6 +86,24 @@ def _idempotent(config: IdempotencyConfig, table: str, function: Any, keyword: s
         data_keyword_argument=keyword, config=config, persistence_store=store, key_prefix=key_prefix
     )
     return once(function)
+
+
+def _privacy(settings: PrivacySettings) -> Privacy:
+    """A person's data on request: exports to the export bucket, erasure reaching the dead-letter queues too."""
+    from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
+    from loyalty.adapters.dynamodb.surveys import DynamoDBNpsAnswers
+    from loyalty.adapters.s3_exports import S3MemberExports
+    from loyalty.adapters.sqs_dead_letters import SqsDeadLetters
+    from loyalty.privacy import Privacy
+
+    return Privacy(
+        _ledger(settings.table),
+        _directory(settings.table),
+        DynamoDBOfferRecords(),
+        DynamoDBNpsAnswers(),
+        S3MemberExports(settings.export_bucket),
+        SqsDeadLetters(settings.dead_letter_queue_urls),
+    )
 
 
 @cache
@@ -266,6 +286,8 @@ def crm_inbound() -> tuple[CrmInbound, int]:
         redeem_reward=member_rewards_for(ledger, None).redeem,  # a service agent's redemption (no shop call)
         nps_answers=DynamoDBNpsAnswers(),
     )
+    privacy = _privacy(settings)
+    inbound.erase_member, inbound.export_member = privacy.erase, privacy.export
     notifications = idempotency("notification_id")
     inbound.apply_notification = _idempotent(
         notifications, settings.idempotency_table, inbound.apply_contact_change, "change", "crm_webhook.contact_change"

@@ -6,6 +6,19 @@ from __future__ import annotations
 from loyalty.settings import TableSettings, flag, optional_text, setting, text, whole_number
 
 
+def url_list(value: str) -> tuple[str, ...]:
+    """Addresses separated by commas (none: empty)."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+class PrivacySettings(TableSettings):
+    """What a function that answers privacy requests needs: where exports go, and the dead-letter queues that
+    keep message bodies (an erasure reaches them)."""
+
+    export_bucket: str = setting("EXPORT_BUCKET", text(min_length=3))
+    dead_letter_queue_urls: tuple[str, ...] = setting("DEAD_LETTER_QUEUE_URLS", url_list, ())
+
+
 class LedgerWriterSettings(TableSettings):
     idempotency_table: str = setting("LOYALTY_IDEMPOTENCY_TABLE", text(min_length=3))
     guest_hold_days: int = setting("GUEST_HOLD_DAYS", whole_number(0), 30)
@@ -40,7 +53,7 @@ class KpiCloseSettings(TableSettings):
     secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
 
 
-class CrmWebhookSettings(TableSettings):
+class CrmWebhookSettings(PrivacySettings):
     idempotency_table: str = setting("LOYALTY_IDEMPOTENCY_TABLE", text(min_length=3))
     org_id: str = setting("SALESFORCE_ORG_ID", text(min_length=15, max_length=18))
     callout_secret_name: str = setting("SALESFORCE_CALLOUT_SECRET_NAME", text())

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from loyalty.adapters.dynamodb.models import (
@@ -139,6 +139,13 @@ class DynamoDBDirectory:
                 raise UnknownMemberError(member_id) from None
             raise
 
+    def request_seen(self, request_id: str) -> bool:
+        try:
+            RequestItem.get(f"REQUEST#{request_id}", "REQUEST", consistent_read=True)
+        except RequestItem.DoesNotExist:
+            return False
+        return True
+
     def record_request(self, request_id: str) -> bool:
         """Note a CRM request id; False if it was noted before (a repeat)."""
         try:
@@ -194,6 +201,30 @@ class DynamoDBDirectory:
 
     def drop_held_order(self, email: str, order: Order) -> None:
         HeldOrderItem(_held_pk(email), f"ORDER#{order.shop}#{order.order_id}").delete()
+
+    def forget_person(self, member_id: str, email: str | None) -> int:
+        removed = 0
+        try:
+            member = MemberItem.get(member_pk(member_id), MEMBER_SK, consistent_read=True)
+        except MemberItem.DoesNotExist:
+            member = None
+        for link in sorted(member.customers or ()) if member is not None else ():
+            shop, _, customer_id = link.rpartition("#")
+            try:  # only the member's own link (the customer id may have gone to another member since)
+                CustomerItem(_customer_pk(shop, customer_id), CUSTOMER_SK).delete(
+                    condition=CustomerItem.member_id == member_id
+                )
+                removed += 1
+            except DeleteError as error:
+                if not condition_failed(error):
+                    raise
+        if member is not None and member.customers:
+            member.update(actions=[MemberItem.customers.remove()], condition=MemberItem.pk.exists())
+        if email:
+            for item in LoyaltyItem.query(_held_pk(email), consistent_read=True):
+                item.delete()
+                removed += 1
+        return removed
 
     def hold_for_review(self, order: Order, reason: str, at: datetime, member_id: str | None = None) -> None:
         item = ReviewHoldItem(

@@ -278,7 +278,7 @@ class DynamoDBLedgerStore:
             return Commit.ALREADY_APPLIED if reasons[0] == _CONDITION_FAILED else Commit.CONFLICT
         return Commit.APPLIED
 
-    def erase_personal_data(self, member_id: str) -> bool:
+    def erase_personal_data(self, member_id: str, at: datetime) -> bool:
         member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
         if member is None:
             return False
@@ -288,7 +288,10 @@ class DynamoDBLedgerStore:
             transaction.delete(BirthdayItem(member_pk(member_id), BIRTHDAY_SK))
             transaction.update(
                 MemberItem(member_pk(member_id), MEMBER_SK),
-                [getattr(MemberItem, name).remove() for name in _PERSONAL],
+                [
+                    *(getattr(MemberItem, name).remove() for name in _PERSONAL),
+                    MemberItem.erased_at.set(member.erased_at or at),
+                ],
                 condition=MemberItem.pk.exists(),
                 add_version_condition=False,
             )

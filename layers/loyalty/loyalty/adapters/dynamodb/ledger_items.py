@@ -168,6 +168,7 @@ def member_state(item: MemberItem) -> MemberState:
         tier=item.tier,
         tier_period_end=_date(item.tier_period_end),
         tier_changed_at=item.tier_changed_at,
+        erased_at=item.erased_at,
         tier_override=(
             TierOverride(
                 tier=str(override["tier"]),

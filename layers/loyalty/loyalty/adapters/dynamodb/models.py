@@ -126,6 +126,7 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     segment_on = UnicodeAttribute(null=True)  # ISO date the segment was judged for
     segment_at = UTCDateTimeAttribute(null=True)  # when it was computed (from the entries written up to then)
     customers = UnicodeSetAttribute(null=True)  # "<shop>#<customer id>" of each shop customer linked to the member
+    erased_at = UTCDateTimeAttribute(null=True)  # when the person's data was erased (the CRM push's cue)
 
 
 class EntryItem(LoyaltyItem, discriminator="entry"):

@@ -40,11 +40,13 @@ class DynamoDBNpsAnswers:
     def answered_in(self, month: str) -> list[NpsAnswer]:
         return [nps_answer(item) for item in LoyaltyItem.due.query(f"NPS#{month}") if isinstance(item, NpsAnswerItem)]
 
+    def of_member(self, member_id: str) -> list[NpsAnswer]:
+        return [nps_answer(item) for item in self._theirs(member_id)]
+
     def forget_comments(self, member_id: str) -> int:
         dropped = 0
-        query = LoyaltyItem.query(member_pk(member_id), LoyaltyItem.sk.startswith(NPS_PREFIX))
-        for item in query:
-            if not isinstance(item, NpsAnswerItem) or item.comment is None:
+        for item in self._theirs(member_id):
+            if item.comment is None:
                 continue
             try:
                 item.update(actions=[NpsAnswerItem.comment.remove()], condition=NpsAnswerItem.pk.exists())
@@ -53,6 +55,11 @@ class DynamoDBNpsAnswers:
                     raise
             dropped += 1
         return dropped
+
+    @staticmethod
+    def _theirs(member_id: str) -> list[NpsAnswerItem]:
+        query = LoyaltyItem.query(member_pk(member_id), LoyaltyItem.sk.startswith(NPS_PREFIX), consistent_read=True)
+        return [item for item in query if isinstance(item, NpsAnswerItem)]
 
 
 def nps_answer(item: NpsAnswerItem) -> NpsAnswer:
