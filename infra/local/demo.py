@@ -488,7 +488,7 @@ def check_group_stocks(demo: Demo, figures: KpiFigures, written: list[Entry], mo
     """Each tier's and segment's members, active members and points outstanding at the month's end, as GET /kpis
     answers them (counted from the stream, carried along as members moved), against the members' items and
     entries: their earned tier, segment and points, and their last order or redemption. What differs."""
-    members = demo.ledger.store.members({entry.member_id for entry in written})
+    members = demo.ledger.store.members(demo.enrolled())
     lowest = demo.ledger.rules.tiers[0].name
     last_active: dict[str, str] = {}
     for entry in written:

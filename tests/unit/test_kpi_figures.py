@@ -349,3 +349,46 @@ def test_a_member_who_moves_takes_their_points_and_active_spell_to_the_new_tier_
     KpiClosing(fakes.kpis).close("2026-04")
     closed = fakes.kpis.month("2026-04")["close"]
     assert (closed[f"active_members#{higher}"], closed[f"points_outstanding#{higher}"]) == (1, held["m1"])
+
+
+def test_stocks_counted_before_the_members_groups_were_known_follow_them(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    from loyalty.ports.kpis import MemberMonths, MemberMove, Noted
+
+    counting = KpiCounting(ledger, fakes.kpis)
+    lowest = f"tier#{ledger.rules.tiers[0].name}"
+    # Given m1's bonus counted before its joining, which puts it in another segment than it stands in now
+    clock.now = at("2026-01")
+    ledger.enrol("m1")
+    ledger.bonus("m1", "signup", "m1")
+    counting.count(ledger.entries("m1"))
+    counting.count_moves([MemberMove("m1", "joined", at("2026-01"), True, None, None, None, "new")])
+    # And m2, whose note was kept before notes named groups: active since December, counted in the programme only
+    ledger.enrol("m2")
+    kept = MemberMonths(active="2025-12", bought="2025-12", first_bought="2025-12")
+    assert fakes.kpis.note_member("m2", MemberMonths(), kept, {("2025-12", "programme"): {"active_change": 1}})
+    assert fakes.kpis.note_member("m2", kept, kept, {("2026-12", "programme"): {"active_change": -1}}) is Noted.WRITTEN
+    # When m2 gets a bonus in February and reaches the next tier in March
+    clock.now = at("2026-02")
+    ledger.bonus("m2", "birthday", "2026")
+    counting.count(ledger.entries("m2"))
+    higher = ledger.rules.tiers[1].name
+    counting.count_moves([MemberMove("m2", "tier#mar", at("2026-03"), False, None, higher, None, None)])
+    # Then m1's points are in the segment it joined, none left in the one its entries first counted in
+    rows = {
+        (r["month"], r["group"]): r
+        for by in ("segment", "tier")
+        for r in KpiFigures(fakes.kpis, load_rewards(ledger.rules)).answers("2026-01", "2026-12", (by,))[by]["months"]
+    }
+    assert rows["2026-01", "segment#new"]["pointsOutstanding"] == 100
+    assert rows["2026-01", "segment#none"]["pointsOutstanding"] == 0
+    # And m2's active spell went from the lowest tier to the next with the move, and lapses there in December
+    assert (rows["2026-03", lowest]["activeMembers"], rows["2026-03", f"tier#{higher}"]["activeMembers"]) == (0, 1)
+    assert rows["2026-12", f"tier#{higher}"]["activeMembers"] == 0
+    for month in ("2026-02", "2026-03", "2026-12"):  # from m2's first entry counted since notes named groups
+        for by in ("segment#", "tier#"):
+            mine = [r for (m, g), r in rows.items() if m == month and g.startswith(by)]
+            for name in ("activeMembers", "pointsOutstanding"):
+                assert sum(r[name] for r in mine) == rows[month, "programme"][name], (month, by, name)
+            assert all(r["activeMembers"] >= 0 for r in mine)

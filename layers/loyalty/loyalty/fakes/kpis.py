@@ -51,7 +51,8 @@ class InMemoryKpiStore:
                 applied[marker] = True
             members[member_id] = noted
             for (month, group), added in counts.items():
-                self._add(month, group, added)
+                if any(added.values()):  # as on the table: a group's item comes with its first count
+                    self._add(month, group, added)
             return Noted.WRITTEN
 
     def expose(self, member_id: str, exposure: Exposure) -> bool:

@@ -13,7 +13,6 @@ from loyalty.kpis.flows import (
     ACTIVE_MONTHS,
     active_moves,
     contribution,
-    groups,
     guest_contribution,
     is_activity,
     local_month,
@@ -114,6 +113,8 @@ class KpiCounting:
                 active = active_moves(read.active, month)
                 noted = replace(noted, active=month)
         changes: Changes = {(month, group): dict(counts) for group in counted_in}
+        if not (read.tier and read.segment):
+            _adopt(changes, read, month, (tier, segment))
         for moved, change in active.items():
             for group in counted_in:
                 _add(changes, moved, group, "active_change", change)
@@ -181,7 +182,9 @@ class KpiCounting:
         tier, segment = self._groups(move.tier_after, move.segment_after)
         changes: Changes = {(month, group): dict(counts) for group, counts in added.items()}
         noted = replace(read, tier=tier, segment=segment)
-        if read.tier and read.segment:
+        if not (read.tier and read.segment):
+            _adopt(changes, read, month, (tier, segment))
+        else:
             at = max(month, read.latest or month)
             noted = replace(noted, latest=at)
             for left, came in ((read.tier, tier), (read.segment, segment)):
@@ -220,11 +223,11 @@ class KpiCounting:
                 self.store.add(
                     f"nps-replaced#{_answer_key(replaced)}",
                     replaced.month,
-                    groups(replaced.tier, replaced.segment),
+                    (PROGRAMME, *self._groups(replaced.tier, replaced.segment)),
                     taken,
                 )
             added += self.store.add(
-                f"nps#{_answer_key(answer)}", answer.month, groups(answer.tier, answer.segment),
+                f"nps#{_answer_key(answer)}", answer.month, (PROGRAMME, *self._groups(answer.tier, answer.segment)),
                 nps_contribution(answer.score),
             )  # fmt: skip
         return added
@@ -233,6 +236,16 @@ class KpiCounting:
 def _add(changes: Changes, month: str, group: str, name: str, value: int) -> None:
     kept = changes.setdefault((month, group), {})
     kept[name] = int(kept.get(name, 0)) + value
+
+
+def _adopt(changes: Changes, read: MemberMonths, month: str, groups: tuple[str, str]) -> None:
+    """A note kept before it named groups (the programme's active members only) whose active spell lasts past
+    ``month``: the spell joins the groups from that month, so a later move carries what they hold."""
+    lapse = shift_month(read.active, ACTIVE_MONTHS) if read.active else None
+    if lapse is not None and lapse > month:
+        for group in groups:
+            _add(changes, month, group, "active_change", 1)
+            _add(changes, lapse, group, "active_change", -1)
 
 
 def _carry(changes: Changes, read: MemberMonths, at: str, left: str, came: str) -> None:

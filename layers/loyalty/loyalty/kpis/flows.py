@@ -223,11 +223,6 @@ def net_promoter_score(figures: Mapping[str, Count]) -> float | None:
     return 100 * float(figures.get("nps_promoters", 0) - figures.get("nps_detractors", 0)) / float(answers)
 
 
-def groups(tier: str | None, segment: str | None) -> tuple[str, ...]:
-    """The figures an entry counts in: the programme's, its member's tier's and segment's."""
-    return (PROGRAMME, f"tier#{tier or 'none'}", f"segment#{segment or 'none'}")
-
-
 def recount(
     rules: ProgramRules, entries: Iterable[Entry], enrolled: Iterable[datetime] = ()
 ) -> dict[str, dict[str, Count]]:
