@@ -17,12 +17,17 @@ from loyalty.crm.inbound import CrmInbound
 from loyalty.errors import UnknownMemberError
 from loyalty.fakes import Fakes
 from loyalty.ledger.service import Ledger
+from loyalty.offers.rules import load_offer_rules
 from loyalty.ports.surveys import NpsAnswer
 from loyalty.privacy import Privacy
+from loyalty.shop.applier import ShopEventApplier
+from loyalty.shop.webhooks import QueuedWebhook
 from tests.conftest import FakeClock
 from tests.orders import simple_order
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "salesforce"
+SHOPIFY = EVENTS.parent / "shopify"
+SHOP_DOMAIN = "fjallvind-outdoor.myshopify.com"
 ORG = "00D5g000004abcdEAA"
 SECRET = "flow-secret"
 EMAIL, PHONE = "anna.lindqvist@example.se", "+46701234567"
@@ -138,3 +143,48 @@ def test_a_crm_user_gets_a_download_link_and_erases_the_member_through_flow_call
     # And another request for an e-mail the programme does not know is refused
     with pytest.raises(UnknownMemberError):
         send(inbound, "flow_member_erase.json", clock, requestId="other", contact={"email": "nobody@example.se"})
+
+
+def shopify_privacy(name: str) -> QueuedWebhook:
+    """One of Shopify's mandatory privacy webhooks as the receiver queues it."""
+    topic = {"customers_data_request": "customers/data_request", "customers_redact": "customers/redact"}.get(
+        name, "shop/redact"
+    )
+    body = (SHOPIFY / f"{name}.json").read_text()
+    return QueuedWebhook(platform="shopify", topic=topic, shop=SHOP_DOMAIN, webhook_id=f"wh-{name}", body=body)
+
+
+def test_shopifys_privacy_webhooks_export_erase_and_forget_a_shop_that_left(
+    privacy: Privacy, fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    applier = ShopEventApplier(
+        ledger, fakes.directory, 30, load_offer_rules(), fakes.offer_queue,
+        erase_member=privacy.erase, export_member=privacy.export,
+    )  # fmt: skip
+    shop = f"shopify:{SHOP_DOMAIN}"
+    # Given the customer the requests name, a member of this shop; and two more: one of this shop only, one of two
+    linnea = ledger.enrol("m-linnea", email="linnea.berg@example.se", first_name="Linnea", phone="+46705551234")
+    fakes.directory.link_customer(shop, "7390212210977", linnea)
+    only_here = ledger.enrol("m-only", email="only@example.se")
+    fakes.directory.link_customer(shop, "1", only_here)
+    both = ledger.enrol("m-both", email="both@example.se")
+    fakes.directory.link_customer(shop, "2", both)
+    fakes.directory.link_customer("shopify:other.myshopify.com", "9", both)
+    # When the shop asks for the customer's data
+    assert applier.deliver(shopify_privacy("customers_data_request")) == "member's data exported for the merchant"
+    # Then the merchant's file holds it, named after the request
+    exported = json.loads(fakes.exports.files[linnea, f"shopify-{SHOP_DOMAIN}-data-request-40981"])
+    assert exported["member"]["email"] == "linnea.berg@example.se"
+    # When the shop asks to erase the customer
+    assert applier.deliver(shopify_privacy("customers_redact")) == "member erased"
+    assert ledger.member(linnea).email is None and fakes.exports.files == {}
+    assert applier.deliver(shopify_privacy("customers_redact")) == "privacy request: the customer is not a member"
+    # When the shop, 48 hours after leaving the app, asks to erase its customers
+    assert applier.deliver(shopify_privacy("shop_redact")) == (
+        "shop's customers erased: 1 members, 1 kept for their other shops"
+    )
+    # Then its only-here member is erased; the other keeps their data and their other shop, without this one
+    assert ledger.member(only_here).email is None
+    assert ledger.member(both).email == "both@example.se"
+    assert fakes.directory.customer_links(both) == ["shopify:other.myshopify.com#9"]
+    assert fakes.directory.shop_customers(shop) == []

@@ -22,7 +22,15 @@ from loyalty.ledger.service import Ledger
 from loyalty.offers.rules import load_offer_rules
 from loyalty.ports.shops import RefundedLine
 from loyalty.shop.applier import ShopEventApplier
-from loyalty.shop.events import CustomerEvent, ListedRefund, OrderPaidEvent, ProductEvent, RefundEvent, Unused
+from loyalty.shop.events import (
+    CustomerEvent,
+    ListedRefund,
+    OrderPaidEvent,
+    PrivacyEvent,
+    ProductEvent,
+    RefundEvent,
+    Unused,
+)
 from loyalty.shop.intake import WebhookReceiver
 from loyalty.shop.webhooks import QueuedWebhook, shop_event
 from loyalty.shop.woocommerce import kept_after_refunds
@@ -59,6 +67,9 @@ PAYLOADS: dict[str, tuple[str, type | str]] = {
     ),
     "shopify/products_create.json": ("products/create", ProductEvent),
     "shopify/products_create_test_notification.json": ("products/create", "WebhookTestDelivery"),
+    "shopify/customers_data_request.json": ("customers/data_request", PrivacyEvent),
+    "shopify/customers_redact.json": ("customers/redact", PrivacyEvent),
+    "shopify/shop_redact.json": ("shop/redact", PrivacyEvent),
     "woocommerce/order_completed.json": ("order.updated", OrderPaidEvent),
     "woocommerce/order_completed_with_refunds.json": ("order.updated", OrderPaidEvent),
     "woocommerce/order_refunded.json": ("order.updated", RefundEvent),

@@ -101,6 +101,19 @@ class InMemoryDirectory:
     def drop_held_order(self, email: str, order: Order) -> None:
         self.memory.items("held_orders").get(_email(email), {}).pop((order.shop, order.order_id), None)
 
+    def shop_customers(self, shop: str) -> list[tuple[str, str]]:
+        customers = self.memory.items("customers")
+        return sorted((customer_id, member_id) for (at, customer_id), member_id in customers.items() if at == shop)
+
+    def customer_links(self, member_id: str) -> list[str]:
+        customers = self.memory.items("customers")
+        return sorted(f"{shop}#{customer}" for (shop, customer), linked in customers.items() if linked == member_id)
+
+    def unlink_customer(self, shop: str, customer_id: str, member_id: str) -> None:
+        customers = self.memory.items("customers")
+        if customers.get((shop, customer_id)) == member_id:
+            del customers[shop, customer_id]
+
     def forget_person(self, member_id: str, email: str | None) -> int:
         customers = self.memory.items("customers")
         theirs = [key for key, linked in customers.items() if linked == member_id]

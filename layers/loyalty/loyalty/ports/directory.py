@@ -67,6 +67,19 @@ class Directory(Protocol):
 
     def drop_held_order(self, email: str, order: Order) -> None: ...
 
+    def shop_customers(self, shop: str) -> list[tuple[str, str]]:
+        """Every customer of the shop linked to a member, as (customer id, member id): a shop that left the app
+        (read once, for its erasure)."""
+        ...
+
+    def customer_links(self, member_id: str) -> list[str]:
+        """The member's shop customers, as ``<shop>#<customer id>``."""
+        ...
+
+    def unlink_customer(self, shop: str, customer_id: str, member_id: str) -> None:
+        """Drop the link of the shop's customer to the member (if it is theirs)."""
+        ...
+
     def forget_person(self, member_id: str, email: str | None) -> int:
         """An erasure: the member's links to shop customers go, and the guest orders held for their e-mail; how
         many were removed."""

@@ -23,7 +23,15 @@ from loyalty.ports.directory import Directory
 from loyalty.ports.shops import RefundedLine, ShopRefunds
 from loyalty.programme.limits import beyond_limits
 from loyalty.programme.orders import Order, with_catalogue_categories
-from loyalty.shop.events import CustomerEvent, OrderPaidEvent, ProductEvent, RefundEvent, ShopEvent, Unused
+from loyalty.shop.events import (
+    CustomerEvent,
+    OrderPaidEvent,
+    PrivacyEvent,
+    ProductEvent,
+    RefundEvent,
+    ShopEvent,
+    Unused,
+)
 from loyalty.shop.webhooks import QueuedWebhook, shop_event
 from loyalty.shop.woocommerce import kept_after_refunds
 
@@ -40,6 +48,8 @@ class ShopEventApplier:
         test_orders_earn: bool = False,
         refunds: ShopRefunds | None = None,  # the lines of the refunds a WooCommerce order lists
         reads_refunds: Callable[[str], bool] = lambda shop: False,  # a shop it can read them from (API keys)
+        erase_member: Callable[[str], Any] | None = None,  # a privacy request's erasure (loyalty.privacy)
+        export_member: Callable[[str, str], str] | None = None,  # and data export: (member, name) -> a link
     ) -> None:
         self.ledger = ledger
         self.directory = directory
@@ -49,6 +59,7 @@ class ShopEventApplier:
         self.member_ids = member_ids
         self.test_orders_earn = test_orders_earn  # a development store's test orders earn (never in production)
         self.refunds, self.reads_refunds = refunds, reads_refunds
+        self.erase_member, self.export_member = erase_member, export_member
         self.apply_event: Callable[..., str] = self.apply  # wiring makes it idempotent per dedup key
 
     def deliver(self, webhook: QueuedWebhook) -> str:
@@ -84,7 +95,37 @@ class ShopEventApplier:
             return self._customer(event)
         if isinstance(event, OrderPaidEvent):
             return self._order(event)
+        if isinstance(event, PrivacyEvent):
+            return self._privacy(event)
         return self._refund(event)
+
+    def _privacy(self, event: PrivacyEvent) -> str:
+        """A shop's privacy request: the customer's member's data exported for the merchant (the export bucket,
+        named after the request), the member erased, or, for a shop that left, each member who is a customer of
+        that shop only erased and the shop's links of the others dropped."""
+        if self.erase_member is None or self.export_member is None:
+            raise RuntimeError("privacy requests need the privacy use case")
+        metrics.add_metric(name="ShopPrivacyRequests", unit="Count", value=1)
+        if event.request == "shop_erase":
+            erased = kept = 0
+            for customer_id, linked in self.directory.shop_customers(event.shop):
+                if all(link.startswith(f"{event.shop}#") for link in self.directory.customer_links(linked)):
+                    self.erase_member(linked)
+                    erased += 1
+                else:  # a customer of another shop too: only this shop's link goes
+                    self.directory.unlink_customer(event.shop, customer_id, linked)
+                    kept += 1
+            return f"shop's customers erased: {erased} members, {kept} kept for their other shops"
+        member_id = self._find_member(event.shop, event.customer_id, event.email)
+        if member_id is None:
+            return "privacy request: the customer is not a member"
+        if event.request == "erase":
+            self.erase_member(member_id)
+            return "member erased"
+        name = f"{event.shop.replace(':', '-')}-data-request-{event.request_id or event.dedup_key}"
+        self.export_member(member_id, name)
+        logger.info("data request answered: the export is in the export bucket", member_id=member_id, export=name)
+        return "member's data exported for the merchant"
 
     def _customer(self, event: CustomerEvent) -> str:
         profile = {

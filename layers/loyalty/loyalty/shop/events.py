@@ -89,7 +89,21 @@ class RefundEvent(_Event):
     lines: dict[NonEmpty, Annotated[int, Field(gt=0)]] | None  # None = whole order; {} = nothing to reverse
 
 
-ShopEvent = Annotated[ProductEvent | CustomerEvent | OrderPaidEvent | RefundEvent, Field(discriminator="kind")]
+class PrivacyEvent(_Event):
+    """A shop's privacy request (Shopify's mandatory webhooks): the customer's data for the merchant (``export``),
+    the customer erased (``erase``), or every customer of a shop that left the app erased (``shop_erase``, no
+    customer named). ``occurred_at`` is when it was received (the requests carry no time)."""
+
+    kind: Literal["privacy"] = "privacy"
+    request: Literal["export", "erase", "shop_erase"]
+    customer_id: str | None = None
+    email: str | None = None
+    request_id: str | None = None  # the shop's id of a data request
+
+
+ShopEvent = Annotated[
+    ProductEvent | CustomerEvent | OrderPaidEvent | RefundEvent | PrivacyEvent, Field(discriminator="kind")
+]
 ShopEventAdapter: TypeAdapter[ShopEvent] = TypeAdapter(ShopEvent)
 
 

@@ -39,6 +39,9 @@ SHOPIFY_TOPICS = frozenset(
         "customers/marketing_consent_update",
         "products/create",
         "products/update",
+        "customers/data_request",  # the mandatory privacy webhooks
+        "customers/redact",
+        "shop/redact",
     }
 )
 WOOCOMMERCE_TOPICS = frozenset(

@@ -44,6 +44,7 @@ from loyalty.programme.orders import Order, OrderLine
 from loyalty.shop.events import (
     CustomerEvent,
     OrderPaidEvent,
+    PrivacyEvent,
     ProductEvent,
     RefundEvent,
     ShopEvent,
@@ -344,6 +345,42 @@ def _consent(consent: _Consent | None) -> bool | None:
     return _CONSENT_STATES.get(consent.state) if consent and consent.state else None
 
 
+class _PrivacyCustomer(_Wire):
+    id: Id | None = None
+    email: str | None = None
+
+
+class _DataRequest(_Wire):
+    id: Id | None = None
+
+
+class _PrivacyPayload(_Wire):
+    customer: _PrivacyCustomer | None = None
+    data_request: _DataRequest | None = None
+
+
+PRIVACY_REQUESTS = {"customers/data_request": "export", "customers/redact": "erase", "shop/redact": "shop_erase"}
+
+
+def _privacy(topic: str, body: Any, shop: str, dedup_key: str) -> PrivacyEvent:
+    """One of Shopify's mandatory privacy webhooks: a customer's data requested or to be erased (by their id and
+    e-mail), or the shop's customers to be erased 48 hours after the shop uninstalled the app."""
+    payload = _PrivacyPayload.model_validate(body)
+    customer = payload.customer
+    request = PRIVACY_REQUESTS[topic]
+    if request != "shop_erase" and (customer is None or (customer.id is None and not customer.email)):
+        raise MalformedPayloadError(f"shopify {topic}: customer.id or customer.email is required")
+    return PrivacyEvent(
+        shop=shop,
+        dedup_key=dedup_key,
+        occurred_at=clock_now(),
+        request=request,
+        customer_id=customer.id if customer is not None else None,
+        email=(customer.email or None) if customer is not None else None,
+        request_id=payload.data_request.id if payload.data_request is not None else None,
+    )
+
+
 BUILDERS: dict[str, Callable[[str, Any, str, str], ShopEvent | Unused]] = {  # the receiver queues these only
     "orders/paid": _order_paid,
     "refunds/create": _refund,
@@ -353,4 +390,5 @@ BUILDERS: dict[str, Callable[[str, Any, str, str], ShopEvent | Unused]] = {  # t
     "customers/marketing_consent_update": _sms_consent,
     "products/create": _product,
     "products/update": _product,
+    **dict.fromkeys(PRIVACY_REQUESTS, _privacy),
 }

@@ -142,6 +142,8 @@ def shop_event_applier() -> ShopEventApplier:
         refunds=ShopCodesBySecret(credentials),
         reads_refunds=reads_refunds,
     )
+    privacy = _privacy(settings)
+    applier.erase_member, applier.export_member = privacy.erase, privacy.export
     config, table = idempotency("dedup_key"), settings.idempotency_table
     applier.apply_event = _idempotent(config, table, applier.apply, "event", "ledger_writer.shop_event")
     return applier

@@ -19,7 +19,7 @@ class PrivacySettings(TableSettings):
     dead_letter_queue_urls: tuple[str, ...] = setting("DEAD_LETTER_QUEUE_URLS", url_list, ())
 
 
-class LedgerWriterSettings(TableSettings):
+class LedgerWriterSettings(PrivacySettings):
     idempotency_table: str = setting("LOYALTY_IDEMPOTENCY_TABLE", text(min_length=3))
     guest_hold_days: int = setting("GUEST_HOLD_DAYS", whole_number(0), 30)
     test_orders_earn: bool = setting("TEST_ORDERS_EARN", flag, False)

@@ -202,6 +202,40 @@ class DynamoDBDirectory:
     def drop_held_order(self, email: str, order: Order) -> None:
         HeldOrderItem(_held_pk(email), f"ORDER#{order.shop}#{order.order_id}").delete()
 
+    def shop_customers(self, shop: str) -> list[tuple[str, str]]:
+        """A Scan filtered to the shop's customer links: once, for a shop that left the app (never on a path that
+        runs per event)."""
+        prefix = _customer_pk(shop, "")
+        condition = (LoyaltyItem.type == "customer") & LoyaltyItem.pk.startswith(prefix)
+        return sorted(
+            (item.pk.removeprefix(prefix), item.member_id)
+            for item in LoyaltyItem.scan(condition)
+            if isinstance(item, CustomerItem)
+        )
+
+    def customer_links(self, member_id: str) -> list[str]:
+        try:
+            member = MemberItem.get(member_pk(member_id), MEMBER_SK, consistent_read=True)
+        except MemberItem.DoesNotExist:
+            return []
+        return sorted(member.customers or ())
+
+    def unlink_customer(self, shop: str, customer_id: str, member_id: str) -> None:
+        try:
+            CustomerItem(_customer_pk(shop, customer_id), CUSTOMER_SK).delete(
+                condition=CustomerItem.member_id == member_id
+            )
+        except DeleteError as error:
+            if not condition_failed(error):
+                raise
+        try:
+            MemberItem(member_pk(member_id), MEMBER_SK).update(
+                actions=[MemberItem.customers.delete({f"{shop}#{customer_id}"})], condition=MemberItem.pk.exists()
+            )
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
+
     def forget_person(self, member_id: str, email: str | None) -> int:
         removed = 0
         try:
