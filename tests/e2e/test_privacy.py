@@ -31,9 +31,9 @@ def person() -> dict[str, str]:
     }
 
 
-def shopper(stack: Stack, shop: Shop, who: dict[str, str]) -> tuple[int, str]:
+def shopper(stack: Stack, shop: Shop, who: dict[str, str]) -> tuple[int, str, str]:
     """The person as the shop knows them (a customer with an address, and an order shipped to it) and as the CRM
-    does (a Contact with their birthday); returns (customer id, member id)."""
+    does (a Contact with their birthday); returns (customer id, member id, Contact id)."""
     customer_id = int(time.time() * 1000)
     customer: dict[str, Any] = json.loads(payload("shopify/customers_create.json"))
     address = {**customer["default_address"], "address1": who["street"], "phone": who["phone"]}
@@ -57,7 +57,7 @@ def shopper(stack: Stack, shop: Shop, who: dict[str, str]) -> tuple[int, str]:
     stack.wait_idle()
     _, member = shop.get(f"/members/{member_id}")
     assert member["profile"]["birthdate"] == who["birthday"]
-    return customer_id, member_id
+    return customer_id, member_id, contact_id
 
 
 def flow(stack: Stack, kind: str, member_id: str) -> dict[str, Any]:
@@ -93,8 +93,10 @@ def everything_kept(stack: Stack) -> str:
 
 def test_a_crm_user_exports_and_erases_a_member_and_nothing_of_the_person_is_left(stack: Stack, shop: Shop) -> None:
     who = person()
-    _, member_id = shopper(stack, shop, who)
+    _, member_id, contact_id = shopper(stack, shop, who)
     _, before = shop.get(f"/members/{member_id}")
+    journal = "Loyalty_Transaction__c"
+    assert [r for r in stack.salesforce.records(journal) if r["Member_Id__c"] == member_id]
     failed = json.dumps({"topic": "customers/update", "body": {"email": who["email"], "phone": who["phone"]}})
     boto3.client("sqs").send_message(QueueUrl=stack.names["LedgerDeadLetterQueue"], MessageBody=failed)
     # When a CRM user's Flow asks for the member's data
@@ -114,6 +116,10 @@ def test_a_crm_user_exports_and_erases_a_member_and_nothing_of_the_person_is_lef
     kept = everything_kept(stack)
     for what, value in who.items():
         assert value not in kept, f"the person's {what} is still kept"
+    # And the org keeps the Contact (the org's) without the programme's journal records and loyalty fields
+    assert [r for r in stack.salesforce.records(journal) if r["Member_Id__c"] == member_id] == []
+    contact = stack.salesforce.contact(contact_id)
+    assert contact["Loyalty_Member_Id__c"] is None and contact.get("Loyalty_Points__c") is None
     # And the export is gone; the points stay
     assert download(exported["downloadUrl"])[0] == 404
     _, after = shop.get(f"/members/{member_id}")
@@ -122,7 +128,7 @@ def test_a_crm_user_exports_and_erases_a_member_and_nothing_of_the_person_is_lef
 
 def test_shopifys_privacy_webhooks_export_and_erase_the_customer(stack: Stack, shop: Shop) -> None:
     who = person()
-    customer_id, member_id = shopper(stack, shop, who)
+    customer_id, member_id, _ = shopper(stack, shop, who)
     exports = boto3.client("s3")
     bucket = stack.names["ExportBucket"]
 

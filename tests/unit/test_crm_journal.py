@@ -111,3 +111,49 @@ def test_the_daily_trim_deletes_the_journal_older_than_its_window_and_keeps_the_
     assert sync.trim_journal() == 0
     # Then the entry older than 24 months is gone, the others stay
     assert [r["Entry_Date__c"][:10] for r in journal(fakes)] == ["2025-12-01", "2026-11-30"]
+
+
+def test_an_erased_member_is_forgotten_in_the_org_and_never_pushed_again(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock, sync: CrmSync
+) -> None:
+    from loyalty.crm.fields import TASK_SEND_ID
+
+    # Given a linked member with a journal entry and a Task the programme wrote, and a Task a CRM user wrote
+    ledger.enrol("m1", email="dag@example.se")
+    contact_id = fakes.org.add_contact(LastName="Dag", Email="dag@example.se", **{MEMBER_ID: "m1"})
+    sync.sync({"m1"}, [])
+    order = ledger.accrue("m1", simple_order("3001", clock.now)).entry
+    sync.sync({"m1"}, [], entries=[order])
+    fakes.org.upsert_records("Task", TASK_SEND_ID, [{"WhoId": contact_id, TASK_SEND_ID: "m1#offer", "Subject": "x"}])
+    fakes.org.create_records("Task", [{"WhoId": contact_id, "Subject": "a call the CRM user logged"}])
+    assert journal(fakes) and ledger.summary("m1").profile.crm_contact_id == contact_id
+    # When the person is erased and the stream brings the member's change
+    ledger.erase_personal_data("m1")
+    report = sync.sync({"m1"}, [])
+    # Then the journal and the programme's Task are gone, the Contact's loyalty fields blank, the member unlinked
+    assert report.forgotten == 1 and journal(fakes) == []
+    assert [task["Subject"] for task in fakes.org.tasks()] == ["a call the CRM user logged"]
+    contact = fakes.org.records["Contact"][contact_id]
+    assert contact[MEMBER_ID] is None and contact["Loyalty_Points__c"] is None and contact["LastName"] == "Dag"
+    assert ledger.summary("m1").profile.crm_contact_id is None
+    # And their next change pushes nothing and links nothing again
+    calls = fakes.org.calls
+    assert sync.sync({"m1"}, []).forgotten == 0 and fakes.org.calls == calls
+    assert fakes.org.records["Contact"][contact_id][MEMBER_ID] is None
+
+
+def test_a_member_a_crm_user_linked_to_a_new_contact_gets_the_windows_entries_at_the_next_push(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock, sync: CrmSync
+) -> None:
+    # Given a member with an order and no Contact, pushed (unlinked)
+    ledger.enrol("m1", email="eva@example.se")
+    ledger.accrue("m1", simple_order("4001", clock.now))
+    sync.sync({"m1"}, [])
+    assert journal(fakes) == []
+    # When a CRM user creates their Contact and its Outbound Message links the member (not the push)
+    contact_id = fakes.org.add_contact(LastName="Eva", Email="eva@example.se")
+    fakes.directory.link_contact("m1", contact_id)
+    report = sync.sync({"m1"}, [])
+    # Then the push fills the Contact and its journal with the window's entries
+    assert report.newly_linked == ("m1",) and [r["Kind__c"] for r in journal(fakes)] == ["accrual"]
+    assert sync.sync({"m1"}, []).newly_linked == ()

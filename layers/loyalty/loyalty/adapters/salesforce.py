@@ -180,6 +180,16 @@ class SalesforceClient:
         soql = f"SELECT {RECORD_ID} FROM {sobject} WHERE {field} < {moment} ORDER BY {field} LIMIT {int(limit)}"
         return [record[RECORD_ID] for record in self._query(soql)]
 
+    def ids_where(self, sobject: str, field: str, values: Sequence[str], set_field: str | None = None) -> list[str]:
+        """One query per 200 values (all pages)."""
+        found: list[str] = []
+        for chunk in _chunks(sorted(set(values)), COLLECTION_LIMIT):
+            soql = f"SELECT {RECORD_ID} FROM {sobject} WHERE {field} IN ({_quoted(chunk)})"
+            if set_field:
+                soql += f" AND {set_field} != null"
+            found += [record[RECORD_ID] for record in self._query(soql)]
+        return found
+
     def delete_records(self, sobject: str, ids: Sequence[str]) -> list[RecordResult]:
         """Delete through sObject Collections (DELETE composite/sobjects?ids=...), 200 a request, all-or-none off."""
         results: list[RecordResult] = []

@@ -137,9 +137,10 @@ TASK_FIELDS: dict[str, FieldType] = {
 JOURNAL = "Loyalty_Transaction__c"
 JOURNAL_KEY = "Entry_Key__c"  # text, external id, unique: "<member id>#<entry>", upserted by it
 JOURNAL_DATE = "Entry_Date__c"  # when the entry was written: the journal keeps a window of them
+JOURNAL_MEMBER = "Member_Id__c"  # the member whose entry it is (an erasure deletes their records)
 JOURNAL_FIELDS: dict[str, FieldType] = {
     "Contact__c": FieldType.TEXT,  # a lookup: the Contact id
-    "Member_Id__c": FieldType.TEXT,
+    JOURNAL_MEMBER: FieldType.TEXT,
     JOURNAL_KEY: FieldType.TEXT,
     "Points__c": FieldType.NUMBER,
     "Pending_Points__c": FieldType.NUMBER,
@@ -324,7 +325,7 @@ def journal_record(entry: Entry, contact_id: str) -> dict[str, Any]:
     return {
         JOURNAL_KEY: f"{entry.member_id}#{entry.source_key}"[:255],
         "Contact__c": contact_id,
-        "Member_Id__c": entry.member_id,
+        JOURNAL_MEMBER: entry.member_id,
         "Points__c": entry.points,
         "Pending_Points__c": entry.pending,
         "Kind__c": entry.kind.value,

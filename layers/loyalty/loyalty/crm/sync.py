@@ -23,7 +23,7 @@ shard is read one batch at a time) and always sends what the ledger holds when i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,10 @@ from loyalty.crm.fields import (
     JOURNAL,
     JOURNAL_DATE,
     JOURNAL_KEY,
+    JOURNAL_MEMBER,
+    LOYALTY_FIELDS,
+    MEMBER_ID,
+    SMS_OPT_IN,
     TASK_SEND_ID,
     contact_fields,
     journal_record,
@@ -66,6 +70,7 @@ class PushReport:
     tasks_not_recorded: int = 0
     journal: int = 0  # ledger entries recorded in the Contacts' transaction journal
     journal_not_recorded: int = 0  # refused by the org (its reason logged)
+    forgotten: int = 0  # erased members whose journal, Tasks and loyalty fields left their Contact
     newly_linked: tuple[str, ...] = ()  # members linked to a Contact by this push (their journal is filled in)
 
 
@@ -114,12 +119,18 @@ class CrmSync:
         for member_id in members:
             if member_id not in standing:
                 logger.warning("member gone before its CRM push", member_id=member_id)
+        erased = {m: s.profile.crm_contact_id for m, s in standing.items() if s.profile.erased_at is not None}
+        standing = {m: s for m, s in standing.items() if m not in erased}  # never pushed again
+        forgotten = self.forget({m: contact for m, contact in erased.items() if contact})
         batch = _Batch(self.store.states(standing) if standing else {})
+        batch.report.forgotten = forgotten
         if not standing:
             return batch.report
         try:
             contacts = {m: s.profile.crm_contact_id for m, s in standing.items() if s.profile.crm_contact_id}
             newly_linked = self._link(standing, contacts, batch)
+            # linked elsewhere (a CRM user's new Contact, through its Outbound Message) and never pushed since
+            newly_linked |= {m for m in contacts if MEMBER_ID not in batch.states.get(m, CrmState()).pushed}
             batch.report.newly_linked = tuple(sorted(newly_linked))
             summaries = self.ledger.summaries(contacts)  # the fields, expiring points included: linked members only
             updates: dict[str, dict[str, Any]] = {}
@@ -151,6 +162,27 @@ class CrmSync:
             if batch.touched:  # whose state changed: saved together, even when Salesforce fails
                 self.store.save({member_id: batch.states[member_id] for member_id in batch.touched}, self.clock())
         return batch.report
+
+    def forget(self, contacts: Mapping[str, str]) -> int:
+        """Erased members (member id -> their Contact): the journal records and Tasks the programme wrote on the
+        Contact are deleted and its loyalty fields blanked (the member id included, so it is never found again;
+        the Contact itself is the org's), then the member no longer names the Contact. How many were forgotten."""
+        if not contacts:
+            return 0
+        journal = self.client.ids_where(JOURNAL, JOURNAL_MEMBER, sorted(contacts))
+        tasks = self.client.ids_where("Task", "WhoId", sorted(set(contacts.values())), set_field=TASK_SEND_ID)
+        deleted = self.client.delete_records(JOURNAL, journal) + self.client.delete_records("Task", tasks)
+        blank = {name: None for name in LOYALTY_FIELDS if name != SMS_OPT_IN}  # consent stays the org's
+        updated = self.client.update_records("Contact", [{"Id": c, **blank} for c in sorted(set(contacts.values()))])
+        failed = [r for r in deleted + updated if not r.success and not set(c for c, _ in r.errors) & STALE_LINK_CODES]
+        if failed:
+            logger.warning("an erased member's records stay in the org for now", errors=str(failed[0].errors))
+            raise CrmRetryableError("the org kept an erased member's records; the batch is retried")
+        for member_id in sorted(contacts):
+            self.directory.link_contact(member_id, None)
+        logger.info("erased members forgotten in the org", members=len(contacts), deleted=len(deleted))
+        metrics.add_metric(name="CrmMembersForgotten", unit="Count", value=len(contacts))
+        return len(contacts)
 
     def record_tasks(self, sends: Iterable[SendRecord]) -> PushReport:
         """Record sent offers as completed Tasks on the members' Contacts (upserted: a retry adds none)."""

@@ -160,6 +160,15 @@ class InMemoryOrg:
         )
         return [record_id for _, record_id in older[:limit]]
 
+    def ids_where(self, sobject: str, field: str, values: Sequence[str], set_field: str | None = None) -> list[str]:
+        self._call()
+        wanted = {str(value).lower() for value in values}
+        return sorted(
+            record_id
+            for record_id, record in self.records[sobject].items()
+            if str(record.get(field, "")).lower() in wanted and (set_field is None or record.get(set_field))
+        )
+
     def delete_records(self, sobject: str, ids: Sequence[str]) -> list[RecordResult]:
         self._call()
         results = []

@@ -586,6 +586,7 @@ def summary(rules: ProgramRules, member: MemberState, open_lots: Iterable[Lot], 
             updated_at=member.profile_updated_at,
             email_consent_at=member.email_consent_at or member.profile_updated_at,
             sms_consent_at=member.sms_consent_at or member.profile_updated_at,
+            erased_at=member.erased_at,
         ),
     )
 

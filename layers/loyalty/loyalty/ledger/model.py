@@ -116,6 +116,7 @@ class MemberProfile(BaseModel):
     updated_at: datetime | None = None  # time of the newest profile change applied
     email_consent_at: datetime | None = None  # when each consent was last stated (its evidence)
     sms_consent_at: datetime | None = None
+    erased_at: datetime | None = None  # the person's data was erased (GDPR): the CRM forgets them too
 
 
 class MemberSummary(BaseModel):

@@ -95,6 +95,11 @@ class CrmClient(Protocol):
         """Ids of up to ``limit`` records whose DateTime ``field`` is earlier than ``before``."""
         ...
 
+    def ids_where(self, sobject: str, field: str, values: Sequence[str], set_field: str | None = None) -> list[str]:
+        """Ids of the records whose ``field`` is one of ``values`` (and, with ``set_field``, whose that field has a
+        value)."""
+        ...
+
     def delete_records(self, sobject: str, ids: Sequence[str]) -> list[RecordResult]:
         """Delete records by id; one result per id, in order."""
         ...
