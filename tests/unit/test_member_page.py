@@ -20,6 +20,7 @@ from loyalty.ledger.service import Ledger
 from loyalty.offers.messages import MessageFacts, render_email
 from loyalty.offers.requests import Trigger
 from loyalty.offers.rules import load_offer_rules
+from loyalty.privacy import Privacy
 from loyalty.programme.rewards import load_rewards
 from loyalty.programme.rules import ProgramRules
 from loyalty.rewards.member_api import MemberRewards
@@ -88,7 +89,12 @@ def queue(fakes: Fakes) -> Any:
 
 
 @pytest.fixture
-def page(fakes: Fakes, ledger: Ledger, rules: ProgramRules) -> MemberPage:
+def privacy(fakes: Fakes, ledger: Ledger) -> Privacy:
+    return Privacy(ledger, fakes.directory, fakes.offer_records, fakes.nps_answers, fakes.exports, fakes.dead_letters)
+
+
+@pytest.fixture
+def page(fakes: Fakes, ledger: Ledger, rules: ProgramRules, privacy: Privacy) -> MemberPage:
     catalogue = load_rewards(rules)
     return MemberPage(
         rewards=MemberRewards(ledger, catalogue, InMemoryShopCodes()),
@@ -99,6 +105,8 @@ def page(fakes: Fakes, ledger: Ledger, rules: ProgramRules) -> MemberPage:
         app_secret=lambda shop: APP_SECRET if shop == SHOP else None,
         page_url=PAGE_URL,
         programme_name="Nordic Club",
+        export_member=privacy.export,
+        erase_member=privacy.erase,
     )
 
 
@@ -263,7 +271,7 @@ def test_the_email_link_shows_the_page_for_30_days_and_cannot_spend(
     link = link_query(view_link(PAGE_URL, PAGE_SECRET, member_id, clock.now))
     seen = shown(page.show(link))
     assert seen.by_test_id["available"] == "800" and seen.says("we e-mail you a link that works for 15 minutes")
-    assert all(form.get("action") == "send_link" for form in seen.forms)  # no redeem button
+    assert not any(form.get("action") in ("redeem", "erase") for form in seen.forms)  # no redeem or erase button
     token = seen.forms[0]["token"]
     refused = page.act(link, {"token": token, "action": "redeem", "reward": "50-off", "shop": SHOP})
     assert refused.status == 400 and ledger.redemptions(member_id) == []
@@ -345,3 +353,37 @@ def test_entries_show_their_kind_and_reason(page: MemberPage, fakes: Fakes, ledg
     seen = shown(page.show(proxied(clock)))
     assert seen.says("Tier · Tier set to Gold until 2026-12-31")
     assert not seen.says("005ABCDEF") and not seen.says("friend of the owner")  # the CRM user and their note
+
+
+def test_a_member_gets_their_data_by_email_from_any_page_of_theirs(
+    page: MemberPage, fakes: Fakes, ledger: Ledger, clock: FakeClock, queue: Any
+) -> None:
+    member_id = member(fakes, ledger, clock, 800)
+    link = link_query(view_link(PAGE_URL, PAGE_SECRET, member_id, clock.now))
+    form = next(form for form in shown(page.show(link)).forms if form.get("action") == "export_data")
+    asked = shown(page.act(link, form))
+    assert asked.says("We have e-mailed you a link to your data. It works for 7 days.")
+    [request] = queue.take()
+    assert request.trigger is Trigger.DATA_EXPORT and request.member_id == member_id and request.service
+    assert (
+        request.details["link"] == f"memory://exports/{member_id}/member-page-{int(clock.now.timestamp()) // 900}.json"
+    )
+    assert b"Ada" in next(iter(fakes.exports.files.values()))
+
+
+def test_a_member_erases_their_data_through_the_shop_once_they_confirm(
+    page: MemberPage, fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    member_id = member(fakes, ledger, clock, 800)
+    form = next(form for form in shown(page.show(proxied(clock))).forms if form.get("action") == "erase")
+    # When they press the button without ticking the box, nothing is erased
+    unconfirmed = shown(page.act(proxied(clock), {**form, "confirm": ""}))
+    assert unconfirmed.says("Tick the box to confirm that your data should be erased.")
+    assert ledger.summary(member_id).profile.first_name == "Ada"
+    # When they tick it
+    done = shown(page.act(proxied(clock), {**form, "confirm": "yes"}))
+    # Then their data is erased, their points stay, and the shop's page no longer finds them
+    assert done.says("Your personal data is erased.")
+    summary = ledger.summary(member_id)
+    assert summary.profile.first_name is None and summary.available == 800
+    assert shown(page.show(proxied(clock))).says("You are not a member yet")

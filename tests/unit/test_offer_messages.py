@@ -40,6 +40,7 @@ NOTICE_TEMPLATES = (
     "category_affinity",
     "reward_redeemed",
     "redeem_link",
+    "data_export",
 )
 OFFER_OPTIONAL = ("birthday", "win_back", "category_affinity")  # a variant with the offer, one without
 POINTS_12345 = {"sv": f"12{NBSP}345", "nb": f"12{NBSP}345", "da": f"12{NBSP}345", "fi": f"12{NBSP}345", "en": "12,345"}
@@ -74,6 +75,7 @@ def some_facts(**changes: Any) -> MessageFacts:
             "code": "LOY-ABCD-EFGH",
             "link": "https://loyalty.example/apps/loyalty?m=m-1&e=1767225600&n=x1&s=y2",
             "minutes": 15,
+            "days": 7,
         },
     )
     return replace(facts, **changes)
@@ -223,6 +225,7 @@ def test_every_sms_fits_160_septets_with_long_values(case: tuple[str, str, Offer
             "code": "LOY-ABCD-EFGH",
             "link": "https://loyalty.example/apps/loyalty?m=m-1&e=1767225600&n=x1&s=y2",
             "minutes": 15,
+            "days": 7,
         },
     )
     assert len(facts.first_name or "") == 20

@@ -29,12 +29,15 @@ class Trigger(StrEnum):
     CATEGORY_AFFINITY = "category_affinity"  # a complementary category they have not bought recently
     REWARD_REDEEMED = "reward_redeemed"  # the code of a reward the member spent points on (a service message)
     REDEEM_LINK = "redeem_link"  # a one-time link to spend points from the member's page (a service message)
+    DATA_EXPORT = "data_export"  # the link to the member's data, asked for on their page (a service message)
 
 
 SERVICE_TRIGGERS = frozenset(
-    {Trigger.EXPIRY_WARNING, Trigger.REWARD_REDEEMED, Trigger.REDEEM_LINK}
+    {Trigger.EXPIRY_WARNING, Trigger.REWARD_REDEEMED, Trigger.REDEEM_LINK, Trigger.DATA_EXPORT}
 )  # counted apart from marketing in the frequency cap
-ASKED_BY_MEMBER = frozenset({Trigger.REWARD_REDEEMED, Trigger.REDEEM_LINK})  # what they just asked for: never capped
+ASKED_BY_MEMBER = frozenset(
+    {Trigger.REWARD_REDEEMED, Trigger.REDEEM_LINK, Trigger.DATA_EXPORT}
+)  # what they just asked for: never capped
 
 
 class OfferKind(StrEnum):

@@ -109,6 +109,7 @@ ProgrammeTrigger = Literal[
     "category_affinity",
     "reward_redeemed",
     "redeem_link",
+    "data_export",
 ]
 
 

@@ -51,6 +51,7 @@ from loyalty.offers.records import OfferQueue
 from loyalty.offers.requests import Trigger
 from loyalty.offers.rules import OfferRules
 from loyalty.ports.directory import Directory
+from loyalty.ports.privacy import EXPORT_LINK_DAYS
 from loyalty.programme.rewards import RewardCatalogue
 from loyalty.rewards.member_api import MemberRewards
 from loyalty.rewards.page_links import Query, app_proxy_signature, page_link, same, signed
@@ -152,6 +153,8 @@ class MemberPage:
     page_url: str  # where e-mail links point: the deployed ``/apps/loyalty``
     programme_name: str = "Loyalty Club"
     new_nonce: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(16))
+    export_member: Callable[[str, str], str] | None = None  # (member, name) -> a link to their data (privacy)
+    erase_member: Callable[[str], Any] | None = None  # their personal data erased, amounts kept (privacy)
 
     @property
     def ledger(self) -> Ledger:
@@ -174,7 +177,9 @@ class MemberPage:
         return self._page(visit, asked.get("lang"))
 
     def act(self, query: Query, form: Mapping[str, str], accept_language: str | None = None) -> PageAnswer:
-        """``POST /apps/loyalty``: the page's buttons (``action`` redeem or send_link), with the form's token."""
+        """``POST /apps/loyalty``: the page's buttons (``action`` redeem, send_link, export_data or erase), with
+        the form's token. Erasing needs what redeeming needs (the shop's signed page, or a one-time link) and the
+        member's tick to confirm it."""
         asked = dict(query)
         try:
             visit = self._visit(query)
@@ -186,6 +191,16 @@ class MemberPage:
             return self._page(visit, asked.get("lang"), notice=self._send_link(visit))
         if action == "redeem" and visit.can_redeem:
             return self._page(visit, asked.get("lang"), notice=self._redeem(visit, form, nonce))
+        if action == "export_data" and self.export_member is not None:
+            return self._page(visit, asked.get("lang"), notice=self._send_data(visit))
+        if action == "erase" and visit.can_redeem and self.erase_member is not None:
+            if form.get("confirm") != "yes":
+                return self._page(visit, asked.get("lang"), notice={"kind": "erase_unconfirmed"})
+            self.erase_member(visit.member_id)
+            logger.info("member erased at their own request", member_id=visit.member_id)
+            metrics.add_metric(name="MemberPageErased", unit="Count", value=1)
+            language = _asked_language(asked, accept_language)
+            return self._refused(PageRefused(200, "erased"), language)
         return self._refused(PageRefused(400, "error_bad_request"), _asked_language(asked, accept_language))
 
     # ------------------------------------------------------------ who
@@ -282,6 +297,21 @@ class MemberPage:
         self.offer_queue.send([request])
         metrics.add_metric(name="MemberPageRedeemLinkSent", unit="Count", value=1)
         return {"kind": "link_sent", "minutes": REDEEM_LINK_MINUTES}
+
+    def _send_data(self, visit: Visit) -> dict[str, Any]:
+        """The member's data as a file, its link mailed to them: at most one e-mail per member in each 15-minute
+        window (the export is made again each time: the link in the last e-mail works)."""
+        assert self.export_member is not None
+        now = self.ledger.clock()
+        window = int(now.timestamp()) // (REDEEM_LINK_MINUTES * 60)
+        link = self.export_member(visit.member_id, f"member-page-{window}")
+        request = programme_request(
+            self.offer_rules, Trigger.DATA_EXPORT, visit.member_id, f"{window}",
+            self.ledger.rules.local_date(now), now, {"link": link, "days": EXPORT_LINK_DAYS},
+        )  # fmt: skip
+        self.offer_queue.send([request])
+        metrics.add_metric(name="MemberPageDataSent", unit="Count", value=1)
+        return {"kind": "data_sent", "days": EXPORT_LINK_DAYS}
 
     # ------------------------------------------------------------ rendering
 

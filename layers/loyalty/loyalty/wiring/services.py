@@ -218,6 +218,8 @@ def member_page() -> MemberPage:
         app_secret=app_secret,
         page_url=settings.member_page_url,
         programme_name=settings.programme_name,
+        export_member=(privacy := _privacy(settings)).export,
+        erase_member=privacy.erase,
     )
 
 

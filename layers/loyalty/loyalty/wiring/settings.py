@@ -81,7 +81,7 @@ class OfferSenderSettings(TableSettings):
     member_page_secret_name: str = setting("MEMBER_PAGE_SECRET_NAME", text())
 
 
-class MemberPageSettings(TableSettings):
+class MemberPageSettings(PrivacySettings):
     member_page_url: str = setting("MEMBER_PAGE_URL", text(pattern=r"https?://"))
     member_page_secret_name: str = setting("MEMBER_PAGE_SECRET_NAME", text())  # signs its links and forms
     shop_credentials_secret: str = setting("SHOP_CREDENTIALS_SECRET_NAME", text())  # each shop's app secret
