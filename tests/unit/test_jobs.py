@@ -471,3 +471,44 @@ def test_a_tier_override_shows_until_its_last_day_and_is_audited(ledger: Ledger,
     at_day(clock, date(2026, 7, 1))
     assert (ledger.summary("m1").tier, ledger.summary("m1").tier_override_until) == ("bronze", None)
     assert ledger.check_invariants("m1") == []
+
+
+def test_the_retention_rule_erases_a_member_inactive_for_its_years_at_a_review(
+    fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    from loyalty.privacy import Privacy
+
+    privacy = Privacy(
+        ledger, fakes.directory, fakes.offer_records, fakes.nps_answers, fakes.exports, fakes.dead_letters
+    )
+    jobs = scheduled_jobs(fakes, ledger)
+    jobs.erase_member = privacy.erase
+    years = ledger.rules.privacy.erase_inactive_after_years
+    assert years is not None
+    # Given a member whose last order was in March 2026, and one who ordered again since
+    ledger.enrol("m1", email="m1@example.com", first_name="Mia")
+    ledger.enrol("m2", email="m2@example.com", first_name="Max")
+    earn(ledger, clock, "m1", "1", 200)
+    earn(ledger, clock, "m2", "2", 200)
+    last = ledger.rules.local_date(clock.now)
+    erase_on = last.replace(year=last.year + years)
+    at_day(clock, erase_on - timedelta(days=10))
+    earn(ledger, clock, "m2", "3", 100)
+    # When they are reviewed before the years are up, then on the day
+    at_day(clock, erase_on - timedelta(days=1))
+    jobs.review("m1", erase_on - timedelta(days=1))
+    assert ledger.summary("m1").profile.first_name == "Mia"
+    assert fakes.memory.reviews["m1"] <= erase_on  # the next review comes by that day, whatever the segment says
+    at_day(clock, erase_on)
+    before = ledger.summary("m1")
+    jobs.review("m1", erase_on)
+    jobs.review("m2", erase_on)
+    # Then the inactive member's personal data is gone and their points stay; the active one is untouched
+    after = ledger.summary("m1")
+    assert (after.profile.email, after.profile.first_name) == (None, None) and after.profile.erased_at is not None
+    assert (after.available, after.pending, after.lifetime) == (before.available, before.pending, before.lifetime)
+    assert ledger.summary("m2").profile.first_name == "Max"
+    # And later reviews change nothing more
+    at_day(clock, erase_on + timedelta(days=40))
+    jobs.review("m1", erase_on + timedelta(days=40))
+    assert ledger.summary("m1").profile.erased_at == after.profile.erased_at

@@ -34,7 +34,7 @@ from loyalty.errors import NotDueError, UnknownMemberError
 from loyalty.ledger.model import MemberSummary
 from loyalty.ledger.replay import purchases_from
 from loyalty.ledger.service import Ledger
-from loyalty.observability import logger
+from loyalty.observability import logger, metrics
 from loyalty.offers.programme import category_affinity, programme_request
 from loyalty.offers.records import OfferQueue, OfferRecords
 from loyalty.offers.requests import OfferRequest, Trigger
@@ -85,6 +85,7 @@ class ScheduledJobs:
     workers: int = 1  # a page's members are worked on this many at a time (each member's items in order)
     crm_states: CrmStates | None = None  # for crm_retry and crm_link
     end_unused_code: Callable[[str, str, date], bool] | None = None  # for code_expiry: (member, redemption, today)
+    erase_member: Callable[[str], Any] | None = None  # for review: the retention rule's erasure (loyalty.privacy)
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -275,6 +276,11 @@ class ScheduledJobs:
                 summary = self.ledger.summary(member_id, expiry=False)
         except UnknownMemberError:
             return False
+        if self.erase_member is not None and (erase_on := self._erase_on(summary)) is not None and erase_on <= today:
+            self.erase_member(member_id)
+            logger.info("inactive member erased by the retention rule", member_id=member_id)
+            metrics.add_metric(name="MembersErasedInactive", unit="Count", value=1)
+            summary = self.ledger.summary(member_id, expiry=False)
         since = segment_window_start(self.rules.segments, today)
         at = self.ledger.clock()  # before the read: an entry written meanwhile is after it, and left to the next review
         entries = self.ledger.entries_since(member_id, since)
@@ -313,8 +319,20 @@ class ScheduledJobs:
             self.reviews.reschedule(member_id, min(next_review, today + timedelta(days=1)), activity_seen=None)
         return True
 
+    def _erase_on(self, summary: MemberSummary) -> date | None:
+        """The day the retention rule erases the member (None: never, or erased already)."""
+        years = self.rules.privacy.erase_inactive_after_years
+        if years is None or summary.profile.erased_at is not None:
+            return None
+        last = self.rules.local_date(summary.last_activity or summary.enrolled_at)
+        if (last.month, last.day) == (2, 29):
+            return date(last.year + years, 3, 1)
+        return last.replace(year=last.year + years)
+
     def _next_review(self, summary: MemberSummary, segment: Segment, today: date) -> date:
         candidates = [segment.next_review]
+        if self.erase_member is not None and (erase_on := self._erase_on(summary)) is not None:
+            candidates.append(erase_on)
         tier_due = assessment_due(self.rules, summary.earned_tier, summary.tier_period_end)
         if tier_due is not None:
             candidates.append(tier_due)

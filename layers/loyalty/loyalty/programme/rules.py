@@ -216,6 +216,14 @@ class OrderLimits(_Rules):
     max_order_age_days: Annotated[int, Field(ge=1)] = 3650
 
 
+class Privacy(_Rules):
+    """A member with no order or redemption for ``erase_inactive_after_years`` years (counted from joining if they
+    never had one) is erased at their next review: their personal data goes, their amounts stay under their
+    member id (pseudonymised). None: never."""
+
+    erase_inactive_after_years: Annotated[int, Field(ge=1, le=50)] | None = None
+
+
 class Bonuses(_Rules):
     signup: Annotated[int, Field(ge=0)] = 0
     birthday: Annotated[int, Field(ge=0)] = 0
@@ -238,6 +246,7 @@ class ProgramRules(_Rules):
     segments: SegmentRules = SegmentRules()
     schedules: Schedules = Schedules()
     order_limits: OrderLimits = OrderLimits()
+    privacy: Privacy = Privacy()
 
     @field_validator("timezone")
     @classmethod

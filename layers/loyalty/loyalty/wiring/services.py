@@ -361,6 +361,7 @@ def scheduled_jobs() -> ScheduledJobs:
         workers=settings.workers,
         crm_states=DynamoDBCrmStates(),
         end_unused_code=codes.end_unused,
+        erase_member=_privacy(settings).erase,  # the retention rule
     )
 
 

@@ -63,7 +63,7 @@ class CrmWebhookSettings(PrivacySettings):
     secret_max_age_seconds: int = setting("SECRET_MAX_AGE_SECONDS", whole_number(0), 300)
 
 
-class ScheduledJobsSettings(TableSettings):
+class ScheduledJobsSettings(PrivacySettings):
     offer_queue_url: str = setting("OFFER_QUEUE_URL", text())
     workers: int = setting("JOB_WORKERS", whole_number(1), 8)  # members worked on at once within a page
     shop_credentials_secret: str = setting("SHOP_CREDENTIALS_SECRET_NAME", text())  # code_expiry removes codes
