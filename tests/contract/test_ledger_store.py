@@ -13,6 +13,7 @@ from loyalty.errors import UnknownMemberError
 from loyalty.ledger.model import Entry, EntryKind
 from loyalty.ledger.state import (
     Commit,
+    EmailMove,
     LedgerChange,
     LineState,
     MemberAndOrder,
@@ -363,16 +364,55 @@ def test_an_offer_for_a_member_who_is_not_there_is_refused(stores: Stores) -> No
 def test_erasure_removes_personal_data_and_the_email_guard(stores: Stores) -> None:
     member = enrolled(stores, "erase.me@example.com", first_name="Erik", last_name="Berg", phone="+46701234567")
     assert stores.ledger.commit(credit(member.member_id, "bonus#signup#1", 10, 0, date(2027, 3, 31))) is Commit.APPLIED
+    stores.ledger.park_email(member.member_id, "erik.other@example.com", "the address is member m9's")
     at = datetime(2026, 12, 2, 9, tzinfo=UTC)
     assert stores.ledger.erase_personal_data(member.member_id, at)
     assert stores.ledger.erase_personal_data(member.member_id, at + timedelta(days=1))  # again: still erased then
     stored = stores.ledger.member(member.member_id)
     assert stored is not None
     assert (stored.email, stored.first_name, stored.last_name, stored.phone, stored.birthdate) == (None,) * 5
-    assert stored.erased_at == at
+    assert (stored.email_parked, stored.email_parked_reason, stored.erased_at) == (None, None, at)
     assert stored.available == 10
     assert stores.ledger.member_for_email("erase.me@example.com") is None
     assert not stores.ledger.erase_personal_data("nobody", at)
+
+
+def test_a_new_email_moves_the_members_guard_and_one_another_member_holds_is_refused(stores: Stores) -> None:
+    anna = enrolled(stores, "anna@example.com")
+    bo = enrolled(stores, "bo@example.com")
+    later = NOW + timedelta(hours=1)
+    # A new address: the member and the guard move together
+    assert stores.ledger.change_email(anna.member_id, "anna@example.com", "anna.new@example.com", later) is (
+        EmailMove.CHANGED
+    )
+    assert stores.ledger.member_for_email("anna.new@example.com") == anna.member_id
+    assert stores.ledger.member_for_email("anna@example.com") is None
+    # A change of case keeps the guard
+    assert stores.ledger.change_email(anna.member_id, "anna.new@example.com", "Anna.New@example.com", later) is (
+        EmailMove.CHANGED
+    )
+    stored = stores.ledger.member(anna.member_id)
+    assert stored is not None and stored.email == "Anna.New@example.com"
+    assert stores.ledger.member_for_email("anna.new@example.com") == anna.member_id
+    # Another member's address is refused, nothing written; so is a change from what is no longer there, or older
+    assert stores.ledger.change_email(anna.member_id, "Anna.New@example.com", "BO@example.com", later) is (
+        EmailMove.TAKEN
+    )
+    assert stores.ledger.change_email(anna.member_id, "anna@example.com", "x@example.com", later) is EmailMove.OLDER
+    assert stores.ledger.change_email(anna.member_id, "Anna.New@example.com", "x@example.com", NOW) is EmailMove.OLDER
+    assert stores.ledger.member_for_email("bo@example.com") == bo.member_id
+    assert stores.ledger.member_for_email("x@example.com") is None
+    # A parked address is kept with its reason until dropped (or the member's e-mail changes)
+    stores.ledger.park_email(anna.member_id, "bo@example.com", "the address is member m2's")
+    parked = stores.ledger.member(anna.member_id)
+    assert parked is not None and (parked.email_parked, parked.email_parked_reason) == (
+        "bo@example.com", "the address is member m2's"
+    )  # fmt: skip
+    assert stores.ledger.change_email(anna.member_id, "Anna.New@example.com", "anna3@example.com", later) is (
+        EmailMove.CHANGED
+    )
+    changed = stores.ledger.member(anna.member_id)
+    assert changed is not None and (changed.email_parked, changed.email_parked_reason) == (None, None)
 
 
 def test_offers_are_granted_dropped_and_used(stores: Stores) -> None:

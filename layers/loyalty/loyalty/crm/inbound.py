@@ -34,6 +34,7 @@ from loyalty.crm.outbound_messages import (
 from loyalty.enrolment import enrol_member
 from loyalty.errors import ForeignOrgError, MalformedPayloadError, UnknownMemberError
 from loyalty.ledger.service import Ledger
+from loyalty.ledger.state import EmailMove
 from loyalty.observability import logger, metrics
 from loyalty.offers.messages import template_keys
 from loyalty.offers.records import OfferQueue
@@ -203,6 +204,12 @@ class CrmInbound:
                 del known[field]
         applied = apply_profile_changes(self.directory, member_id, known, change.last_modified)
         outcome = "contact change applied" if applied else "contact change older than the last applied: ignored"
+        if change.email and (change.loyalty_member_id == member_id or change.contact_id == current):
+            moved = self.ledger.change_email(member_id, change.email, change.last_modified)  # the Contact's new one
+            if moved is EmailMove.TAKEN:
+                logger.warning("a Contact's new e-mail is another member's: parked", member_id=member_id)
+                metrics.add_metric(name="MemberEmailParked", unit="Count", value=1)
+            outcome += {EmailMove.CHANGED: "; e-mail changed", EmailMove.TAKEN: "; new e-mail parked"}.get(moved, "")
         return f"member linked to the Contact; {outcome}" if linked else outcome
 
     def _link(self, member_id: str, change: ContactNotification, current: str | None) -> bool:

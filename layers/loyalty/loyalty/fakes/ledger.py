@@ -13,6 +13,7 @@ from loyalty.fakes.memory import Memory
 from loyalty.ledger.model import Entry, HistoryPage
 from loyalty.ledger.state import (
     Commit,
+    EmailMove,
     LedgerChange,
     MemberAndOrder,
     MemberChange,
@@ -26,7 +27,7 @@ from loyalty.ledger.state import (
     changed,
 )
 
-_PERSONAL = ("email", "first_name", "last_name", "phone", "birthdate")
+_PERSONAL = ("email", "first_name", "last_name", "phone", "birthdate", "email_parked", "email_parked_reason")
 
 
 def _email(address: str) -> str:
@@ -194,6 +195,34 @@ class InMemoryLedgerStore:
             if member.email:
                 memory.emails[_email(member.email)] = member.member_id
         return Commit.APPLIED
+
+    def change_email(self, member_id: str, read: str | None, new: str, at: datetime) -> EmailMove:
+        memory = self.memory
+        with memory.atomically():
+            member = memory.members.get(member_id)
+            if member is None or member.email != read:
+                return EmailMove.OLDER
+            if member.profile_updated_at is not None and member.profile_updated_at > at:
+                return EmailMove.OLDER
+            holder = memory.emails.get(_email(new))
+            if holder is not None and holder != member_id:
+                return EmailMove.TAKEN
+            if read:
+                memory.emails.pop(_email(read), None)
+            memory.emails[_email(new)] = member_id
+            memory.members[member_id] = replace(
+                member, email=new, profile_updated_at=at, email_parked=None, email_parked_reason=None
+            )
+        return EmailMove.CHANGED
+
+    def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
+        with self.memory.atomically():
+            member = self.memory.members.get(member_id)
+            if member is None:
+                raise UnknownMemberError(member_id)
+            self.memory.members[member_id] = replace(
+                member, email_parked=email, email_parked_reason=reason if email else None
+            )
 
     def erase_personal_data(self, member_id: str, at: datetime) -> bool:
         memory = self.memory

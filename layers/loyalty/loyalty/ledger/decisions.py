@@ -587,6 +587,8 @@ def summary(rules: ProgramRules, member: MemberState, open_lots: Iterable[Lot], 
             email_consent_at=member.email_consent_at or member.profile_updated_at,
             sms_consent_at=member.sms_consent_at or member.profile_updated_at,
             erased_at=member.erased_at,
+            email_parked=member.email_parked,
+            email_parked_reason=member.email_parked_reason,
         ),
     )
 

@@ -71,6 +71,11 @@ def member_view(ledger: Ledger, member_id: str) -> dict[str, Any]:
             "locale": summary.profile.locale,
             "consent": {"email": summary.profile.email_consent, "sms": summary.profile.sms_consent},
             "crmContactId": summary.profile.crm_contact_id,
+            "emailParked": (
+                {"email": summary.profile.email_parked, "reason": summary.profile.email_parked_reason}
+                if summary.profile.email_parked
+                else None
+            ),
         },
         "enrolledAt": summary.enrolled_at.isoformat(),
         "entries": [

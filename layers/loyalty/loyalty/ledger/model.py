@@ -117,6 +117,8 @@ class MemberProfile(BaseModel):
     email_consent_at: datetime | None = None  # when each consent was last stated (its evidence)
     sms_consent_at: datetime | None = None
     erased_at: datetime | None = None  # the person's data was erased (GDPR): the CRM forgets them too
+    email_parked: str | None = None  # a new e-mail another member holds, and why it waits
+    email_parked_reason: str | None = None
 
 
 class MemberSummary(BaseModel):

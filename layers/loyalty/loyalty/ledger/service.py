@@ -40,6 +40,7 @@ from loyalty.ledger.replay import check_invariants
 from loyalty.ledger.state import (
     UNUSED,
     Commit,
+    EmailMove,
     LedgerChange,
     MemberState,
     OfferGrant,
@@ -61,6 +62,9 @@ MAX_ATTEMPTS = 40
 
 class _Again(Exception):
     """What was read changed before the write: read and decide again."""
+
+
+EMAIL_TRIES = 3
 
 
 class Ledger:
@@ -114,6 +118,26 @@ class Ledger:
     def member(self, member_id: str) -> MemberState:
         """The member as stored: profile, consent, counters (their data export shows it all)."""
         return self._known(self.store.member(member_id), member_id)
+
+    def change_email(self, member_id: str, new: str, at: datetime) -> EmailMove:
+        """The member's new e-mail (their shop customer's or their Contact's changed), as of ``at``: the member and
+        the e-mail's guard move to it together, so each address stays one member's. One another member holds is
+        parked on the member with the reason (never merged silently); a change older than the member's latest
+        profile change, or for an erased member, changes nothing."""
+        new = new.strip()
+        for _ in range(EMAIL_TRIES):
+            member = self._known(self.store.member(member_id), member_id)
+            if member.erased_at is not None or member.email == new:
+                return EmailMove.UNCHANGED
+            if member.profile_updated_at is not None and member.profile_updated_at > at:
+                return EmailMove.OLDER
+            moved = self.store.change_email(member_id, member.email, new, at)
+            if moved is EmailMove.TAKEN:
+                holder = self.store.member_for_email(new)
+                self.store.park_email(member_id, new, f"the address is member {holder}'s")
+            if moved is not EmailMove.OLDER:
+                return moved
+        return EmailMove.OLDER  # read again each time: another change kept coming first
 
     def erase_personal_data(self, member_id: str) -> None:
         """GDPR erasure: the member's personal data goes, the amounts stay (entries hold none)."""

@@ -71,6 +71,8 @@ class MemberState:
     tier_period_end: date | None = None
     tier_changed_at: datetime | None = None  # when the earned tier last changed (the figures' tier moves)
     erased_at: datetime | None = None  # when the person's data was erased (GDPR): the amounts stay
+    email_parked: str | None = None  # a new e-mail another member holds (never merged silently), and why
+    email_parked_reason: str | None = None
     tier_override: TierOverride | None = None
     segment: str | None = None
     segment_reason: str | None = None
@@ -309,6 +311,15 @@ def changed(member: MemberState, change: MemberChange) -> MemberState:
             offers[key] = replace(offers[key], used=order)
         values["offers"] = offers
     return replace(member, **values)  # type: ignore[arg-type]
+
+
+class EmailMove(StrEnum):
+    """What became of a member's new e-mail address."""
+
+    CHANGED = "changed"  # the member and the e-mail's guard have it
+    UNCHANGED = "unchanged"  # the member had it already
+    TAKEN = "taken"  # another member holds it: parked on the member with the reason, never merged
+    OLDER = "older"  # a later change of the member's profile was applied already: ignored
 
 
 class Commit(StrEnum):

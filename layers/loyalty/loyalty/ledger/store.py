@@ -13,6 +13,7 @@ from typing import Protocol
 from loyalty.ledger.model import Entry, HistoryPage
 from loyalty.ledger.state import (
     Commit,
+    EmailMove,
     LedgerChange,
     MemberAndOrder,
     MemberState,
@@ -89,6 +90,16 @@ class LedgerStore(Protocol):
         ...
 
     def member_for_email(self, email: str) -> str | None: ...
+
+    def change_email(self, member_id: str, read: str | None, new: str, at: datetime) -> EmailMove:
+        """Give the member ``new`` as their e-mail and move the e-mail's guard to it, atomically, as of ``at``:
+        TAKEN if another member holds it, OLDER (nothing written) if the member's e-mail is no longer ``read`` or
+        a later profile change was applied. A change of case only keeps the guard."""
+        ...
+
+    def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
+        """Keep (or, with None, drop) a new e-mail the member could not be given, and why."""
+        ...
 
     def erase_personal_data(self, member_id: str, at: datetime) -> bool:
         """Remove the member's e-mail, names, phone and birthday (and the e-mail's guard), noting when (``at``,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ from loyalty.errors import MalformedPayloadError, ShopRefusedError, UnknownCurre
 from loyalty.ledger.decisions import order_key_of
 from loyalty.ledger.model import LedgerResult
 from loyalty.ledger.service import Ledger
-from loyalty.ledger.state import PreparedAccrual
+from loyalty.ledger.state import EmailMove, PreparedAccrual
 from loyalty.observability import logger, mask_email, metrics
 from loyalty.offers.programme import after_order
 from loyalty.offers.records import OfferQueue
@@ -146,7 +146,21 @@ class ShopEventApplier:
             self._enrol(event.shop, event.customer_id, event.email, known)
             return "member enrolled"
         apply_profile_changes(self.directory, member_id, known, event.occurred_at)
-        return "member profile updated"
+        return "member profile updated" + self._new_email(member_id, event.email, event.occurred_at)
+
+    def _new_email(self, member_id: str, email: str | None, at: datetime) -> str:
+        """The customer's e-mail, if it changed, as the member's (one another member holds waits, parked)."""
+        if not email:
+            return ""
+        moved = self.ledger.change_email(member_id, email, at)
+        if moved is EmailMove.CHANGED:
+            metrics.add_metric(name="MemberEmailChanged", unit="Count", value=1)
+            return "; e-mail changed"
+        if moved is EmailMove.TAKEN:
+            logger.warning("a customer's new e-mail is another member's: parked", member_id=member_id)
+            metrics.add_metric(name="MemberEmailParked", unit="Count", value=1)
+            return "; new e-mail parked: another member has it"
+        return ""
 
     def _order(self, event: OrderPaidEvent) -> str:
         exact = bool(event.refunds) and self.refunds is not None and self.reads_refunds(event.shop)

@@ -60,6 +60,7 @@ from loyalty.adapters.dynamodb.models import (
     condition_failed,
     email_pk,
     member_pk,
+    normalise_email,
     order_pk,
     product_id_of,
     product_pk,
@@ -71,6 +72,7 @@ from loyalty.errors import UnknownMemberError
 from loyalty.ledger.model import Entry, HistoryPage
 from loyalty.ledger.state import (
     Commit,
+    EmailMove,
     LedgerChange,
     MemberAndOrder,
     MemberChange,
@@ -85,7 +87,7 @@ from loyalty.programme.tiers import TierOverride
 
 _CONDITION_FAILED = "ConditionalCheckFailed"
 _CONFLICT = "TransactionConflict"
-_PERSONAL = ("email", "first_name", "last_name", "phone", "birthdate")
+_PERSONAL = ("email", "first_name", "last_name", "phone", "birthdate", "email_parked", "email_parked_reason")
 
 
 class DynamoDBLedgerStore:
@@ -277,6 +279,47 @@ class DynamoDBLedgerStore:
                 raise
             return Commit.ALREADY_APPLIED if reasons[0] == _CONDITION_FAILED else Commit.CONFLICT
         return Commit.APPLIED
+
+    def change_email(self, member_id: str, read: str | None, new: str, at: datetime) -> EmailMove:
+        member = MemberItem(member_pk(member_id), MEMBER_SK)
+        as_read = MemberItem.email == read if read else MemberItem.email.does_not_exist()
+        newer = MemberItem.profile_updated_at.does_not_exist() | (MemberItem.profile_updated_at <= at)
+        guard_moves = read is None or normalise_email(read) != normalise_email(new)
+        try:
+            with TransactWrite(connection=self._connection) as transaction:
+                transaction.update(
+                    member,
+                    [
+                        MemberItem.email.set(new),
+                        MemberItem.profile_updated_at.set(at),
+                        MemberItem.email_parked.remove(),
+                        MemberItem.email_parked_reason.remove(),
+                    ],
+                    condition=MemberItem.pk.exists() & as_read & newer,
+                    add_version_condition=False,
+                )
+                if guard_moves:
+                    guard = EmailItem(email_pk(new), EMAIL_SK, member_id=member_id)
+                    transaction.save(guard, condition=EmailItem.pk.does_not_exist())
+                    if read:  # the member's own: written with their e-mail, moved only with it
+                        transaction.delete(EmailItem(email_pk(read), EMAIL_SK))
+        except TransactWriteError as error:
+            # pynamodb sends a transaction's deletes, then its puts, then its updates
+            reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+            if reasons and reasons[-1] == _CONDITION_FAILED:  # the member's update
+                return EmailMove.OLDER
+            if guard_moves and _CONDITION_FAILED in reasons:  # the new guard's put
+                return EmailMove.TAKEN
+            raise
+        return EmailMove.CHANGED
+
+    def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
+        actions: list[Action] = (
+            [MemberItem.email_parked.set(email), MemberItem.email_parked_reason.set(reason or "")]
+            if email
+            else [MemberItem.email_parked.remove(), MemberItem.email_parked_reason.remove()]
+        )
+        MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
 
     def erase_personal_data(self, member_id: str, at: datetime) -> bool:
         member = _get(MemberItem, member_pk(member_id), MEMBER_SK)

@@ -169,6 +169,8 @@ def member_state(item: MemberItem) -> MemberState:
         tier_period_end=_date(item.tier_period_end),
         tier_changed_at=item.tier_changed_at,
         erased_at=item.erased_at,
+        email_parked=item.email_parked,
+        email_parked_reason=item.email_parked_reason,
         tier_override=(
             TierOverride(
                 tier=str(override["tier"]),

@@ -127,6 +127,8 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     segment_at = UTCDateTimeAttribute(null=True)  # when it was computed (from the entries written up to then)
     customers = UnicodeSetAttribute(null=True)  # "<shop>#<customer id>" of each shop customer linked to the member
     erased_at = UTCDateTimeAttribute(null=True)  # when the person's data was erased (the CRM push's cue)
+    email_parked = UnicodeAttribute(null=True)  # a new e-mail another member holds, waiting for a person to decide
+    email_parked_reason = UnicodeAttribute(null=True)
 
 
 class EntryItem(LoyaltyItem, discriminator="entry"):
