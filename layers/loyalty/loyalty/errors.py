@@ -25,6 +25,10 @@ class InvalidAmountError(LoyaltyError, ValueError):
     """A points amount that is zero, negative where it must be positive, or not an integer."""
 
 
+class MemberBlockedError(LoyaltyError):
+    """The member is blocked (under review): nothing is earned or spent until the block is lifted."""
+
+
 class InsufficientPointsError(LoyaltyError):
     """A redemption or deduction larger than the member's available points; nothing was written."""
 

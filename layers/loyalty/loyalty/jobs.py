@@ -30,7 +30,7 @@ from datetime import date, timedelta
 from itertools import chain
 from typing import Any, Literal
 
-from loyalty.errors import NotDueError, UnknownMemberError
+from loyalty.errors import MemberBlockedError, NotDueError, UnknownMemberError
 from loyalty.ledger.model import MemberSummary
 from loyalty.ledger.replay import purchases_from
 from loyalty.ledger.service import Ledger
@@ -246,7 +246,7 @@ class ScheduledJobs:
             return False
         try:
             result = self.ledger.bonus(member_id, "birthday", str(day.year))
-        except UnknownMemberError:
+        except (UnknownMemberError, MemberBlockedError):  # a blocked member gets no bonus (and no message of one)
             return False
         # asked again on a rerun too (the sender sends each request once): a crash after the bonus loses nothing
         self.offer_queue.send(

@@ -300,6 +300,20 @@ class NpsResponseCallout(_Callout):
     responded_at: AwareDatetime = Field(alias="respondedAt")
 
 
+class MemberBlockCallout(_Callout):
+    """Block the member while they are under review (``reason`` required: it shows on the orders they place
+    meanwhile, which earn nothing), or lift the block (``member.unblock``). They cannot redeem while blocked."""
+
+    type: Literal["member.block", "member.unblock"]
+    reason: Annotated[StrictStr | None, Field(max_length=255)] = None
+
+    @model_validator(mode="after")
+    def _reason_to_block(self) -> MemberBlockCallout:
+        if self.type == "member.block" and not (self.reason or "").strip():
+            raise ValueError("reason is required to block a member")
+        return self
+
+
 class MemberEraseCallout(_Callout):
     """Erase the person's data (GDPR erasure): what the programme keeps of them goes, every amount stays. The CRM
     user and the Flow that asked are logged with the request id."""
@@ -323,7 +337,8 @@ FlowCallout = Annotated[
     | RewardRedeemCallout
     | NpsResponseCallout
     | MemberEraseCallout
-    | MemberExportCallout,
+    | MemberExportCallout
+    | MemberBlockCallout,
     Field(discriminator="type"),
 ]
 _CALLOUT: TypeAdapter[FlowCallout] = TypeAdapter(FlowCallout)

@@ -12,6 +12,7 @@ from loyalty.crm.fields import HAS_OPTED_OUT_OF_EMAIL, SMS_OPT_IN, consent_on
 from loyalty.crm.flow_callouts import (
     CalloutContact,
     FlowCallout,
+    MemberBlockCallout,
     MemberEnrolCallout,
     MemberEraseCallout,
     MemberExportCallout,
@@ -273,6 +274,19 @@ class CrmInbound:
             member_id = self._member_of(callout.contact)
             # queued before the request is noted: a crash in between sends a repeat, which the sender drops
             self.offer_queue.send([offer_request(callout, member_id)])
+            return not self.directory.record_request(callout.request_id)
+        if isinstance(callout, MemberBlockCallout):
+            member_id = self._member_of(callout.contact)
+            actor = f"salesforce-user:{callout.source.requested_by_user_id}"
+            reason = (
+                f"{callout.reason.strip()} ({actor})" if callout.type == "member.block" and callout.reason else None
+            )
+            self.ledger.block(member_id, reason, actor)
+            logger.info(
+                "member blocked" if reason else "member's block lifted", member_id=member_id, requested_by=actor,
+                request_id=callout.request_id,
+            )  # fmt: skip
+            metrics.add_metric(name="MembersBlocked" if reason else "MembersUnblocked", unit="Count", value=1)
             return not self.directory.record_request(callout.request_id)
         if isinstance(callout, NpsResponseCallout):
             saved = self._nps_answer(callout)

@@ -215,6 +215,17 @@ class InMemoryLedgerStore:
             )
         return EmailMove.CHANGED
 
+    def set_block(self, member_id: str, reason: str | None, actor: str, at: datetime) -> bool:
+        with self.memory.atomically():
+            member = self.memory.members.get(member_id)
+            if member is None:
+                return False
+            self.memory.members[member_id] = replace(
+                member, blocked_reason=reason, blocked_at=at, blocked_by=actor,
+                qualifying_version=member.qualifying_version + 1,
+            )  # fmt: skip
+        return True
+
     def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
         with self.memory.atomically():
             member = self.memory.members.get(member_id)

@@ -158,6 +158,14 @@ def accrual(
     earned_on = rules.local_date(order.placed_at)
     granted = offers_in_force(member, earned_on)
     earning = earn_for_order(rules, order, earning_tier, tuple(offer for _, offer in granted))
+    if member.blocked_reason is not None:  # recorded, earning nothing, with the reason
+        granted = []
+        earning = Earning(
+            lines=tuple(line.model_copy(update={"points": 0}) for line in earning.lines),
+            points=0,
+            campaigns=(),
+            qualifying_points=0,
+        )
     line_points = {line.line_id: line.points for line in earning.lines}
     lines: dict[str, LineState] = {}
     for line in order.lines:
@@ -171,6 +179,8 @@ def accrual(
     campaigns = f", campaigns {', '.join(earning.campaigns)}" if earning.campaigns else ""
     campaigns += f", offers {', '.join(earning.offers)}" if earning.offers else ""
     upgraded = f"; reached {reached[0].display_name}" if reached else ""
+    if member.blocked_reason is not None:
+        upgraded += f"; no points while the membership is blocked: {member.blocked_reason}"
     entry = new_entry(
         member.member_id,
         f"accrual#{key}",
@@ -588,6 +598,8 @@ def summary(rules: ProgramRules, member: MemberState, open_lots: Iterable[Lot], 
             sms_consent_at=member.sms_consent_at or member.profile_updated_at,
             erased_at=member.erased_at,
             email_parked=member.email_parked,
+            blocked_reason=member.blocked_reason,
+            blocked_at=member.blocked_at,
             email_parked_reason=member.email_parked_reason,
         ),
     )
@@ -641,6 +653,8 @@ def reward_redemption(
     """Points spent on a reward, oldest first, with the redemption and the member's uses of the reward; or
     RedemptionRefusedError naming the rule (shop, min_tier, lifetime, per_month, points), nothing written."""
     reward, today = request.reward, rules.local_date(now)
+    if member.blocked_reason is not None:
+        raise RedemptionRefusedError("blocked", f"the membership is blocked: {member.blocked_reason}")
     if request.shop and not catalogue.applies_to(reward, request.shop):  # no shop: a reward without a code
         raise RedemptionRefusedError("shop", f"reward {reward.id} is not offered in {request.shop}")
     tier = tier_in_force(rules, member.tier, member.tier_override, today)

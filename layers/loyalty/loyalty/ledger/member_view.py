@@ -77,6 +77,11 @@ def member_view(ledger: Ledger, member_id: str) -> dict[str, Any]:
                 else None
             ),
         },
+        "blocked": (
+            {"reason": summary.profile.blocked_reason, "since": summary.profile.blocked_at.isoformat()}
+            if summary.profile.blocked_reason and summary.profile.blocked_at
+            else None
+        ),
         "enrolledAt": summary.enrolled_at.isoformat(),
         "entries": [
             {

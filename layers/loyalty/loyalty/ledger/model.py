@@ -118,6 +118,8 @@ class MemberProfile(BaseModel):
     sms_consent_at: datetime | None = None
     erased_at: datetime | None = None  # the person's data was erased (GDPR): the CRM forgets them too
     email_parked: str | None = None  # a new e-mail another member holds, and why it waits
+    blocked_reason: str | None = None  # set while the member is blocked (under review)
+    blocked_at: datetime | None = None
     email_parked_reason: str | None = None
 
 

@@ -20,6 +20,8 @@ from loyalty.errors import (
     IdempotencyKeyReusedError,
     InsufficientPointsError,
     InvalidAmountError,
+    MemberBlockedError,
+    RedemptionRefusedError,
     UnknownMemberError,
     UnknownOrderError,
     UnknownRewardError,
@@ -271,9 +273,20 @@ class Ledger:
 
     # ---------------------------------------------------------------- points outside orders
 
+    def block(self, member_id: str, reason: str | None, actor: str) -> None:
+        """Block the member while they are under review (``reason``, shown on the orders they place meanwhile) or
+        lift the block (None): a blocked member's orders are recorded earning nothing, and they cannot redeem nor
+        get a bonus. Who did it and when stay on the member."""
+        if not self.store.set_block(member_id, reason.strip() if reason else None, actor, self.clock()):
+            raise UnknownMemberError(member_id)
+
     def redeem(self, member_id: str, points: int, redemption_id: str, reason: str) -> LedgerResult:
-        """Spend available points, oldest first. Beyond the balance: InsufficientPointsError, nothing written."""
+        """Spend available points, oldest first. Beyond the balance: InsufficientPointsError, nothing written; for
+        a blocked member RedemptionRefusedError (rule ``blocked``)."""
         require_positive(points)
+        blocked = self._known(self.store.member(member_id), member_id).blocked_reason
+        if blocked is not None:
+            raise RedemptionRefusedError("blocked", f"the membership is blocked: {blocked}")
         return self._consume(member_id, points, f"redemption#{redemption_id}", EntryKind.REDEMPTION, reason)
 
     def adjust(self, member_id: str, points: int, actor: str, reason: str, adjustment_id: str) -> LedgerResult:
@@ -294,6 +307,9 @@ class Ledger:
             raise InvalidAmountError(f"unknown bonus kind {kind!r}; expected one of {', '.join(BONUS_KINDS)}")
         amount = int(getattr(self.rules.bonuses, kind)) if points is None else points
         require_positive(amount)
+        blocked = self._known(self.store.member(member_id), member_id).blocked_reason
+        if blocked is not None:
+            raise MemberBlockedError(f"member {member_id} is blocked: no bonus while under review")
         return self._credit(member_id, amount, f"bonus#{kind}#{source_id}", EntryKind.BONUS, f"{kind} bonus")
 
     def expire(self, member_id: str, lot_source_key: str) -> LedgerResult | None:

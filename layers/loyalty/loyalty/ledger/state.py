@@ -72,6 +72,9 @@ class MemberState:
     tier_changed_at: datetime | None = None  # when the earned tier last changed (the figures' tier moves)
     erased_at: datetime | None = None  # when the person's data was erased (GDPR): the amounts stay
     email_parked: str | None = None  # a new e-mail another member holds (never merged silently), and why
+    blocked_reason: str | None = None  # set while the member is blocked (under review): no earning, no redeeming
+    blocked_at: datetime | None = None
+    blocked_by: str | None = None
     email_parked_reason: str | None = None
     tier_override: TierOverride | None = None
     segment: str | None = None

@@ -97,6 +97,11 @@ class LedgerStore(Protocol):
         a later profile change was applied. A change of case only keeps the guard."""
         ...
 
+    def set_block(self, member_id: str, reason: str | None, actor: str, at: datetime) -> bool:
+        """Block the member (``reason``) or lift the block (None), noting who and when; an accrual or redemption
+        read before it fails its write and reads again. False if no member."""
+        ...
+
     def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
         """Keep (or, with None, drop) a new e-mail the member could not be given, and why."""
         ...

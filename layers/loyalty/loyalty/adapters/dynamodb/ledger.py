@@ -313,6 +313,21 @@ class DynamoDBLedgerStore:
             raise
         return EmailMove.CHANGED
 
+    def set_block(self, member_id: str, reason: str | None, actor: str, at: datetime) -> bool:
+        actions: list[Action] = [
+            MemberItem.blocked_at.set(at),
+            MemberItem.blocked_by.set(actor),
+            MemberItem.qualifying_version.add(1),  # what was decided on the member as read is decided again
+            MemberItem.blocked_reason.set(reason) if reason else MemberItem.blocked_reason.remove(),
+        ]
+        try:
+            MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
+        except UpdateError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
     def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
         actions: list[Action] = (
             [MemberItem.email_parked.set(email), MemberItem.email_parked_reason.set(reason or "")]

@@ -170,6 +170,9 @@ def member_state(item: MemberItem) -> MemberState:
         tier_changed_at=item.tier_changed_at,
         erased_at=item.erased_at,
         email_parked=item.email_parked,
+        blocked_reason=item.blocked_reason,
+        blocked_at=item.blocked_at,
+        blocked_by=item.blocked_by,
         email_parked_reason=item.email_parked_reason,
         tier_override=(
             TierOverride(

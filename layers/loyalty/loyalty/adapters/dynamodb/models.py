@@ -128,6 +128,9 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     customers = UnicodeSetAttribute(null=True)  # "<shop>#<customer id>" of each shop customer linked to the member
     erased_at = UTCDateTimeAttribute(null=True)  # when the person's data was erased (the CRM push's cue)
     email_parked = UnicodeAttribute(null=True)  # a new e-mail another member holds, waiting for a person to decide
+    blocked_reason = UnicodeAttribute(null=True)  # set while the member is blocked: no earning, no redeeming
+    blocked_at = UTCDateTimeAttribute(null=True)
+    blocked_by = UnicodeAttribute(null=True)
     email_parked_reason = UnicodeAttribute(null=True)
 
 

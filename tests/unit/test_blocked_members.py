@@ -1,0 +1,74 @@
+"""A member under review, blocked by a CRM user's Flow, on the ports' fakes: their orders are recorded earning
+nothing, with the reason; they cannot redeem nor get a bonus; lifting the block lets them earn again; the
+member API shows it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loyalty.crm.inbound import CrmInbound
+from loyalty.errors import MalformedPayloadError, MemberBlockedError, RedemptionRefusedError
+from loyalty.fakes import Fakes
+from loyalty.ledger.member_view import member_view
+from loyalty.ledger.service import Ledger
+from tests.conftest import FakeClock
+from tests.orders import simple_order
+
+EVENTS = Path(__file__).resolve().parents[1] / "events" / "salesforce"
+SECRET = "flow-secret"
+
+
+@pytest.fixture
+def inbound(fakes: Fakes, ledger: Ledger, clock: FakeClock) -> CrmInbound:
+    return CrmInbound(
+        ledger, fakes.directory, fakes.crm_states, fakes.offer_queue, "00D5g000004abcdEAA", lambda: SECRET,
+        lambda: "token", clock=clock,
+    )  # fmt: skip
+
+
+def send(inbound: CrmInbound, clock: FakeClock, **changes: Any) -> dict[str, Any]:
+    sent = json.loads((EVENTS / "flow_member_erase.json").read_text()) | changes
+    raw = json.dumps(sent).encode()
+    t = str(int(clock.now.timestamp()))
+    signature = hmac.new(SECRET.encode(), t.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    return inbound.flow_callout(raw, {"x-loyalty-signature": f"t={t},v1={signature}"})
+
+
+def test_a_blocked_member_earns_and_spends_nothing_until_the_block_is_lifted(
+    inbound: CrmInbound, ledger: Ledger, clock: FakeClock
+) -> None:
+    member_id = ledger.enrol("LM-000123", email="anna.lindqvist@example.se")
+    ledger.bonus(member_id, "signup", member_id)
+    # When a CRM user blocks the member (Flow may send it twice)
+    block = {"type": "member.block", "requestId": "block-1", "reason": "Unusual refunds"}
+    assert send(inbound, clock, **block)["duplicate"] is False
+    assert send(inbound, clock, **block)["duplicate"] is True
+    # Then an order is recorded earning nothing, with the reason; redeeming and bonuses are refused
+    entry = ledger.accrue(member_id, simple_order("o1", clock.now)).entry
+    assert (entry.pending, entry.qualifying) == (0, 0)
+    assert "no points while the membership is blocked: Unusual refunds" in entry.reason
+    with pytest.raises(RedemptionRefusedError) as refused:
+        ledger.redeem(member_id, 10, "r1", "voucher")
+    assert refused.value.rule == "blocked"
+    with pytest.raises(MemberBlockedError):
+        ledger.bonus(member_id, "birthday", "2026")
+    shown = member_view(ledger, member_id)
+    assert shown["blocked"]["reason"].startswith("Unusual refunds (salesforce-user:")
+    # When the block is lifted, the next order earns
+    send(inbound, clock, type="member.unblock", requestId="unblock-1")
+    assert ledger.accrue(member_id, simple_order("o2", clock.now)).entry.pending > 0
+    assert member_view(ledger, member_id)["blocked"] is None
+    assert ledger.redeem(member_id, 10, "r2", "voucher").entry.points == -10
+    assert ledger.check_invariants(member_id) == []
+
+
+def test_blocking_needs_a_reason(inbound: CrmInbound, ledger: Ledger, clock: FakeClock) -> None:
+    ledger.enrol("LM-000123", email="anna.lindqvist@example.se")
+    with pytest.raises(MalformedPayloadError, match="reason"):
+        send(inbound, clock, type="member.block", reason=" ")
