@@ -377,6 +377,24 @@ def test_erasure_removes_personal_data_and_the_email_guard(stores: Stores) -> No
     assert not stores.ledger.erase_personal_data("nobody", at)
 
 
+def test_a_member_keeps_where_they_joined_and_their_terms_and_a_block(stores: Stores) -> None:
+    member = enrolled(stores, "joined@example.com", joined_via="shopify:nordic.myshopify.com", terms_version="2026-01")
+    assert stores.ledger.set_block(member.member_id, "Unusual refunds", "salesforce-user:005", NOW)
+    stored = stores.ledger.member(member.member_id)
+    assert stored is not None
+    assert (stored.joined_via, stored.terms_version) == ("shopify:nordic.myshopify.com", "2026-01")
+    assert (stored.blocked_reason, stored.blocked_by, stored.blocked_at) == (
+        "Unusual refunds",
+        "salesforce-user:005",
+        NOW,
+    )
+    assert stored.qualifying_version == member.qualifying_version + 1  # a decision read before it is made again
+    assert stores.ledger.set_block(member.member_id, None, "salesforce-user:005", NOW)
+    lifted = stores.ledger.member(member.member_id)
+    assert lifted is not None and lifted.blocked_reason is None
+    assert not stores.ledger.set_block("nobody", "x", "salesforce-user:005", NOW)
+
+
 def test_a_new_email_moves_the_members_guard_and_one_another_member_holds_is_refused(stores: Stores) -> None:
     anna = enrolled(stores, "anna@example.com")
     bo = enrolled(stores, "bo@example.com")

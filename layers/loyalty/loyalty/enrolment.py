@@ -21,11 +21,13 @@ def enrol_member(
     email: str | None,
     profile: dict[str, Any],
     member_ids: Callable[[], str] = new_member_id,
+    via: str | None = None,
 ) -> str:
-    """Enrol (or find, by e-mail) the member, give the signup bonus, and claim held guest orders.
+    """Enrol (or find, by e-mail) the member, joining ``via`` a shop or "crm", give the signup bonus, and claim
+    held guest orders.
 
     Every step is idempotent, so a retried enrolment completes what a failed one started."""
-    member_id = ledger.enrol(member_ids(), email, **profile)
+    member_id = ledger.enrol(member_ids(), email, via, **profile)
     if ledger.rules.bonuses.signup:
         ledger.bonus(member_id, "signup", member_id)
     if email:

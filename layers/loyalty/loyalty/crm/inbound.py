@@ -248,7 +248,7 @@ class CrmInbound:
         if isinstance(callout, MemberEnrolCallout):
             email = callout.contact.email
             found = self._member(callout.contact.loyalty_member_id, email)
-            member_id = found if found is not None else enrol_member(self.ledger, self.directory, email, {})
+            member_id = found if found is not None else enrol_member(self.ledger, self.directory, email, {}, via="crm")
             if callout.contact.id:
                 self.directory.link_contact(member_id, callout.contact.id)
             logger.info("member enrolled from the CRM", member_id=member_id)

@@ -83,6 +83,8 @@ def member_view(ledger: Ledger, member_id: str) -> dict[str, Any]:
             else None
         ),
         "enrolledAt": summary.enrolled_at.isoformat(),
+        "joinedVia": summary.profile.joined_via,
+        "termsVersion": summary.profile.terms_version,
         "entries": [
             {
                 "at": entry.created_at.isoformat(),

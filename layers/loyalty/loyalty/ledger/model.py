@@ -119,6 +119,8 @@ class MemberProfile(BaseModel):
     erased_at: datetime | None = None  # the person's data was erased (GDPR): the CRM forgets them too
     email_parked: str | None = None  # a new e-mail another member holds, and why it waits
     blocked_reason: str | None = None  # set while the member is blocked (under review)
+    joined_via: str | None = None  # where they joined (a shop, "crm", "import") and the terms they accepted
+    terms_version: str | None = None
     blocked_at: datetime | None = None
     email_parked_reason: str | None = None
 

@@ -86,11 +86,12 @@ class Ledger:
 
     # ---------------------------------------------------------------- members
 
-    def enrol(self, member_id: str, email: str | None = None, **profile: Any) -> str:
+    def enrol(self, member_id: str, email: str | None = None, via: str | None = None, **profile: Any) -> str:
         """Enrol a member and return their id: an existing member's when the e-mail is already enrolled.
 
-        ``profile`` takes first_name, last_name, phone, locale, email_consent, sms_consent. The member and their
-        e-mail's guard are stored together, so two shops enrolling the same person at once end with one member."""
+        ``via`` is where they join (a shop, "crm", "import"), kept with the terms version in force. ``profile``
+        takes first_name, last_name, phone, locale, email_consent, sms_consent. The member and their e-mail's
+        guard are stored together, so two shops enrolling the same person at once end with one member."""
 
         def attempt() -> str:
             found = self.store.member_for_email(email) if email else None
@@ -105,6 +106,8 @@ class Ledger:
                 profile_updated_at=now,
                 email_consent_at=now if profile.get("email_consent") is not None else None,
                 sms_consent_at=now if profile.get("sms_consent") is not None else None,
+                joined_via=via,
+                terms_version=self.rules.enrolment.terms_version,
                 **profile,
             )
             first_review = self.rules.local_date(now) + timedelta(days=1)

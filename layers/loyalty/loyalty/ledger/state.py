@@ -73,6 +73,8 @@ class MemberState:
     erased_at: datetime | None = None  # when the person's data was erased (GDPR): the amounts stay
     email_parked: str | None = None  # a new e-mail another member holds (never merged silently), and why
     blocked_reason: str | None = None  # set while the member is blocked (under review): no earning, no redeeming
+    joined_via: str | None = None  # where they joined: a shop ("shopify:<domain>"), "crm", "import"
+    terms_version: str | None = None  # the programme terms in force when they joined (program.yaml)
     blocked_at: datetime | None = None
     blocked_by: str | None = None
     email_parked_reason: str | None = None
@@ -97,6 +99,8 @@ ENROLMENT_FIELDS = (  # what a new member is stored with, besides their id and e
     "sms_consent_at",
     "last_activity",
     "profile_updated_at",
+    "joined_via",
+    "terms_version",
 )
 
 

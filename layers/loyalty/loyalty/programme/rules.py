@@ -216,6 +216,13 @@ class OrderLimits(_Rules):
     max_order_age_days: Annotated[int, Field(ge=1)] = 3650
 
 
+class Enrolment(_Rules):
+    """``terms_version`` names the programme terms a member accepts by joining (kept with each member, with where
+    they joined); change it when the terms change."""
+
+    terms_version: Annotated[str, Field(min_length=1, max_length=40)] = "1"
+
+
 class Privacy(_Rules):
     """A member with no order or redemption for ``erase_inactive_after_years`` years (counted from joining if they
     never had one) is erased at their next review: their personal data goes, their amounts stay under their
@@ -247,6 +254,7 @@ class ProgramRules(_Rules):
     schedules: Schedules = Schedules()
     order_limits: OrderLimits = OrderLimits()
     privacy: Privacy = Privacy()
+    enrolment: Enrolment = Enrolment()
 
     @field_validator("timezone")
     @classmethod

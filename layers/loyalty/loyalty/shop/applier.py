@@ -282,7 +282,7 @@ class ShopEventApplier:
         return member_id
 
     def _enrol(self, shop: str, customer_id: str | None, email: str | None, profile: dict[str, Any]) -> str:
-        member_id = enrol_member(self.ledger, self.directory, email, profile, self.member_ids)
+        member_id = enrol_member(self.ledger, self.directory, email, profile, self.member_ids, via=shop)
         if customer_id:
             self.directory.link_customer(shop, customer_id, member_id)
         return member_id

@@ -171,6 +171,8 @@ def member_state(item: MemberItem) -> MemberState:
         erased_at=item.erased_at,
         email_parked=item.email_parked,
         blocked_reason=item.blocked_reason,
+        joined_via=item.joined_via,
+        terms_version=item.terms_version,
         blocked_at=item.blocked_at,
         blocked_by=item.blocked_by,
         email_parked_reason=item.email_parked_reason,

@@ -129,6 +129,8 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     erased_at = UTCDateTimeAttribute(null=True)  # when the person's data was erased (the CRM push's cue)
     email_parked = UnicodeAttribute(null=True)  # a new e-mail another member holds, waiting for a person to decide
     blocked_reason = UnicodeAttribute(null=True)  # set while the member is blocked: no earning, no redeeming
+    joined_via = UnicodeAttribute(null=True)  # a shop ("shopify:<domain>"), "crm" or "import"
+    terms_version = UnicodeAttribute(null=True)  # the programme terms in force when they joined
     blocked_at = UTCDateTimeAttribute(null=True)
     blocked_by = UnicodeAttribute(null=True)
     email_parked_reason = UnicodeAttribute(null=True)
