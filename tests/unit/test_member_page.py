@@ -387,3 +387,18 @@ def test_a_member_erases_their_data_through_the_shop_once_they_confirm(
     summary = ledger.summary(member_id)
     assert summary.profile.first_name is None and summary.available == 800
     assert shown(page.show(proxied(clock))).says("You are not a member yet")
+
+
+def test_a_member_leaves_through_the_shop_once_they_confirm_and_the_page_says_when(
+    page: MemberPage, fakes: Fakes, ledger: Ledger, clock: FakeClock
+) -> None:
+    member_id = member(fakes, ledger, clock, 800)
+    form = next(form for form in shown(page.show(proxied(clock))).forms if form.get("action") == "leave")
+    assert shown(page.act(proxied(clock), {**form, "confirm": ""})).says("Tick the box to confirm that you want")
+    assert ledger.summary(member_id).profile.leaving_on is None
+    done = shown(page.act(proxied(clock), {**form, "confirm": "yes"}))
+    leaving_on = ledger.summary(member_id).profile.leaving_on
+    assert leaving_on == ledger.rules.local_date(clock.now) + timedelta(days=30)
+    assert done.says("You leave the programme on") and done.by_test_id["leaving"].startswith("You leave")
+    assert not any(form.get("action") == "leave" for form in done.forms)
+    assert done.by_test_id["available"] == "800"  # theirs to spend until then

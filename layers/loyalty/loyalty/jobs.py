@@ -276,7 +276,10 @@ class ScheduledJobs:
                 summary = self.ledger.summary(member_id, expiry=False)
         except UnknownMemberError:
             return False
-        if self.erase_member is not None and (erase_on := self._erase_on(summary)) is not None and erase_on <= today:
+        if summary.profile.leaving_on is not None and summary.profile.leaving_on <= today:
+            self._left(member_id, summary, today)
+            summary = self.ledger.summary(member_id, expiry=False)
+        elif self.erase_member is not None and (erase_on := self._erase_on(summary)) is not None and erase_on <= today:
             self.erase_member(member_id)
             logger.info("inactive member erased by the retention rule", member_id=member_id)
             metrics.add_metric(name="MembersErasedInactive", unit="Count", value=1)
@@ -319,6 +322,15 @@ class ScheduledJobs:
             self.reviews.reschedule(member_id, min(next_review, today + timedelta(days=1)), activity_seen=None)
         return True
 
+    def _left(self, member_id: str, summary: MemberSummary, today: date) -> None:
+        """A member whose notice has run out: what they have available is forfeited and their personal data erased
+        (points still pending are forfeited when released: they are looked at daily until none are left)."""
+        if self.ledger.forfeit(member_id, today) is not None:
+            metrics.add_metric(name="MembersLeftPointsForfeited", unit="Count", value=1)
+        if summary.profile.erased_at is None and self.erase_member is not None:
+            self.erase_member(member_id)
+            logger.info("a member who left the programme erased", member_id=member_id)
+
     def _erase_on(self, summary: MemberSummary) -> date | None:
         """The day the retention rule erases the member (None: never, or erased already)."""
         years = self.rules.privacy.erase_inactive_after_years
@@ -333,6 +345,11 @@ class ScheduledJobs:
         candidates = [segment.next_review]
         if self.erase_member is not None and (erase_on := self._erase_on(summary)) is not None:
             candidates.append(erase_on)
+        leaving = summary.profile.leaving_on
+        if leaving is not None and leaving > today:  # the day they leave
+            candidates.append(leaving)
+        elif leaving is not None and summary.pending:  # left: daily while points are pending (forfeited released)
+            candidates.append(today + timedelta(days=1))
         tier_due = assessment_due(self.rules, summary.earned_tier, summary.tier_period_end)
         if tier_due is not None:
             candidates.append(tier_due)

@@ -314,6 +314,14 @@ class MemberBlockCallout(_Callout):
         return self
 
 
+class MemberLeaveCallout(_Callout):
+    """The member leaves the programme (they asked the merchant): their orders earn nothing from now on, they may
+    spend their points during the notice (program.yaml ``enrolment.leave_notice_days``), then what is left is
+    forfeited and their personal data erased. The answer's ``leavingOn`` is that day."""
+
+    type: Literal["member.leave"]
+
+
 class MemberEraseCallout(_Callout):
     """Erase the person's data (GDPR erasure): what the programme keeps of them goes, every amount stays. The CRM
     user and the Flow that asked are logged with the request id."""
@@ -338,7 +346,8 @@ FlowCallout = Annotated[
     | NpsResponseCallout
     | MemberEraseCallout
     | MemberExportCallout
-    | MemberBlockCallout,
+    | MemberBlockCallout
+    | MemberLeaveCallout,
     Field(discriminator="type"),
 ]
 _CALLOUT: TypeAdapter[FlowCallout] = TypeAdapter(FlowCallout)

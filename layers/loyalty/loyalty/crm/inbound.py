@@ -16,6 +16,7 @@ from loyalty.crm.flow_callouts import (
     MemberEnrolCallout,
     MemberEraseCallout,
     MemberExportCallout,
+    MemberLeaveCallout,
     NpsResponseCallout,
     OfferRequestedCallout,
     PointsAdjustmentCallout,
@@ -111,6 +112,16 @@ class CrmInbound:
             more = {"redemptionId": redemption["redemptionId"], "redemptionStatus": redemption["status"]}
         elif isinstance(callout, MemberEraseCallout):
             duplicate, more = self._erase(callout), {}
+        elif isinstance(callout, MemberLeaveCallout):
+            member_id = self._member_of(callout.contact)
+            leaving_on = self.ledger.leave(member_id)
+            logger.info("member leaves the programme", member_id=member_id, on=leaving_on.isoformat(),
+                        requested_by=callout.source.requested_by_user_id, request_id=callout.request_id)  # fmt: skip
+            metrics.add_metric(name="MembersLeaving", unit="Count", value=1)
+            duplicate, more = (
+                not self.directory.record_request(callout.request_id),
+                {"leavingOn": leaving_on.isoformat()},
+            )
         elif isinstance(callout, MemberExportCallout):
             url, duplicate = self._export(callout)
             more = {"downloadUrl": url, "expiresInDays": EXPORT_LINK_DAYS}

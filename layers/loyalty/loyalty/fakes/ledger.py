@@ -226,6 +226,16 @@ class InMemoryLedgerStore:
             )  # fmt: skip
         return True
 
+    def set_leaving(self, member_id: str, on: date) -> bool:
+        with self.memory.atomically():
+            member = self.memory.members.get(member_id)
+            if member is None:
+                return False
+            self.memory.members[member_id] = replace(
+                member, leaving_on=member.leaving_on or on, qualifying_version=member.qualifying_version + 1
+            )
+        return True
+
     def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
         with self.memory.atomically():
             member = self.memory.members.get(member_id)

@@ -158,7 +158,7 @@ def accrual(
     earned_on = rules.local_date(order.placed_at)
     granted = offers_in_force(member, earned_on)
     earning = earn_for_order(rules, order, earning_tier, tuple(offer for _, offer in granted))
-    if member.blocked_reason is not None:  # recorded, earning nothing, with the reason
+    if member.blocked_reason is not None or member.leaving_on is not None:  # recorded, earning nothing, and why
         granted = []
         earning = Earning(
             lines=tuple(line.model_copy(update={"points": 0}) for line in earning.lines),
@@ -181,6 +181,8 @@ def accrual(
     upgraded = f"; reached {reached[0].display_name}" if reached else ""
     if member.blocked_reason is not None:
         upgraded += f"; no points while the membership is blocked: {member.blocked_reason}"
+    elif member.leaving_on is not None:
+        upgraded += f"; no points: the member leaves the programme on {member.leaving_on}"
     entry = new_entry(
         member.member_id,
         f"accrual#{key}",
@@ -600,6 +602,7 @@ def summary(rules: ProgramRules, member: MemberState, open_lots: Iterable[Lot], 
             email_parked=member.email_parked,
             blocked_reason=member.blocked_reason,
             joined_via=member.joined_via,
+            leaving_on=member.leaving_on,
             terms_version=member.terms_version,
             blocked_at=member.blocked_at,
             email_parked_reason=member.email_parked_reason,

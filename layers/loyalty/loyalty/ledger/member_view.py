@@ -84,6 +84,7 @@ def member_view(ledger: Ledger, member_id: str) -> dict[str, Any]:
         ),
         "enrolledAt": summary.enrolled_at.isoformat(),
         "joinedVia": summary.profile.joined_via,
+        "leavingOn": summary.profile.leaving_on.isoformat() if summary.profile.leaving_on else None,
         "termsVersion": summary.profile.terms_version,
         "entries": [
             {

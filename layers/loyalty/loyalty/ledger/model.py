@@ -120,6 +120,7 @@ class MemberProfile(BaseModel):
     email_parked: str | None = None  # a new e-mail another member holds, and why it waits
     blocked_reason: str | None = None  # set while the member is blocked (under review)
     joined_via: str | None = None  # where they joined (a shop, "crm", "import") and the terms they accepted
+    leaving_on: date | None = None  # the member is leaving: earning stopped, points forfeited that day
     terms_version: str | None = None
     blocked_at: datetime | None = None
     email_parked_reason: str | None = None

@@ -283,6 +283,28 @@ class Ledger:
         if not self.store.set_block(member_id, reason.strip() if reason else None, actor, self.clock()):
             raise UnknownMemberError(member_id)
 
+    def leave(self, member_id: str) -> date:
+        """The member leaves the programme: from now on their orders earn nothing; they may spend their points for
+        ``enrolment.leave_notice_days`` days, then what is left is forfeited and their personal data erased (the
+        review job does both that day). Asked again, the first notice stands. Returns the day they leave."""
+        on = self.rules.local_date(self.clock()) + timedelta(days=self.rules.enrolment.leave_notice_days)
+        if not self.store.set_leaving(member_id, on):
+            raise UnknownMemberError(member_id)
+        leaving = self._known(self.store.member(member_id), member_id).leaving_on
+        assert leaving is not None
+        return leaving
+
+    def forfeit(self, member_id: str, on: date) -> LedgerResult | None:
+        """The points a member who left still has available, forfeited (an adjustment by the programme, once per
+        day); None if they have none."""
+        member = self._known(self.store.member(member_id), member_id)
+        if member.available <= 0:
+            return None
+        reason = f"Forfeited on leaving the programme ({on})"
+        return self._consume(
+            member_id, member.available, f"adjustment#leave#{on}", EntryKind.ADJUSTMENT, reason, "programme"
+        )
+
     def redeem(self, member_id: str, points: int, redemption_id: str, reason: str) -> LedgerResult:
         """Spend available points, oldest first. Beyond the balance: InsufficientPointsError, nothing written; for
         a blocked member RedemptionRefusedError (rule ``blocked``)."""

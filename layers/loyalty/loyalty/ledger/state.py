@@ -74,6 +74,7 @@ class MemberState:
     email_parked: str | None = None  # a new e-mail another member holds (never merged silently), and why
     blocked_reason: str | None = None  # set while the member is blocked (under review): no earning, no redeeming
     joined_via: str | None = None  # where they joined: a shop ("shopify:<domain>"), "crm", "import"
+    leaving_on: date | None = None  # the member leaves the programme: earning stops, points forfeited that day
     terms_version: str | None = None  # the programme terms in force when they joined (program.yaml)
     blocked_at: datetime | None = None
     blocked_by: str | None = None

@@ -102,6 +102,11 @@ class LedgerStore(Protocol):
         read before it fails its write and reads again. False if no member."""
         ...
 
+    def set_leaving(self, member_id: str, on: date) -> bool:
+        """Note the day the member leaves the programme (a first notice stands: a repeat keeps it); like a block,
+        a decision read before it is made again. False if no member."""
+        ...
+
     def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
         """Keep (or, with None, drop) a new e-mail the member could not be given, and why."""
         ...

@@ -221,6 +221,7 @@ class Enrolment(_Rules):
     they joined); change it when the terms change."""
 
     terms_version: Annotated[str, Field(min_length=1, max_length=40)] = "1"
+    leave_notice_days: Annotated[int, Field(ge=0, le=365)] = 30  # a member who leaves may spend their points
 
 
 class Privacy(_Rules):

@@ -177,9 +177,9 @@ class MemberPage:
         return self._page(visit, asked.get("lang"))
 
     def act(self, query: Query, form: Mapping[str, str], accept_language: str | None = None) -> PageAnswer:
-        """``POST /apps/loyalty``: the page's buttons (``action`` redeem, send_link, export_data or erase), with
-        the form's token. Erasing needs what redeeming needs (the shop's signed page, or a one-time link) and the
-        member's tick to confirm it."""
+        """``POST /apps/loyalty``: the page's buttons (``action`` redeem, send_link, export_data, leave or erase),
+        with the form's token. Leaving and erasing need what redeeming needs (the shop's signed page, or a one-time
+        link) and the member's tick to confirm."""
         asked = dict(query)
         try:
             visit = self._visit(query)
@@ -193,6 +193,13 @@ class MemberPage:
             return self._page(visit, asked.get("lang"), notice=self._redeem(visit, form, nonce))
         if action == "export_data" and self.export_member is not None:
             return self._page(visit, asked.get("lang"), notice=self._send_data(visit))
+        if action == "leave" and visit.can_redeem:
+            if form.get("confirm") != "yes":
+                return self._page(visit, asked.get("lang"), notice={"kind": "leave_unconfirmed"})
+            on = self.ledger.leave(visit.member_id)
+            logger.info("member leaves the programme at their own request", member_id=visit.member_id)
+            metrics.add_metric(name="MemberPageLeft", unit="Count", value=1)
+            return self._page(visit, asked.get("lang"), notice={"kind": "leaving", "on": on.isoformat()})
         if action == "erase" and visit.can_redeem and self.erase_member is not None:
             if form.get("confirm") != "yes":
                 return self._page(visit, asked.get("lang"), notice={"kind": "erase_unconfirmed"})
@@ -358,6 +365,8 @@ class MemberPage:
                 visit=visit,
                 token=lambda: self._token(visit),  # one per form: a redemption is keyed by its form's token
                 notice=notice,
+                leaving_on=summary.profile.leaving_on,
+                leave_days=rules.enrolment.leave_notice_days,
                 shop_names={shop: shop.partition(":")[2] for shop in self.catalogue.shops},
             )
         )

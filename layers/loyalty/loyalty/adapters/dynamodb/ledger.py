@@ -328,6 +328,19 @@ class DynamoDBLedgerStore:
             raise
         return True
 
+    def set_leaving(self, member_id: str, on: date) -> bool:
+        actions: list[Action] = [
+            MemberItem.leaving_on.set(MemberItem.leaving_on | on.isoformat()),  # a first notice stands
+            MemberItem.qualifying_version.add(1),
+        ]
+        try:
+            MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
+        except UpdateError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
     def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
         actions: list[Action] = (
             [MemberItem.email_parked.set(email), MemberItem.email_parked_reason.set(reason or "")]

@@ -172,6 +172,7 @@ def member_state(item: MemberItem) -> MemberState:
         email_parked=item.email_parked,
         blocked_reason=item.blocked_reason,
         joined_via=item.joined_via,
+        leaving_on=_date(item.leaving_on),
         terms_version=item.terms_version,
         blocked_at=item.blocked_at,
         blocked_by=item.blocked_by,

@@ -130,6 +130,7 @@ class MemberItem(LoyaltyItem, discriminator="member"):
     email_parked = UnicodeAttribute(null=True)  # a new e-mail another member holds, waiting for a person to decide
     blocked_reason = UnicodeAttribute(null=True)  # set while the member is blocked: no earning, no redeeming
     joined_via = UnicodeAttribute(null=True)  # a shop ("shopify:<domain>"), "crm" or "import"
+    leaving_on = UnicodeAttribute(null=True)  # ISO date: the member leaves; their points are forfeited that day
     terms_version = UnicodeAttribute(null=True)  # the programme terms in force when they joined
     blocked_at = UTCDateTimeAttribute(null=True)
     blocked_by = UnicodeAttribute(null=True)
