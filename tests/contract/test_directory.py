@@ -120,3 +120,28 @@ def test_orders_held_for_review_are_kept_once_and_listed_oldest_first(stores: St
     # And noting its Task changes none of that
     stores.directory.mark_review_task(held[0], "pushed")
     assert stores.directory.held_for_review() == held
+
+
+def test_a_shops_customers_are_listed_and_a_persons_links_and_held_orders_forgotten(stores: Stores) -> None:
+    anna, bo = member(stores, "m-anna"), member(stores, "m-bo")
+    stores.directory.link_customer("shopify:a", "1", anna)
+    stores.directory.link_customer("shopify:b", "7", anna)
+    stores.directory.link_customer("shopify:a", "2", bo)
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    stores.directory.hold_guest_order("m-anna@example.com", simple_order("g1", at), at + timedelta(days=30))
+    # A shop's customers, and a member's links
+    assert stores.directory.shop_customers("shopify:a") == [("1", anna), ("2", bo)]
+    assert stores.directory.customer_links(anna) == ["shopify:a#1", "shopify:b#7"]
+    # One link dropped, only if it is the member's
+    stores.directory.unlink_customer("shopify:a", "2", anna)
+    assert stores.directory.member_for_customer("shopify:a", "2") == bo
+    stores.directory.unlink_customer("shopify:a", "2", bo)
+    assert stores.directory.member_for_customer("shopify:a", "2") is None
+    assert stores.directory.customer_links(bo) == []
+    # A person forgotten: every link and the guest orders held for their e-mail
+    assert stores.directory.forget_person(anna, "m-anna@example.com") == 3
+    assert stores.directory.shop_customers("shopify:a") == [] and stores.directory.customer_links(anna) == []
+    assert stores.directory.held_orders("m-anna@example.com", at) == []
+    # And a CRM request id, once noted, is known
+    assert not stores.directory.request_seen("req-1")
+    assert stores.directory.record_request("req-1") and stores.directory.request_seen("req-1")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,11 @@ def anna(fakes: Fakes, ledger: Ledger, clock: FakeClock) -> str:
     answer = NpsAnswer(member_id, "s1", 9, clock.now, "2026-11", None, None, comment="Anna here: great shop")
     fakes.nps_answers.save(answer)
     fakes.directory.hold_guest_order(EMAIL, simple_order("g1", clock.now), datetime(2026, 12, 31, tzinfo=UTC))
-    fakes.dead_letters.messages += [json.dumps({"email": EMAIL.upper(), "id": 1}), json.dumps({"email": "bo@x.se"})]
+    fakes.dead_letters.messages += [
+        json.dumps({"email": EMAIL.upper(), "id": 1}),
+        json.dumps({"email": "bo@x.se"}),
+        json.dumps({"email": f"jo{EMAIL}", "phone": "112"}),  # another person's, alike: kept
+    ]
     return member_id
 
 
@@ -95,7 +99,11 @@ def test_an_erasure_leaves_none_of_the_persons_data_and_every_amount(
     assert fakes.directory.member_for_customer("shopify:demo", "7001") is None
     assert fakes.directory.held_orders(EMAIL, clock.now) == []
     assert [a.comment for a in fakes.nps_answers.of_member(member_id)] == [None]
-    assert fakes.exports.files == {} and fakes.dead_letters.messages == [json.dumps({"email": "bo@x.se"})]
+    assert fakes.exports.files == {}
+    assert fakes.dead_letters.messages == [
+        json.dumps({"email": "bo@x.se"}),
+        json.dumps({"email": f"jo{EMAIL}", "phone": "112"}),
+    ]
     # And nothing the fakes hold names her any more
     held = repr(fakes.memory.__dict__)
     for needle in (EMAIL, PHONE, "Anna", "Lindqvist", "1990, 5, 17", "1990-05-17"):
@@ -106,6 +114,13 @@ def test_an_erasure_leaves_none_of_the_persons_data_and_every_amount(
     again = privacy.erase(member_id)
     assert (again.links, again.comments, again.exports, again.dead_letters) == (0, 0, 0, 0)
     assert ledger.member(member_id).erased_at == member.erased_at
+    # And a late change from the shop or the CRM brings none of it back
+    fakes.directory.update_profile(member_id, {"first_name": "Anna", "phone": PHONE}, clock.now + timedelta(days=1))
+    fakes.directory.set_consent(member_id, "email_consent", True, clock.now + timedelta(days=1))
+    fakes.directory.link_customer("shopify:demo", "7001", member_id)
+    late = ledger.member(member_id)
+    assert (late.first_name, late.phone, late.email_consent) == (None, None, member.email_consent)
+    assert fakes.directory.member_for_customer("shopify:demo", "7001") is None
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import boto3
 from loyalty.ports.privacy import finder
 
 HIDDEN_SECONDS = 120  # long enough to read a queue through (a dead-letter queue holds few messages)
+EMPTY_ANSWERS = 2  # long polls that found nothing before the queue counts as read through
 
 
 @dataclass
@@ -19,20 +20,20 @@ class SqsDeadLetters:
     queue_urls: Sequence[str]
     client: Any = field(default_factory=lambda: boto3.client("sqs"))
 
-    def drop_holding(self, needles: Sequence[str]) -> int:
-        pattern = finder(needles)
+    def drop_holding(self, emails: Sequence[str], phones: Sequence[str]) -> int:
+        pattern = finder(emails, phones)
         if pattern is None:
             return 0
         dropped = 0
         for url in self.queue_urls:
             others: list[str] = []
-            while True:
+            empty = 0
+            while empty < EMPTY_ANSWERS:  # a receive may come back empty while messages wait: asked again
                 answer = self.client.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=HIDDEN_SECONDS, WaitTimeSeconds=0
+                    QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=HIDDEN_SECONDS, WaitTimeSeconds=1
                 )
                 messages = answer.get("Messages", [])
-                if not messages:
-                    break
+                empty = 0 if messages else empty + 1
                 for message in messages:
                     if pattern.search(message["Body"]):
                         self.client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -121,7 +121,16 @@ class CrmSync:
                 logger.warning("member gone before its CRM push", member_id=member_id)
         erased = {m: s.profile.crm_contact_id for m, s in standing.items() if s.profile.erased_at is not None}
         standing = {m: s for m, s in standing.items() if m not in erased}  # never pushed again
-        forgotten = self.forget({m: contact for m, contact in erased.items() if contact})
+        try:
+            forgotten = self.forget({m: contact for m, contact in erased.items() if contact})
+        except (CrmRetryableError, CrmAuthError, CrmRequestError):
+            # listed as stale before the batch fails: the crm_retry job asks for them again until the org forgets
+            self.store.save(
+                {m: CrmState(status="stale", reason="an erased member's records stay in the org for now")
+                 for m, contact in erased.items() if contact},
+                self.clock(),
+            )  # fmt: skip
+            raise
         batch = _Batch(self.store.states(standing) if standing else {})
         batch.report.forgotten = forgotten
         if not standing:

@@ -32,7 +32,9 @@ class InMemoryDirectory:
         return self.memory.items("customers").get((shop, customer_id))
 
     def link_customer(self, shop: str, customer_id: str, member_id: str) -> None:
-        self.memory.items("customers")[(shop, customer_id)] = member_id
+        member = self.memory.members.get(member_id)
+        if member is None or member.erased_at is None:  # an erased member is linked to no one again
+            self.memory.items("customers")[(shop, customer_id)] = member_id
 
     def update_profile(self, member_id: str, changes: Mapping[str, Any], at: datetime) -> bool:
         values = {name: value for name, value in changes.items() if name in PROFILE_FIELDS}
@@ -40,7 +42,9 @@ class InMemoryDirectory:
             return False
         with self.memory.atomically():
             member = self.memory.members.get(member_id)
-            if member is None or (member.profile_updated_at is not None and member.profile_updated_at > at):
+            if member is None or member.erased_at is not None:  # nothing of the person comes back once erased
+                return False
+            if member.profile_updated_at is not None and member.profile_updated_at > at:
                 return False
             birthdate = values.get("birthdate")
             if birthdate is not None:
@@ -55,7 +59,7 @@ class InMemoryDirectory:
         with self.memory.atomically():
             member = self.memory.members.get(member_id)
             stated = getattr(member, f"{field}_at") if member is not None else None
-            if member is None or (stated is not None and stated > at):
+            if member is None or member.erased_at is not None or (stated is not None and stated > at):
                 return False
             self.memory.members[member_id] = replace(member, **{field: value, f"{field}_at": at})  # type: ignore[arg-type]
         return True

@@ -200,7 +200,7 @@ class InMemoryLedgerStore:
         memory = self.memory
         with memory.atomically():
             member = memory.members.get(member_id)
-            if member is None or member.email != read:
+            if member is None or member.email != read or member.erased_at is not None:
                 return EmailMove.OLDER
             if member.profile_updated_at is not None and member.profile_updated_at > at:
                 return EmailMove.OLDER

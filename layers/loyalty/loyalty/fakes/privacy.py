@@ -26,8 +26,8 @@ class InMemoryDeadLetters:
     def __init__(self) -> None:
         self.messages: list[str] = []
 
-    def drop_holding(self, needles: Sequence[str]) -> int:
-        pattern = finder(needles)
+    def drop_holding(self, emails: Sequence[str], phones: Sequence[str]) -> int:
+        pattern = finder(emails, phones)
         if pattern is None:
             return 0
         kept = [body for body in self.messages if not pattern.search(body)]

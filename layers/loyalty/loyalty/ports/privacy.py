@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
+MIN_PHONE_DIGITS = 7  # a shorter "phone" would match unrelated numbers
 EXPORT_LINK_DAYS = 7  # a download link's life (S3's longest for a signed link); the export itself goes then too
 
 
@@ -23,13 +24,23 @@ class MemberExports(Protocol):
 
 
 class DeadLetters(Protocol):
-    def drop_holding(self, needles: Sequence[str]) -> int:
-        """Delete each dead-letter message whose body holds one of ``needles`` (in any case): a failed delivery
-        of an erased person's data (a replay would bring it back). How many were deleted."""
+    def drop_holding(self, emails: Sequence[str], phones: Sequence[str]) -> int:
+        """Delete each dead-letter message whose body holds one of the e-mail addresses or phone numbers
+        (``finder``): a failed delivery of an erased person's data (a replay would bring it back). How many were
+        deleted."""
         ...
 
 
-def finder(needles: Sequence[str]) -> re.Pattern[str] | None:
-    """What finds any of ``needles`` in a text, in any case (None: nothing to find)."""
-    wanted = sorted({needle for needle in needles if needle}, key=len, reverse=True)
-    return re.compile("|".join(re.escape(needle) for needle in wanted), re.IGNORECASE) if wanted else None
+def finder(emails: Sequence[str], phones: Sequence[str] = ()) -> re.Pattern[str] | None:
+    """What finds any of the e-mail addresses (whole, in any case: ``ann@x.se`` is not in ``joann@x.se``) or phone
+    numbers (their digits, whole, at least 7 of them) in a text; None: nothing to find."""
+    parts = [
+        rf"(?<![\w.+-]){re.escape(email.strip())}(?![\w-]|\.[\w-])"  # a full stop after it ends it
+        for email in emails
+        if email and "@" in email
+    ]
+    for phone in phones:
+        digits = re.sub(r"\D", "", phone or "")
+        if len(digits) >= MIN_PHONE_DIGITS:
+            parts.append(rf"(?<!\d){re.escape(digits)}(?!\d)")
+    return re.compile("|".join(sorted(set(parts), key=len, reverse=True)), re.IGNORECASE) if parts else None

@@ -109,14 +109,18 @@ class ShopEventApplier:
         if event.request == "shop_erase":
             erased = kept = 0
             for customer_id, linked in self.directory.shop_customers(event.shop):
-                if all(link.startswith(f"{event.shop}#") for link in self.directory.customer_links(linked)):
+                links = self.directory.customer_links(linked)  # none kept (an older member): not known to be only here
+                if links and all(link.startswith(f"{event.shop}#") for link in links):
                     self.erase_member(linked)
                     erased += 1
                 else:  # a customer of another shop too: only this shop's link goes
                     self.directory.unlink_customer(event.shop, customer_id, linked)
                     kept += 1
             return f"shop's customers erased: {erased} members, {kept} kept for their other shops"
-        member_id = self._find_member(event.shop, event.customer_id, event.email)
+        # the shop's customer's member, or the member with the e-mail: found, not linked (a request links nothing)
+        member_id = self._linked_member(event.shop, event.customer_id) or (
+            self.ledger.member_for_email(event.email) if event.email else None
+        )
         if member_id is None:
             return "privacy request: the customer is not a member"
         if event.request == "erase":

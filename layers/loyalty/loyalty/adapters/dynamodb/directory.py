@@ -38,6 +38,13 @@ CUSTOMER_SK = "CUSTOMER"
 REVIEW_HOLD_PK = "REVIEW_HOLD"
 
 
+def _get_member(member_id: str) -> MemberItem | None:
+    try:
+        return MemberItem.get(member_pk(member_id), MEMBER_SK, consistent_read=True)
+    except MemberItem.DoesNotExist:
+        return None
+
+
 def _customer_pk(shop: str, customer_id: str) -> str:
     return f"CUSTOMER#{shop}#{customer_id}"
 
@@ -65,18 +72,24 @@ class DynamoDBDirectory:
         CustomerItem(_customer_pk(shop, customer_id), CUSTOMER_SK, member_id=member_id).save()
         try:  # the member's item names their shop customers: the stream then brings them to shop_customers
             MemberItem(member_pk(member_id), MEMBER_SK).update(
-                actions=[MemberItem.customers.add({f"{shop}#{customer_id}"})], condition=MemberItem.pk.exists()
+                actions=[MemberItem.customers.add({f"{shop}#{customer_id}"})],
+                condition=MemberItem.pk.exists() & MemberItem.erased_at.does_not_exist(),
             )
         except UpdateError as error:
             if not condition_failed(error):
                 raise
+            erased = _get_member(member_id)
+            if erased is not None and erased.erased_at is not None:  # an erased member is linked to no one again
+                CustomerItem(_customer_pk(shop, customer_id), CUSTOMER_SK).delete()
 
     def set_consent(self, member_id: str, field: str, value: bool, at: datetime) -> bool:
         consent, consent_at = getattr(MemberItem, field), getattr(MemberItem, f"{field}_at")
         try:
             MemberItem(member_pk(member_id), MEMBER_SK).update(
                 actions=[consent.set(value), consent_at.set(at)],
-                condition=MemberItem.pk.exists() & (consent_at.does_not_exist() | (consent_at <= at)),
+                condition=MemberItem.pk.exists()
+                & MemberItem.erased_at.does_not_exist()  # nothing of the person comes back after an erasure
+                & (consent_at.does_not_exist() | (consent_at <= at)),
             )
         except UpdateError as error:
             if condition_failed(error):
@@ -88,7 +101,9 @@ class DynamoDBDirectory:
         actions = [getattr(MemberItem, name).set(value) for name, value in changes.items() if name in PROFILE_FIELDS]
         if not actions:
             return False
-        newer_or_first = MemberItem.profile_updated_at.does_not_exist() | (MemberItem.profile_updated_at <= at)
+        newer_or_first = MemberItem.erased_at.does_not_exist() & (  # nothing of the person comes back once erased
+            MemberItem.profile_updated_at.does_not_exist() | (MemberItem.profile_updated_at <= at)
+        )
         member = MemberItem(member_pk(member_id), MEMBER_SK)
         birthdate = changes.get("birthdate")
         try:
@@ -206,7 +221,7 @@ class DynamoDBDirectory:
         """A Scan filtered to the shop's customer links: once, for a shop that left the app (never on a path that
         runs per event)."""
         prefix = _customer_pk(shop, "")
-        condition = (LoyaltyItem.type == "customer") & LoyaltyItem.pk.startswith(prefix)
+        condition = (LoyaltyItem.type == CustomerItem) & LoyaltyItem.pk.startswith(prefix)
         return sorted(
             (item.pk.removeprefix(prefix), item.member_id)
             for item in LoyaltyItem.scan(condition)

@@ -68,7 +68,7 @@ from loyalty.adapters.dynamodb.models import (
     review_due,
     table_connection,
 )
-from loyalty.errors import UnknownMemberError
+from loyalty.errors import ConcurrentUpdateError, UnknownMemberError
 from loyalty.ledger.model import Entry, HistoryPage
 from loyalty.ledger.state import (
     Commit,
@@ -87,6 +87,7 @@ from loyalty.programme.tiers import TierOverride
 
 _CONDITION_FAILED = "ConditionalCheckFailed"
 _CONFLICT = "TransactionConflict"
+ERASE_TRIES = 5
 _PERSONAL = ("email", "first_name", "last_name", "phone", "birthdate", "email_parked", "email_parked_reason")
 
 
@@ -295,7 +296,7 @@ class DynamoDBLedgerStore:
                         MemberItem.email_parked.remove(),
                         MemberItem.email_parked_reason.remove(),
                     ],
-                    condition=MemberItem.pk.exists() & as_read & newer,
+                    condition=MemberItem.pk.exists() & MemberItem.erased_at.does_not_exist() & as_read & newer,
                     add_version_condition=False,
                 )
                 if guard_moves:
@@ -350,23 +351,33 @@ class DynamoDBLedgerStore:
         MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
 
     def erase_personal_data(self, member_id: str, at: datetime) -> bool:
-        member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
-        if member is None:
-            return False
-        with TransactWrite(connection=self._connection) as transaction:
-            if member.email:
-                transaction.delete(EmailItem(email_pk(member.email), EMAIL_SK))
-            transaction.delete(BirthdayItem(member_pk(member_id), BIRTHDAY_SK))
-            transaction.update(
-                MemberItem(member_pk(member_id), MEMBER_SK),
-                [
-                    *(getattr(MemberItem, name).remove() for name in _PERSONAL),
-                    MemberItem.erased_at.set(member.erased_at or at),
-                ],
-                condition=MemberItem.pk.exists(),
-                add_version_condition=False,
-            )
-        return True
+        for _ in range(ERASE_TRIES):
+            member = _get(MemberItem, member_pk(member_id), MEMBER_SK)
+            if member is None:
+                return False
+            as_read = MemberItem.email == member.email if member.email else MemberItem.email.does_not_exist()
+            try:
+                with TransactWrite(connection=self._connection) as transaction:
+                    if member.email:  # the guard of the e-mail read, while it is still theirs
+                        theirs = EmailItem.pk.does_not_exist() | (EmailItem.member_id == member_id)
+                        transaction.delete(EmailItem(email_pk(member.email), EMAIL_SK), condition=theirs)
+                    transaction.delete(BirthdayItem(member_pk(member_id), BIRTHDAY_SK))
+                    transaction.update(
+                        MemberItem(member_pk(member_id), MEMBER_SK),
+                        [
+                            *(getattr(MemberItem, name).remove() for name in _PERSONAL),
+                            MemberItem.erased_at.set(member.erased_at or at),
+                        ],
+                        condition=MemberItem.pk.exists() & as_read,  # an e-mail changed meanwhile: read again
+                        add_version_condition=False,
+                    )
+            except TransactWriteError as error:
+                reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+                if _CONDITION_FAILED not in reasons:
+                    raise
+                continue
+            return True
+        raise ConcurrentUpdateError(f"member {member_id}'s e-mail kept changing during the erasure")
 
     def grant_offer(self, member_id: str, key: str, grant: OfferGrant, drop: Sequence[str]) -> None:
         value = grant_value(grant)
