@@ -42,6 +42,18 @@ def show() -> Response:
     return _answer(services.member_page().show(_query(), app.current_event.headers.get("accept-language")))
 
 
+@app.get("/apps/loyalty/export")
+def download() -> Response:
+    """A member's data export, through the signed link the member or a CRM user was given."""
+    found = services.member_page().download(_query())
+    if found is None:
+        return Response(
+            404, "text/plain; charset=utf-8", "This link has expired or is not valid.", headers=dict(HEADERS)
+        )
+    disposition = {"Content-Disposition": 'attachment; filename="my-loyalty-data.json"'}
+    return Response(200, "application/json; charset=utf-8", found.decode(), headers=dict(HEADERS) | disposition)
+
+
 @app.post("/apps/loyalty")
 def act() -> Response:
     try:

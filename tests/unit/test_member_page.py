@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -25,7 +26,7 @@ from loyalty.programme.rewards import load_rewards
 from loyalty.programme.rules import ProgramRules
 from loyalty.rewards.member_api import MemberRewards
 from loyalty.rewards.member_page import MemberPage, PageAnswer
-from loyalty.rewards.page_links import app_proxy_signature, page_link, view_link
+from loyalty.rewards.page_links import app_proxy_signature, export_link, page_link, view_link
 from tests.conftest import FakeClock
 
 DOMAIN = "demo-shop.myshopify.com"
@@ -90,7 +91,13 @@ def queue(fakes: Fakes) -> Any:
 
 @pytest.fixture
 def privacy(fakes: Fakes, ledger: Ledger) -> Privacy:
-    return Privacy(ledger, fakes.directory, fakes.offer_records, fakes.nps_answers, fakes.exports, fakes.dead_letters)
+    def download_link(member_id: str, name: str) -> str:
+        return export_link(PAGE_URL, PAGE_SECRET, member_id, name, ledger.clock() + timedelta(days=7))
+
+    return Privacy(
+        ledger, fakes.directory, fakes.offer_records, fakes.nps_answers, fakes.exports, fakes.dead_letters,
+        download_link=download_link,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -107,6 +114,7 @@ def page(fakes: Fakes, ledger: Ledger, rules: ProgramRules, privacy: Privacy) ->
         programme_name="Nordic Club",
         export_member=privacy.export,
         erase_member=privacy.erase,
+        read_export=fakes.exports.read,
     )
 
 
@@ -365,10 +373,15 @@ def test_a_member_gets_their_data_by_email_from_any_page_of_theirs(
     assert asked.says("We have e-mailed you a link to your data. It works for 7 days.")
     [request] = queue.take()
     assert request.trigger is Trigger.DATA_EXPORT and request.member_id == member_id and request.service
-    assert (
-        request.details["link"] == f"memory://exports/{member_id}/member-page-{int(clock.now.timestamp()) // 900}.json"
-    )
-    assert b"Ada" in next(iter(fakes.exports.files.values()))
+    # The e-mailed link downloads their data for 7 days; a link changed or over downloads nothing
+    download = str(request.details["link"])
+    assert download.startswith(f"{PAGE_URL}/export?")
+    found = page.download(link_query(download))
+    assert found is not None and json.loads(found)["member"]["first_name"] == "Ada"
+    tampered = [(n, "m-other" if n == "m" else v) for n, v in link_query(download)]
+    assert page.download(tampered) is None
+    clock.advance(days=8)
+    assert page.download(link_query(download)) is None
 
 
 def test_a_member_erases_their_data_through_the_shop_once_they_confirm(

@@ -67,7 +67,7 @@ def test_an_export_holds_every_personal_field_and_everything_recorded(
 ) -> None:
     member_id = anna(fakes, ledger, clock)
     link = privacy.export(member_id, "req/1")
-    assert link == "memory://exports/LM-000123/req-1.json"
+    assert link == "exports/LM-000123/req-1.json"  # no download link given: where the merchant finds it
     data = json.loads(fakes.exports.files[member_id, "req-1"])
     assert (data["member"]["email"], data["member"]["phone"], data["member"]["birthdate"]) == (
         EMAIL,
@@ -146,7 +146,7 @@ def test_a_crm_user_gets_a_download_link_and_erases_the_member_through_flow_call
     # When a Flow asks for the member's data
     exported = send(inbound, "flow_member_export.json", clock)
     # Then the answer links to it
-    assert exported["downloadUrl"] == "memory://exports/LM-000123/salesforce-0Fo5g00000aZ9wT-export-9a07.json"
+    assert exported["downloadUrl"] == "exports/LM-000123/salesforce-0Fo5g00000aZ9wT-export-9a07.json"
     assert exported["duplicate"] is False and exported["expiresInDays"] == 7
     # When a Flow asks to erase the member (found by e-mail alone), and Flow sends it again
     by_email = {"id": "0035g00000LbW9eAAF", "email": EMAIL}

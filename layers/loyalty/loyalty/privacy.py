@@ -53,11 +53,15 @@ class Privacy:
     exports: MemberExports
     dead_letters: DeadLetters
     clock: Callable[[], datetime] = now
+    download_link: Callable[[str, str], str] | None = None  # (member, export name) -> a link, valid as the file
 
     def export(self, member_id: str, request_id: str) -> str:
-        """The member's data as JSON (``member_data``), kept for download under the request's name; the link."""
+        """The member's data as JSON (``member_data``), kept for download under the request's name; its download
+        link (without one, where the file is kept: ``exports/<member id>/<name>.json``)."""
         body = json.dumps(self.member_data(member_id), ensure_ascii=False, indent=1, default=str)
-        return self.exports.put(member_id, _file_name(request_id), body.encode())
+        name = _file_name(request_id)
+        self.exports.put(member_id, name, body.encode())
+        return self.download_link(member_id, name) if self.download_link else f"exports/{member_id}/{name}.json"
 
     def member_data(self, member_id: str) -> dict[str, Any]:
         """Every personal field the programme keeps of the member and everything it recorded about them: the

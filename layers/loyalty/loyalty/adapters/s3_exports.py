@@ -1,4 +1,5 @@
-"""Members' data exports in S3 (exports/<member id>/<name>.json), downloaded through a signed link."""
+"""Members' data exports in S3 (exports/<member id>/<name>.json; the bucket's lifecycle removes them after a
+week), downloaded through the member page's signed link (loyalty.rewards.page_links.export_link)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 
 import boto3
 
-from loyalty.ports.privacy import EXPORT_LINK_DAYS
-
 PREFIX = "exports/"
+
+
+def _key(member_id: str, name: str) -> str:
+    return f"{PREFIX}{member_id}/{name}.json"
 
 
 @dataclass
@@ -17,20 +20,15 @@ class S3MemberExports:
     bucket: str
     client: Any = field(default_factory=lambda: boto3.client("s3"))
 
-    def put(self, member_id: str, name: str, body: bytes) -> str:
-        key = f"{PREFIX}{member_id}/{name}.json"
-        self.client.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=body,
-            ContentType="application/json",
-            ContentDisposition=f'attachment; filename="{name}.json"',
-        )
-        return str(
-            self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=EXPORT_LINK_DAYS * 24 * 3600
-            )
-        )
+    def put(self, member_id: str, name: str, body: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=_key(member_id, name), Body=body, ContentType="application/json")
+
+    def read(self, member_id: str, name: str) -> bytes | None:
+        try:
+            found = self.client.get_object(Bucket=self.bucket, Key=_key(member_id, name))
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return bytes(found["Body"].read())
 
     def delete(self, member_id: str) -> int:
         """Every version of every export of the member (a versioned bucket keeps old ones)."""

@@ -11,9 +11,11 @@ class InMemoryExports:
     def __init__(self) -> None:
         self.files: dict[tuple[str, str], bytes] = {}
 
-    def put(self, member_id: str, name: str, body: bytes) -> str:
+    def put(self, member_id: str, name: str, body: bytes) -> None:
         self.files[member_id, name] = body
-        return f"memory://exports/{member_id}/{name}.json"
+
+    def read(self, member_id: str, name: str) -> bytes | None:
+        return self.files.get((member_id, name))
 
     def delete(self, member_id: str) -> int:
         gone = [key for key in self.files if key[0] == member_id]

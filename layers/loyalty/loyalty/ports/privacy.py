@@ -14,8 +14,12 @@ EXPORT_LINK_DAYS = 7  # a download link's life (S3's longest for a signed link);
 
 
 class MemberExports(Protocol):
-    def put(self, member_id: str, name: str, body: bytes) -> str:
-        """Keep the member's export ``name`` (JSON); a download link, valid for EXPORT_LINK_DAYS days."""
+    def put(self, member_id: str, name: str, body: bytes) -> None:
+        """Keep the member's export ``name`` (JSON) for EXPORT_LINK_DAYS days (then it goes)."""
+        ...
+
+    def read(self, member_id: str, name: str) -> bytes | None:
+        """The export as kept; None if there is none (never made, gone, or erased)."""
         ...
 
     def delete(self, member_id: str) -> int:

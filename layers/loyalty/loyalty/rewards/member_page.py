@@ -54,7 +54,7 @@ from loyalty.ports.directory import Directory
 from loyalty.ports.privacy import EXPORT_LINK_DAYS
 from loyalty.programme.rewards import RewardCatalogue
 from loyalty.rewards.member_api import MemberRewards
-from loyalty.rewards.page_links import Query, app_proxy_signature, page_link, same, signed
+from loyalty.rewards.page_links import Query, app_proxy_signature, export_asked, page_link, same, signed
 
 PAGE_PATH = "/apps/loyalty"
 SHOPIFY_PARAMETERS = ("shop", "logged_in_customer_id", "path_prefix", "timestamp", "signature")
@@ -155,6 +155,7 @@ class MemberPage:
     new_nonce: Callable[[], str] = field(default=lambda: secrets.token_urlsafe(16))
     export_member: Callable[[str, str], str] | None = None  # (member, name) -> a link to their data (privacy)
     erase_member: Callable[[str], Any] | None = None  # their personal data erased, amounts kept (privacy)
+    read_export: Callable[[str, str], bytes | None] | None = None  # (member, name) -> their data export, if kept
 
     @property
     def ledger(self) -> Ledger:
@@ -304,6 +305,17 @@ class MemberPage:
         self.offer_queue.send([request])
         metrics.add_metric(name="MemberPageRedeemLinkSent", unit="Count", value=1)
         return {"kind": "link_sent", "minutes": REDEEM_LINK_MINUTES}
+
+    def download(self, query: Query) -> bytes | None:
+        """``GET /apps/loyalty/export``: the member's data export the signed link names, while the link lasts and
+        the file is kept (None: a link not signed by the programme, over, or for a file that is gone)."""
+        asked = export_asked(self.page_secret(), query, self.ledger.clock())
+        if asked is None or self.read_export is None:
+            return None
+        found = self.read_export(*asked)
+        if found is not None:
+            metrics.add_metric(name="MemberDataDownloaded", unit="Count", value=1)
+        return found
 
     def _send_data(self, visit: Visit) -> dict[str, Any]:
         """The member's data as a file, its link mailed to them: at most one e-mail per member in each 15-minute

@@ -41,6 +41,23 @@ def page_link(base_url: str, secret: str, member_id: str, ends: datetime, nonce:
     return f"{base_url.rstrip('/')}?{urlencode(query)}"
 
 
+def export_link(base_url: str, secret: str, member_id: str, name: str, ends: datetime) -> str:
+    """The download link of a member's data export (``<page>/export``), until ``ends``: whoever has it may download
+    the file (it goes to the member's own e-mail, or to a CRM user), so it lasts no longer than the file."""
+    end = str(int(ends.timestamp()))
+    query = {"m": member_id, "f": name, "e": end, "s": signed(secret, "export", member_id, name, end)}
+    return f"{base_url.rstrip('/')}/export?{urlencode(query)}"
+
+
+def export_asked(secret: str, query: Query, now: datetime) -> tuple[str, str] | None:
+    """The (member, export name) a download link asks for, if it is signed under ``secret`` and not over."""
+    asked = dict(query)
+    member_id, name, end, given = (asked.get(key, "") for key in ("m", "f", "e", "s"))
+    if not (member_id and name and end.isdigit() and same(signed(secret, "export", member_id, name, end), given)):
+        return None
+    return (member_id, name) if int(end) >= now.timestamp() else None
+
+
 def view_link(base_url: str, secret: str, member_id: str, now: datetime) -> str:
     """The link every e-mail carries: the member's page, view only, for 30 days."""
     return page_link(base_url, secret, member_id, now + timedelta(days=VIEW_LINK_DAYS))

@@ -4,9 +4,11 @@ per container, on first use."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from loyalty.clock import now as clock_now
 from loyalty.settings import load_settings
 from loyalty.wiring import secret as _secret
 from loyalty.wiring import webhook_receiver
@@ -88,13 +90,22 @@ def _idempotent(config: IdempotencyConfig, table: str, function: Any, keyword: s
     return once(function)
 
 
-def _privacy(settings: PrivacySettings) -> Privacy:
-    """A person's data on request: exports to the export bucket, erasure reaching the dead-letter queues too."""
+def _privacy(settings: PrivacySettings, page: tuple[str, str] | None = None) -> Privacy:
+    """A person's data on request: exports to the export bucket, erasure reaching the dead-letter queues too;
+    with ``page`` (the member page's URL and its secret's name), exports come with their download link."""
     from loyalty.adapters.dynamodb.offer_records import DynamoDBOfferRecords
     from loyalty.adapters.dynamodb.surveys import DynamoDBNpsAnswers
     from loyalty.adapters.s3_exports import S3MemberExports
     from loyalty.adapters.sqs_dead_letters import SqsDeadLetters
+    from loyalty.ports.privacy import EXPORT_LINK_DAYS
     from loyalty.privacy import Privacy
+    from loyalty.rewards.page_links import export_link
+
+    def download_link(member_id: str, name: str) -> str:
+        assert page is not None
+        url, secret_name = page
+        ends = clock_now() + timedelta(days=EXPORT_LINK_DAYS)  # the programme's clock (the embedded stack's too)
+        return export_link(url, _secret(secret_name, settings), member_id, name, ends)
 
     return Privacy(
         _ledger(settings.table),
@@ -103,6 +114,7 @@ def _privacy(settings: PrivacySettings) -> Privacy:
         DynamoDBNpsAnswers(),
         S3MemberExports(settings.export_bucket),
         SqsDeadLetters(settings.dead_letter_queue_urls),
+        download_link=download_link if page is not None else None,
     )
 
 
@@ -218,8 +230,11 @@ def member_page() -> MemberPage:
         app_secret=app_secret,
         page_url=settings.member_page_url,
         programme_name=settings.programme_name,
-        export_member=(privacy := _privacy(settings)).export,
+        export_member=(
+            privacy := _privacy(settings, (settings.member_page_url, settings.member_page_secret_name))
+        ).export,
         erase_member=privacy.erase,
+        read_export=privacy.exports.read,
     )
 
 
@@ -290,7 +305,7 @@ def crm_inbound() -> tuple[CrmInbound, int]:
         redeem_reward=member_rewards_for(ledger, None).redeem,  # a service agent's redemption (no shop call)
         nps_answers=DynamoDBNpsAnswers(),
     )
-    privacy = _privacy(settings)
+    privacy = _privacy(settings, (settings.member_page_url, settings.member_page_secret_name))
     inbound.erase_member, inbound.export_member = privacy.erase, privacy.export
     notifications = idempotency("notification_id")
     inbound.apply_notification = _idempotent(

@@ -54,6 +54,8 @@ class KpiCloseSettings(TableSettings):
 
 
 class CrmWebhookSettings(PrivacySettings):
+    member_page_url: str = setting("MEMBER_PAGE_URL", text(pattern=r"https?://"))  # member.export's download link
+    member_page_secret_name: str = setting("MEMBER_PAGE_SECRET_NAME", text())
     idempotency_table: str = setting("LOYALTY_IDEMPOTENCY_TABLE", text(min_length=3))
     org_id: str = setting("SALESFORCE_ORG_ID", text(min_length=15, max_length=18))
     callout_secret_name: str = setting("SALESFORCE_CALLOUT_SECRET_NAME", text())
