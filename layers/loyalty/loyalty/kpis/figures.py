@@ -23,7 +23,9 @@ to the hundredth. Definitions:
   d +/- 1.96 * sqrt(p1 (1 - p1) / n1 + p0 (1 - p0) / n0) (Wald, unpooled); for revenue per member
   d +/- 1.96 * sqrt(s1^2 / n1 + s0^2 / n0) (Welch, normal approximation; s^2 the sample variance of each member's
   revenue). An interval that contains 0 shows no effect measured. Offers count in the month they were decided;
-  a range sums its months;
+  a range sums its months. Offers sent and measured, upgrades, downgrades and segment moves are the programme's
+  figures (a tier's or segment's arms would be too small for an interval worth reading; the members each tier
+  and segment gains and loses are its members' change);
 * ROI: the offers' incremental revenue (revenue per member lift times the offered members) over the cost of the
   points redeemed in the range (redeemed less returned, at a point's value), less one;
 * by tier and by segment: each member in their earned tier (a CRM user's override aside) and their segment. What
