@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from loyalty.crm.fields import contact_fields
 from loyalty.crm.inbound import CrmInbound
 from loyalty.errors import MalformedPayloadError, MemberBlockedError, RedemptionRefusedError
 from loyalty.fakes import Fakes
@@ -61,10 +62,13 @@ def test_a_blocked_member_earns_and_spends_nothing_until_the_block_is_lifted(
         ledger.bonus(member_id, "birthday", "2026")
     shown = member_view(ledger, member_id)
     assert shown["blocked"]["reason"].startswith("Unusual refunds (salesforce-user:")
+    status = contact_fields(ledger.summary(member_id), ledger.rules)["Loyalty_Status__c"]
+    assert status.startswith("Blocked (under review): Unusual refunds")  # what a CRM user sees on the Contact
     # When the block is lifted, the next order earns
     send(inbound, clock, type="member.unblock", requestId="unblock-1")
     assert ledger.accrue(member_id, simple_order("o2", clock.now)).entry.pending > 0
     assert member_view(ledger, member_id)["blocked"] is None
+    assert contact_fields(ledger.summary(member_id), ledger.rules)["Loyalty_Status__c"] == "Active"
     assert ledger.redeem(member_id, 10, "r2", "voucher").entry.points == -10
     assert ledger.check_invariants(member_id) == []
 
@@ -104,6 +108,8 @@ def test_a_member_who_leaves_spends_during_the_notice_then_forfeits_and_is_erase
     assert later.pending == 0 and f"leaves the programme on {leaving_on}" in later.reason
     assert ledger.redeem(member_id, 40, "r1", "voucher").entry.points == -40
     assert member_view(ledger, member_id)["leavingOn"] == leaving_on.isoformat()
+    shown_on_contact = contact_fields(ledger.summary(member_id), ledger.rules)["Loyalty_Status__c"]
+    assert shown_on_contact == f"Leaving the programme on {leaving_on.isoformat()}"
     # When their review falls due on the day they leave (the first order's points released by then)
     ledger.release("shopify:demo", "o1")
     assert ledger.summary(member_id).available == 60 + earned

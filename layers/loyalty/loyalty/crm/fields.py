@@ -44,6 +44,7 @@ TIER_OVERRIDE_UNTIL = "Loyalty_Tier_Override_Until__c"  # a CRM user's tier over
 TIER_OVERRIDE_REASON = "Loyalty_Tier_Override_Reason__c"
 SEGMENT = "Loyalty_Segment__c"
 SEGMENT_REASON = "Loyalty_Segment_Reason__c"
+STATUS = "Loyalty_Status__c"  # text: active, blocked (and why) or leaving the programme (and when)
 EXPIRING_POINTS = "Loyalty_Expiring_Points__c"
 POINTS_EXPIRE_ON = "Loyalty_Points_Expire_On__c"
 LAST_ACTIVITY = "Loyalty_Last_Activity__c"
@@ -77,6 +78,7 @@ LOYALTY_FIELDS: dict[str, FieldType] = {
     TIER_OVERRIDE_REASON: FieldType.TEXT,
     SEGMENT: FieldType.PICKLIST,
     SEGMENT_REASON: FieldType.TEXT,
+    STATUS: FieldType.TEXT,
     EXPIRING_POINTS: FieldType.NUMBER,
     POINTS_EXPIRE_ON: FieldType.DATE,
     LAST_ACTIVITY: FieldType.DATETIME,
@@ -213,6 +215,7 @@ def contact_fields(summary: MemberSummary, rules: ProgramRules) -> dict[str, Any
         EXPIRING_POINTS: summary.next_expiry_points,
         POINTS_EXPIRE_ON: _date(summary.next_expiry_on),
         ENROLLED_ON: summary.enrolled_at.astimezone(UTC).date().isoformat(),
+        STATUS: member_status(summary),
     }
     if summary.segment is not None:
         fields[SEGMENT] = SEGMENTS[summary.segment]
@@ -224,6 +227,15 @@ def contact_fields(summary: MemberSummary, rules: ProgramRules) -> dict[str, Any
         if value is not None:
             fields[field] = (not value) if showing_no else value
     return fields
+
+
+def member_status(summary: MemberSummary) -> str:
+    """The member's status as the Contact shows it (in English, as the org's other loyalty texts)."""
+    if summary.profile.blocked_reason:
+        return f"Blocked (under review): {summary.profile.blocked_reason}"[:255]
+    if summary.profile.leaving_on:
+        return f"Leaving the programme on {summary.profile.leaving_on.isoformat()}"
+    return "Active"
 
 
 def consent_on(contact: Mapping[str, Any]) -> dict[str, bool | None]:
