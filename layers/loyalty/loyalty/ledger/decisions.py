@@ -27,6 +27,7 @@ from typing import Any
 
 from loyalty.errors import (
     InvalidAmountError,
+    MemberBlockedError,
     NotDueError,
     RedemptionRefusedError,
     RefundExceedsOrderError,
@@ -434,7 +435,10 @@ def credit(
     now: datetime,
     actor: str | None = None,
 ) -> LedgerChange:
-    """Points available at once (a bonus, a goodwill credit): a new lot, counted in lifetime points."""
+    """Points available at once (a bonus, a goodwill credit): a new lot, counted in lifetime points. A blocked
+    member gets no bonus (MemberBlockedError); a CRM user's goodwill still reaches them."""
+    if kind is EntryKind.BONUS and member.blocked_reason is not None:
+        raise MemberBlockedError(f"member {member.member_id} is blocked: no bonus while under review")
     return new_lot(
         rules,
         member,

@@ -20,7 +20,6 @@ from loyalty.errors import (
     IdempotencyKeyReusedError,
     InsufficientPointsError,
     InvalidAmountError,
-    MemberBlockedError,
     RedemptionRefusedError,
     UnknownMemberError,
     UnknownOrderError,
@@ -332,9 +331,6 @@ class Ledger:
             raise InvalidAmountError(f"unknown bonus kind {kind!r}; expected one of {', '.join(BONUS_KINDS)}")
         amount = int(getattr(self.rules.bonuses, kind)) if points is None else points
         require_positive(amount)
-        blocked = self._known(self.store.member(member_id), member_id).blocked_reason
-        if blocked is not None:
-            raise MemberBlockedError(f"member {member_id} is blocked: no bonus while under review")
         return self._credit(member_id, amount, f"bonus#{kind}#{source_id}", EntryKind.BONUS, f"{kind} bonus")
 
     def expire(self, member_id: str, lot_source_key: str) -> LedgerResult | None:

@@ -298,11 +298,7 @@ class MemberPage:
             self.page_url, self.page_secret(), visit.member_id,
             now + timedelta(minutes=REDEEM_LINK_MINUTES), self.new_nonce(),
         )  # fmt: skip
-        request = programme_request(
-            self.offer_rules, Trigger.REDEEM_LINK, visit.member_id, f"{window}",
-            self.ledger.rules.local_date(now), now, {"link": link, "minutes": REDEEM_LINK_MINUTES},
-        )  # fmt: skip
-        self.offer_queue.send([request])
+        self._mail(Trigger.REDEEM_LINK, visit, window, {"link": link, "minutes": REDEEM_LINK_MINUTES})
         metrics.add_metric(name="MemberPageRedeemLinkSent", unit="Count", value=1)
         return {"kind": "link_sent", "minutes": REDEEM_LINK_MINUTES}
 
@@ -324,13 +320,17 @@ class MemberPage:
         now = self.ledger.clock()
         window = int(now.timestamp()) // (REDEEM_LINK_MINUTES * 60)
         link = self.export_member(visit.member_id, f"member-page-{window}")
-        request = programme_request(
-            self.offer_rules, Trigger.DATA_EXPORT, visit.member_id, f"{window}",
-            self.ledger.rules.local_date(now), now, {"link": link, "days": EXPORT_LINK_DAYS},
-        )  # fmt: skip
-        self.offer_queue.send([request])
+        self._mail(Trigger.DATA_EXPORT, visit, window, {"link": link, "days": EXPORT_LINK_DAYS})
         metrics.add_metric(name="MemberPageDataSent", unit="Count", value=1)
         return {"kind": "data_sent", "days": EXPORT_LINK_DAYS}
+
+    def _mail(self, trigger: Trigger, visit: Visit, window: int, details: dict[str, str | int]) -> None:
+        """A service e-mail the member asked for on their page, once per member and 15-minute ``window``."""
+        now = self.ledger.clock()
+        request = programme_request(
+            self.offer_rules, trigger, visit.member_id, f"{window}", self.ledger.rules.local_date(now), now, details
+        )
+        self.offer_queue.send([request])
 
     # ------------------------------------------------------------ rendering
 

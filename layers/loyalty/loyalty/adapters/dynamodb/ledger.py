@@ -321,26 +321,14 @@ class DynamoDBLedgerStore:
             MemberItem.qualifying_version.add(1),  # what was decided on the member as read is decided again
             MemberItem.blocked_reason.set(reason) if reason else MemberItem.blocked_reason.remove(),
         ]
-        try:
-            MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
-        except UpdateError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return _update_member(member_id, actions)
 
     def set_leaving(self, member_id: str, on: date) -> bool:
         actions: list[Action] = [
             MemberItem.leaving_on.set(MemberItem.leaving_on | on.isoformat()),  # a first notice stands
             MemberItem.qualifying_version.add(1),
         ]
-        try:
-            MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
-        except UpdateError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return _update_member(member_id, actions)
 
     def park_email(self, member_id: str, email: str | None, reason: str | None) -> None:
         actions: list[Action] = (
@@ -348,7 +336,8 @@ class DynamoDBLedgerStore:
             if email
             else [MemberItem.email_parked.remove(), MemberItem.email_parked_reason.remove()]
         )
-        MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
+        if not _update_member(member_id, actions):
+            raise UnknownMemberError(member_id)
 
     def erase_personal_data(self, member_id: str, at: datetime) -> bool:
         for _ in range(ERASE_TRIES):
@@ -397,6 +386,17 @@ class DynamoDBLedgerStore:
                 if condition_failed(missing):
                     raise UnknownMemberError(member_id) from None
                 raise
+
+
+def _update_member(member_id: str, actions: list[Action]) -> bool:
+    """Change a stored member's item; False if there is no such member."""
+    try:
+        MemberItem(member_pk(member_id), MEMBER_SK).update(actions=actions, condition=MemberItem.pk.exists())
+    except UpdateError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
 
 
 def _order_read_at(version: int) -> Condition:

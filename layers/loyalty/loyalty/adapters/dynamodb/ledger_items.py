@@ -170,13 +170,13 @@ def member_state(item: MemberItem) -> MemberState:
         tier_changed_at=item.tier_changed_at,
         erased_at=item.erased_at,
         email_parked=item.email_parked,
+        email_parked_reason=item.email_parked_reason,
         blocked_reason=item.blocked_reason,
-        joined_via=item.joined_via,
-        leaving_on=_date(item.leaving_on),
-        terms_version=item.terms_version,
         blocked_at=item.blocked_at,
         blocked_by=item.blocked_by,
-        email_parked_reason=item.email_parked_reason,
+        joined_via=item.joined_via,
+        terms_version=item.terms_version,
+        leaving_on=_date(item.leaving_on),
         tier_override=(
             TierOverride(
                 tier=str(override["tier"]),
